@@ -1,0 +1,1 @@
+"""Benchmarks: each measures Borderpost against a named baseline in the same run."""

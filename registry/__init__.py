@@ -1,0 +1,1 @@
+"""Borderpost registry: the post/national service (settings, storage, API, CLI)."""

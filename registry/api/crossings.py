@@ -1,0 +1,210 @@
+"""Crossing endpoints: register (JSON or multipart with a photo), read, correct, refer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
+from registry.audit import audit
+from registry.models import Officer, utcnow
+from registry.node import Node
+from registry.photos import SanitisedPhoto, sanitise_photo
+from registry.problems import Problem
+from registry.schemas import CorrectionRequest, ReferralCreate, RegistrationRequest, decode_as
+from registry.services.crossings import (
+    correct_crossing,
+    crossing_versions,
+    crossing_view,
+    read_crossing,
+)
+from registry.services.referrals import create_referral
+from registry.services.registration import register_crossing
+from registry.services.search import search_crossings
+
+MULTIPART = "multipart/form-data"
+
+
+async def _registration_input(
+    request: Request[Any, Any, Any], node: Node
+) -> tuple[RegistrationRequest, SanitisedPhoto | None]:
+    """Accept JSON, or multipart with a `crossing` JSON part and an optional `photo` file."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        return decode_as(await request.body(), RegistrationRequest), None
+    if not content_type.startswith(MULTIPART):
+        raise Problem(
+            415,
+            "Unsupported media type",
+            field="content-type",
+            detail="send application/json or multipart/form-data",
+        )
+    form = await request.form()
+    raw = form.get("crossing")
+    if not isinstance(raw, str):
+        raise Problem(
+            422,
+            "Missing part",
+            field="crossing",
+            detail="the multipart body needs a `crossing` part holding JSON",
+        )
+    registration = decode_as(raw, RegistrationRequest)
+    upload = form.get("photo")
+    if upload is None or upload == "":
+        return registration, None
+    if not isinstance(upload, UploadFile):
+        raise Problem(422, "Photo must be a file", field="photo")
+    data = await upload.read()
+    settings = node.settings
+    photo = sanitise_photo(
+        data,
+        max_bytes=settings.max_photo_bytes,
+        max_pixels=settings.max_photo_pixels,
+        field="photo",
+    )
+    return registration, photo
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise Problem(422, "Invalid time", field=field, detail="give a time zone offset")
+    return value
+
+
+class CrossingController(Controller):
+    """/api/crossings"""
+
+    path = "/api/crossings"
+    tags = ["crossings"]
+
+    @post(
+        "/",
+        opt={"roles": FRONT_DESK},
+        status_code=HTTP_201_CREATED,
+        summary="Register a crossing",
+        description="JSON body (RegistrationRequest) or multipart/form-data with a `crossing` "
+        "JSON part and an optional `photo` file. Warnings never block; the officer decides.",
+    )
+    async def register(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+        node = node_of(request)
+        registration, photo = await _registration_input(request, node)
+        async with node.db.write_transaction() as session:
+            result = await register_crossing(
+                session, node=node, officer=officer, request=registration, photo=photo
+            )
+        return crossing_view(node, result.crossing, result.traveller, result.document)
+
+    @get("/", opt={"roles": CROSSING_READERS}, summary="Crossings in a time range")
+    async def by_range(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        direction: Literal["entry", "exit"] | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        until = _aware(until, "until") if until else utcnow()
+        since = _aware(since, "since") if since else until - timedelta(days=1)
+        async with node.db.write_transaction() as session:
+            return await search_crossings(
+                session,
+                node=node,
+                officer=officer,
+                since=since,
+                until=until,
+                direction=direction,
+                limit=limit,
+                offset=offset,
+            )
+
+    @get("/{crossing_id:uuid}", opt={"roles": CROSSING_READERS})
+    async def read(
+        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await read_crossing(
+                session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
+            )
+
+    @get("/{crossing_id:uuid}/versions", opt={"roles": CROSSING_READERS})
+    async def versions(
+        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            chain = await crossing_versions(session, crossing_id)
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="read",
+                record_type="crossing",
+                record_id=crossing_id,
+                purpose="versions",
+            )
+        return [crossing_view(node, c) for c in chain]
+
+    @post(
+        "/{crossing_id:uuid}/corrections",
+        opt={"roles": FRONT_DESK},
+        status_code=HTTP_201_CREATED,
+        summary="Correct a crossing by a superseding version",
+    )
+    async def correct(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        crossing_id: uuid.UUID,
+        data: CorrectionRequest,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        changes = {f: getattr(data, f) for f in data.__struct_fields__ if f != "reason"}
+        async with node.db.write_transaction() as session:
+            corrected = await correct_crossing(
+                session,
+                node=node,
+                officer=officer,
+                crossing_id=crossing_id,
+                changes=changes,
+                reason=data.reason,
+            )
+        return crossing_view(node, corrected)
+
+    @post(
+        "/{crossing_id:uuid}/referrals",
+        opt={"roles": FRONT_DESK},
+        status_code=HTTP_201_CREATED,
+        summary="Attach a protection referral",
+    )
+    async def refer(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        crossing_id: uuid.UUID,
+        data: ReferralCreate,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            referral = await create_referral(
+                session,
+                node=node,
+                officer=officer,
+                crossing_id=crossing_id,
+                category=data.category,
+                note=data.note,
+            )
+        return {
+            "referral_id": str(referral.id),
+            "crossing_id": str(crossing_id),
+            "status": "referred to the protection officer",
+        }

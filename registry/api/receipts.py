@@ -1,0 +1,115 @@
+"""Receipt endpoints: the signed QR payload as text, PNG, SVG or a printable HTML slip,
+and offline verification of a scanned payload."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Template
+
+from registry.api.auth import EVERYONE, FRONT_DESK, node_of
+from registry.audit import audit
+from registry.models import Crossing, Officer, TravelDocument, Traveller
+from registry.node import Node
+from registry.problems import Problem
+from registry.receipts import ReceiptInvalid, qr_png, qr_svg, verify_receipt
+from registry.schemas import ReceiptVerifyRequest
+from registry.services.crossings import load_crossing
+
+
+async def _receipt_of(
+    request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID, form: str
+) -> tuple[Node, Crossing]:
+    node = node_of(request)
+    async with node.db.write_transaction() as session:
+        crossing = await load_crossing(session, crossing_id)
+        await audit(
+            session,
+            origin=node.settings.node_code,
+            officer=officer,
+            action="read",
+            record_type="crossing",
+            record_id=crossing.id,
+            purpose=f"receipt_{form}",
+        )
+    return node, crossing
+
+
+def claims_view(claims: Any) -> dict[str, Any]:
+    return {
+        "valid": True,
+        "version": claims.version,
+        "crossing_id": str(claims.crossing_id),
+        "node_code": claims.node_code,
+        "direction": claims.direction,
+        "occurred_at": claims.occurred_at.isoformat(),
+        "document_hash": claims.document_hash.hex(),
+    }
+
+
+class ReceiptController(Controller):
+    """/api/crossings/{id}/receipt*, /api/receipts/verify"""
+
+    path = "/api"
+    tags = ["receipts"]
+
+    @get("/crossings/{crossing_id:uuid}/receipt", opt={"roles": FRONT_DESK})
+    async def payload(
+        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+    ) -> dict[str, Any]:
+        _, crossing = await _receipt_of(request, officer, crossing_id, "payload")
+        return {"crossing_id": str(crossing.id), "payload": crossing.receipt}
+
+    @get("/crossings/{crossing_id:uuid}/receipt.png", opt={"roles": FRONT_DESK})
+    async def png(
+        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+    ) -> Response[bytes]:
+        _, crossing = await _receipt_of(request, officer, crossing_id, "png")
+        return Response(qr_png(crossing.receipt), media_type="image/png")
+
+    @get("/crossings/{crossing_id:uuid}/receipt.svg", opt={"roles": FRONT_DESK})
+    async def svg(
+        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+    ) -> Response[str]:
+        _, crossing = await _receipt_of(request, officer, crossing_id, "svg")
+        return Response(qr_svg(crossing.receipt), media_type="image/svg+xml")
+
+    @get("/crossings/{crossing_id:uuid}/receipt.html", opt={"roles": FRONT_DESK})
+    async def slip(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        crossing_id: uuid.UUID,
+        paper: str = "80mm",
+    ) -> Template:
+        node, crossing = await _receipt_of(request, officer, crossing_id, "html")
+        async with node.db.session() as session:
+            traveller = await session.get(Traveller, crossing.traveller_id)
+            document = await session.get(TravelDocument, crossing.document_id)
+        return Template(
+            template_name="receipt.html",
+            context={
+                "crossing": crossing,
+                "traveller": traveller,
+                "document": document,
+                "node": node.settings,
+                "paper": "a4" if paper == "a4" else "80mm",
+                "local_time": crossing.occurred_at.astimezone(node.settings.zone),
+                "qr_svg": qr_svg(crossing.receipt),
+            },
+        )
+
+    @post("/receipts/verify", opt={"roles": EVERYONE}, status_code=200)
+    async def verify(
+        self, request: Request[Any, Any, Any], data: ReceiptVerifyRequest
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        try:
+            claims = verify_receipt(data.payload, node.trusted_keys)
+        except ReceiptInvalid as exc:
+            raise Problem(
+                422, "Receipt invalid", field="payload", detail=f"{exc.reason}: {exc}"
+            ) from exc
+        return claims_view(claims)

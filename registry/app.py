@@ -1,0 +1,77 @@
+"""The Litestar application factory of a node (post or national, by configuration)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+from registry.api.admin import (
+    AuditController,
+    AuthController,
+    OfficerController,
+    PhotoController,
+    ReferralController,
+    health,
+)
+from registry.api.auth import authorize, current_officer
+from registry.api.crossings import CrossingController
+from registry.api.receipts import ReceiptController
+from registry.api.search import SearchController
+from registry.migrate import ensure_schema_current
+from registry.node import Node
+from registry.problems import EXCEPTION_HANDLERS
+from registry.settings import Settings, load_settings
+
+TEMPLATES = Path(__file__).parent / "templates"
+BODY_OVERHEAD_BYTES = 256 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app; it refuses to start on an unmigrated database."""
+    settings = settings or load_settings()
+    node = Node.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await ensure_schema_current(node.db.engine)
+        try:
+            yield
+        finally:
+            await node.db.dispose()
+
+    return Litestar(
+        debug=settings.extra.get("debug", False) is True,
+        route_handlers=[
+            AuthController,
+            OfficerController,
+            CrossingController,
+            SearchController,
+            ReceiptController,
+            ReferralController,
+            AuditController,
+            PhotoController,
+            health,
+        ],
+        guards=[authorize],
+        dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=State({"node": node}),
+        request_max_body_size=settings.max_photo_bytes + BODY_OVERHEAD_BYTES,
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="Borderpost",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )

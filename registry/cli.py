@@ -1,0 +1,298 @@
+"""The `borderpost` command: serve, migrate, manage officers, check MRZ, verify receipts
+and the audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from registry.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(work())  # type: ignore[arg-type]
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group()
+def main() -> None:
+    """Borderpost: entry-exit registration for land border posts."""
+
+
+@main.command()
+@click.option("--host", default=None, help="bind address (default BORDERPOST_HOST)")
+@click.option("--port", default=None, type=int, help="port (default BORDERPOST_PORT)")
+@click.option("--ssl-certfile", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--ssl-keyfile", default=None, type=click.Path(exists=True, dir_okay=False))
+def serve(
+    host: str | None, port: int | None, ssl_certfile: str | None, ssl_keyfile: str | None
+) -> None:
+    """Serve the node's HTTP API (refuses to start on an unmigrated database)."""
+    import uvicorn
+
+    from registry.app import create_app
+
+    settings = _settings()
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all Alembic migrations."""
+    from registry.db import make_engine
+    from registry.migrate import current_revision, upgrade_database
+
+    settings = _settings()
+
+    async def work() -> str | None:
+        engine = make_engine(settings)
+        try:
+            await upgrade_database(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"database at revision {_run(work)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision and whether it is the latest."""
+    from registry.db import make_engine
+    from registry.migrate import current_revision, head_revision
+
+    settings = _settings()
+
+    async def work() -> str | None:
+        engine = make_engine(settings)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current, head = _run(work), head_revision()
+    click.echo(f"current {current}, head {head}: {'up to date' if current == head else 'behind'}")
+    sys.exit(0 if current == head else 1)
+
+
+@main.command()
+def bootstrap() -> None:
+    """Make sure an admin account exists; print how to log in."""
+    from registry.node import Node
+    from registry.services.officers import BOOTSTRAP_USERNAME, ensure_bootstrap_admin
+
+    settings = _settings()
+    node = Node.build(settings)
+    secret_file = settings.data_dir / "bootstrap-admin.txt"
+
+    async def work() -> str | None:
+        try:
+            async with node.db.write_transaction() as session:
+                return await ensure_bootstrap_admin(session, node=node)
+        finally:
+            await node.db.dispose()
+
+    password = _run(work)
+    if password is not None:
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"username: {BOOTSTRAP_USERNAME}\npassword: {password}\n")
+    click.echo(f"Log in at http://{settings.host}:{settings.port} as '{BOOTSTRAP_USERNAME}'.")
+    if secret_file.exists():
+        click.echo(f"The bootstrap password is in {secret_file} (delete it after first use).")
+
+
+@main.group()
+def officer() -> None:
+    """Officer accounts."""
+
+
+@officer.command("add")
+@click.option("--username", required=True)
+@click.option("--full-name", required=True)
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["officer", "supervisor", "protection", "hq_analyst", "liaison", "admin"]),
+)
+@click.option("--post", "home_post", default=None, help="home post (default: this node)")
+@click.option("--language", default="fr", type=click.Choice(["fr", "ar", "en"]))
+@click.option(
+    "--password",
+    envvar="BORDERPOST_NEW_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="or set BORDERPOST_NEW_PASSWORD",
+)
+def officer_add(
+    username: str, full_name: str, role: str, home_post: str | None, language: str, password: str
+) -> None:
+    """Create an officer account (password hashed with argon2)."""
+    from registry.node import Node
+    from registry.problems import Problem
+    from registry.services.officers import create_officer, officer_view
+
+    node = Node.build(_settings())
+
+    async def work() -> dict[str, Any]:
+        try:
+            async with node.db.write_transaction() as session:
+                created = await create_officer(
+                    session,
+                    node=node,
+                    actor=None,
+                    username=username,
+                    full_name=full_name,
+                    role=role,
+                    password=password,
+                    home_post=home_post,
+                    language=language,
+                )
+                return officer_view(created)
+        finally:
+            await node.db.dispose()
+
+    try:
+        _emit(_run(work))
+    except Problem as exc:
+        raise click.ClickException(f"{exc.invalid_params[0]['name']}: {exc.detail}") from exc
+
+
+@main.group()
+def mrz() -> None:
+    """Machine-readable zones."""
+
+
+@mrz.command("check")
+def mrz_check() -> None:
+    """Read MRZ lines on stdin, print JSON; exit 0 only when every check passes."""
+    from registry.mrz import parse_mrz
+
+    result = parse_mrz(sys.stdin.read())
+    _emit(result.to_dict())
+    sys.exit(0 if result.valid else 1)
+
+
+@main.group()
+def receipt() -> None:
+    """QR receipts."""
+
+
+@receipt.command("verify")
+@click.argument("payload", required=False)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="NODE=PUBKEY",
+    help="trust this node's public key (base64url); repeatable",
+)
+def receipt_verify(payload: str | None, keys: tuple[str, ...]) -> None:
+    """Verify a scanned receipt offline (payload as argument or on stdin)."""
+    from registry.receipts import (
+        ReceiptInvalid,
+        load_or_create_node_key,
+        public_key_from_text,
+        verify_receipt,
+    )
+
+    settings = _settings()
+    trusted = {}
+    if settings.node_key_path.exists():
+        trusted[settings.node_code] = load_or_create_node_key(settings.node_key_path).public_key()
+    for item in keys:
+        code, _, text = item.partition("=")
+        trusted[code] = public_key_from_text(text)
+    text = (payload or sys.stdin.read()).strip()
+    try:
+        claims = verify_receipt(text, trusted)
+    except ReceiptInvalid as exc:
+        _emit({"valid": False, "reason": exc.reason, "message": str(exc)})
+        sys.exit(1)
+    from registry.api.receipts import claims_view
+
+    _emit(claims_view(claims))
+
+
+@main.group()
+def keys() -> None:
+    """This node's Ed25519 key."""
+
+
+@keys.command("show")
+def keys_show() -> None:
+    """Print this node's public key (created on first use, 0600)."""
+    from registry.receipts import load_or_create_node_key, public_key_to_text
+
+    settings = _settings()
+    key = load_or_create_node_key(settings.node_key_path)
+    _emit({"node_code": settings.node_code, "public_key": public_key_to_text(key.public_key())})
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain; name the first broken link."""
+    from registry.audit import verify_chain
+    from registry.db import Database
+
+    database = Database(_settings())
+
+    async def work() -> Any:
+        try:
+            async with database.session() as session:
+                return await verify_chain(session)
+        finally:
+            await database.dispose()
+
+    verdict = _run(work)
+    _emit(
+        {
+            "ok": verdict.ok,
+            "events_checked": verdict.events_checked,
+            "first_broken_seq": verdict.first_broken_seq,
+            "problem": verdict.problem,
+        }
+    )
+    sys.exit(0 if verdict.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""SQLModel tables of a Borderpost node: officers, travellers, documents, crossings, photos,
+protection referrals, the hash-chained audit log and the sync outbox.
+
+Table models skip validation; the API validates with the schemas in ``registry.schemas``.
+Relationships are not declared: services load related rows explicitly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from registry.ids import uuid7
+
+ROLES = ("officer", "supervisor", "protection", "hq_analyst", "liaison", "admin")
+DIRECTIONS = ("entry", "exit")
+MODES = ("foot", "car", "bus", "truck", "motorcycle", "animal", "boat", "other")
+DECISIONS = ("cleared", "referred", "refused")
+REFERRAL_CATEGORIES = (
+    "trafficking_suspected",
+    "unaccompanied_minor",
+    "separated_minor",
+    "other_vulnerability",
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC; always returned timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; store times in UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+def _json(default_factory: Any = dict) -> Any:
+    return Field(default_factory=default_factory, sa_column=Column(JSON, nullable=False))
+
+
+class Officer(SQLModel, table=True):
+    """A person who logs in: border officer, supervisor, protection officer, analyst, admin."""
+
+    __tablename__ = "officer"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    full_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    home_post: str = Field(max_length=32)
+    password_hash: str = Field(max_length=200)
+    language: str = Field(default="fr", max_length=5)
+    active: bool = True
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class AuthToken(SQLModel, table=True):
+    """A bearer/session token; only its sha256 is stored."""
+
+    __tablename__ = "auth_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    officer_id: uuid.UUID = Field(foreign_key="officer.id", index=True)
+    created_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts()
+    revoked: bool = False
+
+
+class Traveller(SQLModel, table=True):
+    """A person as known at one post (national links records, never merges them)."""
+
+    __tablename__ = "traveller"
+    __table_args__ = (Index("ix_traveller_dob_name", "date_of_birth", "name_key"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    surname: str = Field(max_length=120)
+    given_names: str = Field(default="", max_length=200)
+    surname_ar: str | None = Field(default=None, max_length=120)
+    given_names_ar: str | None = Field(default=None, max_length=200)
+    name_key: str = Field(max_length=400, index=True)
+    date_of_birth: date | None = None
+    sex: str = Field(max_length=1)
+    nationality: str = Field(max_length=3)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class TravelDocument(SQLModel, table=True):
+    """A passport, ID card or visa presented at a crossing, with its MRZ check results."""
+
+    __tablename__ = "travel_document"
+    __table_args__ = (
+        UniqueConstraint("origin", "issuing_state", "number_norm", name="uq_document_origin"),
+        Index("ix_document_number", "number_norm", "issuing_state"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    traveller_id: uuid.UUID = Field(foreign_key="traveller.id", index=True)
+    issuing_state: str = Field(max_length=3)
+    document_type: str = Field(max_length=2)
+    number: str = Field(max_length=40)
+    number_norm: str = Field(max_length=40)
+    expiry_date: date | None = None
+    issue_date: date | None = None
+    raw_mrz: str | None = Field(default=None, max_length=200)
+    mrz_checks: dict[str, Any] = _json()
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Photo(SQLModel, table=True):
+    """A portrait stored content-addressed by sha256 (JPEG, EXIF stripped) under data_dir."""
+
+    __tablename__ = "photo"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    origin: str = Field(max_length=32)
+    width: int
+    height: int
+    size_bytes: int
+    face_encoding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    quality_score: int | None = None
+    quality: dict[str, Any] = _json()
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Crossing(SQLModel, table=True):
+    """An immutable entry or exit event; a correction is a new version that supersedes it."""
+
+    __tablename__ = "crossing"
+    __table_args__ = (
+        Index("ix_crossing_occurred", "occurred_at", "direction"),
+        Index("ix_crossing_traveller", "traveller_id", "occurred_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    post: str = Field(max_length=32, index=True)
+    direction: str = Field(max_length=5)
+    occurred_at: datetime = _ts()
+    officer_id: uuid.UUID = Field(foreign_key="officer.id")
+    traveller_id: uuid.UUID = Field(foreign_key="traveller.id")
+    document_id: uuid.UUID = Field(foreign_key="travel_document.id")
+    photo_sha256: str | None = Field(default=None, foreign_key="photo.sha256")
+    mode: str = Field(max_length=12)
+    vehicle_plate: str | None = Field(default=None, max_length=20)
+    purpose: str | None = Field(default=None, max_length=40)
+    destination: str | None = Field(default=None, max_length=120)
+    guardian_crossing_id: uuid.UUID | None = Field(default=None, foreign_key="crossing.id")
+    companions: list[str] = _json(list)
+    decision: str = Field(max_length=10)
+    remarks: str | None = Field(default=None, max_length=2000)
+    checks: list[dict[str, Any]] = _json(list)
+    stay_allowed_until: date | None = None
+    closes_crossing_id: uuid.UUID | None = Field(default=None, foreign_key="crossing.id")
+    overstay_days: int | None = None
+    version: int = 1
+    supersedes: uuid.UUID | None = Field(default=None, foreign_key="crossing.id", index=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+    receipt: str = Field(default="", max_length=255)
+    recorded_at: datetime = _ts(default_factory=utcnow)
+
+
+class ProtectionReferral(SQLModel, table=True):
+    """A confidential protection referral: only protection (and admin, for audit) may read it."""
+
+    __tablename__ = "protection_referral"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    crossing_id: uuid.UUID = Field(foreign_key="crossing.id", index=True)
+    category: str = Field(max_length=30)
+    note: str = Field(max_length=4000)
+    created_by: uuid.UUID = Field(foreign_key="officer.id")
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only, hash-chained record of who read or wrote which record, why and when."""
+
+    __tablename__ = "audit_event"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid7, unique=True)
+    origin: str = Field(max_length=32)
+    at: datetime = _ts(default_factory=utcnow)
+    officer_id: uuid.UUID | None = None
+    action: str = Field(max_length=40)
+    record_type: str = Field(max_length=40)
+    record_id: str = Field(max_length=80)
+    purpose: str = Field(max_length=80)
+    detail: dict[str, Any] = _json()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class OutboxEntry(SQLModel, table=True):
+    """A record waiting to travel to the national node; appended in the writing transaction."""
+
+    __tablename__ = "outbox"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    record_type: str = Field(max_length=40)
+    record_id: str = Field(max_length=80)
+    payload: dict[str, Any] = _json()
+    created_at: datetime = _ts(default_factory=utcnow)

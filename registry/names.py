@@ -1,0 +1,359 @@
+"""Name and document-number normalisation: the ONE matching key used for every name search.
+
+The same function feeds indexed search (``name_key``), fuzzy matching (``name_similarity``) and,
+later, HMAC pseudonyms shared with the partner country, so its output must be deterministic,
+stable across releases and idempotent. Changing any table or rule here changes stored keys and
+shared pseudonyms: treat edits as a data migration.
+
+Pipeline of ``normalise_name``:
+
+1. NFKC (folds Arabic presentation forms and full-width letters).
+2. Arabic script is transliterated word by word: a dictionary of common names gives their usual
+   Latin spelling, other words fall back to a letter-by-letter consonant skeleton.
+3. Casefold, NFKD, drop combining marks (accents), map the few Latin letters NFKD does not
+   decompose (ø, ł, æ, Fula ɓ ɗ ƴ ŋ ɲ ...). Prenasalised ``N'Diaye``/``M'Bodj`` join up.
+   Anything that is not ``a``-``z`` becomes a separator (hyphens, apostrophes, dots, digits...).
+4. Every token is folded to a phonetic *skeleton* (see ``_skeleton``), then looked up in the
+   transliteration-variant table ``_VARIANTS`` that maps clear variants to one spelling.
+5. Particles are resolved across tokens: ``Abd El Kader``/``Abdel Kader`` -> ``abdelkader``;
+   the article ``El``/``Al``/``Ul`` is glued to the next token (``El-Hadj`` -> ``elhadj``);
+   a lone ``O`` (``Mohamed O. Ahmed``) is the abbreviation of ``ould``.
+
+The result is a matching key, not a display form: tokens outside the variant table come out as
+skeletons (``Diallo`` -> ``dialo``, ``Touré`` -> ``ture``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+
+from rapidfuzz import fuzz
+
+__all__ = [
+    "name_key",
+    "name_similarity",
+    "names_match",
+    "normalise_document_number",
+    "normalise_name",
+]
+
+# --------------------------------------------------------------------------------------------
+# Transliteration-variant table (Latin).
+#
+# canonical spelling -> space-separated clear transliteration variants of the SAME name. Only
+# variants of one Arabic/Islamic name written differently across French, English and local
+# conventions are merged. Deliberately kept DISTINCT (different names in use, or too risky to
+# merge):
+#   Mamadou (not Mohamed), Mohamedou, Ahmedou, Aliou/Aliyu (not Ali), Alioune, Aissata/Aissatou
+#   (not Aicha), Mariama (not Mariam), Abdou (not Abdel), Bakary (not Boubacar),
+#   Hassan vs Hussein.
+# Keys and variants are compiled through ``_skeleton`` so only genuinely different skeletons need
+# listing; listing extra spellings is harmless.
+# --------------------------------------------------------------------------------------------
+_VARIANT_TABLE: dict[str, str] = {
+    # particles
+    "ould": "wuld weld",
+    "mint": "bint bent ment",
+    "ben": "bin ibn iben ebn",
+    # names
+    "mohamed": (
+        "mohammed muhammad mohammad muhamed mohamad mouhamed mouhamad muhammed mouhammed "
+        "mohamet mouhamet mhamed mahomed mohamud muhamad"
+    ),
+    "ahmed": "ahmad ahmet ahmat",
+    "oumar": "omar umar omer oumarou",
+    "moussa": "musa mousa mussa moussah",
+    "ousmane": (
+        "othman usman osman osmane ousman othmane outhmane uthman otman otmane usmane osmani"
+    ),
+    "ibrahim": "ibrahima brahim brahima ebrahim ibrahime",
+    "boubacar": "abubakar aboubakar bubakar aboubacar abubakr boubakar aboubakr",
+    "youssouf": "yusuf youssef yousef yousouf yussuf yousuf youcef yossef yusef yusif",
+    "fatima": "fatimata fatma fatouma fatoumata fatimatou fatimetou fatoumatou fatime fatimah",
+    "aicha": "aisha aysha ayesha aichetou aichatou aischa aiesha",
+    "sidi": "sidy seedi",
+    "cheikh": "sheikh shaykh cheick cheik sheik chaikh shaikh chekh",
+    "ali": "aly",
+    "mariam": "maryam mariem meriem meryem maryem",
+    "hassan": "hassane hacen hassen hasan hacene",
+    "hussein": "houssein hussain hocine hossein husein houcine housseine",
+    "mustapha": "moustapha mustafa moustafa mostafa mostapha",
+    "elhadj": "elhadji alhadji alhaji alhadj elhaj elhaji alhaj",
+    "abdallah": (
+        "abdallahi abdellahi abdullah abdoulaye abdalla abdullahi abdellah abdoulahi abdulahi "
+        "abdelallah abdellahy abdallahy"
+    ),
+    "abdelkader": (
+        "abdelkadir abdulkadir abdoulkader abdelqader abdulqadir abdelkadeer abdelkhader "
+        "abdelqadir abdalkader"
+    ),
+    "abdelrahman": (
+        "abderrahmane abderahmane abdourahmane abdurrahman abdulrahman abdelrahmane abderrahman "
+        "abdarrahman abdourahman abdurahman abderahman"
+    ),
+}
+
+# Article forms glued to the following token ("El Hadj" == "El-Hadj" == "Elhadj" == "Al Hadj").
+_ARTICLES = frozenset({"el", "al", "ul"})
+_ABD = "abd"
+_ABDEL = "abdel"
+_OULD_ABBREVIATION = "o"
+_PARTICLES = frozenset({"ould", "mint", "ben"})
+
+# --------------------------------------------------------------------------------------------
+# Arabic script.
+# --------------------------------------------------------------------------------------------
+_ARABIC_WORDS: dict[str, str] = {
+    "محمد": "mohamed",
+    "أحمد": "ahmed",
+    "ولد": "ould",
+    "بنت": "mint",
+    "منت": "mint",
+    "بن": "ben",
+    "ابن": "ben",
+    "عبد": "abd",
+    "الله": "allah",
+    "عبدالله": "abdallah",
+    "عبدالقادر": "abdelkader",
+    "عبدالرحمن": "abdelrahman",
+    "عمر": "oumar",
+    "موسى": "moussa",
+    "عثمان": "ousmane",
+    "إبراهيم": "ibrahim",
+    "يوسف": "youssouf",
+    "فاطمة": "fatima",
+    "عائشة": "aicha",
+    "علي": "ali",
+    "سيدي": "sidi",
+    # The article is dropped here because "Cheikh" is the usual passport spelling of الشيخ.
+    "الشيخ": "cheikh",
+    "شيخ": "cheikh",
+    "مريم": "mariam",
+    "حسن": "hassan",
+    "حسين": "hussein",
+    "مصطفى": "mustapha",
+    "أبوبكر": "boubacar",
+    "بوبكر": "boubacar",
+    "الحاج": "elhadj",
+    "محمود": "mahmoud",
+    "خديجة": "khadija",
+    "إسماعيل": "ismail",
+    "عيسى": "issa",
+    "يحيى": "yahya",
+    "سالم": "salem",
+}
+
+# Consonant-skeleton fallback; short vowels are not written in Arabic so none are invented.
+# fmt: off
+_ARABIC_LETTERS: dict[str, str] = {
+    "ا": "a", "أ": "a", "إ": "i", "آ": "a", "ٱ": "a", "ء": "", "ؤ": "u", "ئ": "i",
+    "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h", "خ": "kh", "د": "d", "ذ": "dh",
+    "ر": "r", "ز": "z", "س": "s", "ش": "ch", "ص": "s", "ض": "d", "ط": "t", "ظ": "z",
+    "ع": "", "غ": "gh", "ف": "f", "ق": "k", "ك": "k", "ل": "l", "م": "m", "ن": "n",
+    "ه": "h", "ة": "a", "و": "u", "ى": "a", "ي": "i",
+    # Persian/Urdu letters sometimes met in documents
+    "پ": "p", "چ": "ch", "ژ": "j", "گ": "g", "ڭ": "g", "ک": "k", "ی": "i", "ۀ": "a", "ھ": "h",
+}
+# fmt: on
+_ARABIC_INITIAL: dict[str, str] = {"و": "w", "ي": "y"}
+
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+_ARABIC_RUN = re.compile("[\u0620-\u065f\u066e-\u06d3\u06d5-\u06ff\u0640\u0670]+")
+_ARABIC_COMPOUND = re.compile("(?<![\u0620-\u064a])(عبد|ابو|أبو)\\s+(?=[\u0620-\u064a])")
+_ARABIC_ALEFS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي"})
+
+# --------------------------------------------------------------------------------------------
+# Latin clean-up.
+# --------------------------------------------------------------------------------------------
+# fmt: off
+_UNDECOMPOSED_LATIN = str.maketrans({
+    "ø": "o", "đ": "d", "ð": "d", "ł": "l", "þ": "th", "æ": "ae", "œ": "oe", "ı": "i",
+    "ŋ": "n", "ɲ": "ny", "ɓ": "b", "ɗ": "d", "ƴ": "y", "ƙ": "k", "ħ": "h", "ŧ": "t",
+    "ɛ": "e", "ɔ": "o", "ʋ": "v",
+})
+# fmt: on
+_PRENASALISED = re.compile(r"\b([mn])['’ʼ‘`´]\s*(?=[a-z])")
+_NOT_LATIN = re.compile(r"[^a-z]+")
+_DOCUMENT_NOISE = re.compile(r"[^A-Z0-9]+")
+
+# Skeleton rules, applied in order and repeated until nothing changes (hence idempotent).
+_SKELETON_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"ph"), "f"),
+    (re.compile(r"sh"), "ch"),
+    (re.compile(r"dj"), "j"),
+    (re.compile(r"ou|oo"), "u"),
+    (re.compile(r"ee"), "i"),
+    (re.compile(r"(?<=.)y(?![aeiou])"), "i"),
+    (re.compile(r"(.)\1+"), r"\1"),
+    (re.compile(r"^abd[aeiu]l"), _ABDEL),
+)
+
+
+def _skeleton(token: str) -> str:
+    """Generic phonetic fold of one lowercase a-z token.
+
+    ph->f, sh->ch, dj->j, ou/oo->u, ee->i, a non-initial y not before a vowel -> i, doubled
+    letters collapsed, and the prefix abd+vowel+l (Abdel/Abdal/Abdul/Abdoul) -> ``abdel``.
+    'kh', 'ch', 'gh' and final 'e' are kept.
+    """
+    previous = None
+    while previous != token:
+        previous = token
+        for pattern, replacement in _SKELETON_RULES:
+            token = pattern.sub(replacement, token)
+    return token
+
+
+def _compile_variants(table: Mapping[str, str]) -> dict[str, str]:
+    compiled: dict[str, str] = {}
+    for canonical, variants in table.items():
+        for variant in (canonical, *variants.split()):
+            key = _skeleton(variant)
+            if compiled.get(key, canonical) != canonical:
+                raise ValueError(f"name variant {variant!r} maps to two canonical names")
+            compiled[key] = canonical
+    return compiled
+
+
+_VARIANTS: dict[str, str] = _compile_variants(_VARIANT_TABLE)
+
+
+def _canonical_token(token: str) -> str:
+    """Skeleton, then the canonical spelling when the skeleton is a known variant."""
+    skeleton = _skeleton(token)
+    return _VARIANTS.get(skeleton, skeleton)
+
+
+def _arabic_word_key(word: str) -> str:
+    return _ARABIC_MARKS.sub("", word).translate(_ARABIC_ALEFS)
+
+
+_ARABIC_DICTIONARY: dict[str, str] = {_arabic_word_key(k): v for k, v in _ARABIC_WORDS.items()}
+
+
+def _transliterate_arabic_letters(word: str) -> str:
+    letters = [_ARABIC_INITIAL.get(word[0], _ARABIC_LETTERS.get(word[0], ""))] if word else []
+    letters.extend(_ARABIC_LETTERS.get(char, "") for char in word[1:])
+    return "".join(letters)
+
+
+def _transliterate_arabic_word(word: str) -> str:
+    """One run of Arabic letters -> Latin words (space separated)."""
+    word = _ARABIC_MARKS.sub("", word)
+    known = _ARABIC_DICTIONARY.get(_arabic_word_key(word))
+    if known is not None:
+        return known
+    key = _arabic_word_key(word)
+    if key.startswith("عبد") and len(key) > 3:
+        return f"abd {_transliterate_arabic_word(word[3:])}"
+    if key.startswith("ال") and len(key) > 2:
+        return f"el {_transliterate_arabic_word(word[2:])}"
+    return _transliterate_arabic_letters(word)
+
+
+def _transliterate_arabic(text: str) -> str:
+    if not _ARABIC_RUN.search(text):
+        return text
+    text = _ARABIC_COMPOUND.sub(r"\1", text)
+    return _ARABIC_RUN.sub(lambda match: f" {_transliterate_arabic_word(match.group())} ", text)
+
+
+def _latin_tokens(text: str) -> list[str]:
+    """Arabic-transliterated text -> lowercase a-z tokens without accents or punctuation."""
+    text = _PRENASALISED.sub(r"\1", text.casefold())
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(char for char in text if not unicodedata.combining(char))
+    text = text.translate(_UNDECOMPOSED_LATIN)
+    return _NOT_LATIN.sub(" ", text).split()
+
+
+def _resolve_particles(tokens: list[str]) -> list[str]:
+    """Glue Abd/Abdel and articles to the following token; expand a lone 'O' to 'ould'."""
+    resolved: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        has_next = index + 1 < len(tokens)
+        if token == _ABD and has_next and tokens[index + 1] in _ARTICLES:
+            token = _ABDEL
+            index += 1
+            has_next = index + 1 < len(tokens)
+        if token in (_ABD, _ABDEL, *_ARTICLES) and has_next:
+            prefix = "el" if token in _ARTICLES else token
+            token = prefix + tokens[index + 1]
+            index += 1
+        elif token == _OULD_ABBREVIATION and len(tokens) > 1:
+            token = "ould"
+        resolved.append(_canonical_token(token))
+        index += 1
+    return resolved
+
+
+def _name_tokens(text: str) -> list[str]:
+    text = _transliterate_arabic(unicodedata.normalize("NFKC", text))
+    tokens = _latin_tokens(text)
+    # Repeat until stable: a merge can produce a new particle ("el l x" -> "el x"), and only a
+    # fixed point makes normalise_name idempotent. Each productive pass removes a token.
+    while True:
+        resolved = _resolve_particles([_skeleton(token) for token in tokens])
+        if resolved == tokens:
+            return resolved
+        tokens = resolved
+
+
+def normalise_name(text: str) -> str:
+    """Return the matching key of a name: Latin a-z tokens separated by single spaces.
+
+    Deterministic and idempotent (``normalise_name(normalise_name(x)) == normalise_name(x)``).
+    Token order is preserved; use ``name_key`` for an order-independent key.
+
+    >>> normalise_name("MOHAMMED O. Ahmad") == normalise_name("Mohamed Ould Ahmed")
+    True
+    """
+    return " ".join(_name_tokens(text))
+
+
+def name_key(surname: str, given_names: str) -> str:
+    """Order-independent search key: the normalised tokens of both parts, sorted.
+
+    Each part is normalised on its own, so swapping surname and given names gives the same key.
+    """
+    return " ".join(sorted(_name_tokens(surname) + _name_tokens(given_names)))
+
+
+def _similarity_form(text: str) -> str:
+    """Sorted tokens without the filiation particles (ould/mint/ben), which carry no identity."""
+    tokens = _name_tokens(text)
+    meaningful = [token for token in tokens if token not in _PARTICLES] or tokens
+    return " ".join(sorted(meaningful))
+
+
+def name_similarity(a: str, b: str) -> float:
+    """Similarity of two full names in 0..100 on their normalised forms.
+
+    Mean of rapidfuzz ``token_sort_ratio`` (penalises missing name parts) and
+    ``token_set_ratio`` (tolerates one name being a subset of the other). Particles
+    ould/mint/ben are ignored. Empty names never match anything (0.0).
+    """
+    left, right = _similarity_form(a), _similarity_form(b)
+    if not left or not right:
+        return 0.0
+    sort_score = fuzz.token_sort_ratio(left, right)
+    set_score = fuzz.token_set_ratio(left, right)
+    return round((sort_score + set_score) / 2, 2)
+
+
+def names_match(a: str, b: str, threshold: float = 85.0) -> bool:
+    """True when ``name_similarity(a, b)`` reaches ``threshold``."""
+    return name_similarity(a, b) >= threshold
+
+
+def normalise_document_number(number: str) -> str:
+    """Uppercase and keep only A-Z and 0-9 (drops spaces, '-', '<', '/', '.', ...).
+
+    The letter O and the digit 0 (and I/1, S/5...) are NOT folded: they are distinct characters
+    in document numbers, and OCR/MRZ confusions must be fixed at capture, not hidden here.
+    """
+    return _DOCUMENT_NOISE.sub("", unicodedata.normalize("NFKC", number).upper())

@@ -1,0 +1,28 @@
+"""The running node: settings, database, signing key and in-memory indexes, built once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from registry.db import Database
+from registry.receipts import load_or_create_node_key
+from registry.settings import Settings
+
+
+@dataclass
+class Node:
+    """Everything a service needs besides the session and the acting officer."""
+
+    settings: Settings
+    db: Database
+    signing_key: Ed25519PrivateKey
+    trusted_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Node:
+        key = load_or_create_node_key(settings.node_key_path)
+        node = cls(settings=settings, db=Database(settings), signing_key=key)
+        node.trusted_keys[settings.node_code] = key.public_key()
+        return node

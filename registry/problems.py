@@ -1,0 +1,102 @@
+"""RFC 9457 problem+json errors: every 4xx names the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """A client error with a status, a title and the fields at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        *,
+        field: str | None = None,
+        detail: str | None = None,
+        invalid_params: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail or title
+        params = list(invalid_params or [])
+        if field is not None:
+            params.insert(0, {"name": field, "reason": self.detail})
+        self.invalid_params = params
+
+
+def problem_response(
+    status: int, title: str, detail: str, invalid_params: list[dict[str, str]] | None = None
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if invalid_params:
+        body["invalid_params"] = invalid_params
+    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def field_from_message(message: str) -> str:
+    """Pull the JSON path out of a msgspec validation message."""
+    path = ""
+    if " - at `$" in message:
+        path = message.rsplit(" - at `$", 1)[-1].rstrip("`").lstrip(".")
+    if "missing required field" in message:
+        missing = message.split("`")[1]
+        path = f"{path}.{missing}" if path else missing
+    if "unknown field" in message.lower():
+        unknown = message.split("`")[1]
+        path = f"{path}.{unknown}" if path else unknown
+    return path
+
+
+def _field_from_key(key: str | None) -> str:
+    if not key:
+        return "body"
+    return key.removeprefix("$.").removeprefix("$")
+
+
+def handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    return problem_response(exc.status, exc.title, exc.detail, exc.invalid_params)
+
+
+def handle_validation(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    params = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            key = item.get("key")
+            message = str(item.get("message", ""))
+            if key in (None, "", "data"):
+                name = field_from_message(message) or "body"
+            else:
+                name = _field_from_key(key)
+            params.append({"name": name, "reason": str(item.get("message", "invalid"))})
+    detail = exc.detail or "the request is invalid"
+    return problem_response(exc.status_code, "Invalid request", detail, params)
+
+
+def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    title = {401: "Not authenticated", 403: "Forbidden", 404: "Not found"}.get(
+        exc.status_code, "Request refused"
+    )
+    return problem_response(exc.status_code, title, exc.detail or title)
+
+
+def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "internal error")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    Problem: handle_problem,
+    ValidationException: handle_validation,
+    HTTPException: handle_http,
+}

@@ -1,0 +1,69 @@
+"""Officer credentials and tokens: argon2 password hashes, bearer/session tokens, roles."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.models import AuthToken, Officer, utcnow
+
+_hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue_token(session: AsyncSession, officer: Officer, ttl_hours: int) -> str:
+    """Create a new random token for the officer; only its digest is stored."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        AuthToken(
+            token_hash=token_digest(token),
+            officer_id=officer.id,
+            expires_at=utcnow() + timedelta(hours=ttl_hours),
+        )
+    )
+    return token
+
+
+async def officer_for_token(session: AsyncSession, token: str) -> Officer | None:
+    """The active officer holding this unexpired, unrevoked token, or None."""
+    query = (
+        select(Officer, AuthToken)
+        .join(AuthToken, AuthToken.officer_id == Officer.id)
+        .where(AuthToken.token_hash == token_digest(token))
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    officer, auth = row
+    if auth.revoked or auth.expires_at <= utcnow() or not officer.active:
+        return None
+    return officer
+
+
+async def revoke_token(session: AsyncSession, token: str) -> None:
+    auth = await session.get(AuthToken, token_digest(token))
+    if auth is not None:
+        auth.revoked = True

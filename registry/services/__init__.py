@@ -1,0 +1,1 @@
+"""Services: plain async functions taking the session and the acting officer explicitly."""

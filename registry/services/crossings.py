@@ -1,0 +1,195 @@
+"""Reading and correcting crossings: views with role-aware detail, superseding versions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.audit import audit
+from registry.models import Crossing, Officer, ProtectionReferral, TravelDocument, Traveller
+from registry.node import Node
+from registry.outbox import enqueue
+from registry.problems import Problem
+from registry.services.registration import sign_crossing_receipt
+
+
+def traveller_view(traveller: Traveller) -> dict[str, Any]:
+    return {
+        "id": str(traveller.id),
+        "origin": traveller.origin,
+        "surname": traveller.surname,
+        "given_names": traveller.given_names,
+        "surname_ar": traveller.surname_ar,
+        "given_names_ar": traveller.given_names_ar,
+        "date_of_birth": traveller.date_of_birth.isoformat() if traveller.date_of_birth else None,
+        "sex": traveller.sex,
+        "nationality": traveller.nationality,
+    }
+
+
+def document_view(document: TravelDocument) -> dict[str, Any]:
+    return {
+        "id": str(document.id),
+        "issuing_state": document.issuing_state,
+        "document_type": document.document_type,
+        "number": document.number,
+        "expiry_date": document.expiry_date.isoformat() if document.expiry_date else None,
+        "issue_date": document.issue_date.isoformat() if document.issue_date else None,
+        "raw_mrz": document.raw_mrz,
+    }
+
+
+def crossing_view(
+    node: Node,
+    crossing: Crossing,
+    traveller: Traveller | None = None,
+    document: TravelDocument | None = None,
+    *,
+    has_referral: bool = False,
+) -> dict[str, Any]:
+    """The JSON shape of a crossing; times in UTC plus the post's local time."""
+    local = crossing.occurred_at.astimezone(node.settings.zone)
+    view: dict[str, Any] = {
+        "id": str(crossing.id),
+        "version": crossing.version,
+        "supersedes": str(crossing.supersedes) if crossing.supersedes else None,
+        "correction_reason": crossing.correction_reason,
+        "post": crossing.post,
+        "direction": crossing.direction,
+        "occurred_at": crossing.occurred_at.isoformat(),
+        "occurred_at_local": local.isoformat(),
+        "officer_id": str(crossing.officer_id),
+        "mode": crossing.mode,
+        "vehicle_plate": crossing.vehicle_plate,
+        "purpose": crossing.purpose,
+        "destination": crossing.destination,
+        "guardian_crossing_id": _str_or_none(crossing.guardian_crossing_id),
+        "companions": crossing.companions,
+        "decision": crossing.decision,
+        "remarks": crossing.remarks,
+        "checks": crossing.checks,
+        "stay_allowed_until": _iso_or_none(crossing.stay_allowed_until),
+        "closes_crossing_id": _str_or_none(crossing.closes_crossing_id),
+        "overstay_days": crossing.overstay_days,
+        "photo_sha256": crossing.photo_sha256,
+        "receipt": crossing.receipt,
+        "has_protection_referral": has_referral,
+        "traveller_id": str(crossing.traveller_id),
+        "document_id": str(crossing.document_id),
+    }
+    if traveller is not None:
+        view["traveller"] = traveller_view(traveller)
+    if document is not None:
+        view["document"] = document_view(document)
+    return view
+
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _iso_or_none(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def has_referral(session: AsyncSession, crossing_id: uuid.UUID) -> bool:
+    query = select(ProtectionReferral.id).where(ProtectionReferral.crossing_id == crossing_id)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def load_crossing(session: AsyncSession, crossing_id: uuid.UUID) -> Crossing:
+    crossing = await session.get(Crossing, crossing_id)
+    if crossing is None:
+        raise Problem(404, "Not found", field="crossing_id", detail="no crossing has this id")
+    return crossing
+
+
+async def read_crossing(
+    session: AsyncSession, *, node: Node, officer: Officer, crossing_id: uuid.UUID, purpose: str
+) -> dict[str, Any]:
+    """One crossing with its traveller and document; the read is audited."""
+    crossing = await load_crossing(session, crossing_id)
+    traveller = await session.get(Traveller, crossing.traveller_id)
+    document = await session.get(TravelDocument, crossing.document_id)
+    referral = await has_referral(session, crossing.id)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="crossing",
+        record_id=crossing.id,
+        purpose=purpose,
+        detail={"traveller": str(crossing.traveller_id)},
+    )
+    return crossing_view(node, crossing, traveller, document, has_referral=referral)
+
+
+async def successor_of(session: AsyncSession, crossing_id: uuid.UUID) -> Crossing | None:
+    query = select(Crossing).where(Crossing.supersedes == crossing_id)
+    return await session.scalar(query)
+
+
+async def correct_crossing(
+    session: AsyncSession,
+    *,
+    node: Node,
+    officer: Officer,
+    crossing_id: uuid.UUID,
+    changes: dict[str, Any],
+    reason: str,
+) -> Crossing:
+    """Write a new version that supersedes the crossing; the original is never touched."""
+    original = await load_crossing(session, crossing_id)
+    if await successor_of(session, original.id) is not None:
+        raise Problem(
+            409,
+            "Already corrected",
+            field="crossing_id",
+            detail="this version has been superseded; correct the latest version",
+        )
+    data = original.model_dump(
+        exclude={"id", "receipt", "recorded_at", "version", "supersedes", "correction_reason"}
+    )
+    data.update({k: v for k, v in changes.items() if v is not None})
+    corrected = Crossing(
+        **data, version=original.version + 1, supersedes=original.id, correction_reason=reason
+    )
+    document = await session.get(TravelDocument, original.document_id)
+    assert document is not None
+    corrected.receipt = sign_crossing_receipt(node, corrected, document)
+    session.add(corrected)
+    await session.flush()
+    enqueue(session, corrected)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="correct",
+        record_type="crossing",
+        record_id=corrected.id,
+        purpose="correction",
+        detail={
+            "supersedes": str(original.id),
+            "reason": reason,
+            "fields": sorted(k for k, v in changes.items() if v is not None),
+        },
+    )
+    return corrected
+
+
+async def crossing_versions(session: AsyncSession, crossing_id: uuid.UUID) -> list[Crossing]:
+    """Every version of a crossing, from the original to the latest."""
+    current = await load_crossing(session, crossing_id)
+    chain = [current]
+    while chain[0].supersedes is not None:
+        older = await session.get(Crossing, chain[0].supersedes)
+        if older is None:
+            break
+        chain.insert(0, older)
+    while (newer := await successor_of(session, chain[-1].id)) is not None:
+        chain.append(newer)
+    return chain

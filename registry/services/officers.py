@@ -1,0 +1,142 @@
+"""Officer accounts: creation (argon2), login and the bootstrap admin of a new node."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.audit import audit
+from registry.models import ROLES, Officer
+from registry.node import Node
+from registry.problems import Problem
+from registry.security import hash_password, issue_token, verify_password
+
+BOOTSTRAP_USERNAME = "admin"
+
+
+def officer_view(officer: Officer) -> dict[str, Any]:
+    return {
+        "id": str(officer.id),
+        "username": officer.username,
+        "full_name": officer.full_name,
+        "role": officer.role,
+        "home_post": officer.home_post,
+        "language": officer.language,
+        "active": officer.active,
+    }
+
+
+async def create_officer(
+    session: AsyncSession,
+    *,
+    node: Node,
+    actor: Officer | None,
+    username: str,
+    full_name: str,
+    role: str,
+    password: str,
+    home_post: str | None = None,
+    language: str = "fr",
+) -> Officer:
+    """Create an officer account; the username must be new."""
+    if role not in ROLES:
+        raise Problem(422, "Unknown role", field="role", detail=f"role must be one of {ROLES}")
+    taken = await session.scalar(select(Officer.id).where(Officer.username == username))
+    if taken is not None:
+        raise Problem(409, "Username taken", field="username", detail="this username exists")
+    try:
+        password_hash = hash_password(password)
+    except ValueError as exc:
+        raise Problem(422, "Weak password", field="password", detail=str(exc)) from exc
+    officer = Officer(
+        username=username,
+        full_name=full_name,
+        role=role,
+        home_post=home_post or node.settings.node_code,
+        password_hash=password_hash,
+        language=language,
+    )
+    session.add(officer)
+    await session.flush()
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=actor,
+        action="create",
+        record_type="officer",
+        record_id=officer.id,
+        purpose="account_management",
+        detail={"username": username, "role": role},
+    )
+    return officer
+
+
+async def list_officers(session: AsyncSession, *, post: str | None) -> list[Officer]:
+    query = select(Officer).order_by(Officer.username)
+    if post is not None:
+        query = query.where(Officer.home_post == post)
+    return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    officer: Officer
+    token: str
+
+
+async def login(session: AsyncSession, *, node: Node, username: str, password: str) -> LoginResult:
+    """Check the password (argon2) and issue a token; failures are audited."""
+    officer = await session.scalar(select(Officer).where(Officer.username == username))
+    if (
+        officer is None
+        or not officer.active
+        or not verify_password(officer.password_hash, password)
+    ):
+        await audit(
+            session,
+            origin=node.settings.node_code,
+            officer=None,
+            action="login_failed",
+            record_type="officer",
+            record_id=username[:64],
+            purpose="authentication",
+        )
+        raise Problem(
+            401, "Login failed", field="password", detail="unknown username or wrong password"
+        )
+    token = await issue_token(session, officer, node.settings.token_ttl_hours)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="login",
+        record_type="officer",
+        record_id=officer.id,
+        purpose="authentication",
+    )
+    return LoginResult(officer, token)
+
+
+async def ensure_bootstrap_admin(session: AsyncSession, *, node: Node) -> str | None:
+    """Create the first admin with a random password when the node has no admin.
+
+    Returns the new password (to show once), or None when an admin already exists.
+    """
+    existing = await session.scalar(select(Officer.id).where(Officer.role == "admin").limit(1))
+    if existing is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    await create_officer(
+        session,
+        node=node,
+        actor=None,
+        username=BOOTSTRAP_USERNAME,
+        full_name="Bootstrap administrator",
+        role="admin",
+        password=password,
+    )
+    return password

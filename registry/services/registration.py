@@ -1,0 +1,509 @@
+"""The registration flow: one request turns document, traveller and photo into a crossing.
+
+Document integrity checks (MRZ check digits, MRZ against typed data, validity dates,
+minors without a guardian) are stored with the crossing as warnings: they never block
+the officer, who records the decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from registry.audit import audit
+from registry.models import Crossing, Officer, Photo, TravelDocument, Traveller, utcnow
+from registry.mrz import MrzResult, parse_mrz
+from registry.names import name_key, names_match, normalise_document_number
+from registry.node import Node
+from registry.outbox import enqueue
+from registry.photos import SanitisedPhoto, write_photo
+from registry.problems import Problem
+from registry.receipts import ReceiptClaims, document_hash, sign_receipt
+from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
+from registry.stays import allowed_stay_until, overstay_days
+
+STRUCTURAL_MRZ_PROBLEMS = {
+    "wrong_line_count",
+    "wrong_line_length",
+    "invalid_characters",
+    "unknown_format",
+}
+ADULT_AGE = 18
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_BACKDATE = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named integrity check result stored with the crossing."""
+
+    code: str
+    field: str
+    message: str
+    severity: str = "warning"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "code": self.code,
+            "field": self.field,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+@dataclass(frozen=True)
+class ResolvedIdentity:
+    """Document and traveller data after merging MRZ and typed input."""
+
+    document: DocumentInput
+    traveller: TravellerInput
+    mrz: MrzResult | None
+    checks: tuple[Check, ...]
+
+
+def current_version_filter() -> Any:
+    """SQL condition: the crossing has not been superseded by a correction."""
+    newer = aliased(Crossing)
+    return ~exists().where(newer.supersedes == Crossing.id)
+
+
+def _parse_mrz_or_refuse(raw: str, today: date) -> MrzResult:
+    result = parse_mrz(raw, today=today)
+    structural = [p for p in result.problems if p.code in STRUCTURAL_MRZ_PROBLEMS]
+    if structural:
+        detail = "; ".join(p.message for p in structural)
+        raise Problem(422, "Unreadable MRZ", field="mrz", detail=detail)
+    return result
+
+
+def _document_from_mrz(mrz: MrzResult) -> DocumentInput:
+    return DocumentInput(
+        issuing_state=mrz.issuing_state,
+        number=mrz.document_number,
+        document_type=(mrz.document_code or "P")[:2].replace("<", "") or "P",
+        expiry_date=mrz.expiry_date,
+    )
+
+
+def _traveller_from_mrz(mrz: MrzResult) -> TravellerInput:
+    return TravellerInput(
+        surname=mrz.surname or "UNKNOWN",
+        given_names=mrz.given_names,
+        nationality=mrz.nationality,
+        date_of_birth=mrz.date_of_birth,
+        sex=mrz.sex if mrz.sex in ("M", "F", "X") else "X",
+    )
+
+
+def _mrz_checks(mrz: MrzResult) -> list[Check]:
+    return [Check(f"mrz_{p.code}", p.field, p.message) for p in mrz.problems]
+
+
+def _compare(field: str, typed: object, read: object) -> Check | None:
+    if typed in (None, "") or read in (None, "") or typed == read:
+        return None
+    return Check("mrz_mismatch", field, f"typed {typed!s} but the MRZ says {read!s}")
+
+
+def _mrz_vs_typed(mrz: MrzResult, doc: DocumentInput, person: TravellerInput) -> list[Check]:
+    pairs = [
+        (
+            "document.number",
+            normalise_document_number(doc.number),
+            normalise_document_number(mrz.document_number),
+        ),
+        ("document.issuing_state", doc.issuing_state, mrz.issuing_state),
+        ("document.expiry_date", doc.expiry_date, mrz.expiry_date),
+        ("traveller.nationality", person.nationality, mrz.nationality),
+        ("traveller.date_of_birth", person.date_of_birth, mrz.date_of_birth),
+        ("traveller.sex", person.sex if person.sex != "X" else None, mrz.sex),
+    ]
+    checks = [c for c in (_compare(*pair) for pair in pairs) if c]
+    typed_name = f"{person.surname} {person.given_names}"
+    read_name = f"{mrz.surname} {mrz.given_names}"
+    if mrz.surname and not names_match(typed_name, read_name):
+        checks.append(
+            Check(
+                "mrz_mismatch",
+                "traveller.surname",
+                f"typed name {typed_name!r} differs from the MRZ {read_name!r}",
+            )
+        )
+    return checks
+
+
+def resolve_identity(request: RegistrationRequest, today: date) -> ResolvedIdentity:
+    """Merge the raw MRZ and typed data; typed data wins, differences become checks."""
+    mrz = _parse_mrz_or_refuse(request.mrz, today) if request.mrz else None
+    if request.document is None and mrz is None:
+        raise Problem(
+            422,
+            "Document missing",
+            field="document",
+            detail="give the document data or the raw MRZ",
+        )
+    if request.traveller is None and mrz is None:
+        raise Problem(
+            422,
+            "Traveller missing",
+            field="traveller",
+            detail="give the traveller data or the raw MRZ",
+        )
+    document = request.document or _document_from_mrz(mrz)  # type: ignore[arg-type]
+    traveller = request.traveller or _traveller_from_mrz(mrz)  # type: ignore[arg-type]
+    checks: list[Check] = []
+    if mrz is not None:
+        checks += [c for c in _mrz_checks(mrz) if c.code != "mrz_document_expired"]
+        checks += _mrz_vs_typed(mrz, document, traveller)
+    checks += _validity_checks(document, today)
+    return ResolvedIdentity(document, traveller, mrz, tuple(checks))
+
+
+def _validity_checks(doc: DocumentInput, today: date) -> list[Check]:
+    checks: list[Check] = []
+    if doc.expiry_date and doc.expiry_date < today:
+        checks.append(
+            Check(
+                "document_expired",
+                "document.expiry_date",
+                f"the document expired on {doc.expiry_date.isoformat()}",
+            )
+        )
+    if doc.issue_date and doc.issue_date > today:
+        checks.append(
+            Check(
+                "document_not_yet_valid",
+                "document.issue_date",
+                f"the document is only valid from {doc.issue_date.isoformat()}",
+            )
+        )
+    if doc.expiry_date and doc.issue_date and doc.expiry_date <= doc.issue_date:
+        checks.append(
+            Check(
+                "document_dates_inconsistent",
+                "document.expiry_date",
+                "the expiry date is not after the issue date",
+            )
+        )
+    return checks
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _occurred_at(request: RegistrationRequest) -> datetime:
+    now = utcnow()
+    if request.occurred_at is None:
+        return now
+    when = request.occurred_at
+    if when.tzinfo is None:
+        raise Problem(422, "Invalid time", field="occurred_at", detail="give a time zone offset")
+    if when > now + MAX_CLOCK_SKEW or when < now - MAX_BACKDATE:
+        raise Problem(
+            422,
+            "Invalid time",
+            field="occurred_at",
+            detail="a crossing may be back-dated by at most 7 days and never future-dated",
+        )
+    return when.astimezone(UTC)
+
+
+async def _find_document(
+    session: AsyncSession, origin: str, issuing_state: str, number_norm: str
+) -> TravelDocument | None:
+    query = select(TravelDocument).where(
+        TravelDocument.origin == origin,
+        TravelDocument.issuing_state == issuing_state,
+        TravelDocument.number_norm == number_norm,
+    )
+    return await session.scalar(query)
+
+
+async def _document_and_traveller(
+    session: AsyncSession, node: Node, identity: ResolvedIdentity
+) -> tuple[TravelDocument, Traveller, bool]:
+    """Reuse the traveller already known by this document, or create both records."""
+    doc_in, person = identity.document, identity.traveller
+    number_norm = normalise_document_number(doc_in.number)
+    origin = node.settings.node_code
+    document = await _find_document(session, origin, doc_in.issuing_state, number_norm)
+    if document is not None:
+        traveller = await session.get(Traveller, document.traveller_id)
+        assert traveller is not None
+        return document, traveller, False
+    traveller = Traveller(
+        origin=origin,
+        surname=person.surname.strip(),
+        given_names=person.given_names.strip(),
+        surname_ar=person.surname_ar,
+        given_names_ar=person.given_names_ar,
+        name_key=name_key(person.surname, person.given_names),
+        date_of_birth=person.date_of_birth,
+        sex=person.sex,
+        nationality=person.nationality,
+    )
+    mrz = identity.mrz
+    document = TravelDocument(
+        origin=origin,
+        traveller_id=traveller.id,
+        issuing_state=doc_in.issuing_state,
+        document_type=doc_in.document_type,
+        number=doc_in.number.strip(),
+        number_norm=number_norm,
+        expiry_date=doc_in.expiry_date,
+        issue_date=doc_in.issue_date,
+        raw_mrz="\n".join(mrz.lines) if mrz else None,
+        mrz_checks=mrz.to_dict() if mrz else {},
+    )
+    session.add(traveller)
+    await session.flush()  # no ORM relationships: flush parents before children (FKs)
+    session.add(document)
+    await session.flush()
+    return document, traveller, True
+
+
+async def traveller_crossings(session: AsyncSession, traveller_id: uuid.UUID) -> list[Crossing]:
+    """Current versions of a traveller's crossings, oldest first."""
+    query = (
+        select(Crossing)
+        .where(Crossing.traveller_id == traveller_id, current_version_filter())
+        .order_by(Crossing.occurred_at)
+    )
+    return list((await session.scalars(query)).all())
+
+
+def past_stays(history: list[Crossing], zone: Any) -> list[tuple[date, date | None]]:
+    """Pair entries with the exits that follow them, as local dates."""
+    stays: list[tuple[date, date | None]] = []
+    open_entry: date | None = None
+    for crossing in history:
+        day = crossing.occurred_at.astimezone(zone).date()
+        if crossing.direction == "entry":
+            if open_entry is not None:
+                stays.append((open_entry, day))
+            open_entry = day
+        elif open_entry is not None:
+            stays.append((open_entry, day))
+            open_entry = None
+    if open_entry is not None:
+        stays.append((open_entry, None))
+    return stays
+
+
+def open_entry_of(history: list[Crossing]) -> Crossing | None:
+    """The latest entry with no exit after it."""
+    latest_entry = None
+    for crossing in history:
+        latest_entry = crossing if crossing.direction == "entry" else None
+    return latest_entry
+
+
+@dataclass(frozen=True)
+class StayOutcome:
+    allowed_until: date | None
+    closes: uuid.UUID | None
+    overstay: int | None
+    checks: tuple[Check, ...]
+
+
+def compute_stay(
+    node: Node, direction: str, nationality: str, history: list[Crossing], when: datetime
+) -> StayOutcome:
+    """Entry: how long the traveller may stay. Exit: which stay it closes, and any overstay."""
+    zone = node.settings.zone
+    day = when.astimezone(zone).date()
+    open_entry = open_entry_of(history)
+    if direction == "entry":
+        checks: list[Check] = []
+        if open_entry is not None:
+            checks.append(
+                Check(
+                    "previous_entry_not_closed",
+                    "direction",
+                    "the traveller's previous entry has no recorded exit",
+                )
+            )
+        rule = node.settings.stay_rules.rule_for(nationality)
+        allowance = allowed_stay_until(day, past_stays(history, zone), rule)
+        if allowance.exhausted:
+            checks.append(
+                Check(
+                    "stay_allowance_used",
+                    "direction",
+                    "the traveller has no days left under the allowed-stay rule",
+                )
+            )
+        return StayOutcome(allowance.allowed_until, None, None, tuple(checks))
+    if open_entry is None:
+        return StayOutcome(
+            None,
+            None,
+            None,
+            (
+                Check(
+                    "exit_without_entry",
+                    "direction",
+                    "no open entry is recorded for this traveller",
+                ),
+            ),
+        )
+    until = open_entry.stay_allowed_until
+    over = overstay_days(until, day) if until else 0
+    checks = (Check("overstay", "direction", f"overstayed by {over} day(s)"),) if over > 0 else ()
+    return StayOutcome(None, open_entry.id, over, checks)
+
+
+async def _guardian_checks(
+    session: AsyncSession, request: RegistrationRequest, person: TravellerInput, today: date
+) -> list[Check]:
+    if request.guardian_crossing_id is not None:
+        guardian = await session.get(Crossing, request.guardian_crossing_id)
+        if guardian is None:
+            raise Problem(
+                422,
+                "Unknown guardian crossing",
+                field="guardian_crossing_id",
+                detail="no crossing has this id",
+            )
+    for index, companion_id in enumerate(request.companions):
+        if await session.get(Crossing, companion_id) is None:
+            raise Problem(
+                422,
+                "Unknown companion crossing",
+                field=f"companions[{index}]",
+                detail="no crossing has this id",
+            )
+    if person.date_of_birth and age_on(person.date_of_birth, today) < ADULT_AGE:
+        if request.guardian_crossing_id is None:
+            return [
+                Check(
+                    "minor_without_guardian",
+                    "guardian_crossing_id",
+                    "the traveller is a minor and no guardian is linked",
+                )
+            ]
+    if person.date_of_birth and person.date_of_birth > today:
+        return [
+            Check(
+                "birth_date_in_future",
+                "traveller.date_of_birth",
+                "the date of birth is in the future",
+            )
+        ]
+    return []
+
+
+async def _store_photo(
+    session: AsyncSession, node: Node, photo: SanitisedPhoto | None
+) -> tuple[Photo | None, bool]:
+    """Write the photo file durably and return its row, and whether the row is new."""
+    if photo is None:
+        return None, False
+    write_photo(node.settings.photo_dir, photo)
+    existing = await session.get(Photo, photo.sha256)
+    if existing is not None:
+        return existing, False
+    record = Photo(
+        sha256=photo.sha256,
+        origin=node.settings.node_code,
+        width=photo.width,
+        height=photo.height,
+        size_bytes=len(photo.jpeg),
+    )
+    session.add(record)
+    await session.flush()
+    return record, True
+
+
+def sign_crossing_receipt(node: Node, crossing: Crossing, document: TravelDocument) -> str:
+    claims = ReceiptClaims(
+        version=1,
+        crossing_id=crossing.id,
+        node_code=node.settings.node_code,
+        direction=crossing.direction,
+        occurred_at=crossing.occurred_at.replace(microsecond=0),
+        document_hash=document_hash(document.issuing_state, document.number_norm),
+    )
+    return sign_receipt(claims, node.signing_key)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the registration flow produced."""
+
+    crossing: Crossing
+    traveller: Traveller
+    document: TravelDocument
+    photo: Photo | None
+
+
+async def register_crossing(
+    session: AsyncSession,
+    *,
+    node: Node,
+    officer: Officer,
+    request: RegistrationRequest,
+    photo: SanitisedPhoto | None = None,
+) -> Registration:
+    """Register one crossing inside the caller's write transaction."""
+    when = _occurred_at(request)
+    today = when.astimezone(node.settings.zone).date()
+    identity = resolve_identity(request, today)
+    checks = list(identity.checks)
+    checks += await _guardian_checks(session, request, identity.traveller, today)
+    document, traveller, new_person = await _document_and_traveller(session, node, identity)
+    history = [] if new_person else await traveller_crossings(session, traveller.id)
+    stay = compute_stay(node, request.direction, traveller.nationality, history, when)
+    checks += stay.checks
+    photo_record, new_photo = await _store_photo(session, node, photo)
+    crossing = Crossing(
+        origin=node.settings.node_code,
+        post=node.settings.node_code,
+        direction=request.direction,
+        occurred_at=when,
+        officer_id=officer.id,
+        traveller_id=traveller.id,
+        document_id=document.id,
+        photo_sha256=photo_record.sha256 if photo_record else None,
+        mode=request.mode,
+        vehicle_plate=request.vehicle_plate,
+        purpose=request.purpose,
+        destination=request.destination,
+        guardian_crossing_id=request.guardian_crossing_id,
+        companions=[str(c) for c in request.companions],
+        decision=request.decision,
+        remarks=request.remarks,
+        checks=[c.as_dict() for c in checks],
+        stay_allowed_until=stay.allowed_until,
+        closes_crossing_id=stay.closes,
+        overstay_days=stay.overstay,
+    )
+    crossing.receipt = sign_crossing_receipt(node, crossing, document)
+    session.add(crossing)
+    await session.flush()
+    new_records = [traveller, document] if new_person else []
+    if new_photo and photo_record is not None:
+        new_records.append(photo_record)
+    enqueue(session, *new_records, crossing)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="create",
+        record_type="crossing",
+        record_id=crossing.id,
+        purpose="registration",
+        detail={
+            "traveller": str(traveller.id),
+            "document": str(document.id),
+            "photo": crossing.photo_sha256,
+        },
+    )
+    return Registration(crossing, traveller, document, photo_record)

@@ -1,0 +1,139 @@
+"""Node settings: one object read from BORDERPOST_* variables and an optional TOML file.
+
+Nothing else in the code base reads the environment for configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from registry.stays import StayRules, default_stay_rules
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+NodeRole = Literal["post", "national"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or unsafe for this node's role."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one Borderpost node (post or national)."""
+
+    role: NodeRole = "post"
+    node_code: str = "MR-GOGUI"
+    country: str = "MRT"
+    partner_country: str = "MLI"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    timezone: str = "Africa/Nouakchott"
+    secret_key: str = DEV_SECRET
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token_ttl_hours: int = 12
+    max_photo_bytes: int = 10 * 1024 * 1024
+    max_photo_pixels: int = 40_000_000
+    offline_warning_days: int = 7
+    stay_rules_json: str = ""
+    face_tolerance: float = 0.6
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'borderpost.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def node_key_path(self) -> Path:
+        return self.data_dir / "keys" / "node_ed25519.pem"
+
+    @property
+    def photo_dir(self) -> Path:
+        return self.data_dir / "photos"
+
+    @property
+    def stay_rules(self) -> StayRules:
+        if not self.stay_rules_json:
+            return default_stay_rules(self.partner_country)
+        return StayRules.from_mapping(json.loads(self.stay_rules_json))
+
+    def validate(self) -> Settings:
+        """Raise SettingsError when the configuration is unusable or unsafe."""
+        if self.role not in ("post", "national"):
+            raise SettingsError(f"BORDERPOST_ROLE must be 'post' or 'national', not {self.role!r}")
+        if not self.node_code or not self.node_code.replace("-", "").isalnum():
+            raise SettingsError("BORDERPOST_NODE_CODE must look like MR-GOGUI")
+        if len(self.country) != 3 or not self.country.isalpha():
+            raise SettingsError("BORDERPOST_COUNTRY must be an ICAO 3-letter code, e.g. MRT")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"BORDERPOST_TIMEZONE {self.timezone!r} is unknown") from exc
+        if self.role == "national":
+            self._refuse_development_secrets()
+        try:
+            self.stay_rules  # noqa: B018 - parse to validate
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise SettingsError(f"BORDERPOST_STAY_RULES_JSON is invalid: {exc}") from exc
+        return self
+
+    def _refuse_development_secrets(self) -> None:
+        if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
+            raise SettingsError(
+                "role=national refuses the development secret: set BORDERPOST_SECRET_KEY "
+                "to at least 32 random characters"
+            )
+        if self.is_sqlite:
+            raise SettingsError("role=national needs PostgreSQL (BORDERPOST_DATABASE_URL)")
+
+
+_CASTS: dict[str, type] = {
+    "data_dir": Path,
+    "port": int,
+    "token_ttl_hours": int,
+    "max_photo_bytes": int,
+    "max_photo_pixels": int,
+    "offline_warning_days": int,
+    "face_tolerance": float,
+}
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from BORDERPOST_CONFIG (TOML file) then BORDERPOST_* variables."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    config_file = env.get("BORDERPOST_CONFIG")
+    if config_file:
+        with open(config_file, "rb") as handle:
+            values.update(tomllib.load(handle))
+    for spec in fields(Settings):
+        key = f"BORDERPOST_{spec.name.upper()}"
+        if key in env:
+            values[spec.name] = env[key]
+    known = {spec.name for spec in fields(Settings)}
+    unknown = set(values) - known
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+    for name, cast in _CASTS.items():
+        if name in values:
+            try:
+                values[name] = cast(values[name])
+            except ValueError as exc:
+                raise SettingsError(f"BORDERPOST_{name.upper()}: {exc}") from exc
+    return replace(Settings(), **values).validate()

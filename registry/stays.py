@@ -1,0 +1,241 @@
+"""Allowed-stay rules ("90 days within any 180") and the stay a traveller may make on entry.
+
+Days are counted Schengen-style: the entry day and the exit day both count as days present, and
+a day is counted once even if the traveller crossed several times on it. A rule is respected on
+day ``d`` when the days present in the rolling window ``[d - window_days + 1, d]`` number at
+most ``max_days``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "DEFAULT_STAY_RULE",
+    "PARTNER_STAY_RULE",
+    "StayAllowance",
+    "StayRule",
+    "StayRules",
+    "allowed_stay_until",
+    "default_stay_rules",
+    "overstay_days",
+]
+
+_NATIONALITY = re.compile(r"[A-Z]{1,3}")
+_RULE_KEYS = frozenset({"max_days", "window_days"})
+_DEFAULT_KEY = "default"
+
+
+@dataclass(frozen=True)
+class StayRule:
+    """At most ``max_days`` days present within any ``window_days`` consecutive days.
+
+    ``1 <= max_days < window_days``, so a single stay can never exceed ``max_days`` days.
+
+    ``max_days=None`` means unlimited (e.g. free movement); ``window_days`` is then ignored.
+    """
+
+    max_days: int | None
+    window_days: int
+
+    def __post_init__(self) -> None:
+        if self.max_days is None:
+            return
+        if _is_not_int(self.max_days) or _is_not_int(self.window_days):
+            raise ValueError("max_days and window_days must be whole numbers")
+        if self.window_days < 1:
+            raise ValueError("window_days must be at least 1")
+        if not 1 <= self.max_days < self.window_days:
+            raise ValueError(
+                f"max_days must be at least 1 and less than window_days ({self.window_days}); "
+                "N days within N days limits nothing: use null for an unlimited stay"
+            )
+
+    @classmethod
+    def unlimited(cls) -> StayRule:
+        return cls(max_days=None, window_days=0)
+
+    @property
+    def is_unlimited(self) -> bool:
+        return self.max_days is None
+
+    def to_mapping(self) -> dict[str, int | None]:
+        return {"max_days": self.max_days, "window_days": self.window_days}
+
+
+def _is_not_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+DEFAULT_STAY_RULE = StayRule(max_days=90, window_days=180)
+# Citizens of the partner country (e.g. Mali at a Mauritanian post) by default; configurable
+# through BORDERPOST_STAY_RULES_JSON / StayRules.from_mapping.
+PARTNER_STAY_RULE = StayRule(max_days=180, window_days=365)
+
+
+def _nationality_code(nationality: str) -> str:
+    """ICAO nationality code: uppercase, MRZ filler '<' and spaces removed ("D<<" -> "D")."""
+    return nationality.replace("<", "").strip().upper()
+
+
+@dataclass(frozen=True)
+class StayRules:
+    """The rule for each nationality (ICAO codes), with a default for everyone else."""
+
+    default: StayRule
+    by_nationality: Mapping[str, StayRule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        normalised: dict[str, StayRule] = {}
+        for code, rule in self.by_nationality.items():
+            key = _nationality_code(code)
+            if not _NATIONALITY.fullmatch(key):
+                raise ValueError(f"{code!r} is not an ICAO nationality code (e.g. MLI)")
+            if key in normalised:
+                raise ValueError(f"nationality {key} is configured twice")
+            normalised[key] = rule
+        object.__setattr__(self, "by_nationality", MappingProxyType(normalised))
+
+    def rule_for(self, nationality: str) -> StayRule:
+        return self.by_nationality.get(_nationality_code(nationality), self.default)
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> StayRules:
+        """Parse ``{"default": {"max_days": 90, "window_days": 180}, "MLI": {...}}``.
+
+        ``"max_days": null`` (``window_days`` then optional) means unlimited. Raises ValueError
+        naming the offending entry on any problem.
+        """
+        if not isinstance(config, Mapping):
+            raise ValueError("stay rules must be a mapping of nationality -> rule")
+        if _DEFAULT_KEY not in config:
+            raise ValueError('stay rules need a "default" rule')
+        default = _rule_from_mapping(_DEFAULT_KEY, config[_DEFAULT_KEY])
+        others = {
+            str(code): _rule_from_mapping(str(code), value)
+            for code, value in config.items()
+            if code != _DEFAULT_KEY
+        }
+        return cls(default=default, by_nationality=others)
+
+    def to_mapping(self) -> dict[str, dict[str, int | None]]:
+        return {
+            _DEFAULT_KEY: self.default.to_mapping(),
+            **{code: rule.to_mapping() for code, rule in self.by_nationality.items()},
+        }
+
+
+def _rule_from_mapping(name: str, value: object) -> StayRule:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"stay rule {name!r} must be a mapping with max_days and window_days")
+    unknown = set(value) - _RULE_KEYS
+    if unknown:
+        raise ValueError(f"stay rule {name!r} has unknown keys: {', '.join(sorted(unknown))}")
+    if "max_days" not in value:
+        raise ValueError(f"stay rule {name!r} needs max_days (null for unlimited)")
+    max_days = value["max_days"]
+    if max_days is None:
+        return StayRule.unlimited()
+    if "window_days" not in value:
+        raise ValueError(f"stay rule {name!r} needs window_days")
+    try:
+        return StayRule(max_days=max_days, window_days=value["window_days"])
+    except ValueError as exc:
+        raise ValueError(f"stay rule {name!r}: {exc}") from None
+
+
+def default_stay_rules(
+    partner_country: str | None, partner_rule: StayRule = PARTNER_STAY_RULE
+) -> StayRules:
+    """90 days within 180 for everyone; ``partner_rule`` (180 within 365) for the partner's
+    citizens. Posts override both with their own configuration (``StayRules.from_mapping``)."""
+    by_nationality = {partner_country: partner_rule} if partner_country else {}
+    return StayRules(default=DEFAULT_STAY_RULE, by_nationality=by_nationality)
+
+
+@dataclass(frozen=True)
+class StayAllowance:
+    """The stay allowed from an entry day.
+
+    ``allowed_until``: last day the traveller may be present; ``None`` when the rule is
+    unlimited. When nothing is left it is the day BEFORE entry, so that
+    ``overstay_days(allowed_until, entry_date) == 1`` (being there on entry day already exceeds).
+    ``days_remaining``: days of presence allowed from the entry day inclusive
+    (``allowed_until - entry_date + 1``; 0 = allowance used up; ``None`` when unlimited). It can
+    exceed ``max_days - already_used`` because old days leave the rolling window during the stay.
+    ``already_used``: days present in the window before the entry day (0 when unlimited).
+    """
+
+    allowed_until: date | None
+    days_remaining: int | None
+    already_used: int
+
+    @property
+    def exhausted(self) -> bool:
+        return self.days_remaining == 0
+
+
+def _presence_days(
+    entry_date: date, past_stays: Sequence[tuple[date, date | None]], since: date
+) -> set[date]:
+    """Days present in ``[since, entry_date - 1]``; an open stay counts until entry_date - 1."""
+    last = entry_date - timedelta(days=1)
+    present: set[date] = set()
+    for arrived, left in past_stays:
+        if left is not None and left < arrived:
+            raise ValueError(f"stay exit {left} is before its entry {arrived}")
+        first_day = max(arrived, since)
+        last_day = min(left if left is not None else last, last)
+        present.update(
+            first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)
+        )
+    return present
+
+
+def allowed_stay_until(
+    entry_date: date, past_stays: Sequence[tuple[date, date | None]], rule: StayRule
+) -> StayAllowance:
+    """How long a traveller entering on ``entry_date`` may stay under ``rule``.
+
+    ``past_stays`` are (entry day, exit day) pairs, both inclusive. An exit of ``None`` (no exit
+    recorded) counts as present up to the day before ``entry_date``; pass the entry day as exit
+    instead to count only that day. Days on or after ``entry_date`` belong to the new stay, so
+    past stays are clipped there (a same-day exit and re-entry counts that day once).
+
+    Returns the longest stay such that on every day ``d`` of it the days present in
+    ``[d - window_days + 1, d]`` are at most ``max_days``. The count of such a window can only
+    grow by one a day (the new day) and lose at most one (the day leaving the window), so the
+    first day it exceeds the limit ends the stay: one pass over at most ``max_days`` days,
+    with the past presence held in a set restricted to one window (O(window)).
+    """
+    if rule.max_days is None:
+        return StayAllowance(allowed_until=None, days_remaining=None, already_used=0)
+    window = rule.window_days
+    present = _presence_days(entry_date, past_stays, entry_date - timedelta(days=window - 1))
+    already_used = len(present)
+    past_in_window = already_used
+    days_allowed = 0
+    while days_allowed < rule.max_days:
+        day = entry_date + timedelta(days=days_allowed)
+        if days_allowed:
+            past_in_window -= (day - timedelta(days=window)) in present
+        if past_in_window + days_allowed + 1 > rule.max_days:
+            break
+        days_allowed += 1
+    return StayAllowance(
+        allowed_until=entry_date + timedelta(days=days_allowed - 1),
+        days_remaining=days_allowed,
+        already_used=already_used,
+    )
+
+
+def overstay_days(allowed_until: date | None, exit_or_today: date) -> int:
+    """Days present after ``allowed_until`` (0 if none, or if the stay is unlimited)."""
+    if allowed_until is None:
+        return 0
+    return max(0, (exit_or_today - allowed_until).days)

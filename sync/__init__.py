@@ -1,0 +1,1 @@
+"""Borderpost sync: outbox, signed batches, node-to-node push/pull, exchange and reconciliation."""

@@ -1,0 +1,88 @@
+"""Real node processes for tests and benchmarks: `borderpost serve` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BORDERPOST = str(Path(sys.executable).parent / "borderpost")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def node_env(data_dir: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERPOST_")}
+    env["BORDERPOST_DATA_DIR"] = str(data_dir)
+    for name, value in settings.items():
+        env[f"BORDERPOST_{name.upper()}"] = value
+    return env
+
+
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [BORDERPOST, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"borderpost {' '.join(args)} failed: {result.stderr}{result.stdout}")
+    return result
+
+
+@dataclass
+class ServerProcess:
+    """A `borderpost serve` subprocess; kill() is a crash (SIGKILL), not a shutdown."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        data_dir = Path(self.env["BORDERPOST_DATA_DIR"])
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(data_dir / f"server-{self.port}.log", "ab")
+        self.process = subprocess.Popen(
+            [BORDERPOST, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError("server did not become healthy")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
