@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.models import AuditEvent, Officer, utcnow
-from registry.outbox import enqueue
+from registry.outbox import enqueue, insert_rows
 
 GENESIS_HASH = "0" * 64
 
@@ -40,7 +40,7 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _chain_head(session: AsyncSession) -> str:
+async def chain_head(session: AsyncSession) -> str:
     query = select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     head = await session.scalar(query)
     return head or GENESIS_HASH
@@ -71,13 +71,12 @@ async def audit(
         record_id=str(record_id),
         purpose=purpose,
         detail=detail or {},
-        prev_hash=await _chain_head(session),
+        prev_hash=await chain_head(session),
         hash="",
     )
     event.hash = event_hash(event)
-    session.add(event)
-    enqueue(session, event)
-    await session.flush()
+    await insert_rows(session, event)
+    await enqueue(session, event)
     return event
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.db import Database
 from registry.receipts import load_or_create_node_key
+from registry.security import TokenCache
 from registry.settings import Settings
 
 
@@ -19,10 +21,15 @@ class Node:
     db: Database
     signing_key: Ed25519PrivateKey
     trusted_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    registrations: Any = None  # RegistrationWriter (group commit), set by build()
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     @classmethod
     def build(cls, settings: Settings) -> Node:
         key = load_or_create_node_key(settings.node_key_path)
         node = cls(settings=settings, db=Database(settings), signing_key=key)
         node.trusted_keys[settings.node_code] = key.public_key()
+        from registry.services.registration_writer import RegistrationWriter
+
+        node.registrations = RegistrationWriter(node)
         return node

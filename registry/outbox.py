@@ -1,28 +1,45 @@
-"""The sync outbox: records that must travel are appended in the writing transaction."""
+"""The sync outbox: records that must travel are appended in the writing transaction.
+
+Rows are written with Core inserts (``insert_rows``) on the hot path: the ORM unit of work
+costs more than the database does for a registration.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from registry.models import OutboxEntry
+from registry.models import OutboxEntry, utcnow
+
+
+def row_of(record: SQLModel) -> dict[str, Any]:
+    """The column values of a table model, as Core expects them."""
+    table = record.__table__  # type: ignore[attr-defined]
+    row = {column.name: getattr(record, column.name) for column in table.columns}
+    for column in table.primary_key.columns:
+        if row.get(column.name) is None:
+            del row[column.name]  # let the database number it (audit/outbox seq)
+    return row
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
 
 def record_payload(record: SQLModel) -> dict[str, Any]:
-    """JSON-safe copy of a table row (binary columns as hex)."""
-    payload: dict[str, Any] = {}
-    for name, value in record.model_dump().items():
-        if isinstance(value, bytes):
-            payload[name] = value.hex()
-        elif hasattr(value, "isoformat"):
-            payload[name] = value.isoformat()
-        elif value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
-            payload[name] = str(value)
-        else:
-            payload[name] = value
-    return payload
+    """JSON-safe copy of a table row (binary as hex, times ISO 8601, ids as text)."""
+    return {name: _json_safe(value) for name, value in row_of(record).items()}
 
 
 def record_id_of(record: SQLModel) -> str:
@@ -33,13 +50,24 @@ def record_id_of(record: SQLModel) -> str:
     raise ValueError(f"{type(record).__name__} has no identifier")
 
 
-def enqueue(session: AsyncSession, *records: SQLModel) -> None:
-    """Append each record to the outbox in the caller's transaction."""
+async def insert_rows(session: AsyncSession, *records: SQLModel) -> None:
+    """Insert new records with Core, in the order given (parents before children)."""
     for record in records:
-        session.add(
-            OutboxEntry(
-                record_type=record.__tablename__,  # type: ignore[attr-defined]
-                record_id=record_id_of(record),
-                payload=record_payload(record),
-            )
-        )
+        await session.execute(insert(type(record)), [row_of(record)])
+
+
+async def enqueue(session: AsyncSession, *records: SQLModel) -> None:
+    """Append each record to the outbox in the caller's transaction (one statement)."""
+    if not records:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "record_type": record.__tablename__,  # type: ignore[attr-defined]
+            "record_id": record_id_of(record),
+            "payload": record_payload(record),
+            "created_at": now,
+        }
+        for record in records
+    ]
+    await session.execute(insert(OutboxEntry), rows)

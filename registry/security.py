@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -47,8 +48,12 @@ async def issue_token(session: AsyncSession, officer: Officer, ttl_hours: int) -
     return token
 
 
-async def officer_for_token(session: AsyncSession, token: str) -> Officer | None:
+async def officer_for_token(
+    session: AsyncSession, token: str, cache: TokenCache | None = None
+) -> Officer | None:
     """The active officer holding this unexpired, unrevoked token, or None."""
+    if cache is not None and (cached := cache.get(token)) is not None:
+        return cached
     query = (
         select(Officer, AuthToken)
         .join(AuthToken, AuthToken.officer_id == Officer.id)
@@ -60,6 +65,8 @@ async def officer_for_token(session: AsyncSession, token: str) -> Officer | None
     officer, auth = row
     if auth.revoked or auth.expires_at <= utcnow() or not officer.active:
         return None
+    if cache is not None:
+        cache.put(token, officer, auth.expires_at)
     return officer
 
 
@@ -67,3 +74,35 @@ async def revoke_token(session: AsyncSession, token: str) -> None:
     auth = await session.get(AuthToken, token_digest(token))
     if auth is not None:
         auth.revoked = True
+
+
+class TokenCache:
+    """Recently authenticated tokens, so that a busy desk does not hit the database for
+    every request. Entries live ``ttl_seconds`` (and never past the token's expiry); a
+    logout in this process evicts at once. A deactivation made by another process takes
+    effect within ``ttl_seconds``."""
+
+    def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Officer]] = {}
+
+    def get(self, token: str) -> Officer | None:
+        key = token_digest(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        valid_until, officer = entry
+        if time.monotonic() >= valid_until:
+            del self._entries[key]
+            return None
+        return officer
+
+    def put(self, token: str, officer: Officer, expires_at: datetime) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        remaining = (expires_at - utcnow()).total_seconds()
+        self._entries[token_digest(token)] = (time.monotonic() + min(self.ttl, remaining), officer)
+
+    def evict(self, token: str) -> None:
+        self._entries.pop(token_digest(token), None)

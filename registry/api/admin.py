@@ -74,6 +74,8 @@ class AuthController(Controller):
         async with node.db.write_transaction() as session:
             if token:
                 await revoke_token(session, token)
+        if token:
+            node.tokens.evict(token)
         cookie = Cookie(
             key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True, samesite="strict"
         )

@@ -49,8 +49,10 @@ async def authorize(
     if token is None:
         raise NotAuthorizedException("log in first: send a bearer token or the session cookie")
     node = node_of(connection)
-    async with node.db.session() as session:
-        officer = await officer_for_token(session, token)
+    officer = node.tokens.get(token)
+    if officer is None:
+        async with node.db.session() as session:
+            officer = await officer_for_token(session, token, node.tokens)
     if officer is None:
         raise NotAuthorizedException("the token is invalid, expired or revoked")
     if officer.home_post != node.settings.node_code:

@@ -25,7 +25,7 @@ from registry.services.crossings import (
     read_crossing,
 )
 from registry.services.referrals import create_referral
-from registry.services.registration import register_crossing
+from registry.services.registration import prepare_registration
 from registry.services.search import search_crossings
 
 MULTIPART = "multipart/form-data"
@@ -94,10 +94,8 @@ class CrossingController(Controller):
     async def register(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
         node = node_of(request)
         registration, photo = await _registration_input(request, node)
-        async with node.db.write_transaction() as session:
-            result = await register_crossing(
-                session, node=node, officer=officer, request=registration, photo=photo
-            )
+        prepared = prepare_registration(node, officer, registration, photo)
+        result = await node.registrations.submit(prepared)
         return crossing_view(node, result.crossing, result.traveller, result.document)
 
     @get("/", opt={"roles": CROSSING_READERS}, summary="Crossings in a time range")

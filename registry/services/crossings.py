@@ -163,7 +163,7 @@ async def correct_crossing(
     corrected.receipt = sign_crossing_receipt(node, corrected, document)
     session.add(corrected)
     await session.flush()
-    enqueue(session, corrected)
+    await enqueue(session, corrected)
     await audit(
         session,
         origin=node.settings.node_code,

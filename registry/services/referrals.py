@@ -54,7 +54,7 @@ async def create_referral(
     )
     session.add(referral)
     await session.flush()
-    enqueue(session, referral)
+    await enqueue(session, referral)
     await audit(
         session,
         origin=node.settings.node_code,

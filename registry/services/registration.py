@@ -16,12 +16,11 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from registry.audit import audit
+from registry.ids import uuid7
 from registry.models import Crossing, Officer, Photo, TravelDocument, Traveller, utcnow
 from registry.mrz import MrzResult, parse_mrz
-from registry.names import name_key, names_match, normalise_document_number
+from registry.names import names_match, normalise_document_number
 from registry.node import Node
-from registry.outbox import enqueue
 from registry.photos import SanitisedPhoto, write_photo
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
@@ -215,60 +214,6 @@ def _occurred_at(request: RegistrationRequest) -> datetime:
     return when.astimezone(UTC)
 
 
-async def _find_document(
-    session: AsyncSession, origin: str, issuing_state: str, number_norm: str
-) -> TravelDocument | None:
-    query = select(TravelDocument).where(
-        TravelDocument.origin == origin,
-        TravelDocument.issuing_state == issuing_state,
-        TravelDocument.number_norm == number_norm,
-    )
-    return await session.scalar(query)
-
-
-async def _document_and_traveller(
-    session: AsyncSession, node: Node, identity: ResolvedIdentity
-) -> tuple[TravelDocument, Traveller, bool]:
-    """Reuse the traveller already known by this document, or create both records."""
-    doc_in, person = identity.document, identity.traveller
-    number_norm = normalise_document_number(doc_in.number)
-    origin = node.settings.node_code
-    document = await _find_document(session, origin, doc_in.issuing_state, number_norm)
-    if document is not None:
-        traveller = await session.get(Traveller, document.traveller_id)
-        assert traveller is not None
-        return document, traveller, False
-    traveller = Traveller(
-        origin=origin,
-        surname=person.surname.strip(),
-        given_names=person.given_names.strip(),
-        surname_ar=person.surname_ar,
-        given_names_ar=person.given_names_ar,
-        name_key=name_key(person.surname, person.given_names),
-        date_of_birth=person.date_of_birth,
-        sex=person.sex,
-        nationality=person.nationality,
-    )
-    mrz = identity.mrz
-    document = TravelDocument(
-        origin=origin,
-        traveller_id=traveller.id,
-        issuing_state=doc_in.issuing_state,
-        document_type=doc_in.document_type,
-        number=doc_in.number.strip(),
-        number_norm=number_norm,
-        expiry_date=doc_in.expiry_date,
-        issue_date=doc_in.issue_date,
-        raw_mrz="\n".join(mrz.lines) if mrz else None,
-        mrz_checks=mrz.to_dict() if mrz else {},
-    )
-    session.add(traveller)
-    await session.flush()  # no ORM relationships: flush parents before children (FKs)
-    session.add(document)
-    await session.flush()
-    return document, traveller, True
-
-
 async def traveller_crossings(session: AsyncSession, traveller_id: uuid.UUID) -> list[Crossing]:
     """Current versions of a traveller's crossings, oldest first."""
     query = (
@@ -360,36 +305,11 @@ def compute_stay(
     return StayOutcome(None, open_entry.id, over, checks)
 
 
-async def _guardian_checks(
-    session: AsyncSession, request: RegistrationRequest, person: TravellerInput, today: date
-) -> list[Check]:
-    if request.guardian_crossing_id is not None:
-        guardian = await session.get(Crossing, request.guardian_crossing_id)
-        if guardian is None:
-            raise Problem(
-                422,
-                "Unknown guardian crossing",
-                field="guardian_crossing_id",
-                detail="no crossing has this id",
-            )
-    for index, companion_id in enumerate(request.companions):
-        if await session.get(Crossing, companion_id) is None:
-            raise Problem(
-                422,
-                "Unknown companion crossing",
-                field=f"companions[{index}]",
-                detail="no crossing has this id",
-            )
-    if person.date_of_birth and age_on(person.date_of_birth, today) < ADULT_AGE:
-        if request.guardian_crossing_id is None:
-            return [
-                Check(
-                    "minor_without_guardian",
-                    "guardian_crossing_id",
-                    "the traveller is a minor and no guardian is linked",
-                )
-            ]
-    if person.date_of_birth and person.date_of_birth > today:
+def minor_checks(request: RegistrationRequest, person: TravellerInput, today: date) -> list[Check]:
+    """A minor needs a linked guardian; a birth date cannot be in the future."""
+    if person.date_of_birth is None:
+        return []
+    if person.date_of_birth > today:
         return [
             Check(
                 "birth_date_in_future",
@@ -397,29 +317,15 @@ async def _guardian_checks(
                 "the date of birth is in the future",
             )
         ]
+    if age_on(person.date_of_birth, today) < ADULT_AGE and request.guardian_crossing_id is None:
+        return [
+            Check(
+                "minor_without_guardian",
+                "guardian_crossing_id",
+                "the traveller is a minor and no guardian is linked",
+            )
+        ]
     return []
-
-
-async def _store_photo(
-    session: AsyncSession, node: Node, photo: SanitisedPhoto | None
-) -> tuple[Photo | None, bool]:
-    """Write the photo file durably and return its row, and whether the row is new."""
-    if photo is None:
-        return None, False
-    write_photo(node.settings.photo_dir, photo)
-    existing = await session.get(Photo, photo.sha256)
-    if existing is not None:
-        return existing, False
-    record = Photo(
-        sha256=photo.sha256,
-        origin=node.settings.node_code,
-        width=photo.width,
-        height=photo.height,
-        size_bytes=len(photo.jpeg),
-    )
-    session.add(record)
-    await session.flush()
-    return record, True
 
 
 def sign_crossing_receipt(node: Node, crossing: Crossing, document: TravelDocument) -> str:
@@ -435,6 +341,55 @@ def sign_crossing_receipt(node: Node, crossing: Crossing, document: TravelDocume
 
 
 @dataclass(frozen=True)
+class PreparedRegistration:
+    """Everything about one registration that needs no database: validated and checked."""
+
+    crossing_id: uuid.UUID
+    officer: Officer
+    request: RegistrationRequest
+    identity: ResolvedIdentity
+    occurred_at: datetime
+    local_day: date
+    number_norm: str
+    checks: tuple[Check, ...]
+    photo: SanitisedPhoto | None
+
+    @property
+    def document_key(self) -> tuple[str, str]:
+        return (self.identity.document.issuing_state, self.number_norm)
+
+    @property
+    def linked_crossings(self) -> list[uuid.UUID]:
+        linked = list(self.request.companions)
+        if self.request.guardian_crossing_id is not None:
+            linked.append(self.request.guardian_crossing_id)
+        return linked
+
+
+def prepare_registration(
+    node: Node, officer: Officer, request: RegistrationRequest, photo: SanitisedPhoto | None
+) -> PreparedRegistration:
+    """Validate and check a registration; raises Problem for input that cannot be registered."""
+    when = _occurred_at(request)
+    today = when.astimezone(node.settings.zone).date()
+    identity = resolve_identity(request, today)
+    number_norm = normalise_document_number(identity.document.number)
+    if not number_norm:
+        raise Problem(
+            422,
+            "Invalid document number",
+            field="document.number",
+            detail="the document number has no letters or digits",
+        )
+    checks = identity.checks + tuple(minor_checks(request, identity.traveller, today))
+    if photo is not None:
+        write_photo(node.settings.photo_dir, photo)  # durable before the commit that names it
+    return PreparedRegistration(
+        uuid7(), officer, request, identity, when, today, number_norm, checks, photo
+    )
+
+
+@dataclass(frozen=True)
 class Registration:
     """What the registration flow produced."""
 
@@ -442,68 +397,3 @@ class Registration:
     traveller: Traveller
     document: TravelDocument
     photo: Photo | None
-
-
-async def register_crossing(
-    session: AsyncSession,
-    *,
-    node: Node,
-    officer: Officer,
-    request: RegistrationRequest,
-    photo: SanitisedPhoto | None = None,
-) -> Registration:
-    """Register one crossing inside the caller's write transaction."""
-    when = _occurred_at(request)
-    today = when.astimezone(node.settings.zone).date()
-    identity = resolve_identity(request, today)
-    checks = list(identity.checks)
-    checks += await _guardian_checks(session, request, identity.traveller, today)
-    document, traveller, new_person = await _document_and_traveller(session, node, identity)
-    history = [] if new_person else await traveller_crossings(session, traveller.id)
-    stay = compute_stay(node, request.direction, traveller.nationality, history, when)
-    checks += stay.checks
-    photo_record, new_photo = await _store_photo(session, node, photo)
-    crossing = Crossing(
-        origin=node.settings.node_code,
-        post=node.settings.node_code,
-        direction=request.direction,
-        occurred_at=when,
-        officer_id=officer.id,
-        traveller_id=traveller.id,
-        document_id=document.id,
-        photo_sha256=photo_record.sha256 if photo_record else None,
-        mode=request.mode,
-        vehicle_plate=request.vehicle_plate,
-        purpose=request.purpose,
-        destination=request.destination,
-        guardian_crossing_id=request.guardian_crossing_id,
-        companions=[str(c) for c in request.companions],
-        decision=request.decision,
-        remarks=request.remarks,
-        checks=[c.as_dict() for c in checks],
-        stay_allowed_until=stay.allowed_until,
-        closes_crossing_id=stay.closes,
-        overstay_days=stay.overstay,
-    )
-    crossing.receipt = sign_crossing_receipt(node, crossing, document)
-    session.add(crossing)
-    await session.flush()
-    new_records = [traveller, document] if new_person else []
-    if new_photo and photo_record is not None:
-        new_records.append(photo_record)
-    enqueue(session, *new_records, crossing)
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="create",
-        record_type="crossing",
-        record_id=crossing.id,
-        purpose="registration",
-        detail={
-            "traveller": str(traveller.id),
-            "document": str(document.id),
-            "photo": crossing.photo_sha256,
-        },
-    )
-    return Registration(crossing, traveller, document, photo_record)

@@ -1,0 +1,346 @@
+"""Group commit for registrations: concurrent registrations are written in one transaction.
+
+SQLite allows one writer at a time, and with aiosqlite every statement costs a thread hop.
+Instead of one transaction per registration, whoever holds the node write lock drains every
+registration waiting at that moment and writes them together: the reads are prefetched for
+the whole batch, the rows go in with one executemany per table, and one fsync acknowledges
+them all. No request is answered before the commit that holds its crossing, so an
+acknowledged registration is durable. A batch that fails as a whole is retried one
+registration at a time, so one bad registration never takes others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from registry.audit import chain_head, event_hash
+from registry.db import lock_for_write
+from registry.models import (
+    AuditEvent,
+    Crossing,
+    OutboxEntry,
+    Photo,
+    TravelDocument,
+    Traveller,
+    utcnow,
+)
+from registry.names import name_key
+from registry.node import Node
+from registry.outbox import record_id_of, record_payload, row_of
+from registry.problems import Problem
+from registry.services.registration import (
+    PreparedRegistration,
+    Registration,
+    compute_stay,
+    current_version_filter,
+    sign_crossing_receipt,
+)
+
+MAX_BATCH = 64
+
+
+@dataclass
+class _BatchState:
+    """What the batch has read from the database and what it has created so far."""
+
+    documents: dict[tuple[str, str], TravelDocument]
+    travellers: dict[uuid.UUID, Traveller]
+    history: dict[uuid.UUID, list[Crossing]]
+    known_crossings: set[uuid.UUID]
+    known_photos: set[str]
+    audit_head: str
+    new_rows: dict[type[SQLModel], list[SQLModel]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    outbox: list[SQLModel] = field(default_factory=list)
+
+
+async def _prefetch(
+    session: AsyncSession, node: Node, items: list[PreparedRegistration]
+) -> _BatchState:
+    origin = node.settings.node_code
+    keys = list({item.document_key for item in items})
+    documents = (
+        await session.scalars(
+            select(TravelDocument).where(
+                TravelDocument.origin == origin,
+                tuple_(TravelDocument.issuing_state, TravelDocument.number_norm).in_(keys),
+            )
+        )
+    ).all()
+    traveller_ids = {d.traveller_id for d in documents}
+    travellers = (
+        (await session.scalars(select(Traveller).where(Traveller.id.in_(traveller_ids)))).all()
+        if documents
+        else []
+    )
+    crossings = (
+        (
+            await session.scalars(
+                select(Crossing)
+                .where(
+                    Crossing.traveller_id.in_(traveller_ids),
+                    current_version_filter(),
+                )
+                .order_by(Crossing.occurred_at)
+            )
+        ).all()
+        if documents
+        else []
+    )
+    history: dict[uuid.UUID, list[Crossing]] = defaultdict(list)
+    for crossing in crossings:
+        history[crossing.traveller_id].append(crossing)
+    linked = {c for item in items for c in item.linked_crossings}
+    known = (
+        set((await session.scalars(select(Crossing.id).where(Crossing.id.in_(linked)))).all())
+        if linked
+        else set()
+    )
+    shas = {item.photo.sha256 for item in items if item.photo}
+    photos = (
+        set((await session.scalars(select(Photo.sha256).where(Photo.sha256.in_(shas)))).all())
+        if shas
+        else set()
+    )
+    return _BatchState(
+        documents={(d.issuing_state, d.number_norm): d for d in documents},
+        travellers={t.id: t for t in travellers},
+        history=history,
+        known_crossings=known,
+        known_photos=photos,
+        audit_head=await chain_head(session),
+    )
+
+
+def _check_links(item: PreparedRegistration, state: _BatchState) -> None:
+    request = item.request
+    if request.guardian_crossing_id is not None and (
+        request.guardian_crossing_id not in state.known_crossings
+    ):
+        raise Problem(
+            422,
+            "Unknown guardian crossing",
+            field="guardian_crossing_id",
+            detail="no crossing has this id",
+        )
+    for index, companion in enumerate(request.companions):
+        if companion not in state.known_crossings:
+            raise Problem(
+                422,
+                "Unknown companion crossing",
+                field=f"companions[{index}]",
+                detail="no crossing has this id",
+            )
+
+
+def _add(state: _BatchState, record: SQLModel, *, travels: bool = True) -> None:
+    state.new_rows[type(record)].append(record)
+    if travels:
+        state.outbox.append(record)
+
+
+def _document_and_traveller(
+    node: Node, item: PreparedRegistration, state: _BatchState
+) -> tuple[TravelDocument, Traveller]:
+    """Reuse the traveller already known by this document, or create both records."""
+    document = state.documents.get(item.document_key)
+    if document is not None:
+        return document, state.travellers[document.traveller_id]
+    person, doc_in, mrz = item.identity.traveller, item.identity.document, item.identity.mrz
+    origin = node.settings.node_code
+    traveller = Traveller(
+        origin=origin,
+        surname=person.surname.strip(),
+        given_names=person.given_names.strip(),
+        surname_ar=person.surname_ar,
+        given_names_ar=person.given_names_ar,
+        name_key=name_key(person.surname, person.given_names),
+        date_of_birth=person.date_of_birth,
+        sex=person.sex,
+        nationality=person.nationality,
+    )
+    document = TravelDocument(
+        origin=origin,
+        traveller_id=traveller.id,
+        issuing_state=doc_in.issuing_state,
+        document_type=doc_in.document_type,
+        number=doc_in.number.strip(),
+        number_norm=item.number_norm,
+        expiry_date=doc_in.expiry_date,
+        issue_date=doc_in.issue_date,
+        raw_mrz="\n".join(mrz.lines) if mrz else None,
+        mrz_checks=mrz.to_dict() if mrz else {},
+    )
+    _add(state, traveller)
+    _add(state, document)
+    state.documents[item.document_key] = document
+    state.travellers[traveller.id] = traveller
+    return document, traveller
+
+
+def _photo(node: Node, item: PreparedRegistration, state: _BatchState) -> Photo | None:
+    photo = item.photo
+    if photo is None:
+        return None
+    record = Photo(
+        sha256=photo.sha256,
+        origin=node.settings.node_code,
+        width=photo.width,
+        height=photo.height,
+        size_bytes=len(photo.jpeg),
+    )
+    if photo.sha256 not in state.known_photos:
+        state.known_photos.add(photo.sha256)
+        _add(state, record)
+    return record
+
+
+def _audit_event(
+    node: Node, item: PreparedRegistration, crossing: Crossing, state: _BatchState
+) -> None:
+    event = AuditEvent(
+        origin=node.settings.node_code,
+        at=utcnow(),
+        officer_id=item.officer.id,
+        action="create",
+        record_type="crossing",
+        record_id=str(crossing.id),
+        purpose="registration",
+        prev_hash=state.audit_head,
+        hash="",
+        detail={
+            "traveller": str(crossing.traveller_id),
+            "document": str(crossing.document_id),
+            "photo": crossing.photo_sha256,
+        },
+    )
+    event.hash = event_hash(event)
+    state.audit_head = event.hash
+    _add(state, event)
+
+
+def _build(node: Node, item: PreparedRegistration, state: _BatchState) -> Registration:
+    """Turn one prepared registration into rows, against the batch's view of the data."""
+    _check_links(item, state)
+    document, traveller = _document_and_traveller(node, item, state)
+    history = state.history[traveller.id]
+    stay = compute_stay(
+        node, item.request.direction, traveller.nationality, history, item.occurred_at
+    )
+    photo = _photo(node, item, state)
+    request = item.request
+    crossing = Crossing(
+        id=item.crossing_id,
+        origin=node.settings.node_code,
+        post=node.settings.node_code,
+        direction=request.direction,
+        occurred_at=item.occurred_at,
+        officer_id=item.officer.id,
+        traveller_id=traveller.id,
+        document_id=document.id,
+        photo_sha256=photo.sha256 if photo else None,
+        mode=request.mode,
+        vehicle_plate=request.vehicle_plate,
+        purpose=request.purpose,
+        destination=request.destination,
+        guardian_crossing_id=request.guardian_crossing_id,
+        companions=[str(c) for c in request.companions],
+        decision=request.decision,
+        remarks=request.remarks,
+        checks=[c.as_dict() for c in item.checks + stay.checks],
+        stay_allowed_until=stay.allowed_until,
+        closes_crossing_id=stay.closes,
+        overstay_days=stay.overstay,
+    )
+    crossing.receipt = sign_crossing_receipt(node, crossing, document)
+    _add(state, crossing)
+    history.append(crossing)
+    state.known_crossings.add(crossing.id)
+    _audit_event(node, item, crossing, state)
+    return Registration(crossing, traveller, document, photo)
+
+
+INSERT_ORDER: tuple[type[SQLModel], ...] = (Traveller, TravelDocument, Photo, Crossing, AuditEvent)
+
+
+def _outbox_rows(records: Iterable[SQLModel]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "record_type": r.__tablename__,
+            "record_id": record_id_of(r),  # type: ignore[attr-defined]
+            "payload": record_payload(r),
+            "created_at": now,
+        }
+        for r in records
+    ]
+
+
+async def _write(session: AsyncSession, state: _BatchState) -> None:
+    for model in INSERT_ORDER:
+        rows = state.new_rows.get(model)
+        if rows:
+            await session.execute(insert(model.__table__), [row_of(r) for r in rows])  # type: ignore[attr-defined]
+    if state.outbox:
+        await session.execute(insert(OutboxEntry.__table__), _outbox_rows(state.outbox))  # type: ignore[attr-defined]
+
+
+class RegistrationWriter:
+    """Queues prepared registrations and writes them in batches under the node write lock."""
+
+    def __init__(self, node: Node, max_batch: int = MAX_BATCH) -> None:
+        self.node = node
+        self.max_batch = max_batch
+        self._pending: list[tuple[PreparedRegistration, asyncio.Future[Registration]]] = []
+
+    async def submit(self, item: PreparedRegistration) -> Registration:
+        """Register one crossing; returns once it is committed (or raises its Problem)."""
+        future: asyncio.Future[Registration] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        async with self.node.db.write_lock:
+            if not future.done():
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._write_batch(batch)
+        return await future
+
+    async def _write_batch(
+        self, batch: list[tuple[PreparedRegistration, asyncio.Future[Registration]]]
+    ) -> None:
+        try:
+            results = await self._transaction([item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - a batch failure is retried item by item
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for pair in batch:
+                await self._write_batch([pair])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _transaction(self, items: list[PreparedRegistration]) -> list[Registration | Problem]:
+        async with self.node.db.sessions() as session, session.begin():
+            await lock_for_write(session)
+            state = await _prefetch(session, self.node, items)
+            results: list[Registration | Problem] = []
+            for item in items:
+                try:
+                    results.append(_build(self.node, item, state))
+                except Problem as problem:
+                    results.append(problem)
+            await _write(session, state)
+        return results
