@@ -253,5 +253,43 @@ async def post_node(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncItera
         await database.dispose()
 
 
+@dataclass
+class LiveNode:
+    """The app served by a real uvicorn server on 127.0.0.1, in the test's event loop."""
+
+    url: str
+    node: Node
+    tokens: dict[str, str]
+    db: Database
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture
+async def live_post(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncIterator[LiveNode]:
+    import uvicorn
+
+    url = await seeded_backend.backend.fresh_url(tmp_path)
+    settings = base_settings(tmp_path, url)
+    app = create_app(settings)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    database = Database(settings)
+    try:
+        yield LiveNode(f"http://127.0.0.1:{port}", app.state.node, seeded_backend.tokens, database)
+    finally:
+        server.should_exit = True
+        await task
+        await database.dispose()
+
+
 def unique_number() -> str:
     return "P" + uuid.uuid4().hex[:7].upper()

@@ -302,6 +302,8 @@ class RegistrationWriter:
         self.node = node
         self.max_batch = max_batch
         self._pending: list[tuple[PreparedRegistration, asyncio.Future[Registration]]] = []
+        self.batches_written = 0
+        self.largest_batch = 0
 
     async def submit(self, item: PreparedRegistration) -> Registration:
         """Register one crossing; returns once it is committed (or raises its Problem)."""
@@ -326,6 +328,8 @@ class RegistrationWriter:
             for pair in batch:
                 await self._write_batch([pair])
             return
+        self.batches_written += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
         for (_, future), result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
                 future.set_exception(result)
