@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await node.db.dispose()
 
     return Litestar(
-        debug=settings.extra.get("debug", False) is True,
+        debug=settings.debug,
         route_handlers=[
             AuthController,
             OfficerController,

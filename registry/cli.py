@@ -139,8 +139,16 @@ def officer() -> None:
     """Officer accounts."""
 
 
+def _username(_: click.Context, __: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9._-]{3,64}", value):
+        raise click.BadParameter("3-64 characters: lowercase letters, digits, . _ -")
+    return value
+
+
 @officer.command("add")
-@click.option("--username", required=True)
+@click.option("--username", required=True, callback=_username)
 @click.option("--full-name", required=True)
 @click.option(
     "--role",
@@ -189,6 +197,70 @@ def officer_add(
         _emit(_run(work))
     except Problem as exc:
         raise click.ClickException(f"{exc.invalid_params[0]['name']}: {exc.detail}") from exc
+
+
+def _account_change(work: Callable[[Any], Awaitable[Any]]) -> None:
+    """Run an account change in a write transaction and print the officer."""
+    from registry.node import Node
+    from registry.problems import Problem
+    from registry.services.officers import officer_view
+
+    node = Node.build(_settings())
+
+    async def run() -> dict[str, Any]:
+        try:
+            async with node.db.write_transaction() as session:
+                return officer_view(await work((session, node)))
+        finally:
+            await node.db.dispose()
+
+    try:
+        _emit(_run(run))
+    except Problem as exc:
+        raise click.ClickException(f"{exc.invalid_params[0]['name']}: {exc.detail}") from exc
+
+
+@officer.command("passwd")
+@click.argument("username")
+@click.option(
+    "--password",
+    envvar="BORDERPOST_NEW_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="or set BORDERPOST_NEW_PASSWORD",
+)
+def officer_passwd(username: str, password: str) -> None:
+    """Set a new password (revokes the officer's tokens)."""
+    from registry.services.officers import set_password
+
+    _account_change(
+        lambda ctx: set_password(
+            ctx[0], node=ctx[1], actor=None, username=username, password=password
+        )
+    )
+
+
+@officer.command("deactivate")
+@click.argument("username")
+def officer_deactivate(username: str) -> None:
+    """Disable an account at once (revokes its tokens)."""
+    from registry.services.officers import set_active
+
+    _account_change(
+        lambda ctx: set_active(ctx[0], node=ctx[1], actor=None, username=username, active=False)
+    )
+
+
+@officer.command("activate")
+@click.argument("username")
+def officer_activate(username: str) -> None:
+    """Re-enable a deactivated account."""
+    from registry.services.officers import set_active
+
+    _account_change(
+        lambda ctx: set_active(ctx[0], node=ctx[1], actor=None, username=username, active=True)
+    )
 
 
 @main.group()

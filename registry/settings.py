@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,7 +43,7 @@ class Settings:
     offline_warning_days: int = 7
     stay_rules_json: str = ""
     face_tolerance: float = 0.6
-    extra: dict[str, Any] = field(default_factory=dict)
+    debug: bool = False
 
     @property
     def db_url(self) -> str:
@@ -103,7 +103,19 @@ class Settings:
             raise SettingsError("role=national needs PostgreSQL (BORDERPOST_DATABASE_URL)")
 
 
-_CASTS: dict[str, type] = {
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+_CASTS: dict[str, Any] = {
+    "debug": _boolean,
     "data_dir": Path,
     "port": int,
     "token_ttl_hours": int,

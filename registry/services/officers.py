@@ -6,11 +6,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
-from registry.models import ROLES, Officer
+from registry.models import ROLES, AuthToken, Officer
 from registry.node import Node
 from registry.problems import Problem
 from registry.security import hash_password, issue_token, verify_password
@@ -140,3 +140,58 @@ async def ensure_bootstrap_admin(session: AsyncSession, *, node: Node) -> str | 
         password=password,
     )
     return password
+
+
+async def _officer_by_username(session: AsyncSession, username: str) -> Officer:
+    officer = await session.scalar(select(Officer).where(Officer.username == username))
+    if officer is None:
+        raise Problem(404, "Unknown officer", field="username", detail="no such username")
+    return officer
+
+
+async def set_password(
+    session: AsyncSession, *, node: Node, actor: Officer | None, username: str, password: str
+) -> Officer:
+    """Replace an officer's password and revoke every token they hold."""
+    officer = await _officer_by_username(session, username)
+    try:
+        officer.password_hash = hash_password(password)
+    except ValueError as exc:
+        raise Problem(422, "Weak password", field="password", detail=str(exc)) from exc
+    await _revoke_all_tokens(session, officer)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=actor,
+        action="set_password",
+        record_type="officer",
+        record_id=officer.id,
+        purpose="account_management",
+    )
+    return officer
+
+
+async def set_active(
+    session: AsyncSession, *, node: Node, actor: Officer | None, username: str, active: bool
+) -> Officer:
+    """Deactivate (or reactivate) an account; deactivation revokes its tokens."""
+    officer = await _officer_by_username(session, username)
+    officer.active = active
+    if not active:
+        await _revoke_all_tokens(session, officer)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=actor,
+        action="activate" if active else "deactivate",
+        record_type="officer",
+        record_id=officer.id,
+        purpose="account_management",
+    )
+    return officer
+
+
+async def _revoke_all_tokens(session: AsyncSession, officer: Officer) -> None:
+    await session.execute(
+        update(AuthToken).where(AuthToken.officer_id == officer.id).values(revoked=True)
+    )

@@ -170,3 +170,42 @@ def test_bootstrap_creates_one_admin_and_is_idempotent(tmp_path: Path) -> None:
     assert secret.read_text().split("password: ")[1].strip() == password
     key = tmp_path / "var" / "keys" / "node_ed25519.pem"
     assert key.stat().st_mode & 0o077 == 0
+
+
+def test_officer_passwd_and_deactivate(migrated_env: dict[str, str]) -> None:
+    new_password = "a-brand-new-password"
+    cli({**migrated_env, "BORDERPOST_NEW_PASSWORD": new_password}, "officer", "passwd", "awa")
+    bad_name = cli(
+        {**migrated_env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
+        "officer",
+        "add",
+        "--username",
+        "Bad Name",
+        "--full-name",
+        "X",
+        "--role",
+        "officer",
+        check=False,
+    )
+    assert bad_name.returncode != 0 and "username" in bad_name.stderr.lower()
+    server = ServerProcess(migrated_env).start()
+    try:
+        old = httpx.post(
+            f"{server.url}/api/auth/login", json={"username": "awa", "password": PASSWORD}
+        )
+        assert old.status_code == 401
+        new = httpx.post(
+            f"{server.url}/api/auth/login", json={"username": "awa", "password": new_password}
+        )
+        assert new.status_code == 200
+    finally:
+        server.stop()
+    assert json.loads(cli(migrated_env, "officer", "deactivate", "awa").stdout)["active"] is False
+    server = ServerProcess(migrated_env).start()
+    try:
+        refused = httpx.post(
+            f"{server.url}/api/auth/login", json={"username": "awa", "password": new_password}
+        )
+        assert refused.status_code == 401
+    finally:
+        server.stop()
