@@ -1,0 +1,97 @@
+"""Biometric modality plug-ins discovered through Python entry points.
+
+A modality (face, iris, fingerprint...) is a class registered under the entry-point group
+``borderpost.biometrics`` and instantiated without arguments. The contract follows the
+spirit of MOSIP's BioAPI (``checkQuality``, ``extractTemplate``, ``match``/identify):
+
+* samples are raw capture bytes (e.g. an encoded photo), templates are opaque bytes;
+* ``match`` returns a *similarity score* in ``[0, 1]`` - higher means more alike - and the
+  modality's ``match_threshold`` is the score at or above which it declares a match;
+* ``identify`` ranks a gallery by that score, best first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Protocol, runtime_checkable
+
+from biometrics.quality import QualityReport
+
+__all__ = ["ENTRY_POINT_GROUP", "BiometricModality", "load_modalities"]
+
+ENTRY_POINT_GROUP = "borderpost.biometrics"
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class BiometricModality(Protocol):
+    """What every biometric plug-in provides.
+
+    Attributes:
+        name: the plug-in's name, normally its entry-point name (``"face"``).
+        modality: the biometric type in MOSIP/ISO terms (``"FACE"``, ``"IRIS"``, ``"FINGER"``).
+        match_threshold: similarity at or above which two templates are a match.
+    """
+
+    name: str
+    modality: str
+    match_threshold: float
+
+    def quality(self, sample: bytes) -> QualityReport:
+        """Quality of a raw sample: score 0-100, pass flag and reasons. Never raises for bad
+        input; an unusable sample gets score 0 and a reason."""
+        ...
+
+    def extract_template(self, sample: bytes) -> bytes | None:
+        """A template from a raw sample, or None when none can be extracted."""
+        ...
+
+    def match(self, a: bytes, b: bytes) -> float:
+        """1:1 similarity of two templates in ``[0, 1]`` (1 = identical)."""
+        ...
+
+    def identify(
+        self, probe: bytes, gallery: Mapping[str, bytes], k: int
+    ) -> list[tuple[str, float]]:
+        """1:N: the ``k`` most similar gallery entries as ``(id, similarity)``, best first."""
+        ...
+
+
+def _instantiate(entry_point: EntryPoint) -> BiometricModality | None:
+    """Load and build one plug-in; log and return None if anything goes wrong."""
+    try:
+        factory = entry_point.load()
+        instance = factory() if callable(factory) else factory
+    except Exception:  # a broken third-party plug-in must not take the registry down
+        logger.warning("biometric plug-in %r failed to load", entry_point.name, exc_info=True)
+        return None
+    if not isinstance(instance, BiometricModality):
+        logger.warning(
+            "biometric plug-in %r (%s) does not implement BiometricModality; skipped",
+            entry_point.name,
+            entry_point.value,
+        )
+        return None
+    return instance
+
+
+def load_modalities(group: str = ENTRY_POINT_GROUP) -> dict[str, BiometricModality]:
+    """Instantiate every plug-in registered under ``group``, keyed by entry-point name.
+
+    Broken or non-conforming plug-ins are skipped with a warning; when two distributions
+    register the same name, the first one found on ``sys.path`` wins.
+    """
+    modalities: dict[str, BiometricModality] = {}
+    for entry_point in entry_points(group=group):
+        if entry_point.name in modalities:
+            logger.warning(
+                "duplicate biometric plug-in %r (%s) ignored", entry_point.name, entry_point.value
+            )
+            continue
+        instance = _instantiate(entry_point)
+        if instance is not None:
+            modalities[entry_point.name] = instance
+    return modalities
