@@ -101,6 +101,11 @@ class DlibFaceEngine:
         # Heavy imports (dlib models load at import time) are deferred until an engine is built.
         import dlib
         import face_recognition
+        from PIL import ImageFile
+
+        # face_recognition switches Pillow to accept truncated images for the whole process;
+        # decoding untrusted uploads must keep refusing them.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
 
         self.number_of_times_to_upsample = number_of_times_to_upsample
         self.max_side = max_side
@@ -207,8 +212,17 @@ def analyse_portrait(
     Raises:
         biometrics.imaging.ImageRejected: when the bytes are not an acceptable image.
     """
+    return analyse_image(decode_image(data), engine=engine, gate=gate)
+
+
+def analyse_image(
+    decoded: Image.Image,
+    *,
+    engine: DlibFaceEngine | None = None,
+    gate: QualityGate | None = None,
+) -> PortraitAnalysis:
+    """Like ``analyse_portrait`` for an image already decoded by ``decode_image``."""
     engine = engine or get_engine()
-    decoded = decode_image(data)
     small, scale = downscale(decoded, engine.max_side)
     pixels = np.asarray(small)
     faces = engine.detect(pixels)

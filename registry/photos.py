@@ -6,9 +6,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from biometrics.face import analyse_image
 from biometrics.imaging import ImageRejected, decode_image, to_jpeg
-
 from registry.problems import Problem
 
 
@@ -66,3 +69,41 @@ def read_photo(photo_dir: Path, sha256: str) -> bytes | None:
         return None
     path = photo_path(photo_dir, sha256)
     return path.read_bytes() if path.exists() else None
+
+
+@dataclass(frozen=True)
+class AnalysedPhoto:
+    """A sanitised portrait with its face analysis (quality gate and 128-d encoding)."""
+
+    photo: SanitisedPhoto
+    faces_found: int
+    quality: dict[str, Any]
+    quality_score: int
+    quality_passed: bool
+    encoding: np.ndarray | None
+
+    @property
+    def refusal(self) -> str:
+        return "; ".join(r["message"] for r in self.quality.get("reasons", []))
+
+
+def analyse_photo(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> AnalysedPhoto:
+    """Decode once, re-encode without metadata, run the face pipeline (CPU-bound: call it
+    in a worker thread)."""
+    try:
+        image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    except ImageRejected as exc:
+        status = 413 if exc.reason in ("too_large_bytes", "too_many_pixels") else 422
+        raise Problem(status, "Photo refused", field=field, detail=exc.message) from exc
+    jpeg = to_jpeg(image)
+    sanitised = SanitisedPhoto(hashlib.sha256(jpeg).hexdigest(), jpeg, image.width, image.height)
+    analysis = analyse_image(image)
+    report = analysis.quality
+    return AnalysedPhoto(
+        sanitised,
+        analysis.faces_found,
+        report.to_dict(),
+        report.score,
+        report.passed,
+        analysis.encoding,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
 from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.node import Node
-from registry.photos import SanitisedPhoto, sanitise_photo
+from registry.photos import AnalysedPhoto, analyse_photo
 from registry.problems import Problem
 from registry.schemas import CorrectionRequest, ReferralCreate, RegistrationRequest, decode_as
 from registry.services.crossings import (
@@ -27,13 +28,14 @@ from registry.services.crossings import (
 from registry.services.referrals import create_referral
 from registry.services.registration import prepare_registration
 from registry.services.search import search_crossings
+from registry.watchlists import desk_alert_view
 
 MULTIPART = "multipart/form-data"
 
 
 async def _registration_input(
     request: Request[Any, Any, Any], node: Node
-) -> tuple[RegistrationRequest, SanitisedPhoto | None]:
+) -> tuple[RegistrationRequest, AnalysedPhoto | None]:
     """Accept JSON, or multipart with a `crossing` JSON part and an optional `photo` file."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
@@ -62,7 +64,8 @@ async def _registration_input(
         raise Problem(422, "Photo must be a file", field="photo")
     data = await upload.read()
     settings = node.settings
-    photo = sanitise_photo(
+    photo = await asyncio.to_thread(
+        analyse_photo,
         data,
         max_bytes=settings.max_photo_bytes,
         max_pixels=settings.max_photo_pixels,
@@ -96,7 +99,9 @@ class CrossingController(Controller):
         registration, photo = await _registration_input(request, node)
         prepared = prepare_registration(node, officer, registration, photo)
         result = await node.registrations.submit(prepared)
-        return crossing_view(node, result.crossing, result.traveller, result.document)
+        view = crossing_view(node, result.crossing, result.traveller, result.document)
+        view["alerts"] = [desk_alert_view(alert) for alert in result.alerts]
+        return view
 
     @get("/", opt={"roles": CROSSING_READERS}, summary="Crossings in a time range")
     async def by_range(

@@ -17,15 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from registry.ids import uuid7
-from registry.models import Crossing, Officer, Photo, TravelDocument, Traveller, utcnow
+from registry.models import Alert, Crossing, Officer, Photo, TravelDocument, Traveller, utcnow
 from registry.mrz import MrzResult, parse_mrz
-from registry.names import names_match, normalise_document_number
+from registry.names import name_key, names_match, normalise_document_number
 from registry.node import Node
-from registry.photos import SanitisedPhoto, write_photo
+from registry.photos import AnalysedPhoto, write_photo
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
 from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
 from registry.stays import allowed_stay_until, overstay_days
+from registry.watchlists import WatchlistHit
 
 STRUCTURAL_MRZ_PROBLEMS = {
     "wrong_line_count",
@@ -275,7 +276,7 @@ def compute_stay(
                     "the traveller's previous entry has no recorded exit",
                 )
             )
-        rule = node.settings.stay_rules.rule_for(nationality)
+        rule = node.stay_rules.rule_for(nationality)
         allowance = allowed_stay_until(day, past_stays(history, zone), rule)
         if allowance.exhausted:
             checks.append(
@@ -352,7 +353,9 @@ class PreparedRegistration:
     local_day: date
     number_norm: str
     checks: tuple[Check, ...]
-    photo: SanitisedPhoto | None
+    photo: AnalysedPhoto | None
+    hits: tuple[WatchlistHit, ...] = ()
+    quality_override: str | None = None
 
     @property
     def document_key(self) -> tuple[str, str]:
@@ -366,8 +369,30 @@ class PreparedRegistration:
         return linked
 
 
+def _photo_checks(request: RegistrationRequest, photo: AnalysedPhoto | None) -> list[Check]:
+    """A portrait that fails the quality gate is refused unless the officer overrides it."""
+    if photo is None or photo.quality_passed:
+        return []
+    if request.photo_quality_override is None:
+        raise Problem(
+            422,
+            "Photo refused by the quality gate",
+            field="photo",
+            detail=f"{photo.refusal or 'quality too low'} (score "
+            f"{photo.quality_score}); retake it or give photo_quality_override",
+        )
+    return [
+        Check(
+            "photo_quality_override",
+            "photo",
+            f"officer override ({request.photo_quality_override}); gate said: "
+            f"{photo.refusal or 'quality too low'}",
+        )
+    ]
+
+
 def prepare_registration(
-    node: Node, officer: Officer, request: RegistrationRequest, photo: SanitisedPhoto | None
+    node: Node, officer: Officer, request: RegistrationRequest, photo: AnalysedPhoto | None
 ) -> PreparedRegistration:
     """Validate and check a registration; raises Problem for input that cannot be registered."""
     when = _occurred_at(request)
@@ -382,10 +407,31 @@ def prepare_registration(
             detail="the document number has no letters or digits",
         )
     checks = identity.checks + tuple(minor_checks(request, identity.traveller, today))
-    if photo is not None:
-        write_photo(node.settings.photo_dir, photo)  # durable before the commit that names it
+    checks += tuple(_photo_checks(request, photo))
+    person = identity.traveller
+    hits = node.watchlists.match(
+        day=today,
+        issuing_state=identity.document.issuing_state,
+        number_norm=number_norm,
+        name_key=name_key(person.surname, person.given_names),
+        date_of_birth=person.date_of_birth,
+        face_encoding=photo.encoding if photo is not None else None,
+    )
+    if photo is not None:  # durable before the commit that names it
+        write_photo(node.settings.photo_dir, photo.photo)
+    override = request.photo_quality_override if photo and not photo.quality_passed else None
     return PreparedRegistration(
-        uuid7(), officer, request, identity, when, today, number_norm, checks, photo
+        uuid7(),
+        officer,
+        request,
+        identity,
+        when,
+        today,
+        number_norm,
+        checks,
+        photo,
+        tuple(hits),
+        override,
     )
 
 
@@ -397,3 +443,4 @@ class Registration:
     traveller: Traveller
     document: TravelDocument
     photo: Photo | None
+    alerts: tuple[Alert, ...] = ()

@@ -25,6 +25,7 @@ from sqlmodel import SQLModel
 from registry.audit import chain_head, event_hash
 from registry.db import lock_for_write
 from registry.models import (
+    Alert,
     AuditEvent,
     Crossing,
     OutboxEntry,
@@ -44,6 +45,7 @@ from registry.services.registration import (
     current_version_filter,
     sign_crossing_receipt,
 )
+from registry.watchlists import alerts_for_crossing
 
 MAX_BATCH = 64
 
@@ -106,7 +108,7 @@ async def _prefetch(
         if linked
         else set()
     )
-    shas = {item.photo.sha256 for item in items if item.photo}
+    shas = {item.photo.photo.sha256 for item in items if item.photo}
     photos = (
         set((await session.scalars(select(Photo.sha256).where(Photo.sha256.in_(shas)))).all())
         if shas
@@ -118,7 +120,7 @@ async def _prefetch(
         history=history,
         known_crossings=known,
         known_photos=photos,
-        audit_head=await chain_head(session),
+        audit_head=await chain_head(session, node.settings.node_code),
     )
 
 
@@ -189,15 +191,19 @@ def _document_and_traveller(
 
 
 def _photo(node: Node, item: PreparedRegistration, state: _BatchState) -> Photo | None:
-    photo = item.photo
-    if photo is None:
+    analysed = item.photo
+    if analysed is None:
         return None
+    photo, encoding = analysed.photo, analysed.encoding
     record = Photo(
         sha256=photo.sha256,
         origin=node.settings.node_code,
         width=photo.width,
         height=photo.height,
         size_bytes=len(photo.jpeg),
+        face_encoding=encoding.astype("<f4").tobytes() if encoding is not None else None,
+        quality_score=analysed.quality_score,
+        quality=analysed.quality,
     )
     if photo.sha256 not in state.known_photos:
         state.known_photos.add(photo.sha256)
@@ -206,7 +212,11 @@ def _photo(node: Node, item: PreparedRegistration, state: _BatchState) -> Photo 
 
 
 def _audit_event(
-    node: Node, item: PreparedRegistration, crossing: Crossing, state: _BatchState
+    node: Node,
+    item: PreparedRegistration,
+    crossing: Crossing,
+    alerts: list[Alert],
+    state: _BatchState,
 ) -> None:
     event = AuditEvent(
         origin=node.settings.node_code,
@@ -222,6 +232,8 @@ def _audit_event(
             "traveller": str(crossing.traveller_id),
             "document": str(crossing.document_id),
             "photo": crossing.photo_sha256,
+            "alerts": [str(a.id) for a in alerts],
+            "photo_quality_override": item.quality_override,
         },
     )
     event.hash = event_hash(event)
@@ -264,13 +276,23 @@ def _build(node: Node, item: PreparedRegistration, state: _BatchState) -> Regist
     )
     crossing.receipt = sign_crossing_receipt(node, crossing, document)
     _add(state, crossing)
+    alerts = alerts_for_crossing(crossing.id, list(item.hits), node.settings.node_code)
+    for alert in alerts:
+        _add(state, alert)
     history.append(crossing)
     state.known_crossings.add(crossing.id)
-    _audit_event(node, item, crossing, state)
-    return Registration(crossing, traveller, document, photo)
+    _audit_event(node, item, crossing, alerts, state)
+    return Registration(crossing, traveller, document, photo, tuple(alerts))
 
 
-INSERT_ORDER: tuple[type[SQLModel], ...] = (Traveller, TravelDocument, Photo, Crossing, AuditEvent)
+INSERT_ORDER: tuple[type[SQLModel], ...] = (
+    Traveller,
+    TravelDocument,
+    Photo,
+    Crossing,
+    Alert,
+    AuditEvent,
+)
 
 
 def _outbox_rows(records: Iterable[SQLModel]) -> list[dict[str, Any]]:

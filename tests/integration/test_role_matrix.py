@@ -56,7 +56,43 @@ MATRIX: list[tuple[str, str, set[str], dict | None]] = [
         },
     ),
     ("GET", "/api/audit/verify", {"admin"}, None),
+    ("GET", "/api/alerts", {"supervisor", "protection", "admin"}, None),
+    ("GET", "/api/alerts/figures", {"supervisor", "hq_analyst", "admin"}, None),
+    (
+        "POST",
+        "/api/alerts/{alert}/adjudication",
+        {"supervisor"},  # protection passes the guard but decides only protect alerts (403)
+        {"outcome": "dismissed", "reason": "matrix test"},
+    ),
+    ("GET", "/api/watchlist/entries", {"supervisor", "protection", "admin"}, None),
+    (
+        "POST",
+        "/api/watchlist/entries",
+        {"supervisor", "admin"},  # protection creates protect entries only (403 here)
+        {
+            "kind": "document",
+            "issuing_state": "MLI",
+            "document_number": "M1",
+            "reason": "m",
+            "action": "notify",
+        },
+    ),
+    # protection gets 404 (not 403) for entries it may not manage: their existence is hidden
+    (
+        "POST",
+        "/api/watchlist/entries/{entry}/versions",
+        {"supervisor", "protection", "admin"},
+        {"change_reason": "matrix test", "reason": "matrix {role}"},
+    ),
+    (
+        "POST",
+        "/api/watchlist/entries/{entry}/deactivate",
+        {"supervisor", "protection", "admin"},
+        {"reason": "matrix test"},
+    ),
+    ("GET", "/api/watchlist/entries/{entry}/history", {"supervisor", "protection", "admin"}, None),
     ("GET", "/api/auth/me", EVERYONE, None),
+    ("GET", "/api/sync/status", EVERYONE, None),
     ("POST", "/api/auth/logout", EVERYONE, None),
 ]
 PUBLIC = {("POST", "/api/auth/login"), ("GET", "/api/health")}
@@ -64,7 +100,7 @@ PUBLIC = {("POST", "/api/auth/login"), ("GET", "/api/health")}
 
 def _route_key(method: str, template: str) -> tuple[str, str]:
     path = template.split("?")[0]
-    for name in ("crossing", "traveller", "photo", "referral"):
+    for name in ("crossing", "traveller", "photo", "referral", "alert", "entry"):
         path = path.replace("{" + name + "}", "*")
     return method, path
 
@@ -107,6 +143,23 @@ async def _fixtures(node: NodeUnderTest) -> dict[str, str]:
         files={"photo": ("p.png", buffer.getvalue(), "image/png")},
     )
     crossing = response.json()
+    number = unique_number()
+    listed = await node.client.post(
+        "/api/watchlist/entries",
+        headers=node.auth("supervisor"),
+        json={
+            "kind": "document",
+            "issuing_state": "MLI",
+            "document_number": number,
+            "reason": "matrix",
+            "action": "notify",
+        },
+    )
+    hit = await node.client.post(
+        "/api/crossings",
+        headers=node.auth("officer"),
+        json={"direction": "entry", "mrz": td3(number)},
+    )
     referral = await node.client.post(
         f"/api/crossings/{crossing['id']}/referrals",
         headers=node.auth("officer"),
@@ -118,6 +171,8 @@ async def _fixtures(node: NodeUnderTest) -> dict[str, str]:
         "photo": crossing["photo_sha256"],
         "referral": referral.json()["referral_id"],
         "receipt": crossing["receipt"],
+        "entry": listed.json()["entry_id"],
+        "alert": hit.json()["alerts"][0]["id"],
     }
 
 

@@ -1,0 +1,196 @@
+"""Watchlist and alert endpoints: open alerts and their adjudication, alert figures, and
+versioned watchlist entries (create, new version, deactivate, list, history).
+
+Role rules live in ``registry.watchlists``: the route roles below only say who may knock;
+the services decide per entry/alert action (``protect`` is for protection officers).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from registry.api.auth import node_of
+from registry.models import Officer
+from registry.watchlists import (
+    Action,
+    AdjudicationRequest,
+    DeactivationRequest,
+    Kind,
+    WatchlistEntryChange,
+    WatchlistEntryCreate,
+    adjudicate,
+    adjudication_view,
+    alert_figures,
+    apply_to_matcher,
+    create_entry,
+    deactivate_entry,
+    entry_history,
+    entry_view,
+    list_entries,
+    open_alerts,
+    update_entry,
+)
+
+ALERT_READERS = ("supervisor", "protection", "admin")
+ALERT_ADJUDICATORS = ("supervisor", "protection")
+FIGURE_READERS = ("supervisor", "hq_analyst", "admin")
+ENTRY_MANAGERS = ("supervisor", "protection", "admin")
+
+
+class AlertController(Controller):
+    """/api/alerts"""
+
+    path = "/api/alerts"
+    tags = ["alerts"]
+
+    @get("/", opt={"roles": ALERT_READERS}, summary="Open alerts at this post")
+    async def open_at_post(
+        self, request: Request[Any, Any, Any], officer: Officer
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await open_alerts(session, node=node, officer=officer)
+
+    @get("/figures", opt={"roles": FIGURE_READERS}, summary="Alerts per kind of evidence")
+    async def figures(self, request: Request[Any, Any, Any]) -> dict[str, dict[str, int]]:
+        async with node_of(request).db.session() as session:
+            return await alert_figures(session)
+
+    @post(
+        "/{alert_id:uuid}/adjudication",
+        opt={"roles": ALERT_ADJUDICATORS},
+        status_code=HTTP_201_CREATED,
+        summary="Confirm or dismiss an alert (once)",
+        description="Supervisors decide refer/notify alerts, protection officers protect alerts.",
+    )
+    async def adjudicate(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        alert_id: uuid.UUID,
+        data: AdjudicationRequest,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            decision = await adjudicate(
+                session,
+                node=node,
+                officer=officer,
+                alert_id=alert_id,
+                outcome=data.outcome,
+                reason=data.reason,
+            )
+        return adjudication_view(decision)
+
+
+class WatchlistController(Controller):
+    """/api/watchlist/entries"""
+
+    path = "/api/watchlist/entries"
+    tags = ["watchlist"]
+
+    @get("/", opt={"roles": ENTRY_MANAGERS}, summary="Current watchlist entries")
+    async def entries(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        kind: Kind | None = None,
+        action: Action | None = None,
+        include_inactive: bool = False,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            found = await list_entries(
+                session,
+                node=node,
+                officer=officer,
+                kind=kind,
+                action=action,
+                include_inactive=include_inactive,
+                limit=limit,
+                offset=offset,
+            )
+        return [entry_view(entry) for entry in found]
+
+    @post(
+        "/",
+        opt={"roles": ENTRY_MANAGERS},
+        status_code=HTTP_201_CREATED,
+        summary="List a person or a document",
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], officer: Officer, data: WatchlistEntryCreate
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            entry = await create_entry(session, node=node, officer=officer, data=data)
+        apply_to_matcher(node, [entry])
+        return entry_view(entry)
+
+    @post(
+        "/{entry_id:uuid}/versions",
+        opt={"roles": ENTRY_MANAGERS},
+        status_code=HTTP_201_CREATED,
+        summary="Change an entry by a new version",
+    )
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        entry_id: uuid.UUID,
+        data: WatchlistEntryChange,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            entry = await update_entry(
+                session,
+                node=node,
+                officer=officer,
+                entry_id=entry_id,
+                changes=data.changes(),
+                change_reason=data.change_reason,
+            )
+        apply_to_matcher(node, [entry])
+        return entry_view(entry)
+
+    @post(
+        "/{entry_id:uuid}/deactivate",
+        opt={"roles": ENTRY_MANAGERS},
+        status_code=HTTP_201_CREATED,
+        summary="Remove an entry from matching by a new, inactive version",
+    )
+    async def deactivate(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        entry_id: uuid.UUID,
+        data: DeactivationRequest,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            entry = await deactivate_entry(
+                session, node=node, officer=officer, entry_id=entry_id, reason=data.reason
+            )
+        apply_to_matcher(node, [entry])
+        return entry_view(entry)
+
+    @get("/{entry_id:uuid}/history", opt={"roles": ENTRY_MANAGERS}, summary="Every version")
+    async def history(
+        self, request: Request[Any, Any, Any], officer: Officer, entry_id: uuid.UUID
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            versions = await entry_history(session, node=node, officer=officer, entry_id=entry_id)
+        return [entry_view(entry) for entry in versions]
+
+
+def register_watchlist_routes() -> list[type[Controller]]:
+    """The controllers to add to the app's ``route_handlers``."""
+    return [AlertController, WatchlistController]
