@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,11 +27,18 @@ from registry.api.auth import authorize, current_officer
 from registry.api.crossings import CrossingController
 from registry.api.receipts import ReceiptController
 from registry.api.search import SearchController
+from registry.api.watchlists import register_watchlist_routes
 from registry.migrate import ensure_schema_current
 from registry.node import Node
 from registry.problems import EXCEPTION_HANDLERS
 from registry.settings import Settings, load_settings
+from registry.watchlists import refresh_periodically
+from sync.api import PeerController, SyncController
+from sync.api import status as sync_status_route
+from sync.reference import refresh_node_reference
+from sync.runner import SyncRunner
 
+national_routes = [SyncController, PeerController]
 TEMPLATES = Path(__file__).parent / "templates"
 BODY_OVERHEAD_BYTES = 256 * 1024
 
@@ -43,9 +51,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_schema_current(node.db.engine)
+        await refresh_node_reference(node)
+        async with node.db.session() as session:
+            await node.watchlists.reload(session)
+        watchlist_refresh = asyncio.create_task(refresh_periodically(node, every_seconds=30))
+        runner = SyncRunner(node, interval=settings.sync_interval_seconds)
+        background = asyncio.create_task(runner.run()) if settings.role == "post" else None
+        app.state.sync_runner = runner
         try:
             yield
         finally:
+            runner.stop()
+            watchlist_refresh.cancel()
+            if background is not None:
+                await background
             await node.db.dispose()
 
     return Litestar(
@@ -60,6 +79,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             PhotoController,
             health,
+            sync_status_route,
+            *register_watchlist_routes(),
+            *(national_routes if settings.role == "national" else []),
         ],
         guards=[authorize],
         dependencies={"officer": Provide(current_officer, sync_to_thread=False)},

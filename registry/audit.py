@@ -40,8 +40,14 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def chain_head(session: AsyncSession) -> str:
-    query = select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+async def chain_head(session: AsyncSession, origin: str) -> str:
+    """The hash of the latest event written by ``origin`` (each node keeps its own chain)."""
+    query = (
+        select(AuditEvent.hash)
+        .where(AuditEvent.origin == origin)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    )
     head = await session.scalar(query)
     return head or GENESIS_HASH
 
@@ -71,7 +77,7 @@ async def audit(
         record_id=str(record_id),
         purpose=purpose,
         detail=detail or {},
-        prev_hash=await chain_head(session),
+        prev_hash=await chain_head(session, origin),
         hash="",
     )
     event.hash = event_hash(event)
@@ -90,12 +96,14 @@ class ChainVerdict:
     problem: str | None = None
 
 
-async def _events_in_order(session: AsyncSession, batch: int = 5000) -> AsyncIterator[AuditEvent]:
+async def _events_in_order(
+    session: AsyncSession, origin: str, batch: int = 5000
+) -> AsyncIterator[AuditEvent]:
     last_seq = 0
     while True:
         query = (
             select(AuditEvent)
-            .where(AuditEvent.seq > last_seq)
+            .where(AuditEvent.origin == origin, AuditEvent.seq > last_seq)
             .order_by(AuditEvent.seq)
             .limit(batch)
         )
@@ -107,11 +115,15 @@ async def _events_in_order(session: AsyncSession, batch: int = 5000) -> AsyncIte
         last_seq = rows[-1].seq or last_seq
 
 
-async def verify_chain(session: AsyncSession) -> ChainVerdict:
-    """Walk the chain from the start and name the first broken link, if any."""
+async def verify_chain(session: AsyncSession, origin: str) -> ChainVerdict:
+    """Walk one node's chain from the start and name the first broken link, if any.
+
+    Events received from other nodes keep their order, so a national node can verify
+    each post's chain as well as its own.
+    """
     prev = GENESIS_HASH
     checked = 0
-    async for event in _events_in_order(session):
+    async for event in _events_in_order(session, origin):
         if event.prev_hash != prev:
             return ChainVerdict(
                 False, checked, event.seq, "prev_hash does not match the preceding event"

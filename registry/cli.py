@@ -340,17 +340,19 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option("--origin", default=None, help="whose chain (default: this node's own)")
+def audit_verify(origin: str | None) -> None:
     """Check the audit hash chain; name the first broken link."""
     from registry.audit import verify_chain
     from registry.db import Database
 
-    database = Database(_settings())
+    settings = _settings()
+    database = Database(settings)
 
     async def work() -> Any:
         try:
             async with database.session() as session:
-                return await verify_chain(session)
+                return await verify_chain(session, origin or settings.node_code)
         finally:
             await database.dispose()
 
@@ -365,6 +367,18 @@ def audit_verify() -> None:
     )
     sys.exit(0 if verdict.ok else 1)
 
+
+def _register_subcommands() -> None:
+    from registry.cli_watchlist import watchlist
+    from sync.cli import node_group, rules_group, sync_group
+
+    main.add_command(watchlist)
+    main.add_command(node_group)
+    main.add_command(sync_group)
+    main.add_command(rules_group)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """SQLModel tables of a Borderpost node: officers, travellers, documents, crossings, photos,
-protection referrals, the hash-chained audit log and the sync outbox.
+protection referrals, the hash-chained audit log, the sync outbox, and (appended last)
+versioned watchlist entries, alerts and their adjudications.
 
 Table models skip validation; the API validates with the schemas in ``registry.schemas``.
 Relationships are not declared: services load related rows explicitly.
@@ -202,6 +203,7 @@ class AuditEvent(SQLModel, table=True):
     """Append-only, hash-chained record of who read or wrote which record, why and when."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_origin_seq", "origin", "seq"),)
 
     seq: int | None = Field(default=None, primary_key=True)
     id: uuid.UUID = Field(default_factory=uuid7, unique=True)
@@ -226,4 +228,84 @@ class OutboxEntry(SQLModel, table=True):
     record_type: str = Field(max_length=40)
     record_id: str = Field(max_length=80)
     payload: dict[str, Any] = _json()
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+WATCHLIST_KINDS = ("person", "document")
+WATCHLIST_ACTIONS = ("refer_secondary", "notify", "protect")
+ALERT_EVIDENCE = ("document", "name_dob", "face")
+ALERT_OUTCOMES = ("confirmed", "dismissed")
+
+
+class WatchlistEntry(SQLModel, table=True):
+    """One version of a watchlist entry (wanted person or lost/stolen document).
+
+    Never edited in place: a change, or a removal (``active=False``), is a new row with the
+    same ``entry_id`` and the next ``version``. ``entry_id`` is ``uuid5(source, external_id)``
+    so re-importing a source's list is idempotent. ``created_by`` carries no foreign key:
+    entries travel down from the national node, whose officers a post does not hold.
+    """
+
+    __tablename__ = "watchlist_entry"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "version", name="uq_watchlist_entry_version"),
+        Index("ix_watchlist_entry_number", "number_norm", "issuing_state"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    entry_id: uuid.UUID = Field(index=True)
+    version: int = 1
+    origin: str = Field(max_length=32)
+    external_id: str = Field(max_length=120)
+    kind: str = Field(max_length=10)
+    surname: str = Field(default="", max_length=120)
+    given_names: str = Field(default="", max_length=200)
+    name_key: str = Field(default="", max_length=400, index=True)
+    date_of_birth: date | None = Field(default=None, index=True)
+    nationality: str | None = Field(default=None, max_length=3)
+    issuing_state: str | None = Field(default=None, max_length=3)
+    document_number: str | None = Field(default=None, max_length=40)
+    number_norm: str | None = Field(default=None, max_length=40)
+    face_template: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    reason: str = Field(max_length=1000)
+    action: str = Field(max_length=20)
+    source: str = Field(max_length=80)
+    valid_from: date
+    valid_to: date | None = None
+    active: bool = True
+    created_by: uuid.UUID | None = None
+    created_at: datetime = _ts(default_factory=utcnow)
+    change_reason: str = Field(default="", max_length=500)
+
+
+class Alert(SQLModel, table=True):
+    """A watchlist hit raised at a registration; immutable. A human adjudicates every alert."""
+
+    __tablename__ = "alert"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    crossing_id: uuid.UUID = Field(foreign_key="crossing.id", index=True)
+    entry_id: uuid.UUID = Field(index=True)
+    entry_version: int
+    kind: str = Field(max_length=10)
+    evidence: str = Field(max_length=10)
+    score: float
+    distance: float | None = None
+    band: str | None = Field(default=None, max_length=6)
+    action: str = Field(max_length=20)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class AlertAdjudication(SQLModel, table=True):
+    """The one human decision on an alert (confirmed or dismissed, with a reason); immutable."""
+
+    __tablename__ = "alert_adjudication"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", unique=True)
+    outcome: str = Field(max_length=10)
+    reason: str = Field(max_length=1000)
+    officer_id: uuid.UUID = Field(foreign_key="officer.id")
     created_at: datetime = _ts(default_factory=utcnow)

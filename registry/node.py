@@ -11,6 +11,8 @@ from registry.db import Database
 from registry.receipts import load_or_create_node_key
 from registry.security import TokenCache
 from registry.settings import Settings
+from registry.stays import StayRules
+from registry.watchlists import WatchlistMatcher
 
 
 @dataclass
@@ -23,6 +25,12 @@ class Node:
     trusted_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     registrations: Any = None  # RegistrationWriter (group commit), set by build()
     tokens: TokenCache = field(default_factory=TokenCache)
+    watchlists: WatchlistMatcher = field(default_factory=WatchlistMatcher)
+    stay_rules_override: StayRules | None = None  # pulled from national, if any
+
+    @property
+    def stay_rules(self) -> StayRules:
+        return self.stay_rules_override or self.settings.stay_rules
 
     @classmethod
     def build(cls, settings: Settings) -> Node:
@@ -32,4 +40,5 @@ class Node:
         from registry.services.registration_writer import RegistrationWriter
 
         node.registrations = RegistrationWriter(node)
+        node.watchlists = WatchlistMatcher(face_tolerance=settings.face_tolerance)
         return node

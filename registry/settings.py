@@ -43,6 +43,7 @@ class Settings:
     offline_warning_days: int = 7
     stay_rules_json: str = ""
     face_tolerance: float = 0.6
+    sync_interval_seconds: float = 30.0
     debug: bool = False
 
     @property
@@ -123,6 +124,7 @@ _CASTS: dict[str, Any] = {
     "max_photo_pixels": int,
     "offline_warning_days": int,
     "face_tolerance": float,
+    "sync_interval_seconds": float,
 }
 
 

@@ -155,7 +155,7 @@ class AuditController(Controller):
     async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
-            verdict = await verify_chain(session)
+            verdict = await verify_chain(session, node.settings.node_code)
         return {
             "ok": verdict.ok,
             "events_checked": verdict.events_checked,

@@ -7,6 +7,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import sync.models  # noqa: F401
 
 target_metadata = SQLModel.metadata
 

@@ -32,7 +32,7 @@ async def test_concurrent_registrations_are_all_durable_and_chained(
     async with live_post.db.session() as session:
         stored = set((await session.scalars(select(Crossing.id))).all())
         outbox = await session.scalar(select(func.count()).select_from(OutboxEntry))
-        verdict = await verify_chain(session)
+        verdict = await verify_chain(session, live_post.node.settings.node_code)
     assert {str(i) for i in stored} == ids
     assert outbox - outbox_before == 40 * 4  # traveller, document, crossing and audit event each
     assert verdict.ok and verdict.events_checked >= 40

@@ -1,0 +1,223 @@
+"""Sync endpoints. Node-to-node calls are authenticated by Ed25519 signatures (batches,
+photos, signed requests), not by officer tokens; peer management needs an admin token."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK
+from msgspec import Meta
+from sqlalchemy import select
+
+from registry.api.auth import EVERYONE, node_of
+from registry.models import Officer, OutboxEntry
+from registry.outbox import enqueue
+from registry.problems import problem_response
+from sync.batches import SIGNATURE, BatchRejected, _b64, read_header
+from sync.digest import bucket_ids, crossing_buckets
+from sync.ingest import BatchGap, ingest_batch, ingest_photo, record_rejection
+from sync.peers import decide_peer, list_peers, receive_enrolment, verify_request
+from sync.records import REFERENCE_TYPES
+from sync.status import sync_status
+
+REFERENCE_PAGE = 2000
+REJECTION_STATUS = {
+    "unknown_sender": 403,
+    "sender_not_approved": 403,
+    "bad_signature": 403,
+    "forged_origin": 403,
+    "forbidden_record": 403,
+}
+
+
+class EnrolmentRequest(msgspec.Struct, forbid_unknown_fields=True):
+    node_code: Annotated[str, Meta(pattern=r"^[A-Z]{2}-[A-Z0-9-]{2,28}$")]
+    public_key: Annotated[str, Meta(min_length=40, max_length=64)]
+    proof: Annotated[str, Meta(min_length=40, max_length=128)]
+
+
+def peer_view(peer: Any) -> dict[str, Any]:
+    return {
+        "node_code": peer.node_code,
+        "role": peer.role,
+        "status": peer.status,
+        "public_key": peer.public_key,
+        "enrolled_at": peer.enrolled_at.isoformat(),
+        "decided_by": peer.decided_by,
+    }
+
+
+def signed_json(request: Request[Any, Any, Any], content: dict[str, Any]) -> Response[bytes]:
+    """A JSON response whose body is signed by this node (national is authoritative)."""
+    body = msgspec.json.encode(content)
+    signature = node_of(request).signing_key.sign(hashlib.sha256(body).digest())
+    return Response(body, media_type="application/json", headers={SIGNATURE: _b64(signature)})
+
+
+class SyncController(Controller):
+    """/api/sync — the national node's side of the sync protocol."""
+
+    path = "/api/sync"
+    tags = ["sync"]
+
+    @post("/enrol", opt={"public": True}, status_code=HTTP_200_OK)
+    async def enrol(
+        self, request: Request[Any, Any, Any], data: EnrolmentRequest
+    ) -> dict[str, str]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            answer = await receive_enrolment(
+                session,
+                node=node,
+                node_code=data.node_code,
+                public_key=data.public_key,
+                proof=data.proof,
+            )
+        return {
+            "national_code": answer.national_code,
+            "public_key": answer.national_key,
+            "status": answer.status,
+        }
+
+    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK)
+    async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        node = node_of(request)
+        body = await request.body()
+        try:
+            header, signature = read_header(request.headers)
+            async with node.db.sessions() as session, session.begin():
+                result = await ingest_batch(
+                    session, node=node, header=header, signature=signature, body=body
+                )
+        except BatchGap as gap:
+            return Response({"ack": gap.ack, "detail": str(gap)}, status_code=409)
+        except BatchRejected as exc:
+            return await _reject(request, exc, body)
+        return Response({"ack": result.ack, "applied": result.applied, "replay": result.replay})
+
+    @post("/photos", opt={"public": True}, status_code=HTTP_200_OK)
+    async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        node = node_of(request)
+        body = await request.body()
+        try:
+            header, signature = read_header(request.headers)
+            async with node.db.sessions() as session, session.begin():
+                sha = await ingest_photo(
+                    session, node=node, header=header, signature=signature, body=body
+                )
+        except BatchRejected as exc:
+            return await _reject(request, exc, body)
+        return Response({"stored": sha})
+
+    @get("/reference", opt={"public": True})
+    async def reference(
+        self, request: Request[Any, Any, Any], since: Annotated[int, Parameter(ge=0)] = 0
+    ) -> Response[bytes]:
+        """Reference data changed since a version (an outbox seq), for an approved post."""
+        node = node_of(request)
+        async with node.db.session() as session:
+            await verify_request(session, request.headers, "GET", _path(request), b"")
+            rows = (
+                await session.execute(
+                    select(OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.payload)
+                    .where(OutboxEntry.seq > since, OutboxEntry.record_type.in_(REFERENCE_TYPES))
+                    .order_by(OutboxEntry.seq)
+                    .limit(REFERENCE_PAGE)
+                )
+            ).all()
+            latest = await session.scalar(
+                select(OutboxEntry.seq).order_by(OutboxEntry.seq.desc()).limit(1)
+            )
+        complete = len(rows) < REFERENCE_PAGE
+        version = (latest or since) if complete else rows[-1].seq
+        changes = [{"seq": r.seq, "type": r.record_type, "payload": r.payload} for r in rows]
+        return signed_json(request, {"version": version, "complete": complete, "changes": changes})
+
+    @get("/digest", opt={"public": True})
+    async def digest(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Per-day bucket hashes of the crossings received from the calling post."""
+        node = node_of(request)
+        async with node.db.session() as session:
+            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            buckets = await crossing_buckets(session, peer.node_code)
+        return {"origin": peer.node_code, "buckets": buckets}
+
+    @get("/digest/{day:str}", opt={"public": True})
+    async def digest_ids(self, request: Request[Any, Any, Any], day: str) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.session() as session:
+            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            ids = await bucket_ids(session, peer.node_code, day)
+        return {"origin": peer.node_code, "day": day, "ids": ids}
+
+
+class PeerController(Controller):
+    """/api/sync/peers — enrolled nodes, for the national admin."""
+
+    path = "/api/sync/peers"
+    tags = ["sync"]
+    opt = {"roles": ("admin",)}
+
+    @get("/")
+    async def index(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.session() as session:
+            return [peer_view(p) for p in await list_peers(session)]
+
+    @post("/{node_code:str}/approve", status_code=HTTP_200_OK)
+    async def approve(
+        self, request: Request[Any, Any, Any], officer: Officer, node_code: str
+    ) -> dict[str, Any]:
+        return await _decide(request, officer, node_code, "approved")
+
+    @post("/{node_code:str}/revoke", status_code=HTTP_200_OK)
+    async def revoke(
+        self, request: Request[Any, Any, Any], officer: Officer, node_code: str
+    ) -> dict[str, Any]:
+        return await _decide(request, officer, node_code, "revoked")
+
+
+async def _decide(
+    request: Request[Any, Any, Any], officer: Officer, node_code: str, status: str
+) -> dict[str, Any]:
+    node = node_of(request)
+    async with node.db.write_transaction() as session:
+        peer = await decide_peer(
+            session, node=node, officer=officer, node_code=node_code, status=status
+        )
+        await enqueue(session, peer)
+    return peer_view(peer)
+
+
+def _path(request: Request[Any, Any, Any]) -> str:
+    query = request.scope.get("query_string", b"").decode()
+    return request.scope["path"] + (f"?{query}" if query else "")
+
+
+async def _reject(
+    request: Request[Any, Any, Any], exc: BatchRejected, body: bytes
+) -> Response[Any]:
+    node = node_of(request)
+    origin = request.headers.get("x-borderpost-node", "unknown")
+    try:
+        origin = read_header(request.headers)[0].origin
+    except BatchRejected:
+        pass
+    async with node.db.write_transaction() as session:
+        await record_rejection(
+            session, node=node, origin=origin, reason=exc.reason, detail=str(exc)
+        )
+    status = REJECTION_STATUS.get(exc.reason, 400)
+    return problem_response(
+        status, "Batch rejected", f"{exc.reason}: {exc}", [{"name": "batch", "reason": exc.reason}]
+    )
+
+
+@get("/api/sync/status", opt={"roles": EVERYONE}, tags=["sync"])
+async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """This post's backlog and days since its last successful sync (no personal data)."""
+    return await sync_status(node_of(request))

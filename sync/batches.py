@@ -1,0 +1,193 @@
+"""Signed, compressed batches of outbox records: how records travel between nodes.
+
+A batch is a contiguous seq range from one origin. Its header (origin, destination, range,
+count, content hash) is signed with the origin's Ed25519 key; the body is zlib-compressed
+JSON. The receiver checks the signature, the hash, the size and the range before it
+trusts a single record. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+BATCH_FORMAT = 1
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+HEADER = "x-borderpost-batch"
+SIGNATURE = "x-borderpost-signature"
+
+
+class BatchRejected(ValueError):
+    """A batch that must not be ingested; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One outbox row on the wire: its seq, the table it belongs to, its id and its row."""
+
+    seq: int
+    record_type: str
+    record_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    """What the signature covers."""
+
+    format: int
+    kind: str
+    origin: str
+    destination: str
+    after_seq: int  # the sender's last record before this batch: the receiver must have it
+    seq_from: int
+    seq_to: int
+    count: int
+    content_sha256: str
+
+    def canonical(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class SignedBatch:
+    header: BatchHeader
+    signature: bytes
+    body: bytes
+
+    def http_headers(self) -> dict[str, str]:
+        return {
+            HEADER: _b64(self.header.canonical()),
+            SIGNATURE: _b64(self.signature),
+            "content-type": "application/octet-stream",
+        }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _encode_records(records: list[OutboxRecord]) -> bytes:
+    rows = [[r.seq, r.record_type, r.record_id, r.payload] for r in records]
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign_batch(
+    records: list[OutboxRecord],
+    *,
+    kind: str,
+    origin: str,
+    destination: str,
+    after_seq: int,
+    key: Ed25519PrivateKey,
+) -> SignedBatch:
+    """Compress and sign a non-empty run of records that follows ``after_seq``."""
+    body = zlib.compress(_encode_records(records), 6)
+    header = BatchHeader(
+        BATCH_FORMAT,
+        kind,
+        origin,
+        destination,
+        after_seq,
+        records[0].seq,
+        records[-1].seq,
+        len(records),
+        hashlib.sha256(body).hexdigest(),
+    )
+    return SignedBatch(header, key.sign(header.canonical()), body)
+
+
+def split_into_batches(
+    records: Iterable[OutboxRecord], *, max_records: int, max_bytes: int
+) -> Iterator[list[OutboxRecord]]:
+    """Cut records into runs bounded by count and by uncompressed JSON bytes."""
+    current: list[OutboxRecord] = []
+    size = 0
+    for record in records:
+        record_size = len(json.dumps(record.payload, separators=(",", ":"))) + 64
+        if current and (len(current) >= max_records or size + record_size > max_bytes):
+            yield current
+            current, size = [], 0
+        current.append(record)
+        size += record_size
+    if current:
+        yield current
+
+
+def read_header(headers: Mapping[str, str]) -> tuple[BatchHeader, bytes]:
+    """Parse the header and signature from HTTP headers (not yet verified)."""
+    try:
+        raw = _unb64(headers[HEADER])
+        signature = _unb64(headers[SIGNATURE])
+        header = BatchHeader(**json.loads(raw))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise BatchRejected("malformed", f"batch header unreadable: {exc}") from exc
+    if header.canonical() != raw:
+        raise BatchRejected("malformed", "batch header is not canonical")
+    return header, signature
+
+
+def verify_batch(
+    header: BatchHeader,
+    signature: bytes,
+    body: bytes,
+    public_key: Ed25519PublicKey,
+    *,
+    destination: str,
+) -> list[OutboxRecord]:
+    """Check signature, destination, hash, size and range; return the records."""
+    try:
+        public_key.verify(signature, header.canonical())
+    except InvalidSignature as exc:
+        raise BatchRejected("bad_signature", "the batch signature does not verify") from exc
+    if header.format != BATCH_FORMAT:
+        raise BatchRejected("unknown_format", f"batch format {header.format} is unknown")
+    if header.destination != destination:
+        raise BatchRejected("wrong_destination", f"batch is for {header.destination}")
+    if hashlib.sha256(body).hexdigest() != header.content_sha256:
+        raise BatchRejected("altered", "the body does not match the signed hash")
+    records = _decode_body(body)
+    _check_range(header, records)
+    return records
+
+
+def _decode_body(body: bytes) -> list[OutboxRecord]:
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(body, MAX_DECOMPRESSED_BYTES)
+        if inflater.unconsumed_tail:
+            raise BatchRejected("too_large", "the batch inflates past the size limit")
+        rows = json.loads(raw)
+        return [OutboxRecord(int(s), str(t), str(i), dict(p)) for s, t, i, p in rows]
+    except BatchRejected:
+        raise
+    except (zlib.error, ValueError, TypeError) as exc:
+        raise BatchRejected("malformed", f"the batch body is unreadable: {exc}") from exc
+
+
+def _check_range(header: BatchHeader, records: list[OutboxRecord]) -> None:
+    seqs = [r.seq for r in records]
+    if len(records) != header.count or not records:
+        raise BatchRejected("truncated", "the record count does not match the header")
+    if seqs[0] != header.seq_from or seqs[-1] != header.seq_to:
+        raise BatchRejected("truncated", "the records do not span the signed range")
+    if header.seq_from <= header.after_seq:
+        raise BatchRejected("malformed", "the batch starts before its own predecessor")
+    if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
+        raise BatchRejected("malformed", "record seqs are not increasing")

@@ -1,0 +1,231 @@
+"""`borderpost node ...`, `borderpost sync ...` and `borderpost rules ...`: enrolment,
+approval, running a sync by hand with a progress bar, status and the digest check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from registry.node import Node
+from registry.problems import Problem
+from registry.settings import SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+def _node() -> Node:
+    try:
+        return Node.build(load_settings())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(node: Node, work: Callable[[], Awaitable[T]]) -> T:
+    async def wrapped() -> T:
+        try:
+            return await work()
+        finally:
+            await node.db.dispose()
+
+    return asyncio.run(wrapped())
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@click.group("node")
+def node_group() -> None:
+    """Enrol this post with national; approve or revoke posts (on national)."""
+
+
+@node_group.command("enrol")
+@click.option("--national-url", required=True, help="e.g. https://national.example:8443")
+@click.option("--national-key", default=None, help="pin national's public key (base64url)")
+def node_enrol(national_url: str, national_key: str | None) -> None:
+    """Send this post's code and public key; keep national's key. An admin on national
+    must then approve the post (`borderpost node approve CODE` there)."""
+    from sync.client import SyncError, enrol
+
+    node = _node()
+
+    async def work() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await enrol(node, national_url, http, national_key)
+
+    try:
+        answer = _run(node, work)
+    except (SyncError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(answer)
+    click.echo(
+        f"Compare national's key with the one its operator reads to you: {answer['public_key']}",
+        err=True,
+    )
+
+
+def _decide(code: str, status: str) -> None:
+    from sync.api import peer_view
+    from sync.peers import decide_peer
+
+    node = _node()
+
+    async def work() -> dict[str, Any]:
+        from registry.outbox import enqueue
+
+        async with node.db.write_transaction() as session:
+            peer = await decide_peer(
+                session, node=node, officer=None, node_code=code, status=status
+            )
+            await enqueue(session, peer)
+            return peer_view(peer)
+
+    try:
+        _emit(_run(node, work))
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
+@node_group.command("approve")
+@click.argument("code")
+def node_approve(code: str) -> None:
+    """Approve an enrolled post (national)."""
+    _decide(code, "approved")
+
+
+@node_group.command("revoke")
+@click.argument("code")
+def node_revoke(code: str) -> None:
+    """Revoke a post: its batches are refused from now on (national)."""
+    _decide(code, "revoked")
+
+
+@node_group.command("list")
+def node_list() -> None:
+    """Enrolled peers and their status."""
+    from sync.api import peer_view
+    from sync.peers import list_peers
+
+    node = _node()
+
+    async def work() -> list[dict[str, Any]]:
+        async with node.db.session() as session:
+            return [peer_view(p) for p in await list_peers(session)]
+
+    _emit(_run(node, work))
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Sync this post with its national node."""
+
+
+async def _client_work(node: Node, work: Callable[[Any], Awaitable[T]], progress: Any = None) -> T:
+    from sync.client import SyncClient, SyncError, national_link
+
+    async with node.db.session() as session:
+        link = await national_link(session)
+    if link is None:
+        raise SyncError("not enrolled: run `borderpost node enrol --national-url URL` first")
+    async with httpx.AsyncClient(timeout=60) as http:
+        return await work(SyncClient(node, link, http, progress=progress))
+
+
+@sync_group.command("now")
+def sync_now() -> None:
+    """Push records and photos, pull reference data, once, with a progress bar."""
+    from sync.client import SyncError
+    from sync.status import sync_status
+
+    node = _node()
+
+    async def work() -> Any:
+        status = await sync_status(node)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
+            tasks = {
+                "records": bar.add_task("records", total=status["backlog_records"]),
+                "photos": bar.add_task("photos", total=None),
+                "reference": bar.add_task("reference data", total=None),
+            }
+            report = await _client_work(
+                node,
+                lambda client: client.sync_once(),
+                progress=lambda channel, n: bar.advance(tasks[channel], n),
+            )
+        return report
+
+    try:
+        report = _run(node, work)
+    except SyncError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(report.__dict__)
+
+
+@sync_group.command("status")
+def sync_status_command() -> None:
+    """Backlog, last success, days since sync; exit 1 past the offline limit."""
+    from sync.status import sync_status
+
+    node = _node()
+    status = _run(node, lambda: sync_status(node))
+    _emit(status)
+    if status["warning"]:
+        click.echo(f"WARNING: {status['warning']}", err=True)
+        sys.exit(1)
+
+
+@sync_group.command("verify")
+def sync_verify() -> None:
+    """Compare per-day digests with national and resend only what it lacks."""
+    from sync.client import SyncError, verify_digest
+
+    node = _node()
+    try:
+        report = _run(node, lambda: _client_work(node, verify_digest))
+    except SyncError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(
+        {
+            "days_compared": report.days_compared,
+            "days_differing": report.days_differing,
+            "missing_at_national": report.missing_at_national,
+            "only_at_national": report.only_at_national,
+            "bytes_received": report.bytes_received,
+        }
+    )
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Allowed-stay rules (national publishes them to every post)."""
+
+
+@rules_group.command("publish")
+@click.argument("rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_publish(rules_file: Path) -> None:
+    """Publish a JSON rule set, e.g. {"default": {"max_days": 90, "window_days": 180}}."""
+    from sync.reference import publish_stay_rules
+
+    node = _node()
+    try:
+        rules = json.loads(rules_file.read_text())
+    except ValueError as exc:
+        raise click.ClickException(f"{rules_file}: not JSON: {exc}") from exc
+
+    async def work() -> None:
+        async with node.db.write_transaction() as session:
+            await publish_stay_rules(session, node=node, rules=rules)
+
+    try:
+        _run(node, work)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid rules: {exc}") from exc
+    click.echo("published; posts apply them at their next pull")

@@ -1,0 +1,338 @@
+"""The post side of sync: push outbox records and photos to national, pull reference data
+down, check digests. The checkpoint moves only on national's acknowledgement, so a dropped
+link at any point loses nothing and a resend duplicates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.models import OutboxEntry, utcnow
+from registry.node import Node
+from registry.photos import read_photo
+from registry.receipts import public_key_from_text
+from sync.batches import (
+    SIGNATURE,
+    BatchHeader,
+    OutboxRecord,
+    SignedBatch,
+    _unb64,
+    sign_batch,
+    split_into_batches,
+)
+from sync.models import SyncCheckpoint, SyncPeer
+from sync.peers import sign_request
+from sync.reference import apply_reference_changes
+
+OUTBOX_PAGE = 5000
+Progress = Callable[[str, int], None]
+
+
+class SyncError(RuntimeError):
+    """National refused or could not be reached; the checkpoint has not moved."""
+
+
+@dataclass(frozen=True)
+class NationalLink:
+    code: str
+    url: str
+    public_key: Ed25519PublicKey
+
+
+async def national_link(session: AsyncSession) -> NationalLink | None:
+    peer = await session.scalar(select(SyncPeer).where(SyncPeer.role == "national"))
+    if peer is None or not peer.url:
+        return None
+    return NationalLink(peer.node_code, peer.url.rstrip("/"), public_key_from_text(peer.public_key))
+
+
+@dataclass
+class SyncReport:
+    records: int = 0
+    batches: int = 0
+    photos: int = 0
+    reference_changes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class SyncClient:
+    """One post's link to its national node."""
+
+    def __init__(
+        self,
+        node: Node,
+        link: NationalLink,
+        http: httpx.AsyncClient,
+        *,
+        max_records: int = 1000,
+        max_bytes: int = 1_000_000,
+        progress: Progress | None = None,
+    ) -> None:
+        self.node, self.link, self.http = node, link, http
+        self.max_records, self.max_bytes = max_records, max_bytes
+        self.progress = progress or (lambda _channel, _n: None)
+
+    # ------------------------------------------------------------ checkpoints
+    async def position(self, channel: str) -> int:
+        async with self.node.db.session() as session:
+            checkpoint = await session.get(SyncCheckpoint, (self.link.code, channel))
+            return checkpoint.position if checkpoint else 0
+
+    async def _save(
+        self, channel: str, *, position: int | None = None, error: str | None = None
+    ) -> None:
+        async with self.node.db.write_transaction() as session:
+            checkpoint = await session.get(SyncCheckpoint, (self.link.code, channel))
+            if checkpoint is None:
+                checkpoint = SyncCheckpoint(peer=self.link.code, channel=channel)
+                session.add(checkpoint)
+            checkpoint.last_attempt_at = utcnow()
+            if position is not None:
+                checkpoint.position = position
+            if error is None:
+                checkpoint.last_success_at = utcnow()
+                checkpoint.last_error = None
+            else:
+                checkpoint.last_error = error[:500]
+
+    # ------------------------------------------------------------ records
+    async def _outbox_after(self, position: int, *, photos_only: bool) -> list[OutboxRecord]:
+        query = select(
+            OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.record_id, OutboxEntry.payload
+        ).where(OutboxEntry.seq > position)
+        if photos_only:
+            query = query.where(OutboxEntry.record_type == "photo")
+        async with self.node.db.session() as session:
+            rows = await session.execute(query.order_by(OutboxEntry.seq).limit(OUTBOX_PAGE))
+            return [OutboxRecord(r.seq, r.record_type, r.record_id, r.payload) for r in rows]
+
+    async def _send_batch(self, batch: SignedBatch) -> tuple[int, int]:
+        response = await self.http.post(
+            f"{self.link.url}/api/sync/batches", content=batch.body, headers=batch.http_headers()
+        )
+        if response.status_code in (200, 409):
+            return response.status_code, int(response.json()["ack"])
+        raise SyncError(f"national refused the batch: {response.status_code} {response.text}")
+
+    async def push_records(self) -> tuple[int, int]:
+        """Push everything after the checkpoint; returns (records, batches) acknowledged."""
+        position = await self.position("records")
+        records = batches = 0
+        while rows := await self._outbox_after(position, photos_only=False):
+            rewound = False
+            for run in split_into_batches(
+                rows, max_records=self.max_records, max_bytes=self.max_bytes
+            ):
+                signed = sign_batch(
+                    run,
+                    kind="records",
+                    origin=self.node.settings.node_code,
+                    destination=self.link.code,
+                    after_seq=position,
+                    key=self.node.signing_key,
+                )
+                status, ack = await self._send_batch(signed)
+                position = ack
+                await self._save("records", position=ack)
+                if status == 409:
+                    rewound = True
+                    break
+                records, batches = records + len(run), batches + 1
+                self.progress("records", len(run))
+            if not rewound and len(rows) < OUTBOX_PAGE:
+                break
+        return records, batches
+
+    # ------------------------------------------------------------ photos
+    async def push_photos(self) -> int:
+        """Push photo files after the photo checkpoint, one signed upload each."""
+        position = await self.position("photos")
+        pushed = 0
+        while rows := await self._outbox_after(position, photos_only=True):
+            for row in rows:
+                await self._push_photo(row, position)
+                position = row.seq
+                await self._save("photos", position=position)
+                pushed += 1
+                self.progress("photos", 1)
+            if len(rows) < OUTBOX_PAGE:
+                break
+        return pushed
+
+    async def _push_photo(self, row: OutboxRecord, after: int) -> None:
+        data = read_photo(self.node.settings.photo_dir, row.record_id)
+        if data is None:
+            raise SyncError(f"photo {row.record_id} is missing from the photo store")
+        header = BatchHeader(
+            1,
+            "photo",
+            self.node.settings.node_code,
+            self.link.code,
+            after,
+            row.seq,
+            row.seq,
+            1,
+            hashlib.sha256(data).hexdigest(),
+        )
+        signed = SignedBatch(header, self.node.signing_key.sign(header.canonical()), data)
+        response = await self.http.post(
+            f"{self.link.url}/api/sync/photos", content=data, headers=signed.http_headers()
+        )
+        if response.status_code != 200:
+            raise SyncError(f"national refused photo {row.record_id}: {response.status_code}")
+
+    # ------------------------------------------------------------ reference data
+    async def signed_get(self, path: str) -> httpx.Response:
+        headers = sign_request(self.node.signing_key, self.node.settings.node_code, "GET", path)
+        response = await self.http.get(f"{self.link.url}{path}", headers=headers)
+        if response.status_code != 200:
+            raise SyncError(f"GET {path} failed: {response.status_code} {response.text}")
+        return response
+
+    def _verify_national(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            self.link.public_key.verify(
+                _unb64(response.headers.get(SIGNATURE, "")),
+                hashlib.sha256(response.content).digest(),
+            )
+        except (InvalidSignature, ValueError) as exc:
+            raise SyncError("reference data is not signed by national") from exc
+        return response.json()  # type: ignore[no-any-return]
+
+    async def pull_reference(self) -> int:
+        """Apply reference changes (officers, watchlists, rules, keys) since the last pull."""
+        applied = 0
+        while True:
+            since = await self.position("reference")
+            page = self._verify_national(
+                await self.signed_get(f"/api/sync/reference?since={since}")
+            )
+            applied += await apply_reference_changes(self.node, page["changes"])
+            await self._save("reference", position=int(page["version"]))
+            self.progress("reference", len(page["changes"]))
+            if page["complete"]:
+                return applied
+
+    # ------------------------------------------------------------ one cycle
+    async def sync_once(self) -> SyncReport:
+        """Records and photos travel side by side (records never wait for photos),
+        then reference data comes down."""
+        report = SyncReport()
+        try:
+            (report.records, report.batches), report.photos = await asyncio.gather(
+                self.push_records(), self.push_photos()
+            )
+            report.reference_changes = await self.pull_reference()
+        except (SyncError, httpx.HTTPError) as exc:
+            report.errors.append(str(exc))
+            await self._save("records", error=str(exc) or type(exc).__name__)
+            raise SyncError(str(exc) or type(exc).__name__) from exc
+        return report
+
+
+@dataclass
+class DigestReport:
+    days_compared: int
+    days_differing: list[str]
+    missing_at_national: list[str]
+    only_at_national: list[str]
+    bytes_received: int
+
+
+async def _requeue_crossings(node: Node, crossing_ids: list[str]) -> None:
+    """Put missing crossings (and the rows they depend on) back in the outbox."""
+    import uuid
+
+    from registry.models import Crossing, Photo, TravelDocument, Traveller
+    from registry.outbox import enqueue
+
+    async with node.db.write_transaction() as session:
+        for crossing_id in crossing_ids:
+            crossing = await session.get(Crossing, uuid.UUID(crossing_id))
+            if crossing is None:
+                continue
+            parents = [
+                await session.get(Traveller, crossing.traveller_id),
+                await session.get(TravelDocument, crossing.document_id),
+            ]
+            if crossing.photo_sha256:
+                parents.append(await session.get(Photo, crossing.photo_sha256))
+            await enqueue(session, *[p for p in parents if p is not None], crossing)
+
+
+async def verify_digest(client: SyncClient) -> DigestReport:
+    """Compare per-day bucket hashes with national and resend only what national lacks."""
+    from sync.digest import bucket_ids, crossing_buckets, differing_days
+
+    code = client.node.settings.node_code
+    response = await client.signed_get("/api/sync/digest")
+    received = len(response.content)
+    remote = response.json()["buckets"]
+    async with client.node.db.session() as session:
+        local = await crossing_buckets(session, code)
+    days = differing_days(local, remote)
+    missing: list[str] = []
+    extra: list[str] = []
+    for day in days:
+        remote_ids: set[str] = set()
+        if day in remote:
+            day_response = await client.signed_get(f"/api/sync/digest/{day}")
+            received += len(day_response.content)
+            remote_ids = set(day_response.json()["ids"])
+        async with client.node.db.session() as session:
+            local_ids = set(await bucket_ids(session, code, day))
+        missing += sorted(local_ids - remote_ids)
+        extra += sorted(remote_ids - local_ids)
+    if missing:
+        await _requeue_crossings(client.node, missing)
+    return DigestReport(len(set(local) | set(remote)), days, missing, extra, received)
+
+
+async def enrol(
+    node: Node, url: str, http: httpx.AsyncClient, pinned_key: str | None = None
+) -> dict[str, Any]:
+    """Send this post's code and public key to national; keep national's key."""
+    from registry.receipts import public_key_to_text
+    from sync.batches import _b64
+    from sync.peers import enrolment_message
+    from sync.records import upsert_authoritative
+
+    code = node.settings.node_code
+    own_key = public_key_to_text(node.signing_key.public_key())
+    proof = _b64(node.signing_key.sign(enrolment_message(code, own_key)))
+    response = await http.post(
+        f"{url.rstrip('/')}/api/sync/enrol",
+        json={"node_code": code, "public_key": own_key, "proof": proof},
+    )
+    if response.status_code != 200:
+        raise SyncError(f"enrolment refused: {response.status_code} {response.text}")
+    answer = response.json()
+    if pinned_key and answer["public_key"] != pinned_key:
+        raise SyncError("national answered with a key that does not match --national-key")
+    async with node.db.write_transaction() as session:
+        await upsert_authoritative(
+            session,
+            "sync_peer",
+            [
+                {
+                    "node_code": answer["national_code"],
+                    "role": "national",
+                    "url": url.rstrip("/"),
+                    "public_key": answer["public_key"],
+                    "status": "approved",
+                    "enrolled_at": utcnow(),
+                    "decided_at": utcnow(),
+                    "decided_by": "enrol",
+                }
+            ],
+        )
+    return answer

@@ -1,0 +1,57 @@
+"""Digest check: per (origin, day) bucket hashes of crossings, compared between a post and
+national, so that only the records of differing days are listed and resent. This catches
+any bug in the checkpoints without a full rescan or a full resend."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.models import Crossing
+
+
+async def _ids_by_day(session: AsyncSession, origin: str) -> dict[str, list[str]]:
+    rows = await session.execute(
+        select(Crossing.id, Crossing.occurred_at).where(Crossing.origin == origin)
+    )
+    days: dict[str, list[str]] = defaultdict(list)
+    for crossing_id, occurred_at in rows:
+        days[occurred_at.astimezone(UTC).date().isoformat()].append(str(crossing_id))
+    return days
+
+
+def bucket_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+async def crossing_buckets(session: AsyncSession, origin: str) -> dict[str, dict[str, Any]]:
+    """{day: {"count": n, "hash": sha256 of the sorted ids}} for one origin's crossings."""
+    return {
+        day: {"count": len(ids), "hash": bucket_hash(ids)}
+        for day, ids in (await _ids_by_day(session, origin)).items()
+    }
+
+
+async def bucket_ids(session: AsyncSession, origin: str, day: str) -> list[str]:
+    """The crossing ids of one origin on one UTC day."""
+    start = datetime.combine(date.fromisoformat(day), time.min, tzinfo=UTC)
+    rows = await session.scalars(
+        select(Crossing.id).where(
+            Crossing.origin == origin,
+            Crossing.occurred_at >= start,
+            Crossing.occurred_at < start + timedelta(days=1),
+        )
+    )
+    return sorted(str(i) for i in rows)
+
+
+def differing_days(
+    local: dict[str, dict[str, Any]], remote: dict[str, dict[str, Any]]
+) -> list[str]:
+    """Days whose bucket differs (or exists on one side only)."""
+    return sorted(day for day in set(local) | set(remote) if local.get(day) != remote.get(day))

@@ -1,0 +1,74 @@
+"""Reference data national publishes to its posts: officer accounts, watchlist entries,
+other posts' public keys and allowed-stay rules. National is authoritative: a post applies
+what comes down, in order, and overwrites its own copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.models import WatchlistEntry
+from registry.node import Node
+from registry.outbox import enqueue, insert_rows
+from registry.receipts import public_key_from_text
+from registry.stays import StayRules
+from registry.watchlists import apply_to_matcher
+from sync.models import ReferenceChange, SyncPeer
+from sync.records import insert_missing, row_from_payload, upsert_authoritative
+
+
+def _peer_rows(node: Node, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Other posts' keys only: a post never takes its own or its national's row from above."""
+    return [
+        r for r in rows if r["node_code"] != node.settings.node_code and r.get("role") == "post"
+    ]
+
+
+async def apply_reference_changes(node: Node, changes: list[dict[str, Any]]) -> int:
+    """Apply one page of changes in one transaction; returns how many were applied."""
+    if not changes:
+        return 0
+    entries: list[WatchlistEntry] = []
+    async with node.db.write_transaction() as session:
+        for change in changes:
+            record_type, row = change["type"], row_from_payload(change["type"], change["payload"])
+            if record_type == "officer":
+                await upsert_authoritative(session, "officer", [row])
+            elif record_type == "sync_peer":
+                await upsert_authoritative(session, "sync_peer", _peer_rows(node, [row]))
+            elif record_type == "watchlist_entry":
+                await insert_missing(session, "watchlist_entry", [row])
+                entries.append(WatchlistEntry(**row))
+            elif record_type == "reference_change":
+                await insert_missing(session, "reference_change", [row])
+    apply_to_matcher(node, entries)
+    await refresh_node_reference(node)
+    return len(changes)
+
+
+async def refresh_node_reference(node: Node) -> None:
+    """Load approved posts' keys (to verify their receipts) and the latest stay rules."""
+    async with node.db.session() as session:
+        peers = (await session.scalars(select(SyncPeer).where(SyncPeer.status == "approved"))).all()
+        rules = await session.scalar(
+            select(ReferenceChange.payload)
+            .where(ReferenceChange.record_type == "stay_rules")
+            .order_by(ReferenceChange.created_at.desc())
+            .limit(1)
+        )
+    for peer in peers:
+        node.trusted_keys[peer.node_code] = public_key_from_text(peer.public_key)
+    if rules:
+        node.stay_rules_override = StayRules.from_mapping(rules)
+
+
+async def publish_stay_rules(session: AsyncSession, *, node: Node, rules: dict[str, Any]) -> None:
+    """National: record new allowed-stay rules; posts receive them at their next pull."""
+    StayRules.from_mapping(rules)  # refuse an invalid rule set before anything is written
+    change = ReferenceChange(
+        record_type="stay_rules", record_id=node.settings.node_code, payload=rules
+    )
+    await insert_rows(session, change)
+    await enqueue(session, change)
