@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await refresh_node_reference(node)
         async with node.db.session() as session:
             await node.watchlists.reload(session)
-        watchlist_refresh = asyncio.create_task(refresh_periodically(node, every_seconds=30))
+        watchlist_refresh = asyncio.create_task(
+            refresh_periodically(node, every_seconds=settings.watchlist_refresh_seconds)
+        )
         runner = SyncRunner(node, interval=settings.sync_interval_seconds)
         background = asyncio.create_task(runner.run()) if settings.role == "post" else None
         app.state.sync_runner = runner

@@ -66,9 +66,11 @@ class Officer(SQLModel, table=True):
     """A person who logs in: border officer, supervisor, protection officer, analyst, admin."""
 
     __tablename__ = "officer"
+    # usernames are unique per post: every post has its own bootstrap "admin"
+    __table_args__ = (UniqueConstraint("username", "home_post", name="uq_officer_username_post"),)
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
-    username: str = Field(max_length=64, unique=True, index=True)
+    username: str = Field(max_length=64, index=True)
     full_name: str = Field(max_length=200)
     role: str = Field(max_length=20)
     home_post: str = Field(max_length=32)

@@ -43,11 +43,16 @@ def record_payload(record: SQLModel) -> dict[str, Any]:
 
 
 def record_id_of(record: SQLModel) -> str:
-    for attr in ("id", "sha256", "seq"):
+    """The record's identity: its id (or sha256), else its primary key values."""
+    for attr in ("id", "sha256"):
         value = getattr(record, attr, None)
         if value is not None:
             return str(value)
-    raise ValueError(f"{type(record).__name__} has no identifier")
+    table = record.__table__  # type: ignore[attr-defined]
+    values = [getattr(record, column.name) for column in table.primary_key.columns]
+    if any(value is None for value in values):
+        raise ValueError(f"{type(record).__name__} has no identifier yet")
+    return ":".join(str(value) for value in values)
 
 
 async def insert_rows(session: AsyncSession, *records: SQLModel) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, Response
@@ -9,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("borderpost.api")
 
 
 class Problem(Exception):
@@ -91,7 +93,9 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return problem_response(exc.status_code, title, exc.detail or title)
 
 
-def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Log the traceback (never to the client) and answer a plain 500 problem."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "internal error")
 
 
@@ -99,4 +103,5 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     Problem: handle_problem,
     ValidationException: handle_validation,
     HTTPException: handle_http,
+    Exception: handle_unexpected,
 }

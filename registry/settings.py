@@ -44,6 +44,7 @@ class Settings:
     stay_rules_json: str = ""
     face_tolerance: float = 0.6
     sync_interval_seconds: float = 30.0
+    watchlist_refresh_seconds: float = 30.0
     debug: bool = False
 
     @property
@@ -125,6 +126,7 @@ _CASTS: dict[str, Any] = {
     "offline_warning_days": int,
     "face_tolerance": float,
     "sync_interval_seconds": float,
+    "watchlist_refresh_seconds": float,
 }
 
 

@@ -94,10 +94,12 @@ class SyncController(Controller):
                     session, node=node, header=header, signature=signature, body=body
                 )
         except BatchGap as gap:
-            return Response({"ack": gap.ack, "detail": str(gap)}, status_code=409)
+            return Response(
+                {"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409
+            )
         except BatchRejected as exc:
             return await _reject(request, exc, body)
-        return Response({"ack": result.ack, "applied": result.applied, "replay": result.replay})
+        return Response({"ack": result.ack, "applied": result.applied})
 
     @post("/photos", opt={"public": True}, status_code=HTTP_200_OK)
     async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:

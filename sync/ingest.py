@@ -21,18 +21,19 @@ from sync.records import POST_RECORD_TYPES, insert_missing, row_from_payload
 
 
 class BatchGap(Exception):
-    """The batch starts after a seq the receiver does not have; resend from ``ack``."""
+    """Refused without harm: the batch starts after a seq the receiver lacks (a gap), or
+    holds nothing new (a replay). Either way the sender continues from ``ack``."""
 
-    def __init__(self, ack: int) -> None:
-        super().__init__(f"gap: the receiver holds up to seq {ack}")
+    def __init__(self, ack: int, reason: str) -> None:
+        super().__init__(f"{reason}: the receiver holds up to seq {ack}")
         self.ack = ack
+        self.reason = reason
 
 
 @dataclass(frozen=True)
 class IngestResult:
     ack: int
     applied: int
-    replay: bool
 
 
 async def approved_sender(session: AsyncSession, origin: str) -> SyncPeer:
@@ -90,15 +91,15 @@ async def ingest_batch(
     )
     state = await _state_for_update(session, header.origin)
     if header.seq_to <= state.contiguous_seq:
-        return IngestResult(state.contiguous_seq, 0, True)
+        raise BatchGap(state.contiguous_seq, "replay")
     if header.after_seq > state.contiguous_seq:
-        raise BatchGap(state.contiguous_seq)
+        raise BatchGap(state.contiguous_seq, "gap")
     fresh = [r for r in records if r.seq > state.contiguous_seq]
     await _apply(session, header.origin, fresh)
     state.contiguous_seq = header.seq_to
     state.batches_accepted += 1
     state.last_batch_at = utcnow()
-    return IngestResult(state.contiguous_seq, len(fresh), False)
+    return IngestResult(state.contiguous_seq, len(fresh))
 
 
 async def record_rejection(

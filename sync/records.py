@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
@@ -58,8 +59,11 @@ def _converter(python_type: type) -> Callable[[Any], Any]:
 def _converters(record_type: str) -> dict[str, Callable[[Any], Any]]:
     converters = {}
     for column in table_for(record_type).columns:
+        column_type = column.type
+        if isinstance(column_type, TypeDecorator):
+            column_type = column_type.impl_instance  # UTCDateTime -> DateTime
         try:
-            python_type = column.type.python_type
+            python_type = column_type.python_type
         except NotImplementedError:
             python_type = object
         converters[column.name] = _converter(python_type)

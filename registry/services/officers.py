@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.audit import audit
 from registry.models import ROLES, AuthToken, Officer
 from registry.node import Node
+from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.security import hash_password, issue_token, verify_password
 
@@ -45,7 +46,10 @@ async def create_officer(
     """Create an officer account; the username must be new."""
     if role not in ROLES:
         raise Problem(422, "Unknown role", field="role", detail=f"role must be one of {ROLES}")
-    taken = await session.scalar(select(Officer.id).where(Officer.username == username))
+    post = home_post or node.settings.node_code
+    taken = await session.scalar(
+        select(Officer.id).where(Officer.username == username, Officer.home_post == post)
+    )
     if taken is not None:
         raise Problem(409, "Username taken", field="username", detail="this username exists")
     try:
@@ -62,6 +66,7 @@ async def create_officer(
     )
     session.add(officer)
     await session.flush()
+    await enqueue(session, officer)  # accounts travel: up from a post, down from national
     await audit(
         session,
         origin=node.settings.node_code,
@@ -90,7 +95,7 @@ class LoginResult:
 
 async def login(session: AsyncSession, *, node: Node, username: str, password: str) -> LoginResult:
     """Check the password (argon2) and issue a token; failures are audited."""
-    officer = await session.scalar(select(Officer).where(Officer.username == username))
+    officer = await _find(session, username, node.settings.node_code)
     if (
         officer is None
         or not officer.active
@@ -142,8 +147,13 @@ async def ensure_bootstrap_admin(session: AsyncSession, *, node: Node) -> str | 
     return password
 
 
-async def _officer_by_username(session: AsyncSession, username: str) -> Officer:
-    officer = await session.scalar(select(Officer).where(Officer.username == username))
+async def _find(session: AsyncSession, username: str, home_post: str) -> Officer | None:
+    query = select(Officer).where(Officer.username == username, Officer.home_post == home_post)
+    return await session.scalar(query)
+
+
+async def _officer_by_username(session: AsyncSession, node: Node, username: str) -> Officer:
+    officer = await _find(session, username, node.settings.node_code)
     if officer is None:
         raise Problem(404, "Unknown officer", field="username", detail="no such username")
     return officer
@@ -153,12 +163,13 @@ async def set_password(
     session: AsyncSession, *, node: Node, actor: Officer | None, username: str, password: str
 ) -> Officer:
     """Replace an officer's password and revoke every token they hold."""
-    officer = await _officer_by_username(session, username)
+    officer = await _officer_by_username(session, node, username)
     try:
         officer.password_hash = hash_password(password)
     except ValueError as exc:
         raise Problem(422, "Weak password", field="password", detail=str(exc)) from exc
     await _revoke_all_tokens(session, officer)
+    await enqueue(session, officer)
     await audit(
         session,
         origin=node.settings.node_code,
@@ -175,10 +186,11 @@ async def set_active(
     session: AsyncSession, *, node: Node, actor: Officer | None, username: str, active: bool
 ) -> Officer:
     """Deactivate (or reactivate) an account; deactivation revokes its tokens."""
-    officer = await _officer_by_username(session, username)
+    officer = await _officer_by_username(session, node, username)
     officer.active = active
     if not active:
         await _revoke_all_tokens(session, officer)
+    await enqueue(session, officer)
     await audit(
         session,
         origin=node.settings.node_code,

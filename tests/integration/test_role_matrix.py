@@ -8,7 +8,10 @@ import json
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
+from registry.models import Officer
+from registry.security import issue_token
 from tests.conftest import ROLES, NodeUnderTest, unique_number
 from tests.integration.test_registration import td3
 
@@ -227,7 +230,10 @@ async def test_officer_of_another_post_is_refused(post_node: NodeUnderTest) -> N
     login = await post_node.client.post(
         "/api/auth/login", json={"username": "kobeni.officer", "password": "another-long-one"}
     )
-    token = login.json()["token"]
+    assert login.status_code == 401  # accounts log in at their home post only
+    async with post_node.db.write_transaction() as session:  # a token minted elsewhere
+        kobeni = await session.scalar(select(Officer).where(Officer.home_post == "MR-KOBENI"))
+        token = await issue_token(session, kobeni, 1)
     response = await post_node.client.get(
         "/api/stays/open", headers={"Authorization": f"Bearer {token}"}
     )

@@ -50,9 +50,10 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", registry.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("username", "home_post", name="uq_officer_username_post"),
     )
     with op.batch_alter_table("officer", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_officer_username"), ["username"], unique=True)
+        batch_op.create_index(batch_op.f("ix_officer_username"), ["username"], unique=False)
 
     op.create_table(
         "outbox",

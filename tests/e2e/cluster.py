@@ -1,0 +1,167 @@
+"""A real national node (PostgreSQL) and real posts (SQLite), each a `borderpost serve`
+subprocess on 127.0.0.1, enrolled and approved through the CLI as operators do it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from registry.mrz import build_td3
+from tests.conftest import create_pg_database, drop_pg_database, pg_url
+from tests.servers import ServerProcess, cli, node_env
+
+NATIONAL = "MR-NATIONAL"
+SECRET = "e2e-secret-" + "x" * 40
+PASSWORD = "desk-password-123"
+
+
+def mrz(number: str, *, surname: str = "CISSE", given: str = "OUMAR") -> str:
+    lines = build_td3(
+        document_code="P",
+        issuing_state="MLI",
+        surname=surname,
+        given_names=given,
+        document_number=number,
+        nationality="MLI",
+        date_of_birth=date(1982, 6, 1),
+        sex="M",
+        expiry_date=date.today() + timedelta(days=700),
+        optional_data="",
+    )
+    return "\n".join(lines)
+
+
+@dataclass
+class Post:
+    code: str
+    env: dict[str, str]
+    server: ServerProcess
+    token: str = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.env["BORDERPOST_DATA_DIR"])
+
+    def headers(self) -> dict[str, str]:
+        if not self.token:
+            response = httpx.post(
+                f"{self.server.url}/api/auth/login", json={"username": "desk", "password": PASSWORD}
+            )
+            self.token = response.json()["token"]
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def register(self, count: int, prefix: str) -> list[str]:
+        ids = []
+        with httpx.Client(headers=self.headers(), timeout=30) as client:
+            for n in range(count):
+                response = client.post(
+                    f"{self.server.url}/api/crossings",
+                    json={
+                        "direction": "entry" if n % 2 == 0 else "exit",
+                        "mrz": mrz(f"{prefix}{n:05d}"),
+                    },
+                )
+                assert response.status_code == 201, response.text
+                ids.append(response.json()["id"])
+        return ids
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.data_dir / "borderpost.db") as conn:
+            return conn.execute(sql).fetchall()
+
+
+@dataclass
+class Cluster:
+    root: Path
+    database: str
+    national_env: dict[str, str]
+    national: ServerProcess
+    posts: dict[str, Post] = field(default_factory=dict)
+
+    def national_rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        async def run() -> list[tuple[Any, ...]]:
+            engine = create_async_engine(pg_url(self.database))
+            try:
+                async with engine.connect() as conn:
+                    return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def national_token(self, username: str) -> dict[str, str]:
+        response = httpx.post(
+            f"{self.national.url}/api/auth/login", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['token']}"}
+
+    def stop(self) -> None:
+        for post in self.posts.values():
+            post.server.stop()
+        self.national.stop()
+
+
+def _add_officer(env: dict[str, str], username: str, role: str) -> None:
+    cli(
+        {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
+        "officer",
+        "add",
+        "--username",
+        username,
+        "--full-name",
+        username,
+        "--role",
+        role,
+    )
+
+
+def start_cluster(root: Path, post_codes: tuple[str, ...]) -> Cluster:
+    database = f"bp_e2e_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(create_pg_database(database))
+    national_env = node_env(
+        root / "national",
+        role="national",
+        node_code=NATIONAL,
+        database_url=pg_url(database),
+        secret_key=SECRET,
+    )
+    cli(national_env, "db", "upgrade")
+    _add_officer(national_env, "hq.admin", "admin")
+    _add_officer(national_env, "hq.supervisor", "supervisor")
+    national = ServerProcess(national_env).start()
+    cluster = Cluster(root, database, national_env, national)
+    for code in post_codes:
+        env = node_env(
+            root / code,
+            node_code=code,
+            sync_interval_seconds="3600",
+            watchlist_refresh_seconds="0.5",
+        )
+        cli(env, "db", "upgrade")
+        _add_officer(env, "desk", "officer")
+        answer = json.loads(cli(env, "node", "enrol", "--national-url", national.url).stdout)
+        assert answer["status"] == "pending"
+        cli(national_env, "node", "approve", code)
+        cluster.posts[code] = Post(code, env, ServerProcess(env).start())
+    return cluster
+
+
+def drop_cluster(cluster: Cluster) -> None:
+    cluster.stop()
+    asyncio.run(drop_pg_database(cluster.database))
+
+
+def canonical(value: Any) -> str:
+    return str(uuid.UUID(str(value)))
