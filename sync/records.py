@@ -10,9 +10,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401 - tables on the metadata
