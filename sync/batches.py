@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -40,7 +41,17 @@ class OutboxRecord:
     seq: int
     record_type: str
     record_id: str
-    payload: dict[str, Any]
+    # the row; its JSON text straight from the outbox (sender); or undecoded JSON (receiver)
+    payload: dict[str, Any] | str | msgspec.Raw
+
+    def wire(self) -> bytes:
+        payload = (
+            self.payload
+            if isinstance(self.payload, str)
+            else msgspec.json.encode(self.payload).decode()
+        )  # (a Raw payload is never re-sent)
+        head = msgspec.json.encode([self.seq, self.record_type, self.record_id])
+        return head[:-1] + b"," + payload.encode() + b"]"
 
 
 @dataclass(frozen=True)
@@ -84,8 +95,8 @@ def _unb64(text: str) -> bytes:
 
 
 def _encode_records(records: list[OutboxRecord]) -> bytes:
-    rows = [[r.seq, r.record_type, r.record_id, r.payload] for r in records]
-    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+    """The JSON array of records, splicing stored JSON text in without re-encoding it."""
+    return b"[" + b",".join(r.wire() for r in records) + b"]"
 
 
 def sign_batch(
@@ -98,7 +109,7 @@ def sign_batch(
     key: Ed25519PrivateKey,
 ) -> SignedBatch:
     """Compress and sign a non-empty run of records that follows ``after_seq``."""
-    body = zlib.compress(_encode_records(records), 6)
+    body = zlib.compress(_encode_records(records), 1)
     header = BatchHeader(
         BATCH_FORMAT,
         kind,
@@ -120,7 +131,8 @@ def split_into_batches(
     current: list[OutboxRecord] = []
     size = 0
     for record in records:
-        record_size = len(json.dumps(record.payload, separators=(",", ":"))) + 64
+        payload = record.payload
+        record_size = (len(payload) if isinstance(payload, str) else len(json.dumps(payload))) + 64
         if current and (len(current) >= max_records or size + record_size > max_bytes):
             yield current
             current, size = [], 0
@@ -173,11 +185,11 @@ def _decode_body(body: bytes) -> list[OutboxRecord]:
         raw = inflater.decompress(body, MAX_DECOMPRESSED_BYTES)
         if inflater.unconsumed_tail:
             raise BatchRejected("too_large", "the batch inflates past the size limit")
-        rows = json.loads(raw)
-        return [OutboxRecord(int(s), str(t), str(i), dict(p)) for s, t, i, p in rows]
+        rows = msgspec.json.decode(raw, type=list[tuple[int, str, str, msgspec.Raw]])
+        return [OutboxRecord(s, t, i, p) for s, t, i, p in rows]
     except BatchRejected:
         raise
-    except (zlib.error, ValueError, TypeError) as exc:
+    except (zlib.error, ValueError, TypeError, msgspec.DecodeError) as exc:
         raise BatchRejected("malformed", f"the batch body is unreadable: {exc}") from exc
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.models import OutboxEntry, utcnow
@@ -106,14 +106,22 @@ class SyncClient:
 
     # ------------------------------------------------------------ records
     async def _outbox_after(self, position: int, *, photos_only: bool) -> list[OutboxRecord]:
+        """The next page of outbox rows, payloads as stored JSON text (never decoded)."""
+        raw_payload = type_coerce(OutboxEntry.payload, Text)
         query = select(
-            OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.record_id, OutboxEntry.payload
+            OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.record_id, raw_payload
         ).where(OutboxEntry.seq > position)
         if photos_only:
             query = query.where(OutboxEntry.record_type == "photo")
+        query = query.order_by(OutboxEntry.seq).limit(OUTBOX_PAGE)
         async with self.node.db.session() as session:
-            rows = await session.execute(query.order_by(OutboxEntry.seq).limit(OUTBOX_PAGE))
-            return [OutboxRecord(r.seq, r.record_type, r.record_id, r.payload) for r in rows]
+            if session.bind.dialect.name == "sqlite":  # skip SQLAlchemy's per-row processing
+                return await _sqlite_rows(session, query)
+            rows = await session.execute(query)
+            return [
+                OutboxRecord(seq, kind, record_id, payload)
+                for seq, kind, record_id, payload in rows
+            ]
 
     async def _send_batch(self, batch: SignedBatch) -> tuple[int, int]:
         response = await self.http.post(
@@ -237,6 +245,14 @@ class SyncClient:
             await self._save("records", error=str(exc) or type(exc).__name__)
             raise SyncError(str(exc) or type(exc).__name__) from exc
         return report
+
+
+async def _sqlite_rows(session: AsyncSession, query: Any) -> list[OutboxRecord]:
+    connection = await session.connection()
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    driver = (await connection.get_raw_connection()).driver_connection
+    async with driver.execute(str(compiled)) as cursor:
+        return [OutboxRecord(*row) for row in await cursor.fetchall()]
 
 
 @dataclass

@@ -4,9 +4,10 @@ and acknowledge the highest contiguous seq stored. Rejections are audited."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 from dataclasses import dataclass
+from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +18,7 @@ from registry.photos import SanitisedPhoto, write_photo
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
 from sync.models import IngestState, SyncPeer
-from sync.records import POST_RECORD_TYPES, insert_missing, row_from_payload
+from sync.records import POST_RECORD_TYPES, decode_row, insert_missing
 
 
 class BatchGap(Exception):
@@ -57,24 +58,31 @@ async def _state_for_update(session: AsyncSession, origin: str) -> IngestState:
     return state
 
 
-def _check_provenance(origin: str, record: OutboxRecord) -> None:
+def _decoded_row(origin: str, record: OutboxRecord) -> dict[str, Any]:
+    """Decode one record's row, refusing types a post may not push and rows that claim
+    another origin than the post that signed the batch."""
     if record.record_type not in POST_RECORD_TYPES:
         raise BatchRejected("forbidden_record", f"{record.record_type} may not be pushed")
-    payload = record.payload
-    claimed = payload.get("home_post") if record.record_type == "officer" else payload.get("origin")
+    try:
+        row = decode_row(record.record_type, record.payload)  # type: ignore[arg-type]
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BatchRejected("malformed", f"record {record.record_id}: {exc}") from exc
+    claimed = row.get("home_post") if record.record_type == "officer" else row.get("origin")
     if claimed != origin:
         raise BatchRejected(
             "forged_origin", f"record {record.record_id} claims origin {claimed}, sent by {origin}"
         )
+    return row
 
 
 async def _apply(session: AsyncSession, origin: str, records: list[OutboxRecord]) -> None:
-    """Insert records grouped by consecutive type, keeping their order (parents first)."""
+    """Insert records table by table in dependency order (parents before children), one
+    multi-row statement per table; within a table the sender's order is kept."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        _check_provenance(origin, record)
-    for record_type, group in itertools.groupby(records, key=lambda r: r.record_type):
-        rows = [row_from_payload(record_type, r.payload) for r in group]
-        await insert_missing(session, record_type, rows)
+        by_type.setdefault(record.record_type, []).append(_decoded_row(origin, record))
+    for record_type in POST_RECORD_TYPES:
+        await insert_missing(session, record_type, by_type.get(record_type, []))
 
 
 async def ingest_batch(

@@ -1,0 +1,262 @@
+"""Sync throughput and digest economy.
+
+1. Push: 100k crossings registered at a post (SQLite, through the real registration path)
+   are pushed to a national node (PostgreSQL, `borderpost serve` subprocess) and timed.
+   Baseline in the same run: one INSERT per record through an ORM session (add + flush),
+   measured on a sample and reported per crossing. Targets: >= 20,000 crossings/s
+   ingested and >= 10x the naive path.
+2. Digest: two sets of 1M crossings that differ in 100 records; bytes the digest check
+   transfers (day hashes, then hour hashes of differing days, then ids of differing hours)
+   against the bytes of a full resend of the 1M records. Target: under 1%.
+
+Usage: .venv/bin/python bench/sync.py [--crossings 100000] [--digest-records 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+import zlib
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from registry.db import make_engine  # noqa: E402
+from registry.migrate import upgrade_database  # noqa: E402
+from registry.mrz import build_td3  # noqa: E402
+from registry.node import Node  # noqa: E402
+from registry.schemas import RegistrationRequest  # noqa: E402
+from registry.services.officers import create_officer  # noqa: E402
+from registry.services.registration import prepare_registration  # noqa: E402
+from registry.settings import Settings  # noqa: E402
+from sync.client import NationalLink, SyncClient  # noqa: E402
+from sync.digest import bucket_hash  # noqa: E402
+from tests.conftest import create_pg_database, drop_pg_database, pg_url  # noqa: E402
+from tests.servers import ServerProcess, cli, node_env  # noqa: E402
+
+NATIONAL = "MR-NATIONAL"
+POST = "MR-GOGUI"
+
+
+def _mrz(n: int) -> str:
+    lines = build_td3(document_code="P", issuing_state="MLI", surname="DIALLO",
+                      given_names="AMADOU", document_number=f"S{n:08d}", nationality="MLI",
+                      date_of_birth=date(1975, 1, 1) + timedelta(days=n % 9000), sex="M",
+                      expiry_date=date.today() + timedelta(days=900), optional_data="")
+    return "\n".join(lines)
+
+
+async def fill_post(node: Node, crossings: int) -> float:
+    """Register crossings through the real path (group commit) without HTTP."""
+    async with node.db.write_transaction() as session:
+        officer = await create_officer(session, node=node, actor=None, username="bench",
+                                       full_name="Bench", role="officer",
+                                       password="bench-password-1")
+    started = time.perf_counter()
+    for first in range(0, crossings, 256):
+        items = [prepare_registration(node, officer, RegistrationRequest(
+            direction="entry", mrz=_mrz(n)), None) for n in range(first,
+                                                                min(first + 256, crossings))]
+        await asyncio.gather(*(node.registrations.submit(item) for item in items))
+    return time.perf_counter() - started
+
+
+async def push(node: Node, url: str, national_key: object) -> tuple[float, int, int]:
+    link = NationalLink(NATIONAL, url, national_key)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(timeout=300) as http:
+        client = SyncClient(node, link, http, max_records=5000, max_bytes=8_000_000)
+        started = time.perf_counter()
+        records, batches = await client.push_records()
+        return time.perf_counter() - started, records, batches
+
+
+async def naive_ingest(national_url: str, node: Node, sample: int) -> float:
+    """One INSERT per record through an ORM session: the same records, the naive way."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlmodel import SQLModel
+
+    from registry.models import OutboxEntry
+    from sync.records import row_from_payload
+
+    async with node.db.session() as session:
+        rows = (await session.execute(select(OutboxEntry.record_type, OutboxEntry.payload)
+                                      .order_by(OutboxEntry.seq).limit(sample * 4 + 2))).all()
+    engine = create_async_engine(national_url)
+    tables = SQLModel.metadata.tables
+    models = {m.__tablename__: m for m in SQLModel.__subclasses__()
+              if getattr(m, "__tablename__", None) in tables}
+    crossings = sum(1 for r in rows if r.record_type == "crossing")
+    started = time.perf_counter()
+    async with async_sessionmaker(engine)() as session:
+        for record_type, payload in rows:
+            model = models[record_type]
+            data = row_from_payload(record_type, payload)
+            if record_type == "audit_event":
+                data.pop("seq", None)
+            session.add(model(**data))
+            await session.flush()
+        await session.rollback()  # leave the national database as the real push left it
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return crossings / elapsed
+
+
+def run_push(crossings: int, naive_sample: int) -> None:
+    database = f"bp_bench_sync_{uuid.uuid4().hex[:6]}"
+    asyncio.run(create_pg_database(database))
+    naive_db = f"bp_bench_naive_{uuid.uuid4().hex[:6]}"
+    asyncio.run(create_pg_database(naive_db))
+    with tempfile.TemporaryDirectory() as tmp:
+        national_env = node_env(Path(tmp) / "national", role="national", node_code=NATIONAL,
+                                database_url=pg_url(database), secret_key="b" * 40)
+        cli(national_env, "db", "upgrade")
+        national = ServerProcess(national_env).start()
+        post_settings = replace(Settings(), data_dir=Path(tmp) / "post", node_code=POST)
+        node = Node.build(post_settings)
+        try:
+            asyncio.run(_migrate(post_settings))
+            fill_seconds = asyncio.run(fill_post(node, crossings))
+            post_env = node_env(Path(tmp) / "post", node_code=POST)
+            cli(post_env, "node", "enrol", "--national-url", national.url)
+            cli(national_env, "node", "approve", POST)
+            key_text = json.loads(cli(national_env, "keys", "show").stdout)["public_key"]
+            from registry.receipts import public_key_from_text
+
+            seconds, records, batches = asyncio.run(_fresh_push(post_settings, national.url,
+                                                                public_key_from_text(key_text)))
+            naive_env = node_env(Path(tmp) / "naive", role="national", node_code=NATIONAL,
+                                 database_url=pg_url(naive_db), secret_key="b" * 40)
+            cli(naive_env, "db", "upgrade")
+            naive_rate = asyncio.run(_fresh_naive(post_settings, pg_url(naive_db),
+                                                  naive_sample))
+        finally:
+            national.stop()
+            asyncio.run(node.db.dispose())
+            asyncio.run(drop_pg_database(database))
+            asyncio.run(drop_pg_database(naive_db))
+    rate = crossings / seconds
+    print(f"push: {crossings} crossings ({records} records, {batches} batches) registered in "
+          f"{fill_seconds:.1f} s, pushed to PostgreSQL in {seconds:.2f} s")
+    print(f"  borderpost push   {rate:10.0f} crossings/s   target >= 20000: "
+          f"{'PASS' if rate >= 20000 else 'FAIL'}")
+    print(f"  naive ORM insert  {naive_rate:10.0f} crossings/s   (one INSERT per record, "
+          f"{naive_sample} crossings sampled)")
+    ratio = rate / naive_rate
+    print(f"  ratio             {ratio:10.1f}x             target >= 10x: "
+          f"{'PASS' if ratio >= 10 else 'FAIL'}")
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        await upgrade_database(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _fresh_push(settings: Settings, url: str, key: object) -> tuple[float, int, int]:
+    node = Node.build(settings)
+    try:
+        return await push(node, url, key)
+    finally:
+        await node.db.dispose()
+
+
+async def _fresh_naive(settings: Settings, url: str, sample: int) -> float:
+    node = Node.build(settings)
+    try:
+        return await naive_ingest(url, node, sample)
+    finally:
+        await node.db.dispose()
+
+
+def run_digest(records: int, differing: int) -> None:
+    """Digest bytes vs full-resend bytes on two generated sets (same JSON as the API)."""
+    rng = random.Random(1)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    post = [(str(uuid.UUID(int=rng.getrandbits(128))),
+             start + timedelta(seconds=rng.randrange(365 * 86400))) for _ in range(records)]
+    missing = set(rng.sample(range(records), differing))
+    national = [c for i, c in enumerate(post) if i not in missing]
+    sent = digest_exchange_bytes(post, national)
+    full = full_resend_bytes(rng, records)
+    print(f"digest: {records} vs {records - differing} crossings ({differing} missing)")
+    print(f"  digest check transferred {sent:12,d} bytes")
+    print(f"  full resend would send   {full:12,d} bytes (compressed batches)")
+    share = sent / full * 100
+    print(f"  share {share:.3f}%   target < 1%: {'PASS' if share < 1 else 'FAIL'}")
+
+
+def _buckets(rows: list[tuple[str, datetime]], fmt: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for crossing_id, when in rows:
+        out.setdefault(when.strftime(fmt), []).append(crossing_id)
+    return out
+
+
+def _summary(groups: dict[str, list[str]]) -> dict[str, dict[str, object]]:
+    return {k: {"count": len(v), "hash": bucket_hash(v)} for k, v in groups.items()}
+
+
+def digest_exchange_bytes(post: list[tuple[str, datetime]],
+                          national: list[tuple[str, datetime]]) -> int:
+    """Bytes national sends in the three-level digest exchange (the API's JSON shapes)."""
+    total = 0
+    days_post, days_nat = _buckets(post, "%Y-%m-%d"), _buckets(national, "%Y-%m-%d")
+    summary = _summary(days_nat)
+    total += len(json.dumps({"origin": POST, "buckets": summary}))
+    local = _summary(days_post)
+    for day in sorted(d for d in local if local[d] != summary.get(d)):
+        hours_nat = _buckets([(i, t) for i, t in national if t.strftime("%Y-%m-%d") == day],
+                             "%H")
+        hours_post = _buckets([(i, t) for i, t in post if t.strftime("%Y-%m-%d") == day], "%H")
+        hour_summary = _summary(hours_nat)
+        total += len(json.dumps({"origin": POST, "day": day, "buckets": hour_summary}))
+        for hour in (h for h in hours_post if _summary(hours_post)[h] != hour_summary.get(h)):
+            total += len(json.dumps({"origin": POST, "day": day, "hour": hour,
+                                     "ids": sorted(hours_nat.get(hour, []))}))
+    return total
+
+
+def full_resend_bytes(rng: random.Random, records: int) -> int:
+    """Compressed size of resending every crossing record, measured on a 20k sample."""
+    sample = min(records, 20_000)
+    payloads = [{"id": str(uuid.UUID(int=rng.getrandbits(128))), "origin": POST, "post": POST,
+                 "direction": "entry", "occurred_at": "2025-03-01T10:00:00+00:00",
+                 "officer_id": str(uuid.uuid4()), "traveller_id": str(uuid.uuid4()),
+                 "document_id": str(uuid.uuid4()), "mode": "car", "decision": "cleared",
+                 "checks": [], "companions": [], "version": 1,
+                 "receipt": "BP1:" + "X" * 155, "stay_allowed_until": "2025-06-01"}
+                for _ in range(sample)]
+    size = 0
+    for first in range(0, sample, 5000):
+        chunk = [[n, "crossing", p["id"], p] for n, p in enumerate(payloads[first:first + 5000])]
+        size += len(zlib.compress(json.dumps(chunk).encode(), 6))
+    return size * records // sample
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--crossings", type=int, default=100_000)
+    parser.add_argument("--naive-sample", type=int, default=2_000)
+    parser.add_argument("--digest-records", type=int, default=1_000_000)
+    parser.add_argument("--skip-push", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_push:
+        run_push(args.crossings, args.naive_sample)
+    run_digest(args.digest_records, 100)
+
+
+if __name__ == "__main__":
+    main()
