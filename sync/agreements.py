@@ -328,13 +328,13 @@ def pseudonym(
     _check_key(hmac_key)
     if kind == "document_number":
         number = normalise_document_number(_text(value)) if value is not None else ""
-        state = normalise_document_number(_text(issuing_state)) if issuing_state else ""
+        state = normalise_document_number(_text(issuing_state)) if issuing_state is not None else ""
         if not number or not state:
             return None
         return _hmac_hex(hmac_key, kind, state, number)
     if kind == "name":
         normalised = normalise_name(_text(value)) if value is not None else ""
-        return _hmac_hex(hmac_key, kind, normalised) if normalised else None
+        return _hmac_hex(hmac_key, kind, normalised) if normalised else value
     if kind == "name_key":
         surname = _text(value) if value is not None else ""
         given = _text(given_names) if given_names is not None else ""

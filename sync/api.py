@@ -4,6 +4,7 @@ photos, signed requests), not by officer tokens; peer management needs an admin 
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from typing import Annotated, Any
 
 import msgspec
@@ -16,9 +17,9 @@ from sqlalchemy import select
 from registry.api.auth import EVERYONE, node_of
 from registry.models import Officer, OutboxEntry
 from registry.outbox import enqueue
-from registry.problems import problem_response
+from registry.problems import Problem, problem_response
 from sync.batches import SIGNATURE, BatchRejected, _b64, read_header
-from sync.digest import bucket_ids, crossing_buckets
+from sync.digest import bucket_ids, crossing_buckets, hour_buckets
 from sync.ingest import BatchGap, ingest_batch, ingest_photo, record_rejection
 from sync.peers import decide_peer, list_peers, receive_enrolment, verify_request
 from sync.records import REFERENCE_TYPES
@@ -149,12 +150,31 @@ class SyncController(Controller):
         return {"origin": peer.node_code, "buckets": buckets}
 
     @get("/digest/{day:str}", opt={"public": True})
-    async def digest_ids(self, request: Request[Any, Any, Any], day: str) -> dict[str, Any]:
+    async def digest_hours(self, request: Request[Any, Any, Any], day: str) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", _path(request), b"")
-            ids = await bucket_ids(session, peer.node_code, day)
-        return {"origin": peer.node_code, "day": day, "ids": ids}
+            buckets = await hour_buckets(session, peer.node_code, _day(day))
+        return {"origin": peer.node_code, "day": day, "buckets": buckets}
+
+    @get("/digest/{day:str}/{hour:str}", opt={"public": True})
+    async def digest_ids(
+        self, request: Request[Any, Any, Any], day: str, hour: str
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        if not (len(hour) == 2 and hour.isdigit() and int(hour) < 24):
+            raise Problem(400, "Invalid hour", field="hour", detail="give HH, 00 to 23")
+        async with node.db.session() as session:
+            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            ids = await bucket_ids(session, peer.node_code, _day(day), hour)
+        return {"origin": peer.node_code, "day": day, "hour": hour, "ids": ids}
+
+
+def _day(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise Problem(400, "Invalid day", field="day", detail="give YYYY-MM-DD") from exc
 
 
 class PeerController(Controller):

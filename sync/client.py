@@ -285,32 +285,48 @@ async def _requeue_crossings(node: Node, crossing_ids: list[str]) -> None:
             await enqueue(session, *[p for p in parents if p is not None], crossing)
 
 
+async def _national_json(client: SyncClient, path: str, counter: list[int]) -> dict[str, Any]:
+    response = await client.signed_get(path)
+    counter[0] += len(response.content)
+    return response.json()  # type: ignore[no-any-return]
+
+
 async def verify_digest(client: SyncClient) -> DigestReport:
-    """Compare per-day bucket hashes with national and resend only what national lacks."""
-    from sync.digest import bucket_ids, crossing_buckets, differing_days
+    """Compare day hashes, then hour hashes of differing days, then ids of differing hours;
+    resend only what national lacks."""
+    from sync.digest import bucket_ids, crossing_buckets, differing_days, hour_buckets
 
     code = client.node.settings.node_code
-    response = await client.signed_get("/api/sync/digest")
-    received = len(response.content)
-    remote = response.json()["buckets"]
+    received = [0]
+    remote = (await _national_json(client, "/api/sync/digest", received))["buckets"]
     async with client.node.db.session() as session:
         local = await crossing_buckets(session, code)
     days = differing_days(local, remote)
     missing: list[str] = []
     extra: list[str] = []
     for day in days:
-        remote_ids: set[str] = set()
-        if day in remote:
-            day_response = await client.signed_get(f"/api/sync/digest/{day}")
-            received += len(day_response.content)
-            remote_ids = set(day_response.json()["ids"])
+        remote_hours = (
+            {}
+            if day not in remote
+            else (await _national_json(client, f"/api/sync/digest/{day}", received))["buckets"]
+        )
         async with client.node.db.session() as session:
-            local_ids = set(await bucket_ids(session, code, day))
-        missing += sorted(local_ids - remote_ids)
-        extra += sorted(remote_ids - local_ids)
+            local_hours = await hour_buckets(session, code, day)
+        for hour in differing_days(local_hours, remote_hours):
+            remote_ids: set[str] = set()
+            if hour in remote_hours:
+                remote_ids = set(
+                    (await _national_json(client, f"/api/sync/digest/{day}/{hour}", received))[
+                        "ids"
+                    ]
+                )
+            async with client.node.db.session() as session:
+                local_ids = set(await bucket_ids(session, code, day, hour))
+            missing += sorted(local_ids - remote_ids)
+            extra += sorted(remote_ids - local_ids)
     if missing:
         await _requeue_crossings(client.node, missing)
-    return DigestReport(len(set(local) | set(remote)), days, missing, extra, received)
+    return DigestReport(len(set(local) | set(remote)), days, missing, extra, received[0])
 
 
 async def enrol(

@@ -1,5 +1,6 @@
-"""Digest check: per (origin, day) bucket hashes of crossings, compared between a post and
-national, so that only the records of differing days are listed and resent. This catches
+"""Digest check: per (origin, day) bucket hashes of crossings, then per hour within the
+days that differ, then the ids of the hours that differ, so that only missing records are
+listed and resent. This catches
 any bug in the checkpoints without a full rescan or a full resend."""
 
 from __future__ import annotations
@@ -37,21 +38,35 @@ async def crossing_buckets(session: AsyncSession, origin: str) -> dict[str, dict
     }
 
 
-async def bucket_ids(session: AsyncSession, origin: str, day: str) -> list[str]:
-    """The crossing ids of one origin on one UTC day."""
+async def _day_rows(session: AsyncSession, origin: str, day: str) -> list[tuple[str, datetime]]:
     start = datetime.combine(date.fromisoformat(day), time.min, tzinfo=UTC)
-    rows = await session.scalars(
-        select(Crossing.id).where(
+    rows = await session.execute(
+        select(Crossing.id, Crossing.occurred_at).where(
             Crossing.origin == origin,
             Crossing.occurred_at >= start,
             Crossing.occurred_at < start + timedelta(days=1),
         )
     )
-    return sorted(str(i) for i in rows)
+    return [(str(i), t.astimezone(UTC)) for i, t in rows]
+
+
+async def hour_buckets(session: AsyncSession, origin: str, day: str) -> dict[str, dict[str, Any]]:
+    """The second level: {"HH": {"count", "hash"}} for one origin's crossings on one day."""
+    hours: dict[str, list[str]] = defaultdict(list)
+    for crossing_id, when in await _day_rows(session, origin, day):
+        hours[f"{when.hour:02d}"].append(crossing_id)
+    return {hour: {"count": len(ids), "hash": bucket_hash(ids)} for hour, ids in hours.items()}
+
+
+async def bucket_ids(session: AsyncSession, origin: str, day: str, hour: str) -> list[str]:
+    """The crossing ids of one origin in one UTC hour."""
+    return sorted(
+        i for i, when in await _day_rows(session, origin, day) if f"{when.hour:02d}" == hour
+    )
 
 
 def differing_days(
     local: dict[str, dict[str, Any]], remote: dict[str, dict[str, Any]]
 ) -> list[str]:
-    """Days whose bucket differs (or exists on one side only)."""
+    """Buckets (days or hours) that differ or exist on one side only."""
     return sorted(day for day in set(local) | set(remote) if local.get(day) != remote.get(day))

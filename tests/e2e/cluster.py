@@ -100,6 +100,17 @@ class Cluster:
 
         return asyncio.run(run())
 
+    def national_execute(self, sql: str, **params: Any) -> None:
+        async def run() -> None:
+            engine = create_async_engine(pg_url(self.database))
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text(sql), params)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
+
     def national_token(self, username: str) -> dict[str, str]:
         response = httpx.post(
             f"{self.national.url}/api/auth/login", json={"username": username, "password": PASSWORD}

@@ -19,7 +19,7 @@ from registry.settings import load_settings
 from sync.batches import OutboxRecord, sign_batch
 from sync.client import NationalLink, SyncClient, SyncError
 from tests.conftest import missing, pg_reachable
-from tests.e2e.cluster import NATIONAL, Cluster, canonical, drop_cluster, mrz, start_cluster
+from tests.e2e.cluster import NATIONAL, Cluster, Post, canonical, drop_cluster, mrz, start_cluster
 from tests.servers import cli
 
 GOGUI, KOBENI = "MR-GOGUI", "MR-KOBENI"
@@ -54,6 +54,8 @@ def test_offline_registrations_arrive_exactly_once(cluster: Cluster) -> None:
     acknowledged = _status(cluster, GOGUI)["acknowledged_seq"]  # the start-up sync's share
     gogui = cluster.posts[GOGUI].register(24, "G")
     kobeni = cluster.posts[KOBENI].register(11, "K")
+    portrait = _register_with_photo(cluster.posts[KOBENI])
+    kobeni.append(portrait["id"])
     offline = cli(cluster.posts[GOGUI].env, "sync", "now", check=False)
     assert offline.returncode != 0
     status = _status(cluster, GOGUI)
@@ -73,6 +75,46 @@ def test_offline_registrations_arrive_exactly_once(cluster: Cluster) -> None:
     assert json.loads(chain.stdout)["ok"] is True
     digest = json.loads(cli(cluster.posts[KOBENI].env, "sync", "verify").stdout)
     assert digest["days_differing"] == [] and digest["missing_at_national"] == []
+    sha = portrait["photo_sha256"]
+    stored = cluster.root / "national" / "photos" / sha[:2] / sha[2:4] / f"{sha}.jpg"
+    assert stored.read_bytes()[:2] == b"\xff\xd8"
+    encoding = cluster.national_rows("SELECT face_encoding FROM photo WHERE sha256 = :s", s=sha)
+    assert len(encoding[0][0]) == 128 * 4  # the face template travelled with the photo row
+
+
+def _register_with_photo(post: Post) -> dict:
+    import skimage.data
+
+    photo = (Path(skimage.data.__file__).parent / "astronaut.png").read_bytes()
+    body = {
+        "direction": "entry",
+        "mrz": mrz("P0000077", surname="COLLINS", given="EILEEN"),
+        "photo_quality_override": "astronaut portrait used as a test photo",
+    }
+    response = httpx.post(
+        f"{post.server.url}/api/crossings",
+        headers=post.headers(),
+        data={"crossing": json.dumps(body)},
+        files={"photo": ("astronaut.png", photo, "image/png")},
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_digest_finds_and_resends_what_national_lost(cluster: Cluster) -> None:
+    ids = cluster.posts[GOGUI].register(12, "D")
+    cli(cluster.posts[GOGUI].env, "sync", "now")
+    lost = sorted(ids[2:5])
+    cluster.national_execute("DELETE FROM crossing WHERE id::text = ANY(:ids)", ids=lost)
+    assert len(national_crossings(cluster, GOGUI)) == 9
+    report = json.loads(cli(cluster.posts[GOGUI].env, "sync", "verify").stdout)
+    assert sorted(report["missing_at_national"]) == lost
+    assert len(report["days_differing"]) == 1
+    cli(cluster.posts[GOGUI].env, "sync", "now")
+    assert sorted(national_crossings(cluster, GOGUI)) == sorted(ids)
+    again = json.loads(cli(cluster.posts[GOGUI].env, "sync", "verify").stdout)
+    assert again["missing_at_national"] == [] and again["days_differing"] == []
 
 
 class CuttingProxy:
