@@ -261,6 +261,9 @@ class Agreement:
     signatures: Mapping[str, str] = field(default_factory=dict)
     canonical: bytes = field(default=b"", repr=False, compare=False)
 
+    def __hash__(self) -> int:
+        return hash((self.canonical, tuple(sorted(self.signatures.items()))))
+
     @property
     def content_sha256(self) -> str:
         """Fingerprint of the canonical content: both parties must see the same value."""
@@ -334,7 +337,7 @@ def pseudonym(
         return _hmac_hex(hmac_key, kind, state, number)
     if kind == "name":
         normalised = normalise_name(_text(value)) if value is not None else ""
-        return _hmac_hex(hmac_key, kind, normalised) if normalised else value
+        return _hmac_hex(hmac_key, kind, normalised) if normalised else None
     if kind == "name_key":
         surname = _text(value) if value is not None else ""
         given = _text(given_names) if given_names is not None else ""

@@ -52,6 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MISSING",
     "CrossingFact",
     "Discrepancy",
     "FactTable",
