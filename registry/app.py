@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,14 +34,31 @@ from registry.node import Node
 from registry.problems import EXCEPTION_HANDLERS
 from registry.settings import Settings, load_settings
 from registry.watchlists import refresh_periodically
+from sync.agreements import AgreementError
 from sync.api import PeerController, SyncController
 from sync.api import status as sync_status_route
+from sync.exchange import Exchange, load_exchange
+from sync.exchange_api import LiaisonController, PartnerController
+from sync.exchange_client import ExchangeRunner
 from sync.reference import refresh_node_reference
 from sync.runner import SyncRunner
 
-national_routes = [SyncController, PeerController]
+national_routes = [SyncController, PeerController, PartnerController, LiaisonController]
+log = logging.getLogger("borderpost")
 TEMPLATES = Path(__file__).parent / "templates"
 BODY_OVERHEAD_BYTES = 256 * 1024
+
+
+def _load_exchange(node: Node) -> Exchange | None:
+    """The agreement this national node exchanges under; a bad agreement stops exchange,
+    not the node."""
+    if node.settings.role != "national":
+        return None
+    try:
+        return load_exchange(node)
+    except (AgreementError, ValueError, OSError) as exc:
+        log.error("data-sharing agreement unusable, exchange stopped: %s", exc)
+        return None
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -60,10 +78,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runner = SyncRunner(node, interval=settings.sync_interval_seconds)
         background = asyncio.create_task(runner.run()) if settings.role == "post" else None
         app.state.sync_runner = runner
+        app.state.exchange = _load_exchange(node)
+        exchanger = (
+            ExchangeRunner(node, app.state.exchange, interval=settings.sync_interval_seconds)
+            if app.state.exchange is not None
+            else None
+        )
+        exchanging = asyncio.create_task(exchanger.run()) if exchanger else None
         try:
             yield
         finally:
             runner.stop()
+            if exchanger is not None and exchanging is not None:
+                exchanger.stop()
+                await exchanging
             watchlist_refresh.cancel()
             if background is not None:
                 await background

@@ -370,9 +370,19 @@ def audit_verify(origin: str | None) -> None:
 
 def _register_subcommands() -> None:
     from registry.cli_watchlist import watchlist
-    from sync.cli import node_group, rules_group, sync_group
+    from sync.cli import (
+        agreement_group,
+        exchange_group,
+        node_group,
+        reconcile_command,
+        rules_group,
+        sync_group,
+    )
 
     main.add_command(watchlist)
+    main.add_command(agreement_group)
+    main.add_command(exchange_group)
+    main.add_command(reconcile_command)
     main.add_command(node_group)
     main.add_command(sync_group)
     main.add_command(rules_group)

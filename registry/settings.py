@@ -45,6 +45,8 @@ class Settings:
     face_tolerance: float = 0.6
     sync_interval_seconds: float = 30.0
     watchlist_refresh_seconds: float = 30.0
+    agreement_file: str = ""  # national: the signed data-sharing agreement (TOML)
+    agreement_key_file: str = ""  # national: the agreement's shared HMAC key (0600)
     debug: bool = False
 
     @property

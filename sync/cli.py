@@ -229,3 +229,133 @@ def rules_publish(rules_file: Path) -> None:
     except ValueError as exc:
         raise click.ClickException(f"invalid rules: {exc}") from exc
     click.echo("published; posts apply them at their next pull")
+
+
+@click.group("agreement")
+def agreement_group() -> None:
+    """The data-sharing agreement with the partner country."""
+
+
+@agreement_group.command("check")
+@click.argument("agreement_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the shared HMAC key, to confirm it matches the agreement",
+)
+def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
+    """Validate an agreement and print what it would share, field by field. Exit 0 only
+    when exchange under it is allowed today."""
+    from datetime import date
+
+    from sync.agreements import AgreementError, check_report, read_hmac_key
+
+    try:
+        key = read_hmac_key(key_file) if key_file else None
+        report = check_report(
+            agreement_file, today=date.today(), hmac_key_available=key is not None, hmac_key=key
+        )
+    except (AgreementError, ValueError) as exc:
+        _emit({"valid": False, "error": str(exc)})
+        sys.exit(1)
+    _emit(report)
+    sys.exit(0 if report.get("exchange_allowed") else 1)
+
+
+def _exchange_or_fail(node: Node) -> Any:
+    from sync.exchange import load_exchange
+
+    exchange = load_exchange(node)
+    if exchange is None:
+        raise click.ClickException("no agreement configured (BORDERPOST_AGREEMENT_FILE)")
+    return exchange
+
+
+@agreement_group.command("revoke")
+@click.option("--reason", required=True)
+def agreement_revoke(reason: str) -> None:
+    """Stop all exchange under the current agreement version, at once."""
+    from sync.exchange import revoke_agreement
+
+    node = _node()
+    exchange = _exchange_or_fail(node)
+
+    async def work() -> None:
+        async with node.db.write_transaction() as session:
+            await revoke_agreement(
+                session, node=node, exchange=exchange, officer=None, reason=reason
+            )
+
+    _run(node, work)
+    click.echo(f"agreement {exchange.agreement.id} v{exchange.agreement.version} revoked")
+
+
+@click.group("exchange")
+def exchange_group() -> None:
+    """Exchange with the partner country's national node."""
+
+
+@exchange_group.command("now")
+def exchange_now() -> None:
+    """Push queued records to the partner now."""
+    from sync.client import SyncError
+    from sync.exchange_client import push_to_partner
+
+    node = _node()
+    exchange = _exchange_or_fail(node)
+
+    async def work() -> int:
+        async with httpx.AsyncClient(timeout=60) as http:
+            return await push_to_partner(node, exchange, http)
+
+    try:
+        _emit({"sent": _run(node, work)})
+    except (SyncError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@exchange_group.command("purge")
+def exchange_purge() -> None:
+    """Delete partner records whose retention has run out (audited)."""
+    from sync.exchange import load_exchange, purge_expired
+
+    node = _node()
+
+    async def work() -> int:
+        async with node.db.write_transaction() as session:
+            return await purge_expired(session, node=node, exchange=load_exchange(node))
+
+    _emit({"purged": _run(node, work)})
+
+
+@click.command("reconcile")
+@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--until", default=None, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--pair", default=None, help="OUR-POST:THEIR-POST, e.g. MR-GOGUI:ML-GOGUI")
+@click.option("--format", "output", default="json", type=click.Choice(["json", "csv"]))
+def reconcile_command(since: Any, until: Any, pair: str | None, output: str) -> None:
+    """Reconcile our exits and entries with the partner's and print the report."""
+    from datetime import timedelta
+
+    from sync.liaison import list_discrepancies, period_report, run_reconciliation
+    from sync.reconcile import report_csv
+
+    node = _node()
+    exchange = _exchange_or_fail(node)
+    start = since.date()
+    end = until.date() if until else start.today() + timedelta(days=1)
+    chosen = tuple(pair.split(":", 1)) if pair else None
+
+    async def work() -> tuple[Any, Any]:
+        async with node.db.write_transaction() as session:
+            result = await run_reconciliation(
+                session, node=node, exchange=exchange, since=start, until=end, officer=None
+            )
+            return result, await list_discrepancies(session)
+
+    result, cases = _run(node, work)
+    if output == "csv":
+        click.echo(report_csv(result, pair=chosen), nl=False)  # type: ignore[arg-type]
+    else:
+        _emit(period_report(result, cases, since=start, until=end, pair=chosen))  # type: ignore[arg-type]

@@ -75,7 +75,9 @@ def _decoded_row(origin: str, record: OutboxRecord) -> dict[str, Any]:
     return row
 
 
-async def _apply(session: AsyncSession, origin: str, records: list[OutboxRecord]) -> None:
+async def _apply(
+    session: AsyncSession, origin: str, records: list[OutboxRecord], *, exchanging: bool = False
+) -> None:
     """Insert records table by table in dependency order (parents before children), one
     multi-row statement per table; within a table the sender's order is kept."""
     by_type: dict[str, list[dict[str, Any]]] = {}
@@ -83,6 +85,10 @@ async def _apply(session: AsyncSession, origin: str, records: list[OutboxRecord]
         by_type.setdefault(record.record_type, []).append(_decoded_row(origin, record))
     for record_type in POST_RECORD_TYPES:
         await insert_missing(session, record_type, by_type.get(record_type, []))
+    if exchanging:  # queue for the partner country; the agreement filters at send time
+        from sync.exchange import queue_for_partner
+
+        await queue_for_partner(session, [str(row["id"]) for row in by_type.get("crossing", [])])
 
 
 async def ingest_batch(
@@ -103,7 +109,7 @@ async def ingest_batch(
     if header.after_seq > state.contiguous_seq:
         raise BatchGap(state.contiguous_seq, "gap")
     fresh = [r for r in records if r.seq > state.contiguous_seq]
-    await _apply(session, header.origin, fresh)
+    await _apply(session, header.origin, fresh, exchanging=bool(node.settings.agreement_file))
     state.contiguous_seq = header.seq_to
     state.batches_accepted += 1
     state.last_batch_at = utcnow()

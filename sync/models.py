@@ -65,3 +65,86 @@ class ReferenceChange(SQLModel, table=True):
     record_id: str = Field(max_length=80)
     payload: dict[str, Any] = _json()
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+class ExchangeOutbox(SQLModel, table=True):
+    """National side: what waits to go to the partner country. Only ids are queued; the
+    row is read and filtered through the agreement at send time, so a changed or revoked
+    agreement applies to everything not yet sent."""
+
+    __tablename__ = "exchange_outbox"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    record_type: str = Field(max_length=40)  # crossing | discrepancy
+    record_id: str = Field(max_length=80)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class PartnerRecord(SQLModel, table=True):
+    """What the partner country sent under an agreement: stored apart from national
+    records, and purged when the agreement's retention runs out."""
+
+    __tablename__ = "partner_record"
+
+    origin: str = Field(primary_key=True, max_length=32)
+    record_type: str = Field(primary_key=True, max_length=40)
+    record_id: str = Field(primary_key=True, max_length=80)
+    agreement_id: str = Field(max_length=80)
+    agreement_version: int
+    payload: dict[str, Any] = _json()
+    occurred_at: datetime | None = _ts(default=None, nullable=True, index=True)
+    received_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts(index=True)
+
+
+class AgreementRevocation(SQLModel, table=True):
+    """A party's revocation of an agreement version: exchange stops at once."""
+
+    __tablename__ = "agreement_revocation"
+
+    agreement_id: str = Field(primary_key=True, max_length=80)
+    version: int = Field(primary_key=True)
+    revoked_at: datetime = _ts(default_factory=utcnow)
+    revoked_by: str = Field(max_length=64)
+    reason: str = Field(max_length=500)
+
+
+class HitQuery(SQLModel, table=True):
+    """A Prüm-style hit/no-hit query, asked by us (outgoing) or by the partner (incoming).
+    Details leave only through an explicit request that the holder approves."""
+
+    __tablename__ = "hit_query"
+
+    reference: str = Field(primary_key=True, max_length=40)
+    direction: str = Field(max_length=8)  # outgoing | incoming
+    partner: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # document | name_dob
+    pseudonym: str = Field(max_length=128)
+    hit: bool = False
+    matched_ids: list[str] = _json(list)
+    asked_by: str = Field(max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+    detail_status: str = Field(default="none", max_length=10)  # none|pending|approved|refused
+    detail_decided_by: str | None = Field(default=None, max_length=64)
+    released: list[dict[str, Any]] = _json(list)
+
+
+class Discrepancy(SQLModel, table=True):
+    """A reconciliation case needing a liaison team's attention. Its id is derived from the
+    crossings involved, so both countries compute the same id and share one status."""
+
+    __tablename__ = "discrepancy"
+
+    id: str = Field(primary_key=True, max_length=40)
+    our_post: str = Field(max_length=32, index=True)
+    their_post: str = Field(max_length=32)
+    kind: str = Field(max_length=24)
+    our_ids: list[str] = _json(list)
+    their_ids: list[str] = _json(list)
+    doc_pseudonym: str = Field(max_length=128)
+    reason: str = Field(max_length=500)
+    at: datetime = _ts()
+    status: str = Field(default="open", max_length=10)  # open | resolved
+    resolution: str | None = Field(default=None, max_length=30)
+    notes: list[dict[str, Any]] = _json(list)
+    updated_at: datetime = _ts(default_factory=utcnow)

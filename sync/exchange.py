@@ -1,0 +1,494 @@
+"""Exchange with the partner country under the data-sharing agreement.
+
+National to partner uses the same signed, acknowledged batches as post to national. What
+leaves is decided at send time by ``sync.agreements.filter_record`` (the one enforcement
+point); what arrives is checked against the same agreement, stored apart from national
+records, and purged when retention runs out. Hit/no-hit queries answer yes or no and a
+reference; details leave only on an explicit request that the holder approves. Every
+export, import, purge and release is audited with the agreement version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.audit import audit
+from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
+from registry.node import Node
+from registry.problems import Problem
+from registry.receipts import public_key_from_text
+from sync.agreements import (
+    Agreement,
+    Party,
+    agreement_status,
+    filter_record,
+    load_agreement,
+    pseudonym,
+    read_hmac_key,
+)
+from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
+from sync.models import AgreementRevocation, ExchangeOutbox, HitQuery, PartnerRecord
+from sync.records import insert_missing
+
+BUNDLE = "crossing_bundle"
+RESOLUTION = "discrepancy_resolution"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """The agreement this national node exchanges under, and the shared HMAC key."""
+
+    agreement: Agreement
+    hmac_key: bytes
+    ours: Party
+    partner: Party
+
+    @property
+    def our_posts(self) -> set[str]:
+        return {ours for ours, _ in self.agreement.pairs_for(self.ours.node)}
+
+
+def load_exchange(node: Node) -> Exchange | None:
+    """The configured exchange, or None when this node has no agreement."""
+    settings = node.settings
+    if not settings.agreement_file:
+        return None
+    agreement = load_agreement(settings.agreement_file)
+    key = read_hmac_key(settings.agreement_key_file)
+    ours = agreement.party(settings.node_code)
+    return Exchange(agreement, key, ours, agreement.partner_of(settings.node_code))
+
+
+async def require_in_force(session: AsyncSession, exchange: Exchange | None) -> Exchange:
+    """Refuse any exchange unless the agreement is valid, signed by both, and not revoked."""
+    if exchange is None:
+        raise Problem(
+            409,
+            "No agreement",
+            field="agreement",
+            detail="this node has no data-sharing agreement configured",
+        )
+    in_force, problems = agreement_status(exchange.agreement, utcnow().date())
+    revoked = await session.get(
+        AgreementRevocation, (exchange.agreement.id, exchange.agreement.version)
+    )
+    if revoked is not None:
+        problems.append(f"revoked on {revoked.revoked_at.date()} by {revoked.revoked_by}")
+    if not in_force or revoked is not None:
+        raise Problem(403, "Agreement not in force", field="agreement", detail="; ".join(problems))
+    return exchange
+
+
+async def queue_for_partner(session: AsyncSession, crossing_ids: list[str]) -> None:
+    """National ingest: queue newly stored crossings for the partner (filtered at send)."""
+    if crossing_ids:
+        await insert_missing(
+            session,
+            "exchange_outbox",
+            [
+                {"record_type": "crossing", "record_id": i, "created_at": utcnow()}
+                for i in crossing_ids
+            ],
+        )
+
+
+# ------------------------------------------------------------------ sending
+async def _bundle(
+    session: AsyncSession, exchange: Exchange, crossing_id: str
+) -> dict[str, Any] | None:
+    crossing = await session.get(Crossing, uuid.UUID(crossing_id))
+    if crossing is None or crossing.post not in exchange.our_posts:
+        return None
+    traveller = await session.get(Traveller, crossing.traveller_id)
+    document = await session.get(TravelDocument, crossing.document_id)
+    key, agreement = exchange.hmac_key, exchange.agreement
+    parts = {"crossing": filter_record(agreement, "crossing", _plain(crossing), hmac_key=key)}
+    if traveller is not None:
+        parts["traveller"] = filter_record(agreement, "traveller", _plain(traveller), hmac_key=key)
+    if document is not None:
+        parts["travel_document"] = filter_record(
+            agreement, "travel_document", _plain(document), hmac_key=key
+        )
+    if parts["crossing"] is None:
+        return None
+    return {k: v for k, v in parts.items() if v is not None}
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """JSON-safe column values of a row, as they would leave."""
+    from registry.outbox import record_payload
+
+    return record_payload(record)
+
+
+async def outgoing_records(
+    session: AsyncSession, exchange: Exchange, after: int, limit: int = 500
+) -> tuple[list[OutboxRecord], int]:
+    """The next filtered records for the partner, and the last queue seq they cover."""
+    rows = (
+        (
+            await session.execute(
+                select(ExchangeOutbox)
+                .where(ExchangeOutbox.seq > after)
+                .order_by(ExchangeOutbox.seq)
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    records: list[OutboxRecord] = []
+    for row in rows:
+        payload = await _outgoing_payload(session, exchange, row)
+        if payload is not None:
+            records.append(OutboxRecord(row.seq or 0, payload[0], row.record_id, payload[1]))
+    return records, (rows[-1].seq or after) if rows else after
+
+
+async def _outgoing_payload(
+    session: AsyncSession, exchange: Exchange, row: ExchangeOutbox
+) -> tuple[str, dict[str, Any]] | None:
+    if row.record_type == "crossing":
+        bundle = await _bundle(session, exchange, row.record_id)
+        return (BUNDLE, bundle) if bundle is not None else None
+    if row.record_type == "discrepancy":
+        from sync.models import Discrepancy
+
+        case = await session.get(Discrepancy, row.record_id)
+        if case is None:
+            return None
+        return RESOLUTION, {
+            "id": case.id,
+            "status": case.status,
+            "resolution": case.resolution,
+            "notes": case.notes,
+        }
+    return None
+
+
+async def audit_export(
+    session: AsyncSession, node: Node, exchange: Exchange, records: list[OutboxRecord]
+) -> None:
+    agreement = exchange.agreement
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=None,
+        action="export",
+        record_type="exchange_batch",
+        record_id=exchange.partner.node,
+        purpose="exchange",
+        detail={
+            "agreement": agreement.id,
+            "version": agreement.version,
+            "records": len(records),
+            "range": [records[0].seq, records[-1].seq] if records else None,
+        },
+    )
+
+
+# ------------------------------------------------------------------ receiving
+def _check_fields(exchange: Exchange, record: OutboxRecord) -> dict[str, Any]:
+    """A received record must hold nothing the agreement does not allow."""
+    payload: Any = record.payload
+    if isinstance(payload, msgspec.Raw | bytes | str):
+        try:
+            payload = msgspec.json.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise BatchRejected("malformed", f"record {record.record_id}: {exc}") from exc
+    if not isinstance(payload, dict) or record.record_type not in (BUNDLE, RESOLUTION):
+        raise BatchRejected("forbidden_record", f"{record.record_type} is not exchanged")
+    if record.record_type == RESOLUTION:
+        return payload
+    allowed = exchange.agreement.record_types
+    for part, row in payload.items():
+        if part not in allowed or not isinstance(row, dict) or set(row) - allowed[part]:
+            raise BatchRejected(
+                "outside_agreement", f"{part} carries fields the agreement does not allow"
+            )
+    return payload
+
+
+def _occurred(payload: dict[str, Any]) -> datetime | None:
+    text = payload.get("crossing", {}).get("occurred_at")
+    return datetime.fromisoformat(text) if text else None
+
+
+async def receive_from_partner(
+    session: AsyncSession,
+    *,
+    node: Node,
+    exchange: Exchange,
+    header: BatchHeader,
+    signature: bytes,
+    body: bytes,
+) -> tuple[int, int]:
+    """Verify and store a partner batch apart from national records. Returns (ack, stored)."""
+    from sync.ingest import BatchGap, _state_for_update
+
+    if header.origin != exchange.partner.node:
+        raise BatchRejected("unknown_sender", f"{header.origin} is not party to the agreement")
+    records = verify_batch(
+        header,
+        signature,
+        body,
+        public_key_from_text(exchange.partner.public_key),
+        destination=node.settings.node_code,
+    )
+    state = await _state_for_update(session, header.origin)
+    if header.seq_to <= state.contiguous_seq:
+        raise BatchGap(state.contiguous_seq, "replay")
+    if header.after_seq > state.contiguous_seq:
+        raise BatchGap(state.contiguous_seq, "gap")
+    retention = timedelta(days=exchange.agreement.retention_days)
+    rows = []
+    for record in records:
+        payload = _check_fields(exchange, record)
+        if record.record_type == RESOLUTION:
+            await apply_partner_resolution(session, payload)
+            continue
+        occurred = _occurred(payload)
+        rows.append(
+            {
+                "origin": header.origin,
+                "record_type": record.record_type,
+                "record_id": record.record_id,
+                "agreement_id": exchange.agreement.id,
+                "agreement_version": exchange.agreement.version,
+                "payload": payload,
+                "occurred_at": occurred,
+                "received_at": utcnow(),
+                "expires_at": (occurred or utcnow()) + retention,
+            }
+        )
+    await insert_missing(session, "partner_record", rows)
+    state.contiguous_seq = header.seq_to
+    state.batches_accepted += 1
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=None,
+        action="import",
+        record_type="exchange_batch",
+        record_id=header.origin,
+        purpose="exchange",
+        detail={
+            "agreement": exchange.agreement.id,
+            "version": exchange.agreement.version,
+            "records": len(records),
+        },
+    )
+    return state.contiguous_seq, len(rows)
+
+
+async def apply_partner_resolution(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """The partner resolved a discrepancy we share: take its status and notes."""
+    from sync.models import Discrepancy
+
+    case = await session.get(Discrepancy, str(payload.get("id", "")))
+    if case is None:
+        return
+    case.status = str(payload.get("status", case.status))
+    case.resolution = payload.get("resolution")
+    known = {(n.get("at"), n.get("text")) for n in case.notes}
+    case.notes = case.notes + [
+        n for n in payload.get("notes", []) if (n.get("at"), n.get("text")) not in known
+    ]
+    case.updated_at = utcnow()
+
+
+# ------------------------------------------------------------------ retention
+async def purge_expired(session: AsyncSession, *, node: Node, exchange: Exchange | None) -> int:
+    """Delete partner records past their retention; audited with the agreement version."""
+    now = utcnow()
+    doomed = await session.scalar(
+        select(func.count()).select_from(PartnerRecord).where(PartnerRecord.expires_at < now)
+    )
+    if not doomed:
+        return 0
+    await session.execute(delete(PartnerRecord).where(PartnerRecord.expires_at < now))
+    agreement = exchange.agreement if exchange else None
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=None,
+        action="purge",
+        record_type="partner_record",
+        record_id="retention",
+        purpose="retention",
+        detail={
+            "purged": doomed,
+            "agreement": agreement.id if agreement else None,
+            "version": agreement.version if agreement else None,
+        },
+    )
+    return int(doomed)
+
+
+async def revoke_agreement(
+    session: AsyncSession, *, node: Node, exchange: Exchange, officer: Officer | None, reason: str
+) -> None:
+    agreement = exchange.agreement
+    session.add(
+        AgreementRevocation(
+            agreement_id=agreement.id,
+            version=agreement.version,
+            revoked_by=officer.username if officer else "cli",
+            reason=reason,
+        )
+    )
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="revoke",
+        record_type="agreement",
+        record_id=agreement.id,
+        purpose="exchange",
+        detail={"version": agreement.version, "reason": reason},
+    )
+
+
+# ------------------------------------------------------------------ hit / no-hit
+def query_pseudonym(exchange: Exchange, kind: str, query: dict[str, Any]) -> str:
+    """The pseudonym a liaison query is made of (never the clear value)."""
+    key = exchange.hmac_key
+    if kind == "document":
+        value = pseudonym(
+            "document_number",
+            query.get("number"),
+            hmac_key=key,
+            issuing_state=query.get("issuing_state"),
+        )
+    else:
+        name = pseudonym(
+            "name_key", query.get("surname"), hmac_key=key, given_names=query.get("given_names")
+        )
+        value = f"{name}|{query.get('date_of_birth')}" if name else None
+    if not value:
+        raise Problem(
+            422,
+            "Nothing to query",
+            field="number" if kind == "document" else "surname",
+            detail="the query normalises to nothing",
+        )
+    return value
+
+
+async def _local_matches(
+    session: AsyncSession, exchange: Exchange, kind: str, value: str
+) -> list[str]:
+    """Our crossings whose pseudonymised document (or name+DOB) equals the query."""
+    key = exchange.hmac_key
+    rows = await session.execute(
+        select(
+            Crossing.id,
+            TravelDocument.issuing_state,
+            TravelDocument.number_norm,
+            Traveller.surname,
+            Traveller.given_names,
+            Traveller.date_of_birth,
+        )
+        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
+        .join(Traveller, Traveller.id == Crossing.traveller_id)
+    )
+    matches = []
+    for crossing_id, state, number, surname, given, dob in rows:
+        if kind == "document":
+            candidate = pseudonym("document_number", number, hmac_key=key, issuing_state=state)
+        else:
+            name = pseudonym("name_key", surname, hmac_key=key, given_names=given)
+            candidate = f"{name}|{dob.isoformat() if dob else None}"
+        if candidate == value:
+            matches.append(str(crossing_id))
+    return matches
+
+
+async def answer_hit_query(
+    session: AsyncSession, *, node: Node, exchange: Exchange, kind: str, value: str
+) -> dict[str, Any]:
+    """Incoming query from the partner: yes or no, and a reference. Nothing else."""
+    matches = await _local_matches(session, exchange, kind, value)
+    reference = str(uuid.uuid4())
+    session.add(
+        HitQuery(
+            reference=reference,
+            direction="incoming",
+            partner=exchange.partner.node,
+            kind=kind,
+            pseudonym=value,
+            hit=bool(matches),
+            matched_ids=matches,
+            asked_by=exchange.partner.node,
+        )
+    )
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=None,
+        action="hit_query",
+        record_type="hit_query",
+        record_id=reference,
+        purpose="exchange",
+        detail={
+            "kind": kind,
+            "hit": bool(matches),
+            "agreement": exchange.agreement.id,
+            "version": exchange.agreement.version,
+        },
+    )
+    return {"hit": bool(matches), "reference": reference}
+
+
+async def release_details(
+    session: AsyncSession,
+    *,
+    node: Node,
+    exchange: Exchange,
+    officer: Officer,
+    reference: str,
+    approve: bool,
+) -> HitQuery:
+    """Our liaison decides on the partner's request for details; approval releases the
+    matched crossings, filtered through the agreement like any export."""
+    query = await session.get(HitQuery, reference)
+    if query is None or query.direction != "incoming":
+        raise Problem(404, "Unknown reference", field="reference")
+    if query.detail_status != "pending":
+        raise Problem(
+            409,
+            "Nothing to decide",
+            field="reference",
+            detail=f"the request is {query.detail_status}",
+        )
+    query.detail_status = "approved" if approve else "refused"
+    query.detail_decided_by = officer.username
+    if approve:
+        bundles = [await _bundle(session, exchange, i) for i in query.matched_ids]
+        query.released = [b for b in bundles if b is not None]
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="release" if approve else "refuse_release",
+        record_type="hit_query",
+        record_id=reference,
+        purpose="exchange",
+        detail={
+            "agreement": exchange.agreement.id,
+            "version": exchange.agreement.version,
+            "records": len(query.released),
+        },
+    )
+    return query
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,169 @@
+"""National to partner: push queued crossings (filtered by the agreement) as signed
+batches, and ask the partner hit/no-hit questions. The national node's background task
+pushes and purges expired partner data while the service runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+
+from registry.node import Node
+from registry.problems import Problem
+from registry.receipts import public_key_from_text
+from sync.batches import _unb64, sign_batch
+from sync.client import SyncError
+from sync.exchange import (
+    Exchange,
+    audit_export,
+    outgoing_records,
+    purge_expired,
+    require_in_force,
+)
+from sync.models import SyncCheckpoint
+from sync.peers import MAX_REQUEST_AGE_SECONDS, REQUEST_SIGNATURE, TIME_HEADER, sign_request
+
+log = logging.getLogger("borderpost.exchange")
+SCAN, ACKED = "exchange_scan", "exchange_ack"
+
+
+async def _position(node: Node, peer: str, channel: str) -> int:
+    async with node.db.session() as session:
+        checkpoint = await session.get(SyncCheckpoint, (peer, channel))
+        return checkpoint.position if checkpoint else 0
+
+
+async def _save(node: Node, peer: str, **positions: int) -> None:
+    from registry.models import utcnow
+
+    async with node.db.write_transaction() as session:
+        for channel, position in positions.items():
+            checkpoint = await session.get(SyncCheckpoint, (peer, channel))
+            if checkpoint is None:
+                checkpoint = SyncCheckpoint(peer=peer, channel=channel)
+                session.add(checkpoint)
+            checkpoint.position = position
+            checkpoint.last_success_at = utcnow()
+
+
+async def push_to_partner(
+    node: Node, exchange: Exchange, http: httpx.AsyncClient, *, page: int = 500
+) -> int:
+    """Send everything queued since the last acknowledgement; returns records sent."""
+    partner = exchange.partner
+    scan = await _position(node, partner.node, SCAN)
+    acked = await _position(node, partner.node, ACKED)
+    sent = 0
+    while True:
+        async with node.db.session() as session:
+            try:
+                await require_in_force(session, exchange)
+            except Problem as exc:
+                raise SyncError(f"exchange stopped: {exc.detail}") from exc
+            records, last = await outgoing_records(session, exchange, scan, page)
+        if last == scan:
+            return sent
+        if records:
+            batch = sign_batch(
+                records,
+                kind="exchange",
+                origin=node.settings.node_code,
+                destination=partner.node,
+                after_seq=acked,
+                key=node.signing_key,
+            )
+            response = await http.post(
+                f"{partner.url.rstrip('/')}/api/exchange/batches",
+                content=batch.body,
+                headers=batch.http_headers(),
+            )
+            if response.status_code not in (200, 409):
+                raise SyncError(f"partner refused: {response.status_code} {response.text}")
+            acked = int(response.json()["ack"])
+            if response.status_code == 409 and acked < records[-1].seq:
+                scan = acked  # the partner lacks something: resend from what it holds
+                await _save(node, partner.node, **{SCAN: scan, ACKED: acked})
+                continue
+            async with node.db.write_transaction() as session:
+                await audit_export(session, node, exchange, records)
+            sent += len(records)
+        scan = last
+        await _save(node, partner.node, **{SCAN: scan, ACKED: acked})
+
+
+async def signed_partner_call(
+    node: Node,
+    exchange: Exchange,
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: bytes = b"",
+) -> dict[str, Any]:
+    """A request signed by this node to the partner; its answer must be signed back."""
+    headers = sign_request(node.signing_key, node.settings.node_code, method, path, body)
+    response = await http.request(
+        method,
+        f"{exchange.partner.url.rstrip('/')}{path}",
+        content=body or None,
+        headers={**headers, "content-type": "application/json"},
+    )
+    if response.status_code >= 400:
+        raise SyncError(f"partner answered {response.status_code}: {response.text}")
+    return response.json()  # type: ignore[no-any-return]
+
+
+def verify_partner_request(
+    exchange: Exchange, headers: Any, method: str, path: str, body: bytes
+) -> None:
+    """The request must be signed by the agreement's partner node, recently."""
+    import time
+
+    from sync.peers import NODE_HEADER, _request_message
+
+    if headers.get(NODE_HEADER) != exchange.partner.node:
+        raise Problem(
+            403, "Unknown node", field=NODE_HEADER, detail="only the agreement's partner may ask"
+        )
+    timestamp = headers.get(TIME_HEADER, "0")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_REQUEST_AGE_SECONDS:
+        raise Problem(401, "Stale request", field=TIME_HEADER, detail="clock skew over 5 min")
+    try:
+        public_key_from_text(exchange.partner.public_key).verify(
+            _unb64(headers.get(REQUEST_SIGNATURE, "")),
+            _request_message(method, path, timestamp, body),
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise Problem(
+            401,
+            "Bad signature",
+            field=REQUEST_SIGNATURE,
+            detail="the request signature does not verify",
+        ) from exc
+
+
+class ExchangeRunner:
+    """National: push to the partner and purge expired partner data, periodically."""
+
+    def __init__(self, node: Node, exchange: Exchange, *, interval: float) -> None:
+        self.node, self.exchange, self.interval = node, exchange, interval
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                async with self.node.db.write_transaction() as session:
+                    await purge_expired(session, node=self.node, exchange=self.exchange)
+                async with httpx.AsyncClient(timeout=30) as http:
+                    await push_to_partner(self.node, self.exchange, http)
+            except (SyncError, httpx.HTTPError, OSError) as exc:
+                log.warning("exchange with the partner failed: %s", exc)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self.stopping.set()

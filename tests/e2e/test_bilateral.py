@@ -1,0 +1,361 @@
+"""Bilateral exchange end to end: two national nodes (two PostgreSQL databases), one post
+each, real HTTP on 127.0.0.1, one signed agreement. A scenario with known ground truth is
+registered at both posts, synced, exchanged and reconciled; the partner's raw rows are
+inspected; liaison resolutions, hit/no-hit, revocation and retention are exercised."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from registry.mrz import build_td3
+from registry.receipts import load_or_create_node_key
+from sync.agreements import key_check, pseudonym, sign_agreement
+from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
+from tests.e2e.cluster import PASSWORD, Cluster, Post
+from tests.servers import ServerProcess, cli, node_env
+
+AGREEMENT = Path(__file__).resolve().parents[2] / "deploy" / "agreements" / "mr-ml-2026.toml"
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+
+
+@dataclass
+class Country:
+    code: str  # MRT | MLI
+    cluster: Cluster
+    post: Post
+
+
+def _officer(env: dict[str, str], username: str, role: str) -> None:
+    cli(
+        {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
+        "officer",
+        "add",
+        "--username",
+        username,
+        "--full-name",
+        username,
+        "--role",
+        role,
+    )
+
+
+def _agreement_text(root: Path, nationals: dict[str, ServerProcess], key: bytes) -> str:
+    text = AGREEMENT.read_text()
+    data = tomllib.loads(text)
+    for party in data["parties"]:
+        node = "MR-NATIONAL" if party["country"] == "MRT" else "ML-NATIONAL"
+        env_dir = root / node
+        public = load_or_create_node_key(env_dir / "keys" / "node_ed25519.pem").public_key()
+        from registry.receipts import public_key_to_text
+
+        text = text.replace(party["public_key"], public_key_to_text(public))
+        text = text.replace(party["url"], nationals[node].url)
+    return text.replace(
+        'hmac_key_id = "mr-ml-2026-k1"',
+        f'hmac_key_id = "mr-ml-2026-k1"\nhmac_key_check = "{key_check(key, "mr-ml-2026-k1")}"',
+    )
+
+
+def _start(root: Path) -> dict[str, Country]:
+    key = secrets.token_bytes(32)
+    key_file = root / "hmac.key"
+    key_file.write_text(key.hex())
+    os.chmod(key_file, 0o600)
+    databases = {
+        n: f"bp_e2e_{n[:2].lower()}_{uuid.uuid4().hex[:6]}" for n in ("MR-NATIONAL", "ML-NATIONAL")
+    }
+    envs, servers = {}, {}
+    for node, database in databases.items():
+        asyncio.run(create_pg_database(database))
+        envs[node] = node_env(
+            root / node,
+            role="national",
+            node_code=node,
+            country=node[:2] + ("T" if node.startswith("MR") else "I"),
+            database_url=pg_url(database),
+            secret_key="k" * 40,
+            agreement_file=str(root / "agreement.toml"),
+            agreement_key_file=str(key_file),
+            sync_interval_seconds="3600",
+        )
+        envs[node]["BORDERPOST_COUNTRY"] = "MRT" if node.startswith("MR") else "MLI"
+        cli(envs[node], "db", "upgrade")
+        cli(envs[node], "keys", "show")
+        _officer(envs[node], "liaison", "liaison")
+        servers[node] = ServerProcess(envs[node])
+    text = _agreement_text(root, servers, key)
+    for node in databases:
+        private = load_or_create_node_key(root / node / "keys" / "node_ed25519.pem")
+        text = sign_agreement(text, node, private)
+    (root / "agreement.toml").write_text(text)
+    countries = {}
+    for node, database in databases.items():
+        national = servers[node].start()
+        cluster = Cluster(root, database, envs[node], national)
+        post_code = node[:2] + "-GOGUI"
+        post_env = node_env(
+            root / post_code,
+            node_code=post_code,
+            sync_interval_seconds="3600",
+            country=envs[node]["BORDERPOST_COUNTRY"],
+        )
+        cli(post_env, "db", "upgrade")
+        _officer(post_env, "desk", "officer")
+        cli(post_env, "node", "enrol", "--national-url", national.url)
+        cli(envs[node], "node", "approve", post_code)
+        post = Post(post_code, post_env, ServerProcess(post_env).start())
+        cluster.posts[post_code] = post
+        countries[envs[node]["BORDERPOST_COUNTRY"]] = Country(
+            envs[node]["BORDERPOST_COUNTRY"], cluster, post
+        )
+    return countries
+
+
+@pytest.fixture
+def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
+    if not pg_reachable():
+        missing("PostgreSQL is not reachable at 127.0.0.1:5432")
+    started = _start(tmp_path)
+    try:
+        yield started
+    finally:
+        for country in started.values():
+            country.cluster.stop()
+            asyncio.run(drop_pg_database(country.cluster.database))
+
+
+def _cross(
+    post: Post,
+    direction: str,
+    number: str,
+    when: datetime,
+    *,
+    dob: date = date(1980, 1, 1),
+    state: str = "MLI",
+) -> str:
+    lines = build_td3(
+        document_code="P",
+        issuing_state=state,
+        surname="KONATE",
+        given_names="SEYDOU",
+        document_number=number,
+        nationality=state,
+        date_of_birth=dob,
+        sex="M",
+        expiry_date=date(2030, 1, 1),
+    )
+    response = httpx.post(
+        f"{post.server.url}/api/crossings",
+        headers=post.headers(),
+        json={"direction": direction, "mrz": "\n".join(lines), "occurred_at": when.isoformat()},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _scenario(mr: Post, ml: Post) -> dict[str, list[str]]:
+    """Known ground truth: every outcome once (two matches, one within clock skew)."""
+    h = timedelta(hours=1)
+    truth: dict[str, list[str]] = {}
+    truth["matched"] = [
+        _cross(mr, "exit", "A0000001", BASE),
+        _cross(ml, "entry", "A0000001", BASE + h),
+    ]
+    truth["skew_matched"] = [
+        _cross(mr, "exit", "E0000005", BASE + 2 * h),
+        _cross(ml, "entry", "E0000005", BASE + 2 * h - timedelta(minutes=5)),
+    ]
+    truth["exit_without_entry"] = [_cross(mr, "exit", "B0000002", BASE + 3 * h)]
+    truth["data_mismatch"] = [
+        _cross(mr, "exit", "C0000003", BASE + 4 * h),
+        _cross(ml, "entry", "C0000003", BASE + 5 * h, dob=date(1981, 1, 1)),
+    ]
+    truth["duplicate"] = [
+        _cross(mr, "exit", "D0000004", BASE + 6 * h),
+        _cross(mr, "exit", "D0000004", BASE + 6 * h + timedelta(minutes=10)),
+        _cross(ml, "entry", "D0000004", BASE + 7 * h),
+    ]
+    truth["timing_anomaly"] = [
+        _cross(mr, "exit", "F0000006", BASE + 10 * h),
+        _cross(ml, "entry", "F0000006", BASE + 8 * h),
+    ]
+    return truth
+
+
+def _liaison(country: Country) -> dict[str, str]:
+    return country.cluster.national_token("liaison")
+
+
+def test_exchange_reconcile_and_liaison(countries: dict[str, Country]) -> None:
+    mr, ml = countries["MRT"], countries["MLI"]
+    _scenario(mr.post, ml.post)
+    for country in (mr, ml):
+        cli(country.post.env, "sync", "now")
+        assert json.loads(cli(country.cluster.national_env, "exchange", "now").stdout)["sent"] > 0
+    since = (BASE - timedelta(days=1)).date().isoformat()
+    report = json.loads(
+        cli(
+            mr.cluster.national_env, "reconcile", "--since", since, "--pair", "MR-GOGUI:ML-GOGUI"
+        ).stdout
+    )
+    counts = report["counts"]
+    assert counts["matched"] == 3  # A, E (within clock skew) and the first of the D pair
+    assert counts["exit_without_entry"] == 1
+    assert counts["data_mismatch"] == 1
+    assert counts["duplicate"] == 1
+    assert counts["timing_anomaly"] == 1
+    assert {d["kind"] for d in report["open_discrepancies"]} == {
+        "exit_without_entry",
+        "data_mismatch",
+        "duplicate",
+        "timing_anomaly",
+    }
+    csv_report = cli(
+        mr.cluster.national_env,
+        "reconcile",
+        "--since",
+        since,
+        "--pair",
+        "MR-GOGUI:ML-GOGUI",
+        "--format",
+        "csv",
+    ).stdout
+    assert csv_report.splitlines()[0].startswith("kind,") and len(csv_report.splitlines()) == 5
+
+    # the partner's raw rows hold exactly the allowed fields, numbers only as pseudonyms
+    agreement = tomllib.loads((mr.cluster.root / "agreement.toml").read_text())
+    allowed = {k: set(v) for k, v in agreement["record_types"].items()}
+    rows = ml.cluster.national_rows(
+        "SELECT payload FROM partner_record WHERE origin = 'MR-NATIONAL'"
+    )
+    assert len(rows) == 7  # every crossing registered at MR-GOGUI, one bundle each
+    key = bytes.fromhex((mr.cluster.root / "hmac.key").read_text())
+    for (payload,) in rows:
+        payload = json.loads(payload) if isinstance(payload, str) else payload
+        assert set(payload) == {"crossing", "traveller", "travel_document"}
+        for part, fields in payload.items():
+            assert set(fields) == allowed[part], part
+        number = payload["travel_document"]["number"]
+        assert len(number) == 64 and "0000" not in number
+        assert payload["traveller"]["surname"] != "KONATE"
+    expected = pseudonym("document_number", "A0000001", hmac_key=key, issuing_state="MLI")
+    assert expected in {
+        json.loads(p)["travel_document"]["number"]
+        if isinstance(p, str)
+        else p["travel_document"]["number"]
+        for (p,) in rows
+    }
+
+    # the liaison team resolves a case; the resolution travels to the partner
+    ml_report = json.loads(cli(ml.cluster.national_env, "reconcile", "--since", since).stdout)
+    assert ml_report["counts"]["data_mismatch"] == 1
+    cases = httpx.get(
+        f"{mr.cluster.national.url}/api/liaison/discrepancies",
+        headers=_liaison(mr),
+        params={"status": "open"},
+    ).json()
+    forged = next(c for c in cases if c["kind"] == "data_mismatch")
+    resolved = httpx.post(
+        f"{mr.cluster.national.url}/api/liaison/discrepancies/{forged['id']}/notes",
+        headers=_liaison(mr),
+        json={"note": "passport forged, referred to police", "resolution": "referred"},
+    )
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    cli(mr.cluster.national_env, "exchange", "now")
+    theirs = httpx.get(
+        f"{ml.cluster.national.url}/api/liaison/discrepancies", headers=_liaison(ml)
+    ).json()
+    mirror = next(c for c in theirs if c["id"] == forged["id"])
+    assert mirror["status"] == "resolved" and mirror["resolution"] == "referred"
+    assert mirror["notes"][0]["text"] == "passport forged, referred to police"
+
+
+def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
+    mr, ml = countries["MRT"], countries["MLI"]
+    _cross(mr.post, "exit", "H0000008", BASE)
+    cli(mr.post.env, "sync", "now")
+    ask = httpx.post(
+        f"{ml.cluster.national.url}/api/liaison/hits",
+        headers=_liaison(ml),
+        json={"kind": "document", "issuing_state": "MLI", "number": "H 000-0008"},
+    )
+    assert ask.status_code == 200, ask.text
+    answer = ask.json()
+    assert answer["hit"] is True and set(answer) == {"hit", "reference"}
+    miss = httpx.post(
+        f"{ml.cluster.national.url}/api/liaison/hits",
+        headers=_liaison(ml),
+        json={"kind": "document", "issuing_state": "MLI", "number": "Z9999999"},
+    )
+    assert miss.json()["hit"] is False
+    reference = answer["reference"]
+    details_url = f"{ml.cluster.national.url}/api/liaison/hits/{reference}/details"
+    assert httpx.post(details_url, headers=_liaison(ml)).json()["status"] == "pending"
+    assert httpx.get(details_url, headers=_liaison(ml)).json()["records"] == []
+    pending = httpx.get(
+        f"{mr.cluster.national.url}/api/liaison/requests", headers=_liaison(mr)
+    ).json()
+    assert [p["reference"] for p in pending] == [reference]
+    approved = httpx.post(
+        f"{mr.cluster.national.url}/api/liaison/requests/{reference}",
+        headers=_liaison(mr),
+        json={"approve": True},
+    )
+    assert approved.json()["released"] == 1
+    released = httpx.get(details_url, headers=_liaison(ml)).json()
+    assert released["status"] == "approved"
+    document = released["records"][0]["travel_document"]
+    assert document["number"] != "H0000008" and len(document["number"]) == 64
+    events = mr.cluster.national_rows(
+        "SELECT action FROM audit_event WHERE record_type = 'hit_query'"
+    )
+    assert {"hit_query", "detail_request", "release"} <= {a for (a,) in events}
+
+
+def test_revocation_stops_exchange_and_retention_purges(countries: dict[str, Country]) -> None:
+    mr, ml = countries["MRT"], countries["MLI"]
+    _cross(mr.post, "exit", "R0000001", BASE)
+    cli(mr.post.env, "sync", "now")
+    cli(mr.cluster.national_env, "exchange", "now")
+    assert ml.cluster.national_rows("SELECT count(*) FROM partner_record")[0][0] == 1
+    ml.cluster.national_execute("UPDATE partner_record SET expires_at = now() - interval '1 day'")
+    assert json.loads(cli(ml.cluster.national_env, "exchange", "purge").stdout)["purged"] == 1
+    assert ml.cluster.national_rows("SELECT count(*) FROM partner_record")[0][0] == 0
+    purge = ml.cluster.national_rows("SELECT detail FROM audit_event WHERE action = 'purge'")[0][0]
+    purge = json.loads(purge) if isinstance(purge, str) else purge
+    assert purge["purged"] == 1 and purge["agreement"] == "MR-ML-2026" and purge["version"] == 1
+    cli(mr.cluster.national_env, "agreement", "revoke", "--reason", "partner breach")
+    _cross(mr.post, "exit", "R0000002", BASE + timedelta(hours=1))
+    cli(mr.post.env, "sync", "now")
+    refused = cli(mr.cluster.national_env, "exchange", "now", check=False)
+    assert refused.returncode != 0 and "revoked" in refused.stderr
+    hit = httpx.post(
+        f"{mr.cluster.national.url}/api/liaison/hits",
+        headers=_liaison(mr),
+        json={"kind": "document", "issuing_state": "MLI", "number": "R0000001"},
+    )
+    assert hit.status_code == 403
+    assert ml.cluster.national_rows("SELECT count(*) FROM partner_record")[0][0] == 0
+    check = cli(
+        mr.cluster.national_env,
+        "agreement",
+        "check",
+        str(mr.cluster.root / "agreement.toml"),
+        "--key-file",
+        str(mr.cluster.root / "hmac.key"),
+        check=False,
+    )
+    assert check.returncode == 0  # the file itself is in force; the revocation is recorded
+    assert json.loads(check.stdout)["exchange_allowed"] is True
