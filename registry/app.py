@@ -26,12 +26,14 @@ from registry.api.admin import (
 )
 from registry.api.auth import authorize, current_officer
 from registry.api.crossings import CrossingController
+from registry.api.hq import HqController
 from registry.api.receipts import ReceiptController
 from registry.api.search import SearchController
 from registry.api.watchlists import register_watchlist_routes
 from registry.migrate import ensure_schema_current
 from registry.node import Node
 from registry.problems import EXCEPTION_HANDLERS
+from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
 from registry.watchlists import refresh_periodically
 from sync.agreements import AgreementError
@@ -43,7 +45,13 @@ from sync.exchange_client import ExchangeRunner
 from sync.reference import refresh_node_reference
 from sync.runner import SyncRunner
 
-national_routes = [SyncController, PeerController, PartnerController, LiaisonController]
+national_routes = [
+    SyncController,
+    PeerController,
+    PartnerController,
+    LiaisonController,
+    HqController,
+]
 log = logging.getLogger("borderpost")
 TEMPLATES = Path(__file__).parent / "templates"
 BODY_OVERHEAD_BYTES = 256 * 1024
@@ -70,6 +78,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_schema_current(node.db.engine)
         await refresh_node_reference(node)
+        if settings.role == "national":  # keep monthly crossing partitions ahead (PostgreSQL)
+            async with node.db.write_transaction() as session:
+                await ensure_month_partitions(session)
         async with node.db.session() as session:
             await node.watchlists.reload(session)
         watchlist_refresh = asyncio.create_task(

@@ -96,7 +96,10 @@ class Traveller(SQLModel, table=True):
     """A person as known at one post (national links records, never merges them)."""
 
     __tablename__ = "traveller"
-    __table_args__ = (Index("ix_traveller_dob_name", "date_of_birth", "name_key"),)
+    __table_args__ = (
+        Index("ix_traveller_dob_name", "date_of_birth", "name_key"),
+        Index("ix_traveller_nationality", "nationality"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     origin: str = Field(max_length=32)
@@ -157,6 +160,13 @@ class Crossing(SQLModel, table=True):
     __table_args__ = (
         Index("ix_crossing_occurred", "occurred_at", "direction"),
         Index("ix_crossing_traveller", "traveller_id", "occurred_at"),
+        Index(
+            "ix_crossing_post_occurred",
+            "post",
+            "occurred_at",
+            postgresql_include=["direction", "decision", "id"],
+        ),
+        Index("ix_crossing_document", "document_id", "occurred_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
@@ -284,6 +294,7 @@ class Alert(SQLModel, table=True):
     """A watchlist hit raised at a registration; immutable. A human adjudicates every alert."""
 
     __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_created_at", "created_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     origin: str = Field(max_length=32)

@@ -31,6 +31,7 @@ from sync.batches import (
 )
 from sync.models import SyncCheckpoint, SyncPeer
 from sync.peers import sign_request
+from sync.records import POST_RECORD_TYPES
 from sync.reference import apply_reference_changes
 
 OUTBOX_PAGE = 5000
@@ -113,6 +114,8 @@ class SyncClient:
         ).where(OutboxEntry.seq > position)
         if photos_only:
             query = query.where(OutboxEntry.record_type == "photo")
+        else:  # reference data written locally (e.g. a post's own watchlist entry) stays here
+            query = query.where(OutboxEntry.record_type.in_(POST_RECORD_TYPES))
         query = query.order_by(OutboxEntry.seq).limit(OUTBOX_PAGE)
         async with self.node.db.session() as session:
             if session.bind.dialect.name == "sqlite":  # skip SQLAlchemy's per-row processing
@@ -240,6 +243,7 @@ class SyncClient:
                 self.push_records(), self.push_photos()
             )
             report.reference_changes = await self.pull_reference()
+            await self._save("records")  # success even when there was nothing to send
         except (SyncError, httpx.HTTPError) as exc:
             report.errors.append(str(exc))
             await self._save("records", error=str(exc) or type(exc).__name__)

@@ -398,6 +398,7 @@ async def _local_matches(
         )
         .join(TravelDocument, TravelDocument.id == Crossing.document_id)
         .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .where(Crossing.post.in_(exchange.our_posts))  # only posts the agreement covers
     )
     matches = []
     for crossing_id, state, number, surname, given, dob in rows:

@@ -18,7 +18,7 @@ from registry.photos import SanitisedPhoto, write_photo
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
 from sync.models import IngestState, SyncPeer
-from sync.records import POST_RECORD_TYPES, decode_row, insert_missing
+from sync.records import POST_RECORD_TYPES, decode_row, insert_missing, upsert_authoritative
 
 
 class BatchGap(Exception):
@@ -84,7 +84,11 @@ async def _apply(
     for record in records:
         by_type.setdefault(record.record_type, []).append(_decoded_row(origin, record))
     for record_type in POST_RECORD_TYPES:
-        await insert_missing(session, record_type, by_type.get(record_type, []))
+        rows = by_type.get(record_type, [])
+        if record_type == "officer":  # the post's own accounts (provenance checked above)
+            await upsert_authoritative(session, record_type, rows)
+        else:
+            await insert_missing(session, record_type, rows)
     if exchanging:  # queue for the partner country; the agreement filters at send time
         from sync.exchange import queue_for_partner
 

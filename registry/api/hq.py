@@ -1,0 +1,278 @@
+"""Headquarters endpoints of the national node (/api/hq): cross-post searches, a person's
+timeline over linked records, statistics as JSON or CSV, and stays across posts.
+
+Only hq_analyst and admin may call them. Statistics answer ``?format=csv`` or the same route
+ending in ``.csv`` with a CSV file (header row first, ``text/csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, Response, get
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.api.auth import node_of
+from registry.api.search import CountryParam
+from registry.models import Officer, utcnow
+from registry.node import Node
+from registry.services.hq import (
+    CrossingFilter,
+    StatTable,
+    alert_statistics,
+    cross_post_stays,
+    demographic_statistics,
+    flow_statistics,
+    hq_search_by_document,
+    hq_search_by_name,
+    hq_search_crossings,
+    person_timeline,
+)
+
+HQ_ROLES = ("hq_analyst", "admin")
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+PostParam = Annotated[str | None, Parameter(max_length=32)]
+FormatParam = Annotated[Literal["json", "csv"] | None, Parameter(query="format")]
+LimitParam = Annotated[int, Parameter(ge=1, le=500)]
+OffsetParam = Annotated[int, Parameter(ge=0)]
+PeriodParam = Literal["day", "week", "month"]
+Statistic = Callable[[AsyncSession, Node], Awaitable[StatTable]]
+
+
+def table_csv(table: StatTable) -> str:
+    """The rows of a statistic as CSV text with a header row."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=table.columns, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(table.rows)
+    return buffer.getvalue()
+
+
+def table_response(
+    request: Request[Any, Any, Any], table: StatTable, output: str | None
+) -> Response[Any]:
+    if output == "csv" or request.url.path.endswith(".csv"):
+        disposition = f'attachment; filename="{table.name}.csv"'
+        return Response(
+            table_csv(table),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": disposition},
+        )
+    return Response(table.as_json())
+
+
+async def _statistic(
+    request: Request[Any, Any, Any], compute: Statistic, output: str | None
+) -> Response[Any]:
+    node = node_of(request)
+    async with node.db.write_transaction() as session:
+        table = await compute(session, node)
+    return table_response(request, table, output)
+
+
+class HqController(Controller):
+    """/api/hq"""
+
+    path = "/api/hq"
+    tags = ["headquarters"]
+    opt = {"roles": HQ_ROLES}
+
+    @get("/search/document", opt={"roles": HQ_ROLES})
+    async def by_document(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        issuing_state: CountryParam,
+        number: Annotated[str, Parameter(min_length=1, max_length=40)],
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await hq_search_by_document(
+                session, node=node, officer=officer, issuing_state=issuing_state, number=number
+            )
+
+    @get("/search/name", opt={"roles": HQ_ROLES})
+    async def by_name(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        name: Annotated[str, Parameter(min_length=2, max_length=200)],
+        date_of_birth: date | None = None,
+        limit: LimitParam = 50,
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await hq_search_by_name(
+                session,
+                node=node,
+                officer=officer,
+                name=name,
+                date_of_birth=date_of_birth,
+                limit=limit,
+            )
+
+    @get("/crossings", opt={"roles": HQ_ROLES})
+    async def crossings(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        date_from: date,
+        date_to: date,
+        post: PostParam = None,
+        direction: Literal["entry", "exit"] | None = None,
+        nationality: Annotated[str | None, Parameter(min_length=1, max_length=3)] = None,
+        decision: Literal["cleared", "referred", "refused"] | None = None,
+        limit: LimitParam = 100,
+        offset: OffsetParam = 0,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        filters = CrossingFilter(date_from, date_to, post, direction, nationality, decision)
+        async with node.db.write_transaction() as session:
+            return await hq_search_crossings(
+                session, node=node, officer=officer, filters=filters, limit=limit, offset=offset
+            )
+
+    @get("/travellers/{traveller_id:uuid}/timeline", opt={"roles": HQ_ROLES})
+    async def timeline(
+        self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await person_timeline(
+                session, node=node, officer=officer, traveller_id=traveller_id
+            )
+
+    @get(["/stats/flows", "/stats/flows.csv"], opt={"roles": HQ_ROLES})
+    async def flows(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        date_from: date,
+        date_to: date,
+        period: PeriodParam = "day",
+        post: PostParam = None,
+        output: FormatParam = None,
+    ) -> Response[Any]:
+        async def compute(session: AsyncSession, node: Node) -> StatTable:
+            return await flow_statistics(
+                session,
+                node=node,
+                officer=officer,
+                date_from=date_from,
+                date_to=date_to,
+                period=period,
+                post=post,
+            )
+
+        return await _statistic(request, compute, output)
+
+    @get(["/stats/net-flow", "/stats/net-flow.csv"], opt={"roles": HQ_ROLES})
+    async def net_flow(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        date_from: date,
+        date_to: date,
+        period: PeriodParam = "day",
+        post: PostParam = None,
+        output: FormatParam = None,
+    ) -> Response[Any]:
+        async def compute(session: AsyncSession, node: Node) -> StatTable:
+            return await flow_statistics(
+                session,
+                node=node,
+                officer=officer,
+                date_from=date_from,
+                date_to=date_to,
+                period=period,
+                post=post,
+                net_only=True,
+            )
+
+        return await _statistic(request, compute, output)
+
+    @get(["/stats/demographics", "/stats/demographics.csv"], opt={"roles": HQ_ROLES})
+    async def demographics(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        date_from: date,
+        date_to: date,
+        post: PostParam = None,
+        output: FormatParam = None,
+    ) -> Response[Any]:
+        async def compute(session: AsyncSession, node: Node) -> StatTable:
+            return await demographic_statistics(
+                session, node=node, officer=officer, date_from=date_from, date_to=date_to, post=post
+            )
+
+        return await _statistic(request, compute, output)
+
+    @get(["/stats/alerts", "/stats/alerts.csv"], opt={"roles": HQ_ROLES})
+    async def alerts(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        date_from: date,
+        date_to: date,
+        post: PostParam = None,
+        output: FormatParam = None,
+    ) -> Response[Any]:
+        async def compute(session: AsyncSession, node: Node) -> StatTable:
+            return await alert_statistics(
+                session, node=node, officer=officer, date_from=date_from, date_to=date_to, post=post
+            )
+
+        return await _statistic(request, compute, output)
+
+    @get("/stays/open", opt={"roles": HQ_ROLES})
+    async def stays_open(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        as_of: date | None = None,
+        limit: LimitParam = 100,
+        offset: OffsetParam = 0,
+    ) -> dict[str, Any]:
+        return await self._stays(request, officer, as_of, limit, offset, overstays_only=False)
+
+    @get("/stays/overstays", opt={"roles": HQ_ROLES})
+    async def overstays(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        as_of: date | None = None,
+        limit: LimitParam = 100,
+        offset: OffsetParam = 0,
+    ) -> dict[str, Any]:
+        return await self._stays(request, officer, as_of, limit, offset, overstays_only=True)
+
+    async def _stays(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        as_of: date | None,
+        limit: int,
+        offset: int,
+        *,
+        overstays_only: bool,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        day = as_of or utcnow().astimezone(node.settings.zone).date()
+        async with node.db.write_transaction() as session:
+            return await cross_post_stays(
+                session,
+                node=node,
+                officer=officer,
+                as_of=day,
+                overstays_only=overstays_only,
+                limit=limit,
+                offset=offset,
+            )
