@@ -13,8 +13,10 @@ from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 
 from registry.api.auth import node_of
+from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.problems import Problem, problem_response
+from sync.api import signed_json
 from sync.batches import BatchRejected, read_header
 from sync.client import SyncError
 from sync.exchange import (
@@ -92,18 +94,19 @@ class PartnerController(Controller):
         return Response({"ack": ack, "stored": stored})
 
     @post("/hits", status_code=HTTP_200_OK)
-    async def hit(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def hit(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         node, body = node_of(request), await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
             ask = msgspec.json.decode(body, type=HitAsk)
-            return await answer_hit_query(
+            answer = await answer_hit_query(
                 session, node=node, exchange=exchange, kind=ask.kind, value=ask.pseudonym
             )
+        return signed_json(request, answer)
 
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
-    async def ask_details(self, request: Request[Any, Any, Any], reference: str) -> dict[str, Any]:
+    async def ask_details(self, request: Request[Any, Any, Any], reference: str) -> Response[bytes]:
         node, body = node_of(request), await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
@@ -111,8 +114,6 @@ class PartnerController(Controller):
             query = await _incoming(session, reference)
             if query.detail_status == "none":
                 query.detail_status = "pending"
-            from registry.audit import audit
-
             await audit(
                 session,
                 origin=node.settings.node_code,
@@ -122,17 +123,19 @@ class PartnerController(Controller):
                 record_id=reference,
                 purpose="exchange",
             )
-            return {"reference": reference, "status": query.detail_status}
+            status = query.detail_status
+        return signed_json(request, {"reference": reference, "status": status})
 
     @get("/hits/{reference:str}/details")
-    async def details(self, request: Request[Any, Any, Any], reference: str) -> dict[str, Any]:
+    async def details(self, request: Request[Any, Any, Any], reference: str) -> Response[bytes]:
         node = node_of(request)
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "GET", _path(request), b"")
             query = await _incoming(session, reference)
             records = query.released if query.detail_status == "approved" else []
-            return {"reference": reference, "status": query.detail_status, "records": records}
+            status = query.detail_status
+        return signed_json(request, {"reference": reference, "status": status, "records": records})
 
 
 async def _incoming(session: Any, reference: str) -> HitQuery:
@@ -218,8 +221,6 @@ class LiaisonController(Controller):
                     asked_by=officer.username,
                 )
             )
-            from registry.audit import audit
-
             await audit(
                 session,
                 origin=node.settings.node_code,

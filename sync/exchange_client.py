@@ -5,6 +5,7 @@ pushes and purges expired partner data while the service runs."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
-from sync.batches import _unb64, sign_batch
+from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
 from sync.exchange import (
     Exchange,
@@ -112,6 +113,12 @@ async def signed_partner_call(
     )
     if response.status_code >= 400:
         raise SyncError(f"partner answered {response.status_code}: {response.text}")
+    try:  # the answer must come from the partner named in the agreement
+        public_key_from_text(exchange.partner.public_key).verify(
+            _unb64(response.headers.get(SIGNATURE, "")), hashlib.sha256(response.content).digest()
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise SyncError("the partner's answer is not signed by its agreement key") from exc
     return response.json()  # type: ignore[no-any-return]
 
 
