@@ -36,6 +36,7 @@ from registry.problems import EXCEPTION_HANDLERS
 from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
 from registry.watchlists import refresh_periodically
+from registry.web import web_middleware, web_routes
 from sync.agreements import AgreementError
 from sync.api import PeerController, SyncController
 from sync.api import status as sync_status_route
@@ -123,7 +124,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             sync_status_route,
             *register_watchlist_routes(),
             *(national_routes if settings.role == "national" else []),
+            *web_routes(settings),
         ],
+        middleware=web_middleware(settings),
         guards=[authorize],
         dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -45,6 +45,7 @@ class Settings:
     face_tolerance: float = 0.6
     sync_interval_seconds: float = 30.0
     watchlist_refresh_seconds: float = 30.0
+    web_idle_minutes: int = 15  # a web session idle this long is revoked
     agreement_file: str = ""  # national: the signed data-sharing agreement (TOML)
     agreement_key_file: str = ""  # national: the agreement's shared HMAC key (0600)
     debug: bool = False
@@ -128,6 +129,7 @@ _CASTS: dict[str, Any] = {
     "offline_warning_days": int,
     "face_tolerance": float,
     "sync_interval_seconds": float,
+    "web_idle_minutes": int,
     "watchlist_refresh_seconds": float,
 }
 

@@ -1036,7 +1036,8 @@ async def open_alerts(
         .join(Crossing, Crossing.id == Alert.crossing_id)
         .join(Traveller, Traveller.id == Crossing.traveller_id)
         .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .where(Crossing.post == node.settings.node_code, _not_adjudicated())
+        # `post + ""` stops SQLite from starting the join at every crossing of the post
+        .where((Crossing.post + "") == node.settings.node_code, _not_adjudicated())
         .order_by(Alert.created_at, Alert.id)
         .limit(OPEN_ALERTS_LIMIT)
     )

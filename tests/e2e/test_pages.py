@@ -18,6 +18,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ PASSWORD = "desk-password-123"
 POST = "MR-GOGUI"
 NATIONAL = "MR-NATIONAL"
 SECRET = "pages-e2e-secret-" + "s" * 32
+AGREEMENT = ROOT / "deploy" / "agreements" / "mr-ml-2026.toml"
 TYPING_DELAY_MS = 5
 POST_ACCOUNTS = (
     ("awa", "officer"),
@@ -60,20 +62,36 @@ POST_ACCOUNTS = (
 )
 
 
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine to completion in its own thread (Playwright's sync API keeps an
+    event loop running in the test's thread)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 # ---------------------------------------------------------------- browser
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     if not CHROMIUM.exists():
         missing(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    with sync_playwright() as running:
+        yield running
+
+
+def launch(playwright: Any, *extra_args: str) -> Any:
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    chromium = launch(playwright)
+    yield chromium
+    chromium.close()
 
 
 def shot(page: Any, name: str, **options: Any) -> None:
@@ -220,9 +238,19 @@ def receipt_claims(node: Node, payload: str) -> Any:
     return verify_receipt(payload, {POST: key.public_key()})
 
 
+def wait_until(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
+    """Poll a JavaScript expression from the test side (Playwright's wait_for_function
+    evaluates strings with eval, which the pages' CSP rightly forbids)."""
+    for _ in range(timeout_ms // 50):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+
+
 def register_at_desk(page: Any, lines: list[str]) -> None:
     type_mrz(page, lines)
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'submit'")
+    wait_until(page, "document.activeElement && document.activeElement.id === 'submit'")
 
 
 # ---------------------------------------------------------------- the desk
@@ -322,7 +350,7 @@ def test_watchlist_hit_at_the_desk_then_adjudicated_by_the_supervisor(
     card = supervisor.locator("article.alert", has_text="TRAORE")
     card.wait_for()
     assert "reported stolen" in card.inner_text()  # the supervisor sees the reason
-    shot(supervisor, "alerts", full_page=True)
+    shot(supervisor, "alerts-to-adjudicate", full_page=True)
     card.locator('input[value="confirmed"]').check()
     card.locator("textarea").fill("passport matches the stolen list; traveller referred")
     card.locator('button[type="submit"]').click()
@@ -365,9 +393,10 @@ def test_officer_is_refused_hq_and_liaison_and_forms_need_their_token(
         response = page.goto(f"{post.url}{path}")
         assert response is not None and response.status == 403, path
     shot(page, "forbidden")
+    page.goto(f"{post.url}/web/desk")
     nav = page.locator("nav.menu").inner_text()
     assert gettext_for("fr")("Statistics") not in nav
-    page.goto(f"{post.url}/web/desk")
+    assert gettext_for("fr")("Liaison") not in nav
     token = page.get_attribute('meta[name="csrf-token"]', "content")
     refused = page.request.post(
         f"{post.url}/web/language", form={"language": "en"}, max_redirects=0
@@ -416,7 +445,7 @@ def test_every_main_page_renders_without_csp_violation(browser: Any, post: Node)
     anonymous.goto(f"{post.url}/web/login")
     shot(anonymous, "login")
     anonymous.close()
-    for _role, (username, paths) in PAGES.items():
+    for role, (username, paths) in PAGES.items():
         page = login(browser, post, username)
         nav_links = page.locator("nav.menu a").evaluate_all("links => links.map(a => a.pathname)")
         for path in paths:
@@ -425,7 +454,7 @@ def test_every_main_page_renders_without_csp_violation(browser: Any, post: Node)
             assert page.is_visible("#sync-banner")  # this post has never synchronised
             assert path.split("?")[0] in nav_links or path.startswith("/web/hq/search")
             name = path.strip("/").split("?")[0].replace("web/", "").replace("/", "-")
-            shot(page, name, full_page=True)
+            shot(page, f"{role}-{name}", full_page=True)
         assert page.csp_violations == [], page.csp_violations  # type: ignore[attr-defined]
         page.context.close()
 
@@ -545,38 +574,79 @@ async def insert_dataset(url: str) -> None:
         await engine.dispose()
 
 
+def write_agreement(root: Path, national_key: Any) -> tuple[Path, Path]:
+    """The sample agreement, re-keyed for this national node and a made-up partner (whose
+    node is never reached), signed by both parties; plus the shared HMAC key file."""
+    import os
+    import secrets
+    import tomllib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from registry.receipts import public_key_to_text
+    from sync.agreements import key_check, sign_agreement
+
+    hmac_key = secrets.token_bytes(32)
+    key_file = root / "hmac.key"
+    key_file.write_text(hmac_key.hex())
+    os.chmod(key_file, 0o600)
+    partner_key = Ed25519PrivateKey.generate()
+    keys = {NATIONAL: national_key, "ML-NATIONAL": partner_key}
+    text = AGREEMENT.read_text(encoding="utf-8")
+    for party in tomllib.loads(text)["parties"]:
+        key = keys[party["node"]]
+        text = text.replace(party["public_key"], public_key_to_text(key.public_key()))
+        text = text.replace(party["url"], "http://127.0.0.1:9")
+    check = key_check(hmac_key, "mr-ml-2026-k1")
+    text = text.replace(
+        'hmac_key_id = "mr-ml-2026-k1"',
+        f'hmac_key_id = "mr-ml-2026-k1"\nhmac_key_check = "{check}"',
+    )
+    for node, key in keys.items():
+        text = sign_agreement(text, node, key)
+    agreement = root / "agreement.toml"
+    agreement.write_text(text, encoding="utf-8")
+    return agreement, key_file
+
+
 @pytest.fixture(scope="module")
 def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     if not pg_reachable():
         missing("PostgreSQL is not reachable at 127.0.0.1:5432")
     database = f"bp_pages_{uuid.uuid4().hex[:8]}"
-    asyncio.run(create_pg_database(database))
+    root = tmp_path_factory.mktemp("national")
+    run_async(create_pg_database(database))
+    national_key = load_or_create_node_key(root / "data" / "keys" / "node_ed25519.pem")
+    agreement, key_file = write_agreement(root, national_key)
     env = node_env(
-        tmp_path_factory.mktemp("national"),
+        root / "data",
         role="national",
         node_code=NATIONAL,
         database_url=pg_url(database),
         secret_key=SECRET,
         timezone="Africa/Nouakchott",
+        agreement_file=str(agreement),
+        agreement_key_file=str(key_file),
+        sync_interval_seconds="3600",
     )
     server = None
     try:
         cli(env, "db", "upgrade")
-        add_accounts(env, (("analyst", "hq_analyst"), ("chief", "admin")))
-        asyncio.run(insert_dataset(pg_url(database)))
+        add_accounts(env, (("analyst", "hq_analyst"), ("chief", "admin"), ("link", "liaison")))
+        run_async(insert_dataset(pg_url(database)))
         server = start(env)
         yield Node(env, server)
     finally:
         if server is not None:
             server.stop()
-        asyncio.run(drop_pg_database(database))
+        run_async(drop_pg_database(database))
 
 
 def bar(page: Any, chart: str, label: str, series: str) -> int:
     selector = f'svg#{chart} g.bar[data-label="{label}"][data-series="{series}"]'
     locator = page.locator(selector)
     value = int(locator.get_attribute("data-value"))
-    assert locator.locator("text.bar-value").inner_text() == str(value)
+    assert locator.locator("text.bar-value").text_content() == str(value)
     return value
 
 
@@ -603,12 +673,90 @@ def test_hq_dashboard_charts_show_the_dataset(browser: Any, national: Node) -> N
     assert bar(page, "chart-sex", fr("Male"), "entries") == 2
     assert bar(page, "chart-age", "0-17", "entries") == 1  # born 2010
     assert bar(page, "chart-age", "60+", "exits") == 1  # born 1950
-    assert page.inner_text("#open-stays").strip().isdigit()
     shot(page, "hq-dashboard", full_page=True)
     with page.expect_download() as download:
         page.click('a[href^="/web/hq/export/flows.csv"]')
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.splitlines()[0] == "post,period_start,entries,exits,refused,net"
     assert "MR-GOGUI,2026-10-05,2,1,0,1" in text
+    assert page.get_attribute("#open-stays", "href") == "/web/hq/stays?kind=open"
+    page.goto(f"{national.url}/web/hq/stays?kind=open&as_of=2026-10-31")
+    open_stays = int(page.inner_text("#stays-count"))
+    assert open_stays == 4  # entries with no later movement on their document, refused aside
+    assert page.locator("#stays tbody tr").count() == open_stays
+    shot(page, "hq-stays-national", full_page=True)
     assert page.csp_violations == []  # type: ignore[attr-defined]
     page.context.close()
+
+
+def test_liaison_reconciles_and_resolves_a_discrepancy(browser: Any, national: Node) -> None:
+    page = login(browser, national, "link")
+    assert page.url.endswith("/web/liaison")
+    assert page.locator("#not-available").count() == 0
+    page.fill("#l-since", "2026-10-05")
+    page.fill("#l-until", "2026-10-08")
+    page.click("#l-pair + button, form.filters button")
+    page.wait_for_selector("#reconciliation")
+    gogui = page.locator("#reconciliation tbody tr", has_text="MR-GOGUI")
+    assert gogui.locator('td[data-outcome="exit_without_entry"]').inner_text() == "2"
+    shot(page, "liaison-report", full_page=True)
+    cases = page.locator("article.case")
+    before = cases.count()
+    assert before >= 2
+    first = cases.first
+    first.locator("textarea").fill("the partner post was closed that week")
+    first.locator("select").select_option("explained")
+    first.locator('button[type="submit"]').click()
+    page.wait_for_selector("#flash")
+    assert page.locator("article.case").count() == before - 1
+    admin = login(browser, national, "chief")
+    admin.goto(f"{national.url}/web/admin/agreements")
+    assert gettext_for("fr")("In force") in admin.inner_text("main")
+    shot(admin, "admin-agreements-national", full_page=True)
+    admin.context.close()
+    assert page.csp_violations == []  # type: ignore[attr-defined]
+    page.context.close()
+
+
+def test_liaison_page_at_a_post_says_where_the_work_is_done(browser: Any, post: Node) -> None:
+    page = login(browser, post, "liaison")
+    assert page.inner_text("#not-available") == gettext_for("fr")(
+        "Liaison work is done on the national node."
+    )
+    page.context.close()
+
+
+def test_webcam_capture_shows_why_a_photo_is_refused_and_the_override_saves(
+    playwright: Any, post: Node
+) -> None:
+    """Chromium's fake camera (a test pattern, no face): the quality gate refuses the photo
+    and says why; the officer gives a reason and saves anyway."""
+    chromium = launch(
+        playwright, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"
+    )
+    try:
+        page = login(chromium, post, "awa")
+        page.context.grant_permissions(["camera"], origin=post.url)
+        register_at_desk(page, td3(unique_number(), surname="CAMARA", given="AWA"))
+        page.click("#camera-start")
+        page.wait_for_selector("#camera:not([hidden])")
+        wait_until(page, "document.getElementById('camera').videoWidth > 0")
+        page.keyboard.press("Enter")  # the capture button has the focus
+        page.wait_for_selector("#photo-quality .refused", timeout=60_000)
+        assert gettext_for("fr")("No face found") in page.inner_text("#photo-quality")
+        assert page.is_visible("#override-field")
+        shot(page, "desk-photo-refused", full_page=True)
+        page.fill("#f-photo_quality_override", "traveller wears a medical mask")
+        page.click("#submit")
+        page.wait_for_selector('#submit[data-state="save"]')
+        page.click("#submit")
+        page.wait_for_selector("#saved:not([hidden])")
+        href = page.get_attribute("#receipt-80", "href") or ""
+        crossing_id = href.split("/")[3].split("?")[0]
+        with post.api("awa") as api:
+            stored = api.get(f"/api/crossings/{crossing_id}").json()
+        assert any(c["code"] == "photo_quality_override" for c in stored["checks"])
+        assert stored["photo_sha256"]
+        page.context.close()
+    finally:
+        chromium.close()

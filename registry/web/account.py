@@ -1,0 +1,199 @@
+"""Login, logout, the account page and the language choice (stored on the officer, audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.api.auth import EVERYONE, node_of
+from registry.audit import audit
+from registry.models import Officer
+from registry.node import Node
+from registry.outbox import enqueue
+from registry.problems import Problem
+from registry.services.officers import login
+from registry.web.i18n import LANGUAGES, N_, supported
+from registry.web.nav import home_for
+from registry.web.render import forget_banner, redirect, render, safe_next, translator
+from registry.web.security import (
+    LANG_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    cleared_cookies,
+    is_https,
+    new_login_csrf,
+    session_cookies,
+    session_expired,
+    session_token,
+)
+
+LOGIN_FAILED = N_("Unknown username or wrong password.")
+SESSION_ENDED = N_("Your session ended after a period without activity. Please log in again.")
+YEAR = 365 * 24 * 3600
+
+
+async def set_language(
+    session: AsyncSession, *, node: Node, officer: Officer, language: str
+) -> Officer:
+    """Store the officer's page language (fr, ar or en); audited, and it travels to national."""
+    if language not in LANGUAGES:
+        raise Problem(422, "Unknown language", field="language", detail=f"one of {LANGUAGES}")
+    stored = await session.get(Officer, officer.id)
+    if stored is None:
+        raise Problem(404, "Unknown officer", field="officer", detail="no such account")
+    previous = stored.language
+    stored.language = language
+    await session.flush()
+    await enqueue(session, stored)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="set_language",
+        record_type="officer",
+        record_id=stored.id,
+        purpose="account_management",
+        detail={"from": previous, "to": language},
+    )
+    return stored
+
+
+def _lang_cookie(request: Request[Any, Any, Any], lang: str) -> Cookie:
+    return Cookie(
+        key=LANG_COOKIE,
+        value=lang,
+        max_age=YEAR,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request.scope),
+    )
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+class AccountController(Controller):
+    """/web/login, /web/logout, /web/account, /web/language"""
+
+    path = "/"
+
+    @get("/", opt={"roles": EVERYONE}, include_in_schema=False)
+    async def index(self, officer: Officer) -> Response[Any]:
+        return redirect(home_for(officer.role))
+
+    @get("/login", opt={"public": True}, include_in_schema=False)
+    async def login_page(
+        self, request: Request[Any, Any, Any], lang: str | None = None
+    ) -> Response[str]:
+        cookies = []
+        if (chosen := supported(lang)) is not None:
+            cookies.append(_lang_cookie(request, chosen))
+            request.state.web_lang = chosen  # render this page in it already
+        csrf = new_login_csrf()
+        cookies.append(
+            Cookie(
+                key=LOGIN_CSRF_COOKIE,
+                value=csrf,
+                path="/web/login",
+                httponly=True,
+                samesite="strict",
+                secure=is_https(request.scope),
+                max_age=3600,
+            )
+        )
+        _ = translator(request)
+        expired = session_expired(request) or request.query_params.get("expired") == "1"
+        return await render(
+            request,
+            "login.html",
+            cookies=cookies,
+            login_csrf=csrf,
+            next=safe_next(request.query_params.get("next"), ""),
+            error="",
+            notice=_(SESSION_ENDED) if expired else "",
+        )
+
+    @post("/login", opt={"public": True, "csrf": "login"}, include_in_schema=False)
+    async def login_submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        node = node_of(request)
+        form = await _form(request)
+        failed: Problem | None = None
+        async with node.db.write_transaction() as session:
+            try:
+                result = await login(
+                    session,
+                    node=node,
+                    username=form.get("username", "").strip()[:64],
+                    password=form.get("password", "")[:200],
+                )
+            except Problem as problem:
+                failed = problem
+        if failed is not None:
+            csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+            return await render(
+                request,
+                "login.html",
+                status_code=401,
+                login_csrf=csrf,
+                next=safe_next(form.get("next"), ""),
+                error=translator(request)(LOGIN_FAILED),
+                notice="",
+            )
+        forget_banner(request)
+        cookies = session_cookies(
+            node,
+            result.token,
+            secure=is_https(request.scope),
+            ttl_hours=node.settings.token_ttl_hours,
+        )
+        cookies.append(_lang_cookie(request, result.officer.language))
+        target = safe_next(form.get("next"), home_for(result.officer.role))
+        return redirect(target, cookies=cookies)
+
+    @post("/logout", opt={"roles": EVERYONE}, include_in_schema=False)
+    async def logout(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+        from registry.security import revoke_token
+
+        node = node_of(request)
+        token = session_token(request)
+        if token:
+            async with node.db.write_transaction() as session:
+                await revoke_token(session, token)
+                await audit(
+                    session,
+                    origin=node.settings.node_code,
+                    officer=officer,
+                    action="logout",
+                    record_type="officer",
+                    record_id=officer.id,
+                    purpose="authentication",
+                )
+            node.tokens.evict(token)
+        return redirect("/web/login?done=logged_out", cookies=cleared_cookies())
+
+    @get("/account", opt={"roles": EVERYONE}, include_in_schema=False)
+    async def account(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        return await render(request, "account.html", active="account")
+
+    @post("/language", opt={"roles": EVERYONE}, include_in_schema=False)
+    async def language(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+        node = node_of(request)
+        form = await _form(request)
+        chosen = supported(form.get("language"))
+        if chosen is None:
+            raise Problem(422, "Unknown language", field="language", detail=f"one of {LANGUAGES}")
+        async with node.db.write_transaction() as session:
+            await set_language(session, node=node, officer=officer, language=chosen)
+        token = session_token(request)
+        if token:
+            node.tokens.evict(token)
+        target = safe_next(form.get("next"), home_for(officer.role))
+        separator = "&" if "?" in target else "?"
+        return redirect(
+            f"{target}{separator}done=language_saved", cookies=[_lang_cookie(request, chosen)]
+        )

@@ -1,0 +1,351 @@
+"""Administration pages: accounts, posts (sync peers, on national), watchlist import with
+progress, agreements, and sync status. Every change goes through the services that audit it
+(``registry.services.officers``, ``sync.peers``, ``registry.watchlists``)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from sqlalchemy import select
+
+from registry.api.auth import node_of
+from registry.models import Officer, utcnow
+from registry.node import Node
+from registry.outbox import enqueue
+from registry.problems import Problem
+from registry.schemas import OfficerCreate, decode_as
+from registry.services.officers import create_officer, list_officers, set_active
+from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
+from registry.web.i18n import LANGUAGES
+from registry.web.liaison import module_available
+from registry.web.messages import ROLE_NAMES, label
+from registry.web.nav import ADMIN
+from registry.web.render import forget_banner, redirect, render, translator
+
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+IMPORT_BODY_LIMIT = 256 * 1024 * 1024
+
+
+def _safe_name(name: str, default: str) -> str:
+    cleaned = SAFE_NAME.sub("_", Path(name or default).name).lstrip(".")
+    return cleaned[:120] or default
+
+
+@dataclass
+class ImportJob:
+    """A watchlist import running in the background, polled by its page."""
+
+    id: str
+    file: str
+    officer_id: str
+    done: int = 0
+    total: int = 0
+    state: str = "running"
+    report: dict[str, Any] | None = None
+    error: str | None = None
+    started_at: str = field(default_factory=lambda: utcnow().isoformat())
+    task: asyncio.Task[None] | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "file": self.file,
+            "done": self.done,
+            "total": self.total,
+            "state": self.state,
+            "report": self.report,
+            "error": self.error,
+        }
+
+
+def _jobs(request: Request[Any, Any, Any]) -> dict[str, ImportJob]:
+    state = request.app.state
+    jobs = getattr(state, "web_import_jobs", None)
+    if jobs is None:
+        jobs = {}
+        state.web_import_jobs = jobs
+    return jobs  # type: ignore[no-any-return]
+
+
+async def _run_import(
+    node: Node, officer: Officer, job: ImportJob, folder: Path, csv_path: Path
+) -> None:
+    photos = folder / "photos"
+    try:
+        report = await import_watchlist_csv(
+            node,
+            csv_path,
+            photos_dir=photos if photos.is_dir() else None,
+            progress=job.progress,
+            officer=officer,
+        )
+        job.report = report.as_dict()
+        job.state = "done"
+    except WatchlistFileRefused as exc:
+        job.error, job.state = str(exc), "failed"
+    except Exception as exc:  # noqa: BLE001 - the page reports the failure
+        job.error, job.state = f"import failed: {type(exc).__name__}", "failed"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _save_uploads(request: Request[Any, Any, Any], folder: Path) -> Path:
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise Problem(422, "File missing", field="file", detail="choose a CSV file")
+    csv_path = folder / _safe_name(upload.filename, "watchlist.csv")
+    csv_path.write_bytes(await upload.read())
+    photos = [item for item in form.getall("photos") if isinstance(item, UploadFile)]
+    if photos:
+        (folder / "photos").mkdir()
+        for photo in photos:
+            (folder / "photos" / _safe_name(photo.filename, "photo")).write_bytes(
+                await photo.read()
+            )
+    return csv_path
+
+
+def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "username": o.username,
+            "full_name": o.full_name,
+            "role": label(ROLE_NAMES, o.role, _),
+            "home_post": o.home_post,
+            "language": o.language,
+            "active": o.active,
+        }
+        for o in officers
+    ]
+
+
+def _agreements(node: Node) -> list[dict[str, Any]]:
+    """The node's data-sharing agreement (``agreement_file`` setting) with its status."""
+    from sync.agreements import AgreementError, agreement_status, describe, load_agreement
+
+    path = getattr(node.settings, "agreement_file", "")
+    if not path:
+        return []
+    today = utcnow().astimezone(node.settings.zone).date()
+    try:
+        agreement = load_agreement(path)
+    except (AgreementError, OSError) as exc:
+        return [{"file": Path(path).name, "error": str(exc)}]
+    in_force, problems = agreement_status(agreement, today)
+    return [
+        {
+            "file": Path(path).name,
+            "id": agreement.id,
+            "version": agreement.version,
+            "in_force": in_force,
+            "problems": problems,
+            "rows": describe(agreement),
+        }
+    ]
+
+
+def _forget_cached_sessions(node: Node) -> None:
+    """A deactivation revokes the account's tokens in the database; start a fresh token
+    cache too, so that no cached session of the account outlives it (others are simply
+    looked up again)."""
+    node.tokens = type(node.tokens)(node.tokens.ttl)
+
+
+class AdminPagesController(Controller):
+    """/web/admin"""
+
+    path = "/admin"
+    opt = {"roles": ADMIN}
+    include_in_schema = False
+
+    @get("/officers")
+    async def officers(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        node = node_of(request)
+        national = node.settings.role == "national"
+        async with node.db.session() as session:
+            found = await list_officers(session, post=None if national else node.settings.node_code)
+        _ = translator(request)
+        return await render(
+            request,
+            "admin_officers.html",
+            active="admin_officers",
+            officers=_officer_rows(found, _),
+            roles=[(code, label(ROLE_NAMES, code, _)) for code in ROLE_NAMES],
+            language_codes=LANGUAGES,
+            national=national,
+        )
+
+    @post("/officers")
+    async def create(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+        node = node_of(request)
+        form = await request.form()
+        fields = {
+            name: str(form.get(name, "")).strip()
+            for name in ("username", "full_name", "role", "password", "home_post", "language")
+        }
+        fields["password"] = str(form.get("password", ""))
+        payload = {k: v for k, v in fields.items() if v}
+        data = decode_as(msgspec.json.encode(payload), OfficerCreate)
+        async with node.db.write_transaction() as session:
+            await create_officer(
+                session,
+                node=node,
+                actor=officer,
+                username=data.username,
+                full_name=data.full_name,
+                role=data.role,
+                password=data.password,
+                home_post=data.home_post,
+                language=data.language,
+            )
+        return redirect("/web/admin/officers?done=officer_created")
+
+    @post("/officers/{username:str}/active")
+    async def activate(
+        self, request: Request[Any, Any, Any], officer: Officer, username: str
+    ) -> Response[Any]:
+        node = node_of(request)
+        active = (await request.form()).get("active") == "1"
+        if username == officer.username and not active:
+            raise Problem(409, "Refused", field="username", detail="you cannot deactivate yourself")
+        async with node.db.write_transaction() as session:
+            await set_active(session, node=node, actor=officer, username=username, active=active)
+        _forget_cached_sessions(node)
+        done = "officer_activated" if active else "officer_deactivated"
+        return redirect(f"/web/admin/officers?done={done}")
+
+    @get("/posts")
+    async def posts(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        node = node_of(request)
+        peers: list[Any] = []
+        if node.settings.role == "national":
+            from sync.peers import list_peers
+
+            async with node.db.session() as session:
+                peers = await list_peers(session)
+        return await render(
+            request,
+            "admin_posts.html",
+            active="admin_peers",
+            national=node.settings.role == "national",
+            peers=peers,
+        )
+
+    @post("/posts/{node_code:str}/{decision:str}")
+    async def decide(
+        self, request: Request[Any, Any, Any], officer: Officer, node_code: str, decision: str
+    ) -> Response[Any]:
+        node = node_of(request)
+        statuses = {"approve": "approved", "revoke": "revoked"}
+        if node.settings.role != "national" or decision not in statuses:
+            raise Problem(404, "Not found", field="decision", detail="no such action here")
+        from sync.peers import decide_peer
+
+        async with node.db.write_transaction() as session:
+            peer = await decide_peer(
+                session,
+                node=node,
+                officer=officer,
+                node_code=node_code,
+                status=statuses[decision],
+            )
+            await enqueue(session, peer)
+        return redirect(f"/web/admin/posts?done=peer_{statuses[decision]}")
+
+    @get("/watchlist")
+    async def watchlist(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        jobs = sorted(_jobs(request).values(), key=lambda job: job.started_at, reverse=True)
+        return await render(
+            request,
+            "admin_watchlist.html",
+            active="admin_watchlist",
+            jobs=[job.view() for job in jobs[:10]],
+        )
+
+    @post("/watchlist/import", request_max_body_size=IMPORT_BODY_LIMIT)
+    async def start_import(
+        self, request: Request[Any, Any, Any], officer: Officer
+    ) -> Response[Any]:
+        node = node_of(request)
+        folder = Path(tempfile.mkdtemp(prefix="bp-watchlist-"))
+        try:
+            csv_path = await _save_uploads(request, folder)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job = ImportJob(secrets.token_urlsafe(9), csv_path.name, str(officer.id))
+        job.task = asyncio.create_task(_run_import(node, officer, job, folder, csv_path))
+        _jobs(request)[job.id] = job
+        return redirect(f"/web/admin/watchlist/import/{job.id}")
+
+    @get("/watchlist/import/{job_id:str}")
+    async def import_page(
+        self, request: Request[Any, Any, Any], officer: Officer, job_id: str
+    ) -> Response[str]:
+        job = _jobs(request).get(job_id)
+        if job is None:
+            raise Problem(404, "Not found", field="job_id", detail="no such import")
+        return await render(request, "admin_import.html", active="admin_watchlist", job=job.view())
+
+    @get("/watchlist/import/{job_id:str}/progress")
+    async def import_progress(
+        self, request: Request[Any, Any, Any], officer: Officer, job_id: str
+    ) -> dict[str, Any]:
+        job = _jobs(request).get(job_id)
+        if job is None:
+            raise Problem(404, "Not found", field="job_id", detail="no such import")
+        return job.view()
+
+    @get("/agreements")
+    async def agreements(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        node = node_of(request)
+        available = module_available("sync.agreements")
+        return await render(
+            request,
+            "admin_agreements.html",
+            active="admin_agreements",
+            available=available,
+            agreements=_agreements(node) if available else [],
+            setting="BORDERPOST_AGREEMENT_FILE",
+        )
+
+    @get("/sync")
+    async def sync(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        node = node_of(request)
+        status: dict[str, Any] | None = None
+        ingest: list[Any] = []
+        if node.settings.role == "post":
+            from sync.status import sync_status
+
+            status = await sync_status(node)
+            forget_banner(request)
+        else:
+            from sync.models import IngestState
+
+            async with node.db.session() as session:
+                ingest = list(
+                    (await session.scalars(select(IngestState).order_by(IngestState.origin))).all()
+                )
+        return await render(
+            request,
+            "admin_sync.html",
+            active="admin_sync",
+            status=status,
+            ingest=ingest,
+            today=date.today().isoformat(),
+        )

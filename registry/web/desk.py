@@ -1,0 +1,308 @@
+"""The registration desk (officers and supervisors): one screen from MRZ to printed receipt.
+
+The page's script calls the JSON endpoints below as the officer works: the MRZ is parsed on
+arrival, the photo is analysed as soon as it is taken, the check step runs the watchlist
+and the integrity checks, and the save goes through the same service path as the API
+(``prepare_registration`` then ``node.registrations.submit``). The receipt slip opens in the
+page, ready to print on an 80 mm receipt printer or on A4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import Parameter
+from msgspec import Meta
+
+from registry.api.auth import FRONT_DESK, node_of
+from registry.audit import audit
+from registry.models import Officer, TravelDocument, Traveller, utcnow
+from registry.node import Node
+from registry.photos import AnalysedPhoto, analyse_photo
+from registry.problems import Problem
+from registry.receipts import qr_svg
+from registry.schemas import RegistrationRequest, decode_as
+from registry.services.crossings import load_crossing
+from registry.services.registration import Check, prepare_registration
+from registry.services.search import search_crossings
+from registry.watchlists import desk_alert_view
+from registry.web.desk_service import check_view, desk_check, mrz_view
+from registry.web.i18n import environment
+from registry.web.messages import (
+    DECISIONS,
+    DIRECTIONS,
+    MODES,
+    PURPOSES,
+    QUALITY_TEXT,
+    SEXES,
+    instruction_text,
+    label,
+)
+from registry.web.photo_cache import PhotoCache
+from registry.web.render import HTML, language_of, render, static_url, translator
+
+RECENT_HOURS = 3
+RECENT_LIMIT = 30
+PAPERS = ("80mm", "a4")
+
+
+class MrzRequest(msgspec.Struct, forbid_unknown_fields=True):
+    mrz: Annotated[str, Meta(max_length=400)]
+
+
+class CheckRequest(msgspec.Struct, forbid_unknown_fields=True):
+    crossing: RegistrationRequest
+    photo_ticket: Annotated[str, Meta(max_length=64)] | None = None
+
+
+def photo_cache(request: Request[Any, Any, Any]) -> PhotoCache:
+    state = request.app.state
+    cache = getattr(state, "web_photo_cache", None)
+    if cache is None:
+        cache = PhotoCache()
+        state.web_photo_cache = cache
+    return cache  # type: ignore[no-any-return]
+
+
+async def _analyse(node: Node, data: bytes) -> AnalysedPhoto:
+    settings = node.settings
+    return await asyncio.to_thread(
+        analyse_photo,
+        data,
+        max_bytes=settings.max_photo_bytes,
+        max_pixels=settings.max_photo_pixels,
+        field="photo",
+    )
+
+
+def quality_view(photo: AnalysedPhoto, ticket: str, _: Any) -> dict[str, Any]:
+    reasons = [
+        {
+            "code": reason["code"],
+            "message": _(QUALITY_TEXT[reason["code"]])
+            if reason["code"] in QUALITY_TEXT
+            else reason["message"],
+            "detail": reason["message"],
+        }
+        for reason in photo.quality.get("reasons", [])
+    ]
+    return {
+        "ticket": ticket,
+        "passed": photo.quality_passed,
+        "score": photo.quality_score,
+        "faces_found": photo.faces_found,
+        "reasons": reasons,
+        "width": photo.photo.width,
+        "height": photo.photo.height,
+    }
+
+
+def _recent_option(view: dict[str, Any], _: Any) -> dict[str, str]:
+    traveller = view.get("traveller") or {}
+    when = view["occurred_at_local"][11:16]
+    name = f"{traveller.get('surname', '')} {traveller.get('given_names', '')}".strip()
+    direction = label(DIRECTIONS, view["direction"], _)
+    return {
+        "id": view["id"],
+        "time": when,
+        "name": name,
+        "direction_text": direction,
+        "decision_text": label(DECISIONS, view["decision"], _),
+        "label": f"{when} {name} ({direction})",
+    }
+
+
+async def recent_registrations(node: Node, officer: Officer, _: Any) -> list[dict[str, str]]:
+    """This post's registrations of the last hours (for guardians, companions, reprints)."""
+    until = utcnow()
+    async with node.db.write_transaction() as session:
+        views = await search_crossings(
+            session,
+            node=node,
+            officer=officer,
+            since=until - timedelta(hours=RECENT_HOURS),
+            until=until,
+            direction=None,
+            limit=RECENT_LIMIT,
+        )
+    return [_recent_option(view, _) for view in views]
+
+
+async def _upload(request: Request[Any, Any, Any], name: str) -> bytes | None:
+    form = await request.form()
+    upload = form.get(name)
+    if upload is None or upload == "":
+        return None
+    if not isinstance(upload, UploadFile):
+        raise Problem(422, "Photo must be a file", field=name)
+    return await upload.read()
+
+
+async def _form_text(request: Request[Any, Any, Any], name: str) -> str | None:
+    value = (await request.form()).get(name)
+    return value if isinstance(value, str) and value else None
+
+
+class DeskController(Controller):
+    """/web/desk"""
+
+    path = "/desk"
+    opt = {"roles": FRONT_DESK}
+    include_in_schema = False
+
+    @get("/")
+    async def page(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        node = node_of(request)
+        _ = translator(request)
+        return await render(
+            request,
+            "desk.html",
+            active="desk",
+            recent=await recent_registrations(node, officer, _),
+            directions=[(code, label(DIRECTIONS, code, _)) for code in DIRECTIONS],
+            decisions=[(code, label(DECISIONS, code, _)) for code in DECISIONS],
+            modes=[(code, label(MODES, code, _)) for code in MODES],
+            sexes=[(code, label(SEXES, code, _)) for code in SEXES],
+            purposes=[label(PURPOSES, code, _) for code in PURPOSES],
+        )
+
+    @post("/mrz", status_code=200)
+    async def parse(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """The MRZ parsed by ``registry.mrz.parse_mrz``, with the form values and checks."""
+        data = decode_as(await request.body(), MrzRequest)
+        today = utcnow().astimezone(node_of(request).settings.zone).date()
+        return mrz_view(data.mrz, today, translator(request))
+
+    @post("/photo", status_code=200)
+    async def photo(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+        """Run the face pipeline and quality gate on a portrait; nothing is stored."""
+        data = await _upload(request, "photo")
+        if data is None:
+            raise Problem(422, "Photo missing", field="photo", detail="send a `photo` file")
+        analysed = await _analyse(node_of(request), data)
+        ticket = photo_cache(request).put(officer.id, analysed)
+        return quality_view(analysed, ticket, translator(request))
+
+    @post("/check", status_code=200)
+    async def check(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+        """Integrity checks, stay outcome and the watchlist instructions, before deciding."""
+        node = node_of(request)
+        data = decode_as(await request.body(), CheckRequest)
+        photo = photo_cache(request).get(officer.id, data.photo_ticket)
+        async with node.db.write_transaction() as session:
+            return await desk_check(
+                session,
+                node=node,
+                officer=officer,
+                registration=data.crossing,
+                photo=photo,
+                _=translator(request),
+            )
+
+    @post("/register", status_code=201)
+    async def register(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+        """Save through the API's service path; answer the desk view and the receipt URLs."""
+        node = node_of(request)
+        raw = await _form_text(request, "crossing")
+        if raw is None:
+            raise Problem(422, "Missing part", field="crossing", detail="send the crossing JSON")
+        registration = decode_as(raw, RegistrationRequest)
+        ticket = await _form_text(request, "photo_ticket")
+        photo = photo_cache(request).get(officer.id, ticket)
+        if photo is None and (data := await _upload(request, "photo")) is not None:
+            photo = await _analyse(node, data)
+        if photo is None and ticket is not None:
+            raise Problem(
+                409, "Photo expired", field="photo_ticket", detail="send the photo file again"
+            )
+        prepared = prepare_registration(node, officer, registration, photo)
+        result = await node.registrations.submit(prepared)
+        photo_cache(request).discard(ticket)
+        return _saved_view(request, result)
+
+
+def _saved_view(request: Request[Any, Any, Any], result: Any) -> dict[str, Any]:
+    """What the desk shows once saved: instructions only for alerts, and the receipt URLs."""
+    _ = translator(request)
+    crossing, traveller = result.crossing, result.traveller
+    receipt = f"/web/receipts/{crossing.id}"
+    alerts = {desk_alert_view(alert)["instruction"] for alert in result.alerts}
+    when = crossing.occurred_at.astimezone(request.app.state.node.settings.zone)
+    name = f"{traveller.surname} {traveller.given_names}".strip()
+    return {
+        "id": str(crossing.id),
+        "receipt_url": f"{receipt}?paper=80mm&print=1&embed=1",
+        "receipt_80mm_url": f"{receipt}?paper=80mm",
+        "receipt_a4_url": f"{receipt}?paper=a4",
+        "alerts": sorted(instruction_text(text, _) for text in alerts),
+        "checks": [
+            check_view(Check(c["code"], c["field"], c["message"]), _) for c in crossing.checks
+        ],
+        "recent": {
+            "id": str(crossing.id),
+            "time": f"{when:%H:%M}",
+            "label": f"{when:%H:%M} {name} ({label(DIRECTIONS, crossing.direction, _)})",
+        },
+        "direction": label(DIRECTIONS, crossing.direction, _),
+        "decision": label(DECISIONS, crossing.decision, _),
+        "traveller": name,
+    }
+
+
+class ReceiptPageController(Controller):
+    """/web/receipts/{id}: the printable slip, 80 mm or A4 (the read is audited)."""
+
+    path = "/receipts"
+    opt = {"roles": FRONT_DESK}
+    include_in_schema = False
+
+    @get("/{crossing_id:uuid}")
+    async def slip(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        crossing_id: uuid.UUID,
+        paper: Annotated[str, Parameter(max_length=8)] = "80mm",
+        print_: Annotated[str | None, Parameter(query="print", max_length=2)] = None,
+        embed: Annotated[str | None, Parameter(max_length=2)] = None,
+    ) -> Response[str]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            crossing = await load_crossing(session, crossing_id)
+            traveller = await session.get(Traveller, crossing.traveller_id)
+            document = await session.get(TravelDocument, crossing.document_id)
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="read",
+                record_type="crossing",
+                record_id=crossing.id,
+                purpose="receipt_html",
+            )
+        paper = paper if paper in PAPERS else "80mm"
+        html = (
+            environment(language_of(request))
+            .get_template("receipt.html")
+            .render(
+                crossing=crossing,
+                traveller=traveller,
+                document=document,
+                node=node.settings,
+                paper=paper,
+                local_time=crossing.occurred_at.astimezone(node.settings.zone),
+                qr_svg=qr_svg(crossing.receipt),
+                stylesheet=static_url(f"css/receipt-{paper}.css"),
+                script=static_url("js/receipt.js"),
+                autoprint=print_ == "1",
+                embed=embed == "1",
+                other_paper="a4" if paper == "80mm" else "80mm",
+            )
+        )
+        return Response(html, media_type=HTML)

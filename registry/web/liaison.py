@@ -1,0 +1,247 @@
+"""Liaison pages (national node): reconciliation report per post pair, discrepancies with
+notes and resolution, the partner's requests for details, and hit/no-hit queries.
+
+Everything goes through ``sync.liaison`` and ``sync.exchange`` (which audit, and refuse any
+exchange unless the agreement is in force). Asking the partner a hit/no-hit question is done
+by the page's script through ``POST /api/liaison/hits``, the API's own flow. A node without
+the bilateral module or without a configured agreement says so plainly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from sqlalchemy import select
+
+from registry.api.auth import node_of
+from registry.audit import audit
+from registry.models import Officer, utcnow
+from registry.problems import Problem
+from registry.web.i18n import N_
+from registry.web.nav import LIAISON
+from registry.web.render import redirect, render, translator
+
+BILATERAL_MODULES = ("sync.exchange", "sync.liaison")
+OUTCOMES = {
+    "matched": N_("Matched"),
+    "pending": N_("Pending"),
+    "exit_without_entry": N_("Exit without entry"),
+    "entry_without_exit": N_("Entry without exit"),
+    "data_mismatch": N_("Data mismatch"),
+    "duplicate": N_("Duplicate"),
+    "timing_anomaly": N_("Timing anomaly"),
+}
+RESOLUTION_NAMES = {
+    "explained": N_("Explained"),
+    "data_error_corrected": N_("Data error corrected"),
+    "referred": N_("Referred"),
+    "false_alarm": N_("False alarm"),
+}
+NO_AGREEMENT = N_("No data-sharing agreement is configured on this node.")
+NOT_NATIONAL = N_("Liaison work is done on the national node.")
+MISSING_MODULE = N_("Not available on this node yet: the bilateral exchange module is missing.")
+RECENT_QUERIES = 20
+
+
+def module_available(name: str) -> bool:
+    """Whether an optional module is installed on this node (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def unavailable_reason(request: Request[Any, Any, Any]) -> str | None:
+    """Why liaison work cannot happen here, or None when it can."""
+    if not all(module_available(name) for name in BILATERAL_MODULES):
+        return MISSING_MODULE
+    if node_of(request).settings.role != "national":
+        return NOT_NATIONAL
+    if getattr(request.app.state, "exchange", None) is None:
+        return NO_AGREEMENT
+    return None
+
+
+def _pair(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    ours, _, theirs = text.partition(":")
+    return (ours, theirs) if ours and theirs else None
+
+
+def _labelled_report(report: dict[str, Any], _: Any) -> dict[str, Any]:
+    report["count_rows"] = [
+        (OUTCOMES.get(code, code), code, count) for code, count in report["counts"].items()
+    ]
+    for row in report["by_pair"]:
+        row["count_rows"] = [
+            (OUTCOMES.get(code, code), code, count) for code, count in row["counts"].items()
+        ]
+    return report
+
+
+async def _queries(session: Any) -> tuple[list[Any], list[Any]]:
+    from sync.models import HitQuery
+
+    incoming = list(
+        (
+            await session.scalars(
+                select(HitQuery).where(
+                    HitQuery.direction == "incoming", HitQuery.detail_status == "pending"
+                )
+            )
+        ).all()
+    )
+    outgoing = list(
+        (
+            await session.scalars(
+                select(HitQuery)
+                .where(HitQuery.direction == "outgoing")
+                .order_by(HitQuery.created_at.desc())
+                .limit(RECENT_QUERIES)
+            )
+        ).all()
+    )
+    return incoming, outgoing
+
+
+class LiaisonPagesController(Controller):
+    """/web/liaison"""
+
+    path = "/liaison"
+    opt = {"roles": LIAISON}
+    include_in_schema = False
+
+    @get("/")
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        since: date | None = None,
+        until: date | None = None,
+        pair: Annotated[str | None, Parameter(max_length=70)] = None,
+    ) -> Response[str]:
+        reason = unavailable_reason(request)
+        if reason is not None:
+            return await render(
+                request,
+                "liaison.html",
+                active="liaison",
+                unavailable=translator(request)(reason),
+            )
+        return await self._work(request, officer, since, until, _pair(pair))
+
+    async def _work(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        since: date | None,
+        until: date | None,
+        pair: tuple[str, str] | None,
+    ) -> Response[str]:
+        from sync.exchange import require_in_force
+        from sync.liaison import (
+            discrepancy_view,
+            list_discrepancies,
+            period_report,
+            run_reconciliation,
+        )
+
+        node = node_of(request)
+        today = utcnow().date()
+        report = None
+        async with node.db.write_transaction() as session:
+            exchange = await require_in_force(session, request.app.state.exchange)
+            if since is not None:
+                end = until or today + timedelta(days=1)
+                result = await run_reconciliation(
+                    session, node=node, exchange=exchange, since=since, until=end, officer=officer
+                )
+                cases = await list_discrepancies(session)
+                report = period_report(result, cases, since=since, until=end, pair=pair)
+            open_cases = await list_discrepancies(
+                session, our_post=pair[0] if pair else None, status="open"
+            )
+            incoming, outgoing = await _queries(session)
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="read",
+                record_type="discrepancy",
+                record_id="open",
+                purpose="liaison",
+                detail={"cases": [case.id for case in open_cases]},
+            )
+        _ = translator(request)
+        return await render(
+            request,
+            "liaison.html",
+            active="liaison",
+            unavailable="",
+            pairs=[
+                f"{ours}:{theirs}"
+                for ours, theirs in exchange.agreement.pairs_for(exchange.ours.node)
+            ],
+            since=(since or today - timedelta(days=7)).isoformat(),
+            until=(until or today).isoformat(),
+            pair=f"{pair[0]}:{pair[1]}" if pair else "",
+            report=_labelled_report(report, _) if report else None,
+            cases=[discrepancy_view(case) for case in open_cases],
+            outcomes=OUTCOMES,
+            resolutions=RESOLUTION_NAMES,
+            incoming=incoming,
+            outgoing=outgoing,
+            partner=exchange.partner.node,
+        )
+
+    @post("/discrepancies/{case_id:str}/notes")
+    async def note(
+        self, request: Request[Any, Any, Any], officer: Officer, case_id: str
+    ) -> Response[Any]:
+        if unavailable_reason(request) is not None:
+            raise Problem(404, "Not found", field="case_id", detail="no liaison work here")
+        from sync.liaison import annotate
+
+        form = await request.form()
+        text = str(form.get("note", "")).strip()
+        resolution = str(form.get("resolution", "")) or None
+        if not text:
+            raise Problem(422, "Note missing", field="note", detail="write the note")
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            await annotate(
+                session,
+                node=node,
+                officer=officer,
+                case_id_=case_id,
+                note=text[:2000],
+                resolution=resolution,
+            )
+        return redirect("/web/liaison?done=note_saved")
+
+    @post("/requests/{reference:str}")
+    async def decide(
+        self, request: Request[Any, Any, Any], officer: Officer, reference: str
+    ) -> Response[Any]:
+        if unavailable_reason(request) is not None:
+            raise Problem(404, "Not found", field="reference", detail="no liaison work here")
+        from sync.exchange import release_details, require_in_force
+
+        approve = (await request.form()).get("approve") == "1"
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            exchange = await require_in_force(session, request.app.state.exchange)
+            await release_details(
+                session,
+                node=node,
+                exchange=exchange,
+                officer=officer,
+                reference=reference,
+                approve=approve,
+            )
+        return redirect(f"/web/liaison?done={'released' if approve else 'refused'}")

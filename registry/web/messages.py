@@ -1,0 +1,157 @@
+"""Translatable words of the pages that come from the services as codes: roles, directions,
+decisions, check and quality codes, desk instructions, sync warnings and flash messages.
+
+Services speak English and stable codes; the pages translate the codes, and fall back to
+the service's English message for a code they do not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from registry.watchlists import INSTRUCTIONS
+from registry.web.i18n import N_
+
+Gettext = Callable[[str], str]
+
+ROLE_NAMES = {
+    "officer": N_("Border officer"),
+    "supervisor": N_("Supervisor"),
+    "protection": N_("Protection officer"),
+    "hq_analyst": N_("HQ analyst"),
+    "liaison": N_("Liaison officer"),
+    "admin": N_("Administrator"),
+}
+DIRECTIONS = {"entry": N_("Entry"), "exit": N_("Exit")}
+DECISIONS = {"cleared": N_("Cleared"), "referred": N_("Referred"), "refused": N_("Refused")}
+MODES = {
+    "foot": N_("On foot"),
+    "car": N_("Car"),
+    "bus": N_("Bus"),
+    "truck": N_("Truck"),
+    "motorcycle": N_("Motorcycle"),
+    "animal": N_("Animal"),
+    "boat": N_("Boat"),
+    "other": N_("Other"),
+}
+SEXES = {"M": N_("Male"), "F": N_("Female"), "X": N_("Unspecified")}
+PURPOSES = {
+    "tourism": N_("Tourism"),
+    "business": N_("Business"),
+    "family": N_("Family visit"),
+    "work": N_("Work"),
+    "trade": N_("Trade"),
+    "transit": N_("Transit"),
+    "studies": N_("Studies"),
+    "medical": N_("Medical care"),
+    "pastoral": N_("Pastoral movement"),
+    "return": N_("Return home"),
+}
+REFERRAL_CATEGORIES = {
+    "trafficking_suspected": N_("Suspected trafficking"),
+    "unaccompanied_minor": N_("Unaccompanied minor"),
+    "separated_minor": N_("Separated minor"),
+    "other_vulnerability": N_("Other vulnerability"),
+}
+EVIDENCE = {"document": N_("Document"), "name_dob": N_("Name and birth date"), "face": N_("Face")}
+WATCHLIST_ACTIONS = {
+    "refer_secondary": N_("Refer to secondary inspection"),
+    "notify": N_("Notify"),
+    "protect": N_("Protect"),
+}
+INSTRUCTION_TEXT = {
+    INSTRUCTIONS["refer_secondary"]: N_("Refer to secondary inspection"),
+    INSTRUCTIONS["protect"]: N_("Refer to the protection officer"),
+}
+CHECK_TEXT = {
+    "mrz_check_digit_failed": N_("Check digit does not match"),
+    "mrz_invalid_date": N_("Not a valid date"),
+    "mrz_bad_country_code": N_("Unknown country code"),
+    "mrz_invalid_sex": N_("Invalid sex code"),
+    "mrz_invalid_characters": N_("Invalid characters in the MRZ"),
+    "mrz_document_expired": N_("Document expired"),
+    "mrz_mismatch": N_("Typed value differs from the MRZ"),
+    "document_expired": N_("Document expired"),
+    "document_not_yet_valid": N_("Document not yet valid"),
+    "document_dates_inconsistent": N_("Expiry date is not after the issue date"),
+    "birth_date_in_future": N_("Date of birth is in the future"),
+    "minor_without_guardian": N_("Minor: link the guardian's crossing"),
+    "previous_entry_not_closed": N_("Previous entry has no recorded exit"),
+    "stay_allowance_used": N_("No days left under the allowed-stay rule"),
+    "exit_without_entry": N_("No open entry recorded for this traveller"),
+    "overstay": N_("Overstay"),
+    "photo_quality_override": N_("Photo accepted by officer override"),
+    "check_digit_failed": N_("Check digit does not match"),
+    "invalid_date": N_("Not a valid date"),
+    "bad_country_code": N_("Unknown country code"),
+    "invalid_sex": N_("Invalid sex code"),
+    "invalid_characters": N_("Invalid characters in the MRZ"),
+    "wrong_line_count": N_("Wrong number of MRZ lines"),
+    "wrong_line_length": N_("Wrong MRZ line length"),
+    "unknown_format": N_("Unknown MRZ format"),
+}
+QUALITY_TEXT = {
+    "no_face": N_("No face found"),
+    "multiple_faces": N_("More than one face"),
+    "face_cut_off": N_("Face partly outside the photo"),
+    "face_too_small": N_("Face too small: come closer"),
+    "too_blurry": N_("Photo too blurry"),
+    "too_noisy": N_("Photo too noisy"),
+    "underexposed": N_("Photo too dark"),
+    "overexposed": N_("Photo too bright"),
+    "not_centred": N_("Face not centred"),
+    "not_frontal": N_("Head turned or tilted: face the camera"),
+}
+FLASH = {
+    "adjudicated": N_("The alert has been adjudicated."),
+    "officer_created": N_("The account has been created."),
+    "officer_deactivated": N_("The account has been deactivated; its sessions are revoked."),
+    "officer_activated": N_("The account has been reactivated."),
+    "peer_approved": N_("The post has been approved."),
+    "peer_revoked": N_("The post has been revoked."),
+    "language_saved": N_("Language saved."),
+    "logged_out": N_("You have been logged out."),
+    "note_saved": N_("The note has been added; it travels to the partner."),
+    "released": N_("The details have been released to the partner."),
+    "refused": N_("The request for details has been refused."),
+}
+SYNC_NOT_ENROLLED = N_("This post is not enrolled with a national node: records stay here.")
+SYNC_NEVER = N_("This post has never synchronised with the national node.")
+SYNC_OFFLINE = N_(
+    "No successful sync for %(days)s days (limit %(limit)s days); %(backlog)s records wait."
+)
+UNKNOWN = N_("Unknown")
+
+
+def label(table: dict[str, str], code: str | None, _: Gettext) -> str:
+    """The translated name of a code, or the code itself when the table lacks it."""
+    if code is None:
+        return ""
+    return _(table[code]) if code in table else code
+
+
+def check_text(code: str, fallback: str, _: Gettext) -> str:
+    return _(CHECK_TEXT[code]) if code in CHECK_TEXT else fallback
+
+
+def instruction_text(instruction: str, _: Gettext) -> str:
+    return _(INSTRUCTION_TEXT[instruction]) if instruction in INSTRUCTION_TEXT else instruction
+
+
+def flash_message(code: str | None, _: Gettext) -> str:
+    return _(FLASH[code]) if code in FLASH else ""
+
+
+def sync_warning_text(banner: dict[str, Any], _: Gettext) -> str:
+    warning = banner.get("warning") or ""
+    if warning.startswith("not enrolled"):
+        return _(SYNC_NOT_ENROLLED)
+    if warning == "never synced":
+        return _(SYNC_NEVER)
+    days = banner.get("days")
+    return _(SYNC_OFFLINE) % {
+        "days": int(days) if days is not None else "?",
+        "limit": banner.get("limit"),
+        "backlog": banner.get("backlog"),
+    }
