@@ -369,6 +369,7 @@ def audit_verify(origin: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from registry.cli_faces import faces
     from registry.cli_watchlist import watchlist
     from sync.cli import (
         agreement_group,
@@ -380,6 +381,7 @@ def _register_subcommands() -> None:
     )
 
     main.add_command(watchlist)
+    main.add_command(faces)
     main.add_command(agreement_group)
     main.add_command(exchange_group)
     main.add_command(reconcile_command)

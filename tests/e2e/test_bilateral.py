@@ -300,6 +300,28 @@ def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
         json={"kind": "document", "issuing_state": "MLI", "number": "Z9999999"},
     )
     assert miss.json()["hit"] is False
+    by_name = httpx.post(
+        f"{ml.cluster.national.url}/api/liaison/hits",
+        headers=_liaison(ml),
+        json={
+            "kind": "name_dob",
+            "surname": "Konaté",
+            "given_names": "Seydou",
+            "date_of_birth": "1980-01-01",
+        },
+    )
+    assert by_name.status_code == 200 and by_name.json()["hit"] is True
+    wrong_dob = httpx.post(
+        f"{ml.cluster.national.url}/api/liaison/hits",
+        headers=_liaison(ml),
+        json={
+            "kind": "name_dob",
+            "surname": "KONATE",
+            "given_names": "SEYDOU",
+            "date_of_birth": "1980-01-02",
+        },
+    )
+    assert wrong_dob.json()["hit"] is False
     reference = answer["reference"]
     details_url = f"{ml.cluster.national.url}/api/liaison/hits/{reference}/details"
     assert httpx.post(details_url, headers=_liaison(ml)).json()["status"] == "pending"
