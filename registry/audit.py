@@ -13,42 +13,56 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.models import AuditEvent, Officer, utcnow
-from registry.outbox import enqueue, insert_rows
+from registry.models import AuditEvent, Officer, utcnow, uuid7
+from registry.outbox import enqueue
 
 GENESIS_HASH = "0" * 64
 
 
 def event_hash(event: AuditEvent) -> str:
     """The sha256 over an event's content and its predecessor's hash."""
-    body = {
-        "id": str(event.id),
-        "origin": event.origin,
-        "at": event.at.isoformat(timespec="microseconds"),
-        "officer_id": str(event.officer_id) if event.officer_id else None,
-        "action": event.action,
-        "record_type": event.record_type,
-        "record_id": event.record_id,
-        "purpose": event.purpose,
-        "detail": event.detail,
-        "prev_hash": event.prev_hash,
-    }
+    return _hash_fields({name: getattr(event, name) for name in HASHED_FIELDS})
+
+
+HASHED_FIELDS = (
+    "id",
+    "origin",
+    "at",
+    "officer_id",
+    "action",
+    "record_type",
+    "record_id",
+    "purpose",
+    "detail",
+    "prev_hash",
+)
+
+
+def _hash_fields(fields: dict[str, Any]) -> str:
+    body = dict(fields)
+    body["id"] = str(body["id"])
+    body["at"] = body["at"].isoformat(timespec="microseconds")
+    body["officer_id"] = str(body["officer_id"]) if body["officer_id"] else None
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Built once: audit() runs on every read of personal data, so it stays lean.
+_CHAIN_HEAD = (
+    select(AuditEvent.hash)
+    .where(AuditEvent.origin == bindparam("origin"))
+    .order_by(AuditEvent.seq.desc())
+    .limit(1)
+)
+_INSERT_EVENT = insert(AuditEvent)
+
+
 async def chain_head(session: AsyncSession, origin: str) -> str:
     """The hash of the latest event written by ``origin`` (each node keeps its own chain)."""
-    query = (
-        select(AuditEvent.hash)
-        .where(AuditEvent.origin == origin)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    )
-    head = await session.scalar(query)
+    head = await session.scalar(_CHAIN_HEAD, {"origin": origin})
     return head or GENESIS_HASH
 
 
@@ -62,28 +76,31 @@ async def audit(
     record_id: str | uuid.UUID,
     purpose: str,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> str:
     """Append one event to the chain (and to the outbox) inside the caller's transaction.
 
     The caller must hold the node write lock (``Database.write_transaction``) until it commits.
-    ``detail`` lists any further records the action read or wrote.
+    ``detail`` lists any further records the action read or wrote. A post's events travel
+    to national through the outbox; a national node's own events never leave it (no
+    peer receives them), so national does not queue them.
     """
-    event = AuditEvent(
-        origin=origin,
-        at=utcnow(),
-        officer_id=officer.id if officer else None,
-        action=action,
-        record_type=record_type,
-        record_id=str(record_id),
-        purpose=purpose,
-        detail=detail or {},
-        prev_hash=await chain_head(session, origin),
-        hash="",
-    )
-    event.hash = event_hash(event)
-    await insert_rows(session, event)
-    await enqueue(session, event)
-    return event
+    row: dict[str, Any] = {
+        "id": uuid7(),
+        "origin": origin,
+        "at": utcnow(),
+        "officer_id": officer.id if officer else None,
+        "action": action,
+        "record_type": record_type,
+        "record_id": str(record_id),
+        "purpose": purpose,
+        "detail": detail or {},
+        "prev_hash": await chain_head(session, origin),
+    }
+    row["hash"] = _hash_fields(row)
+    await session.execute(_INSERT_EVENT, [row])
+    if session.info.get("role") != "national":
+        await enqueue(session, AuditEvent(**row))
+    return str(row["hash"])
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,10 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # session.info["role"] lets the audit log skip the outbox on national (see audit())
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={"role": settings.role}
+        )
         # SQLite allows one writer; serialising writes in-process avoids snapshot conflicts
         # and keeps the audit hash chain linear.  PostgreSQL uses an advisory lock instead.
         self.write_lock = asyncio.Lock()

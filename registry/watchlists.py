@@ -55,6 +55,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -606,6 +607,7 @@ def apply_to_matcher(node: Node, entries: Iterable[WatchlistEntry]) -> None:
 
 
 # ============================================================================ entry services
+@cache
 def current_versions_query() -> Any:
     """SELECT of the latest version of every entry (active or not)."""
     newer = aliased(WatchlistEntry)

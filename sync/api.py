@@ -3,6 +3,7 @@ photos, signed requests), not by officer tokens; peer management needs an admin 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import date
 from typing import Annotated, Any
@@ -16,16 +17,29 @@ from sqlalchemy import select
 
 from registry.api.auth import EVERYONE, node_of
 from registry.models import Officer, OutboxEntry
+from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem, problem_response
+from registry.receipts import public_key_from_text
 from sync.batches import SIGNATURE, BatchRejected, _b64, read_header
 from sync.digest import bucket_ids, crossing_buckets, hour_buckets
-from sync.ingest import BatchGap, ingest_batch, ingest_photo, record_rejection
+from sync.ingest import (
+    BatchGap,
+    IngestResult,
+    ReceivedBatch,
+    apply_received,
+    approved_sender,
+    ingest_photo,
+    receive_batch,
+    record_rejection,
+)
 from sync.peers import decide_peer, list_peers, receive_enrolment, verify_request
 from sync.records import REFERENCE_TYPES
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
+PREDECESSOR_WAIT_S = 3.0
+PREDECESSOR_POLL_S = 0.05
 REJECTION_STATUS = {
     "unknown_sender": 403,
     "sender_not_approved": 403,
@@ -90,10 +104,17 @@ class SyncController(Controller):
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
-            async with node.db.sessions() as session, session.begin():
-                result = await ingest_batch(
-                    session, node=node, header=header, signature=signature, body=body
-                )
+            async with node.db.sessions() as session:
+                peer = await approved_sender(session, header.origin)
+            batch = receive_batch(
+                header,
+                signature,
+                body,
+                public_key_from_text(peer.public_key),
+                destination=node.settings.node_code,
+                bulk=node.db.engine.dialect.name == "postgresql",
+            )
+            result = await _apply_in_order(node, batch)
         except BatchGap as gap:
             return Response(
                 {"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409
@@ -213,6 +234,23 @@ async def _decide(
         )
         await enqueue(session, peer)
     return peer_view(peer)
+
+
+async def _apply_in_order(node: Node, batch: ReceivedBatch) -> IngestResult:
+    """Apply a received batch in its own transaction. A post keeps two batches in flight,
+    so the second may arrive while the first is still being applied: a batch that does not
+    yet follow what national holds waits up to ``PREDECESSOR_WAIT_S`` for its predecessor
+    before it is refused as a gap."""
+    waited = 0.0
+    while True:
+        try:
+            async with node.db.sessions() as session, session.begin():
+                return await apply_received(session, node=node, batch=batch)
+        except BatchGap as gap:
+            if gap.reason != "gap" or waited >= PREDECESSOR_WAIT_S:
+                raise
+        await asyncio.sleep(PREDECESSOR_POLL_S)
+        waited += PREDECESSOR_POLL_S
 
 
 def _path(request: Request[Any, Any, Any]) -> str:

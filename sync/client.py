@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from sync.records import POST_RECORD_TYPES
 from sync.reference import apply_reference_changes
 
 OUTBOX_PAGE = 5000
+IN_FLIGHT = 2
 Progress = Callable[[str, int], None]
 
 
@@ -106,7 +108,9 @@ class SyncClient:
                 checkpoint.last_error = error[:500]
 
     # ------------------------------------------------------------ records
-    async def _outbox_after(self, position: int, *, photos_only: bool) -> list[OutboxRecord]:
+    async def _outbox_after(
+        self, position: int, *, photos_only: bool, limit: int = OUTBOX_PAGE
+    ) -> list[OutboxRecord]:
         """The next page of outbox rows, payloads as stored JSON text (never decoded)."""
         raw_payload = type_coerce(OutboxEntry.payload, Text)
         query = select(
@@ -116,7 +120,7 @@ class SyncClient:
             query = query.where(OutboxEntry.record_type == "photo")
         else:  # reference data written locally (e.g. a post's own watchlist entry) stays here
             query = query.where(OutboxEntry.record_type.in_(POST_RECORD_TYPES))
-        query = query.order_by(OutboxEntry.seq).limit(OUTBOX_PAGE)
+        query = query.order_by(OutboxEntry.seq).limit(limit)
         async with self.node.db.session() as session:
             if session.bind.dialect.name == "sqlite":  # skip SQLAlchemy's per-row processing
                 return await _sqlite_rows(session, query)
@@ -134,34 +138,53 @@ class SyncClient:
             return response.status_code, int(response.json()["ack"])
         raise SyncError(f"national refused the batch: {response.status_code} {response.text}")
 
+    async def _next_batch(self, after: int) -> SignedBatch | None:
+        """The records after seq ``after``, one batch's worth, compressed and signed."""
+        rows = await self._outbox_after(after, photos_only=False, limit=self.max_records)
+        if not rows:
+            return None
+        run = next(split_into_batches(rows, max_records=self.max_records, max_bytes=self.max_bytes))
+        return await asyncio.to_thread(
+            sign_batch,
+            run,
+            kind="records",
+            origin=self.node.settings.node_code,
+            destination=self.link.code,
+            after_seq=after,
+            key=self.node.signing_key,
+        )
+
     async def push_records(self) -> tuple[int, int]:
-        """Push everything after the checkpoint; returns (records, batches) acknowledged."""
-        position = await self.position("records")
+        """Push everything after the checkpoint; returns (records, batches) acknowledged.
+
+        Up to ``IN_FLIGHT`` batches travel at once, each following the one before, so
+        national decodes the next batch while it stores the current one and the post reads
+        and signs the one after. Acknowledgements are taken in order and move the
+        checkpoint. If national acknowledges anything but the end of the batch it was sent
+        (a gap, or a replay of what it already holds), the batches behind it are dropped
+        and pushing continues from national's acknowledgement.
+        """
         records = batches = 0
-        while rows := await self._outbox_after(position, photos_only=False):
-            rewound = False
-            for run in split_into_batches(
-                rows, max_records=self.max_records, max_bytes=self.max_bytes
-            ):
-                signed = sign_batch(
-                    run,
-                    kind="records",
-                    origin=self.node.settings.node_code,
-                    destination=self.link.code,
-                    after_seq=position,
-                    key=self.node.signing_key,
-                )
-                status, ack = await self._send_batch(signed)
-                position = ack
+        after = await self.position("records")
+        in_flight: deque[tuple[SignedBatch, asyncio.Task[tuple[int, int]]]] = deque()
+        try:
+            while True:
+                while len(in_flight) < IN_FLIGHT and (signed := await self._next_batch(after)):
+                    in_flight.append((signed, asyncio.create_task(self._send_batch(signed))))
+                    after = signed.header.seq_to
+                if not in_flight:
+                    return records, batches
+                signed, sending = in_flight.popleft()
+                status, ack = await sending
                 await self._save("records", position=ack)
-                if status == 409:
-                    rewound = True
-                    break
-                records, batches = records + len(run), batches + 1
-                self.progress("records", len(run))
-            if not rewound and len(rows) < OUTBOX_PAGE:
-                break
-        return records, batches
+                if status == 200:
+                    records, batches = records + signed.header.count, batches + 1
+                    self.progress("records", signed.header.count)
+                if ack != signed.header.seq_to:
+                    await _drop(in_flight)
+                    after = ack
+        finally:
+            await _drop(in_flight)
 
     # ------------------------------------------------------------ photos
     async def push_photos(self) -> int:
@@ -249,6 +272,15 @@ class SyncClient:
             await self._save("records", error=str(exc) or type(exc).__name__)
             raise SyncError(str(exc) or type(exc).__name__) from exc
         return report
+
+
+async def _drop(in_flight: deque[tuple[SignedBatch, asyncio.Task[Any]]]) -> None:
+    """Abandon batches still in flight: national may or may not store them, and either way
+    the next push starts from its acknowledgement (stored records are never doubled)."""
+    for _, task in in_flight:
+        task.cancel()
+    await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
+    in_flight.clear()
 
 
 async def _sqlite_rows(session: AsyncSession, query: Any) -> list[OutboxRecord]:

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import JSON, LargeBinary, Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -83,14 +84,16 @@ def row_from_payload(record_type: str, payload: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _wire_type(column: Any) -> Any:
+def _wire_type(column: Any, *, raw_json: bool = False) -> Any:
     column_type = column.type
     if isinstance(column_type, TypeDecorator):
         column_type = column_type.impl_instance
+    if isinstance(column_type, JSON):  # kept as undecoded text when only copied
+        return msgspec.Raw if raw_json else Any
     try:
         python_type = column_type.python_type
     except NotImplementedError:
-        return Any  # JSON columns
+        return Any
     if python_type in (bytes, object):
         return str if python_type is bytes else Any
     return python_type
@@ -124,6 +127,53 @@ def decode_row(record_type: str, raw: bytes | msgspec.Raw) -> dict[str, Any]:
     return row
 
 
+def _optional(wire_type: Any) -> Any:
+    return wire_type if wire_type is msgspec.Raw else wire_type | None  # Raw takes null too
+
+
+class CopyRows:
+    """Decodes one table's received payloads straight into COPY-ready tuples.
+
+    The bulk ingest path: the typed msgspec decoder parses ids, times and dates in C, JSON
+    columns stay undecoded text (PostgreSQL stores the text as received, so it is never
+    decoded and re-encoded in Python), and binary columns turn from hex into bytes.
+    """
+
+    def __init__(self, record_type: str) -> None:
+        skip = LOCAL_COUNTERS.get(record_type)
+        columns = [c for c in table_for(record_type).columns if c.name != skip]
+        self.record_type = record_type
+        self.names = tuple(c.name for c in columns)
+        fields = [(c.name, _optional(_wire_type(c, raw_json=True)), None) for c in columns]
+        struct = msgspec.defstruct(f"Copy_{record_type}", fields, gc=False)
+        self._decoder = msgspec.json.Decoder(struct)
+        self._values = operator.attrgetter(*self.names)
+        self._json = tuple(
+            i for i, c in enumerate(columns) if _wire_type(c, raw_json=True) is msgspec.Raw
+        )
+        self._hex = tuple(i for i, c in enumerate(columns) if c.name in _bytes_columns(record_type))
+        owner = "home_post" if record_type == "officer" else "origin"
+        self.owner_index = self.names.index(owner) if owner in self.names else None
+
+    def decode(self, raw: bytes | msgspec.Raw) -> tuple[Any, ...]:
+        """One payload as a tuple in ``names`` order (raises msgspec errors if malformed)."""
+        values = self._values(self._decoder.decode(raw))
+        if not (self._json or self._hex):
+            return values  # type: ignore[no-any-return]
+        row = list(values)
+        for i in self._json:
+            text = None if row[i] is None else bytes(row[i]).decode()
+            row[i] = None if text == "null" else text
+        for i in self._hex:
+            row[i] = None if row[i] is None else bytes.fromhex(row[i])
+        return tuple(row)
+
+
+@cache
+def copy_rows(record_type: str) -> CopyRows:
+    return CopyRows(record_type)
+
+
 COPY_THRESHOLD = 64
 
 
@@ -144,36 +194,67 @@ async def insert_missing(
     await session.execute(statement, batch)
 
 
+async def insert_missing_copied(
+    session: AsyncSession, record_type: str, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert decoded ``CopyRows`` tuples on PostgreSQL, ignoring any whose key exists.
+
+    A batch of fresh records (the usual case: national has never seen a seq past its
+    acknowledgement) is copied straight into the table under a savepoint. If any key already
+    exists (a digest resend, a post restored from a backup) the savepoint is rolled back and
+    the rows go through a staging table and ``INSERT ... ON CONFLICT DO NOTHING``.
+    """
+    if not rows:
+        return
+    table = table_for(record_type)
+    driver = await _driver(session)
+    await driver.execute("SAVEPOINT borderpost_bulk_copy")
+    try:
+        await driver.copy_records_to_table(table.name, records=rows, columns=list(names))
+    except asyncpg.UniqueViolationError:
+        await driver.execute("ROLLBACK TO SAVEPOINT borderpost_bulk_copy")
+        await _copy_via_staging(driver, table.name, names, rows)
+    await driver.execute("RELEASE SAVEPOINT borderpost_bulk_copy")
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
 def _copy_value(value: Any, is_json: bool) -> Any:
     return msgspec.json.encode(value).decode() if is_json and value is not None else value
 
 
 async def _copy_missing(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL fast path: COPY into a temporary table, then INSERT ... ON CONFLICT DO
-    NOTHING from it, in the caller's transaction (same connection)."""
+    """PostgreSQL path for row dicts: COPY into a staging table, then INSERT ... ON CONFLICT
+    DO NOTHING from it, in the caller's transaction (same connection)."""
     columns = [c for c in table.columns if c.name in rows[0]]
     for row in rows:  # rows decoded from different payload shapes: every column present
         for column in columns:
             row.setdefault(column.name, None)
-    names = [c.name for c in columns]
-    json_columns = [isinstance(c.type, JSON) for c in columns]
-    staging = f"staging_{table.name}"
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    await driver.execute(
-        f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{table.name}" INCLUDING DEFAULTS)'
-    )
-    json_names = [n for n, is_json in zip(names, json_columns, strict=True) if is_json]
+    names = tuple(c.name for c in columns)
+    json_names = [c.name for c in columns if isinstance(c.type, JSON)]
     for row in rows:
         for name in json_names:
             row[name] = _copy_value(row.get(name), True)
     pick = operator.itemgetter(*names)
     records = [pick(row) for row in rows] if len(names) > 1 else [(row[names[0]],) for row in rows]
-    await driver.copy_records_to_table(staging, records=records, columns=names)
+    await _copy_via_staging(await _driver(session), table.name, names, records)
+
+
+async def _copy_via_staging(
+    driver: Any, table: str, names: tuple[str, ...], records: list[tuple[Any, ...]]
+) -> None:
+    staging = f"staging_{table}"
+    await driver.execute(
+        f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{table}" INCLUDING DEFAULTS)'
+    )
+    await driver.copy_records_to_table(staging, records=records, columns=list(names))
     quoted = ", ".join(f'"{n}"' for n in names)
     await driver.execute(
-        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {staging} '
-        "ON CONFLICT DO NOTHING"
+        f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM {staging} ON CONFLICT DO NOTHING'
     )
     await driver.execute(f"TRUNCATE {staging}")
 

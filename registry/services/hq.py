@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -139,6 +140,7 @@ def _check_page(limit: int, offset: int) -> None:
         raise Problem(422, "Invalid offset", field="offset", detail="offset must be >= 0")
 
 
+@cache
 def current_version() -> Any:
     """The crossing has not been superseded by a correction.
 
@@ -189,6 +191,23 @@ async def _audit_statistic(
 
 
 # ============================================================================ searches
+@cache
+def _document_query() -> Any:
+    """Built once (the statement is the hot path of HQ): parameters are bound per call."""
+    return (
+        select(Crossing, Traveller, TravelDocument)
+        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
+        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .where(
+            TravelDocument.number_norm == bindparam("number_norm"),
+            TravelDocument.issuing_state == bindparam("issuing_state"),
+            current_version(),
+        )
+        .order_by(Crossing.occurred_at.desc(), Crossing.id.desc())
+        .limit(MAX_RESULTS)
+    )
+
+
 async def hq_search_by_document(
     session: AsyncSession, *, node: Node, officer: Officer, issuing_state: str, number: str
 ) -> list[dict[str, Any]]:
@@ -202,19 +221,8 @@ async def hq_search_by_document(
     number_norm = normalise_document_number(number)
     if not number_norm:
         raise Problem(422, "Invalid document number", field="number")
-    query = (
-        select(Crossing, Traveller, TravelDocument)
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
-        .where(
-            TravelDocument.number_norm == number_norm,
-            TravelDocument.issuing_state == issuing_state.upper(),
-            current_version(),
-        )
-        .order_by(Crossing.occurred_at.desc(), Crossing.id.desc())
-        .limit(MAX_RESULTS)
-    )
-    rows = (await session.execute(query)).all()
+    wanted = {"number_norm": number_norm, "issuing_state": issuing_state.upper()}
+    rows = (await session.execute(_document_query(), wanted)).all()
     query_detail = {"issuing_state": issuing_state, "number": number}
     found = [str(crossing.id) for crossing, _, _ in rows]
     await _audit_search(session, node, officer, "document", query_detail, found)

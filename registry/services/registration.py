@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -67,6 +68,7 @@ class ResolvedIdentity:
     checks: tuple[Check, ...]
 
 
+@cache
 def current_version_filter() -> Any:
     """SQL condition: the crossing has not been superseded by a correction."""
     newer = aliased(Crossing)

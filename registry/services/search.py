@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -231,6 +232,7 @@ async def traveller_history(
     return {"traveller": traveller_view(traveller), "crossings": views}
 
 
+@cache
 def _open_entry_condition() -> Any:
     later_exit = aliased(Crossing)
     newer = aliased(Crossing)

@@ -356,3 +356,69 @@ def test_forged_revoked_and_replayed_batches_are_refused(cluster: Cluster) -> No
     )
     reasons = {json.loads(d)["reason"] if isinstance(d, str) else d["reason"] for (d,) in rejected}
     assert {"bad_signature", "altered", "sender_not_approved"} <= reasons
+
+
+def test_signed_batches_with_bad_rows_are_refused_whole(cluster: Cluster) -> None:
+    """A genuinely signed batch whose rows are wrong (a dangling reference, a row claiming
+    another post, a table posts may not push, a value that is not a time) is refused as a
+    whole and logged; nothing of it is stored and the genuine backlog still syncs after."""
+    from dataclasses import replace as with_changes
+
+    from registry.receipts import load_or_create_node_key
+
+    registered = cluster.posts[GOGUI].register(2, "B")
+    key = load_or_create_node_key(cluster.posts[GOGUI].data_dir / "keys" / "node_ed25519.pem")
+    records = _records(cluster, GOGUI, 1000)
+    crossing = next(r for r in records if r.record_type == "crossing")
+    other = with_changes(crossing, payload={**crossing.payload, "origin": KOBENI})
+    untimed = with_changes(crossing, payload={**crossing.payload, "occurred_at": "yesterday"})
+    listed = with_changes(crossing, record_type="watchlist_entry")
+    cases = [
+        ("malformed", 400, [crossing]),  # its traveller and document were never sent
+        ("forged_origin", 403, [other]),
+        ("forbidden_record", 403, [listed]),
+        ("malformed", 400, [untimed]),
+    ]
+    for reason, status, batch_records in cases:
+        batch = sign_batch(
+            batch_records, kind="records", origin=GOGUI, destination=NATIONAL, after_seq=0, key=key
+        )
+        response = _post(cluster, batch)
+        assert response.status_code == status, (reason, response.text)
+        assert response.json()["invalid_params"][0]["reason"] == reason
+        assert national_crossings(cluster, GOGUI) == []
+    rejected = cluster.national_rows(
+        "SELECT detail FROM audit_event WHERE action = 'sync_rejected'"
+    )
+    reasons = [json.loads(d)["reason"] if isinstance(d, str) else d["reason"] for (d,) in rejected]
+    assert sorted(reasons) == ["forbidden_record", "forged_origin", "malformed", "malformed"]
+    cli(cluster.posts[GOGUI].env, "sync", "now")
+    assert sorted(national_crossings(cluster, GOGUI)) == sorted(registered)
+
+
+def test_a_batch_ahead_of_its_predecessor_waits_for_it(cluster: Cluster) -> None:
+    """Posts keep two batches in flight: when the second overtakes the first on the way,
+    national holds it until the first is stored instead of refusing it as a gap."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.receipts import load_or_create_node_key
+
+    registered = cluster.posts[GOGUI].register(4, "W")
+    key = load_or_create_node_key(cluster.posts[GOGUI].data_dir / "keys" / "node_ed25519.pem")
+    records = _records(cluster, GOGUI, 1000)
+    half = len(records) // 2
+    batches = [
+        sign_batch(part, kind="records", origin=GOGUI, destination=NATIONAL, after_seq=after,
+                   key=key)
+        for part, after in ((records[:half], 0), (records[half:], records[half - 1].seq))
+    ]  # fmt: skip
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(_post, cluster, batches[1])
+        time.sleep(0.5)  # the second batch is now waiting at national
+        assert not ahead.done()
+        behind = _post(cluster, batches[0])
+        assert behind.status_code == 200 and behind.json()["ack"] == records[half - 1].seq
+        assert ahead.result().status_code == 200, ahead.result().text
+    assert ahead.result().json()["ack"] == records[-1].seq
+    assert sorted(national_crossings(cluster, GOGUI)) == sorted(registered)
