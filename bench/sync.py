@@ -49,24 +49,41 @@ POST = "MR-GOGUI"
 
 
 def _mrz(n: int) -> str:
-    lines = build_td3(document_code="P", issuing_state="MLI", surname="DIALLO",
-                      given_names="AMADOU", document_number=f"S{n:08d}", nationality="MLI",
-                      date_of_birth=date(1975, 1, 1) + timedelta(days=n % 9000), sex="M",
-                      expiry_date=date.today() + timedelta(days=900), optional_data="")
+    lines = build_td3(
+        document_code="P",
+        issuing_state="MLI",
+        surname="DIALLO",
+        given_names="AMADOU",
+        document_number=f"S{n:08d}",
+        nationality="MLI",
+        date_of_birth=date(1975, 1, 1) + timedelta(days=n % 9000),
+        sex="M",
+        expiry_date=date.today() + timedelta(days=900),
+        optional_data="",
+    )
     return "\n".join(lines)
 
 
 async def fill_post(node: Node, crossings: int) -> float:
     """Register crossings through the real path (group commit) without HTTP."""
     async with node.db.write_transaction() as session:
-        officer = await create_officer(session, node=node, actor=None, username="bench",
-                                       full_name="Bench", role="officer",
-                                       password="bench-password-1")
+        officer = await create_officer(
+            session,
+            node=node,
+            actor=None,
+            username="bench",
+            full_name="Bench",
+            role="officer",
+            password="bench-password-1",
+        )
     started = time.perf_counter()
     for first in range(0, crossings, 256):
-        items = [prepare_registration(node, officer, RegistrationRequest(
-            direction="entry", mrz=_mrz(n)), None) for n in range(first,
-                                                                min(first + 256, crossings))]
+        items = [
+            prepare_registration(
+                node, officer, RegistrationRequest(direction="entry", mrz=_mrz(n)), None
+            )
+            for n in range(first, min(first + 256, crossings))
+        ]
         await asyncio.gather(*(node.registrations.submit(item) for item in items))
     return time.perf_counter() - started
 
@@ -90,12 +107,20 @@ async def naive_ingest(national_url: str, node: Node, sample: int) -> float:
     from sync.records import row_from_payload
 
     async with node.db.session() as session:
-        rows = (await session.execute(select(OutboxEntry.record_type, OutboxEntry.payload)
-                                      .order_by(OutboxEntry.seq).limit(sample * 4 + 2))).all()
+        rows = (
+            await session.execute(
+                select(OutboxEntry.record_type, OutboxEntry.payload)
+                .order_by(OutboxEntry.seq)
+                .limit(sample * 4 + 2)
+            )
+        ).all()
     engine = create_async_engine(national_url)
     tables = SQLModel.metadata.tables
-    models = {m.__tablename__: m for m in SQLModel.__subclasses__()
-              if getattr(m, "__tablename__", None) in tables}
+    models = {
+        m.__tablename__: m
+        for m in SQLModel.__subclasses__()
+        if getattr(m, "__tablename__", None) in tables
+    }
     crossings = sum(1 for r in rows if r.record_type == "crossing")
     started = time.perf_counter()
     async with async_sessionmaker(engine)() as session:
@@ -118,8 +143,13 @@ def run_push(crossings: int, naive_sample: int) -> None:
     naive_db = f"bp_bench_naive_{uuid.uuid4().hex[:6]}"
     asyncio.run(create_pg_database(naive_db))
     with tempfile.TemporaryDirectory() as tmp:
-        national_env = node_env(Path(tmp) / "national", role="national", node_code=NATIONAL,
-                                database_url=pg_url(database), secret_key="b" * 40)
+        national_env = node_env(
+            Path(tmp) / "national",
+            role="national",
+            node_code=NATIONAL,
+            database_url=pg_url(database),
+            secret_key="b" * 40,
+        )
         cli(national_env, "db", "upgrade")
         national = ServerProcess(national_env).start()
         post_settings = replace(Settings(), data_dir=Path(tmp) / "post", node_code=POST)
@@ -133,28 +163,41 @@ def run_push(crossings: int, naive_sample: int) -> None:
             key_text = json.loads(cli(national_env, "keys", "show").stdout)["public_key"]
             from registry.receipts import public_key_from_text
 
-            seconds, records, batches = asyncio.run(_fresh_push(post_settings, national.url,
-                                                                public_key_from_text(key_text)))
-            naive_env = node_env(Path(tmp) / "naive", role="national", node_code=NATIONAL,
-                                 database_url=pg_url(naive_db), secret_key="b" * 40)
+            seconds, records, batches = asyncio.run(
+                _fresh_push(post_settings, national.url, public_key_from_text(key_text))
+            )
+            naive_env = node_env(
+                Path(tmp) / "naive",
+                role="national",
+                node_code=NATIONAL,
+                database_url=pg_url(naive_db),
+                secret_key="b" * 40,
+            )
             cli(naive_env, "db", "upgrade")
-            naive_rate = asyncio.run(_fresh_naive(post_settings, pg_url(naive_db),
-                                                  naive_sample))
+            naive_rate = asyncio.run(_fresh_naive(post_settings, pg_url(naive_db), naive_sample))
         finally:
             national.stop()
             asyncio.run(node.db.dispose())
             asyncio.run(drop_pg_database(database))
             asyncio.run(drop_pg_database(naive_db))
     rate = crossings / seconds
-    print(f"push: {crossings} crossings ({records} records, {batches} batches) registered in "
-          f"{fill_seconds:.1f} s, pushed to PostgreSQL in {seconds:.2f} s")
-    print(f"  borderpost push   {rate:10.0f} crossings/s   target >= 20000: "
-          f"{'PASS' if rate >= 20000 else 'FAIL'}")
-    print(f"  naive ORM insert  {naive_rate:10.0f} crossings/s   (one INSERT per record, "
-          f"{naive_sample} crossings sampled)")
+    print(
+        f"push: {crossings} crossings ({records} records, {batches} batches) registered in "
+        f"{fill_seconds:.1f} s, pushed to PostgreSQL in {seconds:.2f} s"
+    )
+    print(
+        f"  borderpost push   {rate:10.0f} crossings/s   target >= 20000: "
+        f"{'PASS' if rate >= 20000 else 'FAIL'}"
+    )
+    print(
+        f"  naive ORM insert  {naive_rate:10.0f} crossings/s   (one INSERT per record, "
+        f"{naive_sample} crossings sampled)"
+    )
     ratio = rate / naive_rate
-    print(f"  ratio             {ratio:10.1f}x             target >= 10x: "
-          f"{'PASS' if ratio >= 10 else 'FAIL'}")
+    print(
+        f"  ratio             {ratio:10.1f}x             target >= 10x: "
+        f"{'PASS' if ratio >= 10 else 'FAIL'}"
+    )
 
 
 async def _migrate(settings: Settings) -> None:
@@ -185,8 +228,13 @@ def run_digest(records: int, differing: int) -> None:
     """Digest bytes vs full-resend bytes on two generated sets (same JSON as the API)."""
     rng = random.Random(1)
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    post = [(str(uuid.UUID(int=rng.getrandbits(128))),
-             start + timedelta(seconds=rng.randrange(365 * 86400))) for _ in range(records)]
+    post = [
+        (
+            str(uuid.UUID(int=rng.getrandbits(128))),
+            start + timedelta(seconds=rng.randrange(365 * 86400)),
+        )
+        for _ in range(records)
+    ]
     missing = set(rng.sample(range(records), differing))
     national = [c for i, c in enumerate(post) if i not in missing]
     sent = digest_exchange_bytes(post, national)
@@ -209,8 +257,9 @@ def _summary(groups: dict[str, list[str]]) -> dict[str, dict[str, object]]:
     return {k: {"count": len(v), "hash": bucket_hash(v)} for k, v in groups.items()}
 
 
-def digest_exchange_bytes(post: list[tuple[str, datetime]],
-                          national: list[tuple[str, datetime]]) -> int:
+def digest_exchange_bytes(
+    post: list[tuple[str, datetime]], national: list[tuple[str, datetime]]
+) -> int:
     """Bytes national sends in the three-level digest exchange (the API's JSON shapes)."""
     total = 0
     days_post, days_nat = _buckets(post, "%Y-%m-%d"), _buckets(national, "%Y-%m-%d")
@@ -218,30 +267,50 @@ def digest_exchange_bytes(post: list[tuple[str, datetime]],
     total += len(json.dumps({"origin": POST, "buckets": summary}))
     local = _summary(days_post)
     for day in sorted(d for d in local if local[d] != summary.get(d)):
-        hours_nat = _buckets([(i, t) for i, t in national if t.strftime("%Y-%m-%d") == day],
-                             "%H")
+        hours_nat = _buckets([(i, t) for i, t in national if t.strftime("%Y-%m-%d") == day], "%H")
         hours_post = _buckets([(i, t) for i, t in post if t.strftime("%Y-%m-%d") == day], "%H")
         hour_summary = _summary(hours_nat)
         total += len(json.dumps({"origin": POST, "day": day, "buckets": hour_summary}))
         for hour in (h for h in hours_post if _summary(hours_post)[h] != hour_summary.get(h)):
-            total += len(json.dumps({"origin": POST, "day": day, "hour": hour,
-                                     "ids": sorted(hours_nat.get(hour, []))}))
+            total += len(
+                json.dumps(
+                    {
+                        "origin": POST,
+                        "day": day,
+                        "hour": hour,
+                        "ids": sorted(hours_nat.get(hour, [])),
+                    }
+                )
+            )
     return total
 
 
 def full_resend_bytes(rng: random.Random, records: int) -> int:
     """Compressed size of resending every crossing record, measured on a 20k sample."""
     sample = min(records, 20_000)
-    payloads = [{"id": str(uuid.UUID(int=rng.getrandbits(128))), "origin": POST, "post": POST,
-                 "direction": "entry", "occurred_at": "2025-03-01T10:00:00+00:00",
-                 "officer_id": str(uuid.uuid4()), "traveller_id": str(uuid.uuid4()),
-                 "document_id": str(uuid.uuid4()), "mode": "car", "decision": "cleared",
-                 "checks": [], "companions": [], "version": 1,
-                 "receipt": "BP1:" + "X" * 155, "stay_allowed_until": "2025-06-01"}
-                for _ in range(sample)]
+    payloads = [
+        {
+            "id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "origin": POST,
+            "post": POST,
+            "direction": "entry",
+            "occurred_at": "2025-03-01T10:00:00+00:00",
+            "officer_id": str(uuid.uuid4()),
+            "traveller_id": str(uuid.uuid4()),
+            "document_id": str(uuid.uuid4()),
+            "mode": "car",
+            "decision": "cleared",
+            "checks": [],
+            "companions": [],
+            "version": 1,
+            "receipt": "BP1:" + "X" * 155,
+            "stay_allowed_until": "2025-06-01",
+        }
+        for _ in range(sample)
+    ]
     size = 0
     for first in range(0, sample, 5000):
-        chunk = [[n, "crossing", p["id"], p] for n, p in enumerate(payloads[first:first + 5000])]
+        chunk = [[n, "crossing", p["id"], p] for n, p in enumerate(payloads[first : first + 5000])]
         size += len(zlib.compress(json.dumps(chunk).encode(), 6))
     return size * records // sample
 
