@@ -52,8 +52,10 @@ from registry.services.hq import (  # noqa: E402
     hq_search_by_name,
 )
 from registry.settings import Settings  # noqa: E402
+from tests.conftest import PG_ADMIN_URL  # noqa: E402
 
-ADMIN_DSN = os.environ.get("BORDERPOST_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# The same admin connection as the tests and bench/sync.py (BORDERPOST_TEST_PG_URL).
+ADMIN_DSN = PG_ADMIN_URL.replace("+asyncpg", "", 1)
 POSTS = {
     "MR-GOGUI": 0.22,
     "MR-KOBENI": 0.14,

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
 import time
 import uuid
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -86,6 +87,55 @@ async def fill_post(node: Node, crossings: int) -> float:
         ]
         await asyncio.gather(*(node.registrations.submit(item) for item in items))
     return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class CpuSeconds:
+    """CPU time (user + system) of the three processes a push keeps busy."""
+
+    post: float
+    national: float
+    postgres: float
+
+    @property
+    def total(self) -> float:
+        return self.post + self.national + self.postgres
+
+    def since(self, earlier: CpuSeconds) -> CpuSeconds:
+        return CpuSeconds(
+            self.post - earlier.post,
+            self.national - earlier.national,
+            self.postgres - earlier.postgres,
+        )
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(national_pid: int) -> CpuSeconds:
+    """Linux /proc: this process (the post's push), the national server, every postgres."""
+    backends = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _comm(p).startswith("postgres")
+    ]
+    return CpuSeconds(
+        _process_cpu(os.getpid()),
+        _process_cpu(national_pid),
+        sum(_process_cpu(pid) for pid in backends),
+    )
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text()
+    except OSError:
+        return ""
 
 
 async def push(node: Node, url: str, national_key: object) -> tuple[float, int, int]:
@@ -163,9 +213,11 @@ def run_push(crossings: int, naive_sample: int) -> None:
             key_text = json.loads(cli(national_env, "keys", "show").stdout)["public_key"]
             from registry.receipts import public_key_from_text
 
+            before = cpu_seconds(national.process.pid)  # type: ignore[union-attr]
             seconds, records, batches = asyncio.run(
                 _fresh_push(post_settings, national.url, public_key_from_text(key_text))
             )
+            spent = cpu_seconds(national.process.pid).since(before)  # type: ignore[union-attr]
             naive_env = node_env(
                 Path(tmp) / "naive",
                 role="national",
@@ -192,6 +244,11 @@ def run_push(crossings: int, naive_sample: int) -> None:
     print(
         f"  naive ORM insert  {naive_rate:10.0f} crossings/s   (one INSERT per record, "
         f"{naive_sample} crossings sampled)"
+    )
+    print(
+        f"  CPU seconds during the push: post {spent.post:.1f}, national {spent.national:.1f}, "
+        f"PostgreSQL {spent.postgres:.1f}; {spent.total / seconds:.2f} of "
+        f"{os.cpu_count()} cores busy on average"
     )
     ratio = rate / naive_rate
     print(

@@ -26,6 +26,7 @@ from sync.models import IngestState, SyncPeer
 from sync.records import (
     POST_RECORD_TYPES,
     copy_rows,
+    dangling_reference,
     decode_row,
     insert_missing,
     insert_missing_copied,
@@ -179,6 +180,9 @@ async def _apply(
             await upsert_authoritative(session, record_type, rows)
         elif batch.bulk:
             names = copy_rows(record_type).names
+            dangling = await dangling_reference(session, record_type, names, rows)
+            if dangling:
+                raise BatchRejected("malformed", dangling)
             try:
                 await insert_missing_copied(session, record_type, names, rows)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy import JSON, LargeBinary, Table
+from sqlalchemy import JSON, LargeBinary, Table, Uuid
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
@@ -217,10 +217,54 @@ async def insert_missing_copied(
     await driver.execute("RELEASE SAVEPOINT borderpost_bulk_copy")
 
 
+@cache
+def _references(record_type: str) -> tuple[tuple[str, str, str, str], ...]:
+    """(column, referred table, referred column, PostgreSQL type) of one table's foreign
+    keys, except those into the partitioned crossing table (never enforced at national)."""
+    return tuple(
+        (
+            fk.parent.name,
+            fk.column.table.name,
+            fk.column.name,
+            "uuid" if isinstance(fk.parent.type, Uuid) else "text",
+        )
+        for fk in sorted(table_for(record_type).foreign_keys, key=lambda fk: fk.parent.name)
+        if fk.column.table.name != "crossing"
+    )
+
+
+async def dangling_reference(
+    session: AsyncSession, record_type: str, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> str | None:
+    """Describe the first reference from ``rows`` to a row national does not hold, if any.
+
+    National checks references once per batch and table, one query per foreign key over the
+    distinct referenced ids, instead of row-by-row constraint triggers (migration 0006).
+    """
+    driver = await _driver(session)
+    for column, referred, referred_column, pg_type in _references(record_type):
+        index = names.index(column)
+        ids = list({row[index] for row in rows if row[index] is not None})
+        if not ids:
+            continue
+        missing = await driver.fetchval(
+            f"SELECT r.v FROM unnest($1::{pg_type}[]) AS r(v) WHERE NOT EXISTS "
+            f'(SELECT 1 FROM "{referred}" p WHERE p."{referred_column}" = r.v) LIMIT 1',
+            ids,
+        )
+        if missing is not None:
+            return f"{record_type}.{column} refers to {referred} {missing}, which national lacks"
+    return None
+
+
 async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction."""
+    """The asyncpg connection under the session's transaction (begun if it was not yet:
+    SQLAlchemy's asyncpg adapter only sends BEGIN with its first statement)."""
     connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
+    driver = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        await connection.exec_driver_sql("SELECT 1")
+    return driver
 
 
 def _copy_value(value: Any, is_json: bool) -> Any:
