@@ -14,7 +14,7 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -34,9 +34,11 @@ class BatchRejected(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class OutboxRecord:
-    """One outbox row on the wire: its seq, the table it belongs to, its id and its row."""
+class OutboxRecord(NamedTuple):
+    """One outbox row on the wire: its seq, the table it belongs to, its id and its row.
+
+    A named tuple: batches hold hundreds of thousands, and a frozen dataclass took a quarter
+    of the post's push time just to construct them."""
 
     seq: int
     record_type: str

@@ -362,17 +362,15 @@ def test_signed_batches_with_bad_rows_are_refused_whole(cluster: Cluster) -> Non
     """A genuinely signed batch whose rows are wrong (a dangling reference, a row claiming
     another post, a table posts may not push, a value that is not a time) is refused as a
     whole and logged; nothing of it is stored and the genuine backlog still syncs after."""
-    from dataclasses import replace as with_changes
-
     from registry.receipts import load_or_create_node_key
 
     registered = cluster.posts[GOGUI].register(2, "B")
     key = load_or_create_node_key(cluster.posts[GOGUI].data_dir / "keys" / "node_ed25519.pem")
     records = _records(cluster, GOGUI, 1000)
     crossing = next(r for r in records if r.record_type == "crossing")
-    other = with_changes(crossing, payload={**crossing.payload, "origin": KOBENI})
-    untimed = with_changes(crossing, payload={**crossing.payload, "occurred_at": "yesterday"})
-    listed = with_changes(crossing, record_type="watchlist_entry")
+    other = crossing._replace(payload={**crossing.payload, "origin": KOBENI})
+    untimed = crossing._replace(payload={**crossing.payload, "occurred_at": "yesterday"})
+    listed = crossing._replace(record_type="watchlist_entry")
     cases = [
         ("malformed", 400, [crossing]),  # its traveller and document were never sent
         ("forged_origin", 403, [other]),
