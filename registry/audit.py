@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.models import AuditEvent, Officer, utcnow, uuid7
@@ -41,13 +41,54 @@ HASHED_FIELDS = (
 )
 
 
-def _hash_fields(fields: dict[str, Any]) -> str:
-    body = dict(fields)
+def _canonical(fields: dict[str, Any]) -> str:
+    """The text an event's hash covers: its hashed fields as sorted, compact JSON."""
+    body = {name: fields[name] for name in HASHED_FIELDS}
     body["id"] = str(body["id"])
     body["at"] = body["at"].isoformat(timespec="microseconds")
     body["officer_id"] = str(body["officer_id"]) if body["officer_id"] else None
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hash_fields(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical(fields).encode()).hexdigest()
+
+
+def _canonical_around_prev_hash(fields: dict[str, Any]) -> tuple[str, str]:
+    """The canonical text split where the previous hash goes, so that PostgreSQL can hash
+    it once it has read the chain head. User text in ``detail`` cannot fake the split:
+    JSON escapes every quote inside a string value."""
+    marker = '"prev_hash":"' + GENESIS_HASH + '"'
+    before, after = _canonical({**fields, "prev_hash": GENESIS_HASH}).rsplit(marker, 1)
+    return before + '"prev_hash":"', '"' + after
+
+
+# PostgreSQL: read the chain head, hash and insert in one round trip (audit() runs on every
+# read of personal data). The same canonical text as _hash_fields, hashed by sha256().
+_APPEND_ON_POSTGRESQL = text(
+    "WITH head AS (SELECT coalesce((SELECT hash FROM audit_event WHERE origin = :origin "
+    "ORDER BY seq DESC LIMIT 1), :genesis) AS prev) "
+    "INSERT INTO audit_event (id, origin, at, officer_id, action, record_type, record_id, "
+    "purpose, detail, prev_hash, hash) "
+    "SELECT CAST(:id AS uuid), :origin, CAST(:at AS timestamptz), CAST(:officer_id AS uuid), "
+    ":action, :record_type, :record_id, :purpose, CAST(:detail AS json), head.prev, "
+    "encode(sha256(convert_to(:before || head.prev || :after, 'UTF8')), 'hex') FROM head "
+    "RETURNING prev_hash, hash"
+)
+
+
+async def _append(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Link the event to the chain head and insert it; fills ``prev_hash`` and ``hash``."""
+    if session.bind.dialect.name == "postgresql":
+        before, after = _canonical_around_prev_hash(row)
+        values = {**row, "detail": json.dumps(row["detail"]), "genesis": GENESIS_HASH}
+        values.update(before=before, after=after)
+        linked = (await session.execute(_APPEND_ON_POSTGRESQL, values)).one()
+        row["prev_hash"], row["hash"] = linked.prev_hash, linked.hash
+        return
+    row["prev_hash"] = await chain_head(session, row["origin"])
+    row["hash"] = _hash_fields(row)
+    await session.execute(_INSERT_EVENT, [row])
 
 
 # Built once: audit() runs on every read of personal data, so it stays lean.
@@ -94,10 +135,8 @@ async def audit(
         "record_id": str(record_id),
         "purpose": purpose,
         "detail": detail or {},
-        "prev_hash": await chain_head(session, origin),
     }
-    row["hash"] = _hash_fields(row)
-    await session.execute(_INSERT_EVENT, [row])
+    await _append(session, row)
     if session.info.get("role") != "national":
         await enqueue(session, AuditEvent(**row))
     return str(row["hash"])

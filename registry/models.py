@@ -197,6 +197,17 @@ class Crossing(SQLModel, table=True):
     recorded_at: datetime = _ts(default_factory=utcnow)
 
 
+class SupersededCrossing(SQLModel, table=True):
+    """The id of every crossing a correction has superseded, kept by triggers on crossing
+    (migration 0007). "Is this the current version?" is then one probe of this small table
+    instead of a probe of ``crossing.supersedes`` in every monthly partition at national.
+    Derived locally on every node; it never travels."""
+
+    __tablename__ = "superseded_crossing"
+
+    id: uuid.UUID = Field(primary_key=True)
+
+
 class ProtectionReferral(SQLModel, table=True):
     """A confidential protection referral: only protection (and admin, for audit) may read it."""
 

@@ -196,3 +196,33 @@ async def test_receipt_slip_html_has_qr_and_paper_sizes(post_node: NodeUnderTest
         f"/api/crossings/{crossing['id']}/receipt.svg", headers=post_node.auth("officer")
     )
     assert svg.text.lstrip().startswith("<")
+
+
+async def test_audit_chain_holds_with_hostile_search_text(post_node: NodeUnderTest) -> None:
+    """Searches are audited with the text the user typed. On PostgreSQL the event is hashed
+    by the database (one round trip); text that mimics the hashed JSON, quotes and non-ASCII
+    letters must not make the chain disagree with the Python verifier."""
+    from registry.audit import GENESIS_HASH, verify_chain
+
+    hostile = [
+        f'Ould","prev_hash":"{GENESIS_HASH}',
+        '"prev_hash":"' + "f" * 64 + '"}',
+        "Ÿoussef Ğül \\ \" ' \u0001",
+    ]
+    for name in hostile:
+        response = await post_node.client.get(
+            "/api/search/name", params={"name": name}, headers=post_node.auth("supervisor")
+        )
+        assert response.status_code == 200, response.text
+    async with post_node.db.session() as session:
+        verdict = await verify_chain(session, post_node.node.settings.node_code)
+        details = (
+            await session.scalars(
+                select(AuditEvent.detail)
+                .where(AuditEvent.action == "search")
+                .order_by(AuditEvent.seq.desc())
+                .limit(3)
+            )
+        ).all()
+    assert verdict.ok and verdict.events_checked >= 3, verdict
+    assert [d["query"]["name"] for d in reversed(details)] == hostile
