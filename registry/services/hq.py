@@ -37,7 +37,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    exists,
     func,
     or_,
     select,
@@ -56,7 +55,6 @@ from registry.models import (
     Crossing,
     Officer,
     Photo,
-    SupersededCrossing,
     TravelDocument,
     Traveller,
 )
@@ -64,7 +62,7 @@ from registry.names import name_key, name_similarity, normalise_document_number
 from registry.node import Node
 from registry.problems import Problem
 from registry.services.crossings import crossing_view, traveller_view
-from registry.services.registration import age_on, past_stays
+from registry.services.registration import age_on, current_version_filter, past_stays
 from registry.services.search import (
     MAX_RESULTS,
     _audit_search,
@@ -140,19 +138,8 @@ def _check_page(limit: int, offset: int) -> None:
         raise Problem(422, "Invalid offset", field="offset", detail="offset must be >= 0")
 
 
-@cache
-def current_version() -> Any:
-    """The crossing has not been superseded by a correction: its id is not in
-    ``superseded_crossing``, which triggers on crossing keep (migration 0007). One probe of a
-    small table, where ``NOT EXISTS`` over ``crossing.supersedes`` probed every monthly
-    partition for each crossing (half the time of a document lookup on 5M crossings). The
-    same rows as ``registration.current_version_filter()``.
-    """
-    return ~exists().where(SupersededCrossing.id == Crossing.id)
-
-
 def _in_range(start: datetime, end: datetime) -> list[Any]:
-    return [Crossing.occurred_at >= start, Crossing.occurred_at < end, current_version()]
+    return [Crossing.occurred_at >= start, Crossing.occurred_at < end, current_version_filter()]
 
 
 @dataclass(frozen=True)
@@ -199,7 +186,7 @@ def _document_query() -> Any:
         .where(
             TravelDocument.number_norm == bindparam("number_norm"),
             TravelDocument.issuing_state == bindparam("issuing_state"),
-            current_version(),
+            current_version_filter(),
         )
         .order_by(Crossing.occurred_at.desc(), Crossing.id.desc())
         .limit(MAX_RESULTS)
@@ -569,7 +556,7 @@ async def person_timeline(
     ids = [root.id, *(link.traveller.id for link in links)]
     query = (
         select(Crossing)
-        .where(Crossing.traveller_id.in_(ids), current_version())
+        .where(Crossing.traveller_id.in_(ids), current_version_filter())
         .order_by(Crossing.occurred_at, Crossing.id)
     )
     crossings = list((await session.scalars(query)).all())
@@ -847,7 +834,7 @@ async def _open_entries(
             rank.label("rank"),
         )
         .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .where(Crossing.occurred_at < end, Crossing.decision != REFUSED, current_version())
+        .where(Crossing.occurred_at < end, Crossing.decision != REFUSED, current_version_filter())
         .subquery()
     )
     query = (
@@ -883,7 +870,7 @@ async def _histories(
                 tuple_(*_document_key()).in_(chunk),
                 Crossing.occurred_at < end,
                 Crossing.decision != REFUSED,
-                current_version(),
+                current_version_filter(),
             )
             .order_by(Crossing.occurred_at, Crossing.id)
         )

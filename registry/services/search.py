@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from registry.audit import audit
-from registry.models import Crossing, Officer, TravelDocument, Traveller
+from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
 from registry.names import name_key, normalise_document_number
 from registry.node import Node
 from registry.problems import Problem
@@ -235,14 +235,14 @@ async def traveller_history(
 @cache
 def _open_entry_condition() -> Any:
     later_exit = aliased(Crossing)
-    newer = aliased(Crossing)
+    superseded = aliased(SupersededCrossing)
     return and_(
         Crossing.direction == "entry",
         current_version_filter(),
         ~exists().where(
             later_exit.traveller_id == Crossing.traveller_id,
             later_exit.occurred_at > Crossing.occurred_at,
-            ~exists().where(newer.supersedes == later_exit.id),
+            ~exists().where(superseded.id == later_exit.id),
         ),
     )
 

@@ -11,7 +11,7 @@ session_replication_role=replica keep it too; a row-level trigger on SQLite). Cr
 never updated or deleted (a correction is a new row), so inserts are all it must follow;
 rows a partition move re-inserts are ignored as already present.
 
-Why: headquarters asks "is this crossing the current version?" in every query. Against
+Why: every search, statistic and stay asks "is this crossing the current version?". Against
 the partitioned crossing table that was one index probe per monthly partition for every
 crossing returned, which took half of a document lookup on 5 million crossings. Against
 this table it is one probe.
