@@ -21,7 +21,7 @@ from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem, problem_response
 from registry.receipts import public_key_from_text
-from sync.batches import SIGNATURE, BatchRejected, _b64, read_header
+from sync.batches import SIGNATURE, BatchHeader, BatchRejected, _b64, read_header
 from sync.digest import bucket_ids, crossing_buckets, hour_buckets
 from sync.ingest import (
     BatchGap,
@@ -29,10 +29,12 @@ from sync.ingest import (
     ReceivedBatch,
     apply_received,
     approved_sender,
+    gc_paused,
     ingest_photo,
     receive_batch,
     record_rejection,
 )
+from sync.models import SyncPeer
 from sync.peers import decide_peer, list_peers, receive_enrolment, verify_request
 from sync.records import REFERENCE_TYPES
 from sync.status import sync_status
@@ -106,15 +108,8 @@ class SyncController(Controller):
             header, signature = read_header(request.headers)
             async with node.db.sessions() as session:
                 peer = await approved_sender(session, header.origin)
-            batch = receive_batch(
-                header,
-                signature,
-                body,
-                public_key_from_text(peer.public_key),
-                destination=node.settings.node_code,
-                bulk=node.db.engine.dialect.name == "postgresql",
-            )
-            result = await _apply_in_order(node, batch)
+            with gc_paused():
+                result = await _receive_and_apply(node, header, signature, body, peer)
         except BatchGap as gap:
             return Response(
                 {"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409
@@ -234,6 +229,21 @@ async def _decide(
         )
         await enqueue(session, peer)
     return peer_view(peer)
+
+
+async def _receive_and_apply(
+    node: Node, header: BatchHeader, signature: bytes, body: bytes, peer: SyncPeer
+) -> IngestResult:
+    """Verify, decode and apply a batch; the decoded rows are freed when this returns."""
+    batch = receive_batch(
+        header,
+        signature,
+        body,
+        public_key_from_text(peer.public_key),
+        destination=node.settings.node_code,
+        bulk=node.db.engine.dialect.name == "postgresql",
+    )
+    return await _apply_in_order(node, batch)
 
 
 async def _apply_in_order(node: Node, batch: ReceivedBatch) -> IngestResult:

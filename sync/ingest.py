@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from registry.models import utcnow
 from registry.node import Node
 from registry.photos import SanitisedPhoto, write_photo
 from registry.receipts import public_key_from_text
-from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
+from sync.batches import BatchHeader, BatchRejected, check_range, verified_body
 from sync.models import IngestState, SyncPeer
 from sync.records import (
     POST_RECORD_TYPES,
@@ -33,21 +34,34 @@ from sync.records import (
     upsert_authoritative,
 )
 
+OFFICER = "officer"  # a post's officer accounts are upserted, not copied
+
+
+_gc_pauses = 0  # batches in hand (a post keeps two in flight)
+_gc_was_enabled = False
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a synchronous bulk decode.
+    """Pause the cyclic garbage collector while a batch is in hand, from decode to commit.
 
-    Decoding a batch allocates hundreds of thousands of short-lived tracked objects (ids,
-    tuples), and the collections they trigger doubled the decode time. Nothing else runs
-    meanwhile (no await inside), and the collector resumes straight after.
+    A batch decodes into hundreds of thousands of short-lived tracked objects (rows, ids).
+    Collections triggered while they live traverse them all, again and again: they doubled
+    the decode time, and pausing only around the decode merely moved one huge collection
+    to the moment it resumed. The rows form no cycles, so they are freed by reference
+    counting as soon as the batch is dropped; the caller drops it inside this block, and
+    the collector resumes when the last batch in hand is done. Reentrant across tasks.
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pauses, _gc_was_enabled
+    if _gc_pauses == 0:
+        _gc_was_enabled = gc.isenabled()
+        gc.disable()
+    _gc_pauses += 1
     try:
         yield
     finally:
-        if enabled:
+        _gc_pauses -= 1
+        if _gc_pauses == 0 and _gc_was_enabled:
             gc.enable()
 
 
@@ -88,38 +102,77 @@ async def _state_for_update(session: AsyncSession, origin: str) -> IngestState:
     return state
 
 
-def _claimed_origin(origin: str, record: OutboxRecord, claimed: Any) -> None:
+def _claimed_origin(origin: str, record_id: str, claimed: Any) -> None:
     if claimed != origin:
         raise BatchRejected(
-            "forged_origin", f"record {record.record_id} claims origin {claimed}, sent by {origin}"
+            "forged_origin", f"record {record_id} claims origin {claimed}, sent by {origin}"
         )
 
 
-def _decoded_row(origin: str, record: OutboxRecord) -> dict[str, Any]:
-    """Decode one record's row, refusing rows that claim another origin than the post that
-    signed the batch."""
+def _decoded_row(origin: str, record_type: str, record_id: str, raw: msgspec.Raw) -> Any:
+    """Decode one record's row into a column dict, refusing rows that claim another origin
+    than the post that signed the batch."""
     try:
-        row = decode_row(record.record_type, record.payload)  # type: ignore[arg-type]
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise BatchRejected("malformed", f"record {record.record_id}: {exc}") from exc
-    claimed = row.get("home_post") if record.record_type == "officer" else row.get("origin")
-    _claimed_origin(origin, record, claimed)
+        row = decode_row(record_type, raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+        raise BatchRejected("malformed", f"record {record_id}: {exc}") from exc
+    claimed = row.get("home_post") if record_type == "officer" else row.get("origin")
+    _claimed_origin(origin, record_id, claimed)
     return row
 
 
-def _copy_rows(origin: str, record_type: str, records: list[OutboxRecord]) -> list[tuple[Any, ...]]:
-    """Decode one table's records into COPY tuples, with the same checks as ``_decoded_row``."""
-    decoder = copy_rows(record_type)
-    owner = decoder.owner_index
-    rows = []
-    for record in records:
-        try:
-            row = decoder.decode(record.payload)  # type: ignore[arg-type]
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise BatchRejected("malformed", f"record {record.record_id}: {exc}") from exc
-        _claimed_origin(origin, record, None if owner is None else row[owner])
-        rows.append(row)
-    return rows
+def _copy_row(origin: str, record_type: str, record_id: str, decoded: Any) -> Any:
+    """One decoded row as a COPY tuple, with the same origin check as ``_decoded_row``."""
+    converter = copy_rows(record_type)
+    try:
+        row = converter.values(decoded)
+    except ValueError as exc:
+        raise BatchRejected("malformed", f"record {record_id}: {exc}") from exc
+    owner = converter.owner_index
+    _claimed_origin(origin, record_id, None if owner is None else row[owner])
+    return row
+
+
+def _bulk_row_type(record_type: str) -> Any:
+    return msgspec.Raw if record_type == OFFICER else copy_rows(record_type).struct
+
+
+@cache
+def _bulk_decoder() -> msgspec.json.Decoder[Any]:
+    """Decodes a whole batch body in one pass: every table's rows straight into its COPY
+    struct (officers, upserted as dicts, stay undecoded). Tables posts may not push are
+    unknown fields, so they fail the decode."""
+    fields = [
+        (record_type, list[tuple[int, str, _bulk_row_type(record_type)]], [])  # type: ignore[misc]
+        for record_type in POST_RECORD_TYPES
+    ]
+    body = msgspec.defstruct("BatchBody", fields, gc=False, forbid_unknown_fields=True)
+    return msgspec.json.Decoder(body)
+
+
+def _forbidden(tables: Iterable[str]) -> None:
+    for record_type in tables:
+        if record_type not in POST_RECORD_TYPES:
+            raise BatchRejected("forbidden_record", f"{record_type} may not be pushed")
+
+
+def _decode_tables(raw: bytes, *, bulk: bool) -> dict[str, list[tuple[int, str, Any]]]:
+    """The body's tables: (seq, record_id, row) with rows as COPY structs (``bulk``, but
+    officers) or undecoded JSON. Raises BatchRejected."""
+    generic = dict[str, list[tuple[int, str, msgspec.Raw]]]
+    try:
+        if bulk:
+            body = _bulk_decoder().decode(raw)
+            return {t: rows for t in POST_RECORD_TYPES if (rows := getattr(body, t))}
+        tables = msgspec.json.decode(raw, type=generic)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        try:  # say which table is forbidden, if that is what failed
+            _forbidden(msgspec.json.decode(raw, type=dict[str, msgspec.Raw]))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        raise BatchRejected("malformed", f"the batch body is unreadable: {exc}") from exc
+    _forbidden(tables)
+    return tables
 
 
 @dataclass(frozen=True)
@@ -144,23 +197,39 @@ def receive_batch(
     destination: str,
     bulk: bool,
 ) -> ReceivedBatch:
-    """Verify a post's batch and decode every record; raise BatchRejected."""
+    """Verify a post's batch and decode every record; raise BatchRejected. Call it, and
+    apply and drop the batch, inside ``gc_paused``."""
     origin = header.origin
-    with gc_paused():
-        records = verify_batch(header, signature, body, sender_key, destination=destination)
-        by_type: dict[str, list[OutboxRecord]] = {}
-        for record in records:
-            if record.record_type not in POST_RECORD_TYPES:
-                raise BatchRejected("forbidden_record", f"{record.record_type} may not be pushed")
-            by_type.setdefault(record.record_type, []).append(record)
-        tables: dict[str, list[tuple[int, Any]]] = {}
-        for record_type, typed in by_type.items():
-            if bulk and record_type != "officer":
-                rows: list[Any] = _copy_rows(origin, record_type, typed)
-            else:
-                rows = [_decoded_row(origin, r) for r in typed]
-            tables[record_type] = [(r.seq, row) for r, row in zip(typed, rows, strict=True)]
+    raw = verified_body(header, signature, body, sender_key, destination=destination)
+    decoded = _decode_tables(raw, bulk=bulk)
+    check_range(header, ([seq for seq, _, _ in rows] for rows in decoded.values()))
+    tables: dict[str, list[tuple[int, Any]]] = {}
+    for record_type, rows in decoded.items():
+        if bulk and record_type != "officer":
+            tables[record_type] = [
+                (seq, _copy_row(origin, record_type, record_id, row))
+                for seq, record_id, row in rows
+            ]
+        else:
+            tables[record_type] = [
+                (seq, _decoded_row(origin, record_type, record_id, row))
+                for seq, record_id, row in rows
+            ]
     return ReceivedBatch(header, tables, bulk)
+
+
+def _batch_keys(batch: ReceivedBatch) -> Callable[[str, str], set[str]]:
+    """The values of one column of one table's rows in ``batch``, as text (computed once)."""
+
+    @cache
+    def keys(record_type: str, column: str) -> set[str]:
+        rows = batch.tables.get(record_type, [])
+        if batch.bulk and record_type != "officer":
+            index = copy_rows(record_type).names.index(column)
+            return {str(row[index]) for _, row in rows}
+        return {str(row[column]) for _, row in rows}
+
+    return keys
 
 
 async def _apply(
@@ -171,6 +240,7 @@ async def _apply(
     are upserted. Returns how many rows were applied."""
     applied = 0
     crossing_ids: list[str] = []
+    in_batch = _batch_keys(batch)
     for record_type in POST_RECORD_TYPES:
         rows = [row for seq, row in batch.tables.get(record_type, []) if seq > after]
         if not rows:
@@ -180,12 +250,16 @@ async def _apply(
             await upsert_authoritative(session, record_type, rows)
         elif batch.bulk:
             names = copy_rows(record_type).names
-            dangling = await dangling_reference(session, record_type, names, rows)
+            dangling = await dangling_reference(session, record_type, names, rows, in_batch)
             if dangling:
                 raise BatchRejected("malformed", dangling)
             try:
                 await insert_missing_copied(session, record_type, names, rows)
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            except (
+                asyncpg.DataError,
+                asyncpg.IntegrityConstraintViolationError,
+                ValueError,  # asyncpg refusing a value while encoding it (an id that is not one)
+            ) as exc:
                 raise BatchRejected("malformed", f"{record_type} rows refused: {exc}") from exc
         else:
             await insert_missing(session, record_type, rows)
@@ -217,22 +291,6 @@ async def apply_received(
     state.batches_accepted += 1
     state.last_batch_at = utcnow()
     return IngestResult(state.contiguous_seq, applied)
-
-
-async def ingest_batch(
-    session: AsyncSession, *, node: Node, header: BatchHeader, signature: bytes, body: bytes
-) -> IngestResult:
-    """Receive and apply one batch inside the caller's transaction."""
-    peer = await approved_sender(session, header.origin)
-    batch = receive_batch(
-        header,
-        signature,
-        body,
-        public_key_from_text(peer.public_key),
-        destination=node.settings.node_code,
-        bulk=session.bind.dialect.name == "postgresql",
-    )
-    return await apply_received(session, node=node, batch=batch)
 
 
 async def record_rejection(

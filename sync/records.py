@@ -131,12 +131,22 @@ def _optional(wire_type: Any) -> Any:
     return wire_type if wire_type is msgspec.Raw else wire_type | None  # Raw takes null too
 
 
+def _copy_type(column: Any) -> Any:
+    """The wire type of a column on the COPY path. Ids stay text: asyncpg parses a uuid
+    string in C while encoding it (and refuses a malformed one), faster than building a
+    ``uuid.UUID`` only for asyncpg to call its Python ``bytes`` property."""
+    wire_type = _wire_type(column, raw_json=True)
+    return _optional(str if wire_type is uuid.UUID else wire_type)
+
+
 class CopyRows:
     """Decodes one table's received payloads straight into COPY-ready tuples.
 
-    The bulk ingest path: the typed msgspec decoder parses ids, times and dates in C, JSON
-    columns stay undecoded text (PostgreSQL stores the text as received, so it is never
-    decoded and re-encoded in Python), and binary columns turn from hex into bytes.
+    The bulk ingest path: the typed msgspec decoder parses times and dates in C, ids stay
+    text for asyncpg to parse, JSON columns stay undecoded text (PostgreSQL stores the text
+    as received, so it is never decoded and re-encoded in Python), and binary columns turn
+    from hex into bytes. ``struct`` can be nested in a larger type (a whole batch body)
+    and its instances turned into tuples with ``values``.
     """
 
     def __init__(self, record_type: str) -> None:
@@ -144,9 +154,9 @@ class CopyRows:
         columns = [c for c in table_for(record_type).columns if c.name != skip]
         self.record_type = record_type
         self.names = tuple(c.name for c in columns)
-        fields = [(c.name, _optional(_wire_type(c, raw_json=True)), None) for c in columns]
-        struct = msgspec.defstruct(f"Copy_{record_type}", fields, gc=False)
-        self._decoder = msgspec.json.Decoder(struct)
+        fields = [(c.name, _copy_type(c), None) for c in columns]
+        self.struct = msgspec.defstruct(f"Copy_{record_type}", fields, gc=False)
+        self._decoder = msgspec.json.Decoder(self.struct)
         self._values = operator.attrgetter(*self.names)
         self._json = tuple(
             i for i, c in enumerate(columns) if _wire_type(c, raw_json=True) is msgspec.Raw
@@ -157,7 +167,12 @@ class CopyRows:
 
     def decode(self, raw: bytes | msgspec.Raw) -> tuple[Any, ...]:
         """One payload as a tuple in ``names`` order (raises msgspec errors if malformed)."""
-        values = self._values(self._decoder.decode(raw))
+        return self.values(self._decoder.decode(raw))
+
+    def values(self, decoded: Any) -> tuple[Any, ...]:
+        """A decoded ``struct`` as a COPY tuple in ``names`` order (raises ValueError on
+        a binary column that is not hex)."""
+        values = self._values(decoded)
         if not (self._json or self._hex):
             return values  # type: ignore[no-any-return]
         row = list(values)
@@ -234,23 +249,31 @@ def _references(record_type: str) -> tuple[tuple[str, str, str, str], ...]:
 
 
 async def dangling_reference(
-    session: AsyncSession, record_type: str, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+    session: AsyncSession,
+    record_type: str,
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    in_batch: Callable[[str, str], set[str]] = lambda _table, _column: set(),
 ) -> str | None:
     """Describe the first reference from ``rows`` to a row national does not hold, if any.
 
-    National checks references once per batch and table, one query per foreign key over the
-    distinct referenced ids, instead of row-by-row constraint triggers (migration 0006).
+    National checks references once per batch and table instead of row-by-row constraint
+    triggers (migration 0006). A reference to a row of the same batch (``in_batch`` gives
+    the keys of a referred table's rows in it, as text) holds: those rows are stored before
+    their children in the same transaction. Only the rest are looked up, one query per
+    foreign key over the distinct ids.
     """
     driver = await _driver(session)
     for column, referred, referred_column, pg_type in _references(record_type):
         index = names.index(column)
-        ids = list({row[index] for row in rows if row[index] is not None})
+        ids = {row[index] for row in rows if row[index] is not None}
+        ids.difference_update(in_batch(referred, referred_column))
         if not ids:
             continue
         missing = await driver.fetchval(
             f"SELECT r.v FROM unnest($1::{pg_type}[]) AS r(v) WHERE NOT EXISTS "
             f'(SELECT 1 FROM "{referred}" p WHERE p."{referred_column}" = r.v) LIMIT 1',
-            ids,
+            list(ids),
         )
         if missing is not None:
             return f"{record_type}.{column} refers to {referred} {missing}, which national lacks"
