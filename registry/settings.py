@@ -44,6 +44,8 @@ class Settings:
     stay_rules_json: str = ""
     face_tolerance: float = 0.6
     sync_interval_seconds: float = 30.0
+    sync_batch_records: int = 5000  # post: most records in one pushed batch
+    sync_batch_bytes: int = 8_000_000  # post: most JSON bytes in one batch (about 1 MB sent)
     watchlist_refresh_seconds: float = 30.0
     web_idle_minutes: int = 15  # a web session idle this long is revoked
     agreement_file: str = ""  # national: the signed data-sharing agreement (TOML)
@@ -129,6 +131,8 @@ _CASTS: dict[str, Any] = {
     "offline_warning_days": int,
     "face_tolerance": float,
     "sync_interval_seconds": float,
+    "sync_batch_records": int,
+    "sync_batch_bytes": int,
     "web_idle_minutes": int,
     "watchlist_refresh_seconds": float,
 }

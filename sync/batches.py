@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -41,7 +41,8 @@ class OutboxRecord(NamedTuple):
     """One outbox row on the wire: its seq, the table it belongs to, its id and its row.
 
     A named tuple: batches hold hundreds of thousands, and a frozen dataclass took a quarter
-    of the post's push time just to construct them."""
+    of the post's push time just to construct them. The sender's hot path passes the plain
+    ``(seq, record_type, record_id, payload)`` tuples its database returns instead."""
 
     seq: int
     record_type: str
@@ -49,15 +50,9 @@ class OutboxRecord(NamedTuple):
     # the row; its JSON text straight from the outbox (sender); or undecoded JSON (receiver)
     payload: dict[str, Any] | str | msgspec.Raw
 
-    def wire(self) -> bytes:
-        """``[seq, record_id, row]`` as JSON, splicing stored JSON text in as it is."""
-        payload = (
-            self.payload
-            if isinstance(self.payload, str)
-            else msgspec.json.encode(self.payload).decode()
-        )  # (a Raw payload is never re-sent)
-        head = msgspec.json.encode([self.seq, self.record_id])
-        return head[:-1] + b"," + payload.encode() + b"]"
+
+# An outbox row as the database returns it, in OutboxRecord's field order.
+RecordRow = tuple[int, str, str, dict[str, Any] | str]
 
 
 @dataclass(frozen=True)
@@ -100,19 +95,23 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_body(records: list[OutboxRecord]) -> bytes:
-    """The uncompressed body: one JSON array per table, records in seq order within it."""
-    tables: dict[str, list[bytes]] = {}
-    for record in records:
-        tables.setdefault(record.record_type, []).append(record.wire())
-    return (
-        b"{"
-        + b",".join(
-            msgspec.json.encode(name) + b":[" + b",".join(wired) + b"]"
-            for name, wired in tables.items()
-        )
-        + b"}"
-    )
+def _json_text(value: str) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def encode_body(records: Sequence[RecordRow]) -> bytes:
+    """The uncompressed body: one JSON array per table, records in seq order within it,
+    ``[seq, record_id, row]`` each, stored JSON text spliced in without re-encoding."""
+    tables: dict[str, list[str]] = {}
+    for seq, record_type, record_id, payload in records:
+        if not isinstance(payload, str):
+            payload = _json_text(payload)  # type: ignore[arg-type]
+        rows = tables.get(record_type)
+        if rows is None:
+            rows = tables[record_type] = []
+        rows.append(f"[{seq},{_json_text(record_id)},{payload}]")
+    parts = (f"{_json_text(name)}:[{','.join(rows)}]" for name, rows in tables.items())
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def compress(data: bytes) -> bytes:
@@ -138,7 +137,7 @@ def inflate(body: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
 
 
 def sign_batch(
-    records: list[OutboxRecord],
+    records: Sequence[RecordRow],
     *,
     kind: str,
     origin: str,
@@ -154,8 +153,8 @@ def sign_batch(
         origin,
         destination,
         after_seq,
-        records[0].seq,
-        records[-1].seq,
+        records[0][0],
+        records[-1][0],
         len(records),
         hashlib.sha256(body).hexdigest(),
     )
@@ -163,13 +162,13 @@ def sign_batch(
 
 
 def split_into_batches(
-    records: Iterable[OutboxRecord], *, max_records: int, max_bytes: int
-) -> Iterator[list[OutboxRecord]]:
+    records: Iterable[RecordRow], *, max_records: int, max_bytes: int
+) -> Iterator[list[RecordRow]]:
     """Cut records into runs bounded by count and by uncompressed JSON bytes."""
-    current: list[OutboxRecord] = []
+    current: list[RecordRow] = []
     size = 0
     for record in records:
-        payload = record.payload
+        payload = record[3]
         record_size = (len(payload) if isinstance(payload, str) else len(json.dumps(payload))) + 64
         if current and (len(current) >= max_records or size + record_size > max_bytes):
             yield current

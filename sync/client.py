@@ -9,12 +9,14 @@ import hashlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Select, Text, bindparam, select, type_coerce
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.models import OutboxEntry, utcnow
@@ -25,6 +27,7 @@ from sync.batches import (
     SIGNATURE,
     BatchHeader,
     OutboxRecord,
+    RecordRow,
     SignedBatch,
     _unb64,
     sign_batch,
@@ -37,6 +40,7 @@ from sync.reference import apply_reference_changes
 
 OUTBOX_PAGE = 5000
 IN_FLIGHT = 2
+PREPARED_AHEAD = 2
 Progress = Callable[[str, int], None]
 
 
@@ -76,12 +80,13 @@ class SyncClient:
         link: NationalLink,
         http: httpx.AsyncClient,
         *,
-        max_records: int = 1000,
-        max_bytes: int = 1_000_000,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.node, self.link, self.http = node, link, http
-        self.max_records, self.max_bytes = max_records, max_bytes
+        self.max_records = max_records or node.settings.sync_batch_records
+        self.max_bytes = max_bytes or node.settings.sync_batch_bytes
         self.progress = progress or (lambda _channel, _n: None)
 
     # ------------------------------------------------------------ checkpoints
@@ -112,23 +117,19 @@ class SyncClient:
         self, position: int, *, photos_only: bool, limit: int = OUTBOX_PAGE
     ) -> list[OutboxRecord]:
         """The next page of outbox rows, payloads as stored JSON text (never decoded)."""
-        raw_payload = type_coerce(OutboxEntry.payload, Text)
-        query = select(
-            OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.record_id, raw_payload
-        ).where(OutboxEntry.seq > position)
-        if photos_only:
-            query = query.where(OutboxEntry.record_type == "photo")
-        else:  # reference data written locally (e.g. a post's own watchlist entry) stays here
-            query = query.where(OutboxEntry.record_type.in_(POST_RECORD_TYPES))
-        query = query.order_by(OutboxEntry.seq).limit(limit)
+        rows = await self._outbox_rows(position, photos_only=photos_only, limit=limit)
+        return [OutboxRecord(*row) for row in rows]
+
+    async def _outbox_rows(
+        self, position: int, *, photos_only: bool, limit: int
+    ) -> list[RecordRow]:
+        """``_outbox_after`` as the plain tuples the database returns (the push's hot path)."""
+        query = _outbox_query(photos_only)
         async with self.node.db.session() as session:
             if session.bind.dialect.name == "sqlite":  # skip SQLAlchemy's per-row processing
-                return await _sqlite_rows(session, query)
-            rows = await session.execute(query)
-            return [
-                OutboxRecord(seq, kind, record_id, payload)
-                for seq, kind, record_id, payload in rows
-            ]
+                return await _sqlite_rows(session, photos_only, position, limit)
+            rows = await session.execute(query, {"after": position, "limit": limit})
+            return [tuple(row) for row in rows]  # type: ignore[misc]
 
     async def _send_batch(self, batch: SignedBatch) -> tuple[int, int]:
         response = await self.http.post(
@@ -140,7 +141,7 @@ class SyncClient:
 
     async def _next_batch(self, after: int) -> SignedBatch | None:
         """The records after seq ``after``, one batch's worth, compressed and signed."""
-        rows = await self._outbox_after(after, photos_only=False, limit=self.max_records)
+        rows = await self._outbox_rows(after, photos_only=False, limit=self.max_records)
         if not rows:
             return None
         run = next(split_into_batches(rows, max_records=self.max_records, max_bytes=self.max_bytes))
@@ -157,23 +158,41 @@ class SyncClient:
     async def push_records(self) -> tuple[int, int]:
         """Push everything after the checkpoint; returns (records, batches) acknowledged.
 
-        Up to ``IN_FLIGHT`` batches travel at once, each following the one before, so
-        national decodes the next batch while it stores the current one and the post reads
-        and signs the one after. Acknowledgements are taken in order and move the
-        checkpoint. If national acknowledges anything but the end of the batch it was sent
-        (a gap, or a replay of what it already holds), the batches behind it are dropped
-        and pushing continues from national's acknowledgement.
+        The post reads, compresses and signs up to ``PREPARED_AHEAD`` batches ahead of the
+        link, and up to ``IN_FLIGHT`` batches travel at once, each following the one
+        before, so national decodes the next batch while it stores the current one.
+        Acknowledgements are taken in order and move the checkpoint. If national
+        acknowledges anything but the end of the batch it was sent (a gap, or a replay of
+        what it already holds), everything behind it is dropped and pushing starts again
+        from national's acknowledgement.
         """
         records = batches = 0
-        after = await self.position("records")
+        after: int | None = await self.position("records")
+        while after is not None:
+            acknowledged, after = await self._push_from(after)
+            records, batches = records + acknowledged[0], batches + acknowledged[1]
+        return records, batches
+
+    async def _push_from(self, after: int) -> tuple[tuple[int, int], int | None]:
+        """One run of batches following seq ``after``: (records, batches) acknowledged, and
+        where to start again (None once national holds everything)."""
+        records = batches = 0
+        ready: asyncio.Queue[SignedBatch | BaseException | None] = asyncio.Queue(PREPARED_AHEAD)
+        preparing = asyncio.create_task(self._prepare(after, ready))
         in_flight: deque[tuple[SignedBatch, asyncio.Task[tuple[int, int]]]] = deque()
+        exhausted = False
         try:
             while True:
-                while len(in_flight) < IN_FLIGHT and (signed := await self._next_batch(after)):
-                    in_flight.append((signed, asyncio.create_task(self._send_batch(signed))))
-                    after = signed.header.seq_to
+                while len(in_flight) < IN_FLIGHT and not exhausted:
+                    signed = await ready.get()
+                    if isinstance(signed, BaseException):
+                        raise signed
+                    if signed is None:
+                        exhausted = True
+                    else:
+                        in_flight.append((signed, asyncio.create_task(self._send_batch(signed))))
                 if not in_flight:
-                    return records, batches
+                    return (records, batches), None
                 signed, sending = in_flight.popleft()
                 status, ack = await sending
                 await self._save("records", position=ack)
@@ -181,10 +200,24 @@ class SyncClient:
                     records, batches = records + signed.header.count, batches + 1
                     self.progress("records", signed.header.count)
                 if ack != signed.header.seq_to:
-                    await _drop(in_flight)
-                    after = ack
+                    return (records, batches), ack
         finally:
+            preparing.cancel()
             await _drop(in_flight)
+            await asyncio.gather(preparing, return_exceptions=True)
+
+    async def _prepare(
+        self, after: int, ready: asyncio.Queue[SignedBatch | BaseException | None]
+    ) -> None:
+        """Queue signed batches following seq ``after``, then None; or the error met."""
+        try:
+            while signed := await self._next_batch(after):
+                await ready.put(signed)
+                after = signed.header.seq_to
+        except Exception as exc:  # noqa: BLE001 - handed to the sender, which raises it
+            await ready.put(exc)
+            return
+        await ready.put(None)
 
     # ------------------------------------------------------------ photos
     async def push_photos(self) -> int:
@@ -283,12 +316,40 @@ async def _drop(in_flight: deque[tuple[SignedBatch, asyncio.Task[Any]]]) -> None
     in_flight.clear()
 
 
-async def _sqlite_rows(session: AsyncSession, query: Any) -> list[OutboxRecord]:
+@cache
+def _outbox_query(photos_only: bool) -> Select[Any]:
+    """Outbox rows after seq ``:after`` (at most ``:limit``), payloads as stored JSON text
+    (never decoded): photos, or every record type a post pushes. Reference data written
+    locally (e.g. a post's own watchlist entry) stays here."""
+    raw_payload = type_coerce(OutboxEntry.payload, Text)
+    query = select(
+        OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.record_id, raw_payload
+    ).where(OutboxEntry.seq > bindparam("after", 0))
+    if photos_only:
+        query = query.where(OutboxEntry.record_type == "photo")
+    else:
+        query = query.where(OutboxEntry.record_type.in_(POST_RECORD_TYPES))
+    return query.order_by(OutboxEntry.seq).limit(bindparam("limit", 1))
+
+
+@cache
+def _sqlite_outbox_sql(photos_only: bool) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """``_outbox_query`` compiled once for SQLite: its text, parameter order and values."""
+    compiled = _outbox_query(photos_only).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)
+
+
+async def _sqlite_rows(
+    session: AsyncSession, photos_only: bool, after: int, limit: int
+) -> list[RecordRow]:
+    sql, order, defaults = _sqlite_outbox_sql(photos_only)
+    values = {**defaults, "after": after, "limit": limit}
     connection = await session.connection()
-    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
     driver = (await connection.get_raw_connection()).driver_connection
-    async with driver.execute(str(compiled)) as cursor:
-        return [OutboxRecord(*row) for row in await cursor.fetchall()]
+    async with driver.execute(sql, [values[name] for name in order]) as cursor:
+        return await cursor.fetchall()  # type: ignore[no-any-return]
 
 
 @dataclass
