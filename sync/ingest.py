@@ -121,16 +121,22 @@ def _decoded_row(origin: str, record_type: str, record_id: str, raw: msgspec.Raw
     return row
 
 
-def _copy_row(origin: str, record_type: str, record_id: str, decoded: Any) -> Any:
-    """One decoded row as a COPY tuple, with the same origin check as ``_decoded_row``."""
+def _copy_table(
+    origin: str, record_type: str, rows: list[tuple[int, str, Any]]
+) -> list[tuple[int, Any]]:
+    """One table's decoded rows as (seq, COPY tuple), with the same origin check as
+    ``_decoded_row``."""
     converter = copy_rows(record_type)
     try:
-        row = converter.values(decoded)
+        tuples = converter.tuples([row for _, _, row in rows])
     except ValueError as exc:
-        raise BatchRejected("malformed", f"record {record_id}: {exc}") from exc
+        raise BatchRejected("malformed", f"{record_type} rows: {exc}") from exc
     owner = converter.owner_index
-    _claimed_origin(origin, record_id, None if owner is None else row[owner])
-    return row
+    if owner is not None:
+        forged = next((i for i, row in enumerate(tuples) if row[owner] != origin), None)
+        if forged is not None:
+            _claimed_origin(origin, rows[forged][1], tuples[forged][owner])
+    return list(zip([seq for seq, _, _ in rows], tuples, strict=True))
 
 
 def _bulk_row_type(record_type: str) -> Any:
@@ -206,10 +212,7 @@ def receive_batch(
     tables: dict[str, list[tuple[int, Any]]] = {}
     for record_type, rows in decoded.items():
         if bulk and record_type != "officer":
-            tables[record_type] = [
-                (seq, _copy_row(origin, record_type, record_id, row))
-                for seq, record_id, row in rows
-            ]
+            tables[record_type] = _copy_table(origin, record_type, rows)
         else:
             tables[record_type] = [
                 (seq, _decoded_row(origin, record_type, record_id, row))

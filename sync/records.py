@@ -140,13 +140,14 @@ def _copy_type(column: Any) -> Any:
 
 
 class CopyRows:
-    """Decodes one table's received payloads straight into COPY-ready tuples.
+    """One table's shape on the bulk ingest path: the struct its received rows decode
+    into, and how those become COPY-ready tuples.
 
     The bulk ingest path: the typed msgspec decoder parses times and dates in C, ids stay
     text for asyncpg to parse, JSON columns stay undecoded text (PostgreSQL stores the text
     as received, so it is never decoded and re-encoded in Python), and binary columns turn
-    from hex into bytes. ``struct`` can be nested in a larger type (a whole batch body)
-    and its instances turned into tuples with ``values``.
+    from hex into bytes. ``struct`` is nested in the type of a whole batch body, and its
+    instances turned into tuples with ``tuples``.
     """
 
     def __init__(self, record_type: str) -> None:
@@ -156,7 +157,6 @@ class CopyRows:
         self.names = tuple(c.name for c in columns)
         fields = [(c.name, _copy_type(c), None) for c in columns]
         self.struct = msgspec.defstruct(f"Copy_{record_type}", fields, gc=False)
-        self._decoder = msgspec.json.Decoder(self.struct)
         self._values = operator.attrgetter(*self.names)
         self._json = tuple(
             i for i, c in enumerate(columns) if _wire_type(c, raw_json=True) is msgspec.Raw
@@ -165,23 +165,22 @@ class CopyRows:
         owner = "home_post" if record_type == "officer" else "origin"
         self.owner_index = self.names.index(owner) if owner in self.names else None
 
-    def decode(self, raw: bytes | msgspec.Raw) -> tuple[Any, ...]:
-        """One payload as a tuple in ``names`` order (raises msgspec errors if malformed)."""
-        return self.values(self._decoder.decode(raw))
-
-    def values(self, decoded: Any) -> tuple[Any, ...]:
-        """A decoded ``struct`` as a COPY tuple in ``names`` order (raises ValueError on
-        a binary column that is not hex)."""
-        values = self._values(decoded)
-        if not (self._json or self._hex):
-            return values  # type: ignore[no-any-return]
-        row = list(values)
+    def tuples(self, decoded: list[Any]) -> list[tuple[Any, ...]]:
+        """Decoded ``struct`` instances as COPY tuples in ``names`` order, converting JSON
+        and binary columns a column at a time (raises ValueError on a binary column that
+        is not hex)."""
+        rows = list(map(self._values, decoded))
+        if not (self._json or self._hex) or not rows:
+            return rows
+        columns: list[Any] = list(zip(*rows, strict=True))
         for i in self._json:
-            text = None if row[i] is None else bytes(row[i]).decode()
-            row[i] = None if text == "null" else text
+            columns[i] = [
+                None if raw is None or (text := bytes(raw).decode()) == "null" else text
+                for raw in columns[i]
+            ]
         for i in self._hex:
-            row[i] = None if row[i] is None else bytes.fromhex(row[i])
-        return tuple(row)
+            columns[i] = [None if v is None else bytes.fromhex(v) for v in columns[i]]
+        return list(zip(*columns, strict=True))
 
 
 @cache
