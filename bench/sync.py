@@ -26,10 +26,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -50,6 +51,7 @@ from tests.conftest import create_pg_database, drop_pg_database, pg_url  # noqa:
 from tests.servers import ServerProcess, cli, node_env  # noqa: E402
 
 NATIONAL = "MR-NATIONAL"
+T = TypeVar("T")
 POST = "MR-GOGUI"
 
 
@@ -250,12 +252,16 @@ def run_push(crossings: int, naive_sample: int) -> None:
             post_env = node_env(Path(tmp) / "post", node_code=POST)
             key = _enrol(post_env, national_env, national.url)
             before = cpu_seconds(national.process.pid)  # type: ignore[union-attr]
-            seconds, records, batches = asyncio.run(_fresh_push(post_settings, national.url, key))
+            seconds, records, batches = asyncio.run(
+                _on_fresh_node(post_settings, lambda node: push(node, national.url, key))
+            )
             spent = cpu_seconds(national.process.pid).since(before)  # type: ignore[union-attr]
             national.stop()
             ingest_env, national = _national(Path(tmp), "national", second)  # same keys
             key = _enrol(post_env, ingest_env, national.url)
-            ingest_seconds = asyncio.run(_fresh_prepared(post_settings, national.url, key))
+            ingest_seconds = asyncio.run(
+                _on_fresh_node(post_settings, lambda node: prepared_push(node, national.url, key))
+            )
             national.stop()
             naive_env = node_env(
                 Path(tmp) / "naive",
@@ -265,7 +271,11 @@ def run_push(crossings: int, naive_sample: int) -> None:
                 secret_key="b" * 40,
             )
             cli(naive_env, "db", "upgrade")
-            naive_rate = asyncio.run(_fresh_naive(post_settings, pg_url(naive_db), naive_sample))
+            naive_rate = asyncio.run(
+                _on_fresh_node(
+                    post_settings, lambda node: naive_ingest(pg_url(naive_db), node, naive_sample)
+                )
+            )
         finally:
             national.stop()
             asyncio.run(node.db.dispose())
@@ -308,26 +318,11 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _fresh_push(settings: Settings, url: str, key: object) -> tuple[float, int, int]:
+async def _on_fresh_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
+    """Run ``work`` on a node built from ``settings`` (a fresh process state), then close it."""
     node = Node.build(settings)
     try:
-        return await push(node, url, key)
-    finally:
-        await node.db.dispose()
-
-
-async def _fresh_prepared(settings: Settings, url: str, key: object) -> float:
-    node = Node.build(settings)
-    try:
-        return await prepared_push(node, url, key)
-    finally:
-        await node.db.dispose()
-
-
-async def _fresh_naive(settings: Settings, url: str, sample: int) -> float:
-    node = Node.build(settings)
-    try:
-        return await naive_ingest(url, node, sample)
+        return await work(node)
     finally:
         await node.db.dispose()
 
