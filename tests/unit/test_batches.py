@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 
 import msgspec
 import pytest
@@ -42,10 +43,12 @@ def _verify(batch: SignedBatch) -> list[OutboxRecord]:
     )
 
 
-def _resigned(body: bytes, *, seq_from: int = 3, seq_to: int = 7, count: int = 4) -> SignedBatch:
+def _resigned(
+    body: bytes, *, seq_from: int = 3, seq_to: int = 7, count: int = 4, fmt: int = 2
+) -> SignedBatch:
     """A batch signed by the genuine key around a body built by hand."""
     header = BatchHeader(
-        2, "records", "MR-GOGUI", "MR-NAT", 2, seq_from, seq_to, count,
+        fmt, "records", "MR-GOGUI", "MR-NAT", 2, seq_from, seq_to, count,
         hashlib.sha256(body).hexdigest(),
     )  # fmt: skip
     return SignedBatch(header, KEY.sign(header.canonical()), body)
@@ -122,3 +125,10 @@ def test_a_body_that_breaks_the_signed_range_is_refused(
 
 def test_a_batch_that_starts_before_its_predecessor_is_refused() -> None:
     assert _reason(_sign(RECORDS, after=3)) == "malformed"
+
+
+def test_a_batch_of_the_old_format_is_refused_as_unknown() -> None:
+    """Format 1 (one zlib-compressed array) is refused whole: an old post's records wait in
+    its outbox until it is upgraded."""
+    old = zlib.compress(json.dumps([[3, "traveller", "t-1", {"id": "t-1"}]]).encode())
+    assert _reason(_resigned(old, seq_from=3, seq_to=3, count=1, fmt=1)) == "unknown_format"
