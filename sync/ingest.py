@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ from sync.records import (
 OFFICER = "officer"  # a post's officer accounts are upserted, not copied
 
 
-_gc_pauses = 0  # batches in hand (a post keeps two in flight)
-_gc_was_enabled = False
+MAX_GC_PAUSE_S = 10.0  # when batches overlap without end, the collector still runs
+_gc_pauses = 0  # batches in hand (a post keeps two in flight; many posts may push)
+_gc_paused_at: float | None = None  # when this module paused the collector, if it has
 
 
 @contextmanager
@@ -50,19 +52,24 @@ def gc_paused() -> Iterator[None]:
     the decode time, and pausing only around the decode merely moved one huge collection
     to the moment it resumed. The rows form no cycles, so they are freed by reference
     counting as soon as the batch is dropped; the caller drops it inside this block, and
-    the collector resumes when the last batch in hand is done. Reentrant across tasks.
+    the collector resumes when the last batch in hand is done, or after
+    ``MAX_GC_PAUSE_S`` if batches keep overlapping. Reentrant across tasks; a collector
+    someone else disabled is left alone.
     """
-    global _gc_pauses, _gc_was_enabled
-    if _gc_pauses == 0:
-        _gc_was_enabled = gc.isenabled()
+    global _gc_pauses, _gc_paused_at
+    if _gc_pauses == 0 and gc.isenabled():
         gc.disable()
+        _gc_paused_at = time.monotonic()
     _gc_pauses += 1
     try:
         yield
     finally:
         _gc_pauses -= 1
-        if _gc_pauses == 0 and _gc_was_enabled:
+        if _gc_paused_at is not None and (
+            _gc_pauses == 0 or time.monotonic() - _gc_paused_at > MAX_GC_PAUSE_S
+        ):
             gc.enable()
+            _gc_paused_at = None
 
 
 class BatchGap(Exception):
