@@ -22,6 +22,8 @@ import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.db import compact_json
+
 BATCH_FORMAT = 2  # 1 was one zlib-compressed array of [seq, record_type, record_id, row]
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 ZSTD_LEVEL = 1  # five times zlib's speed at level 1, and a smaller body
@@ -95,22 +97,18 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _json_text(value: str) -> str:
-    return msgspec.json.encode(value).decode()
-
-
 def encode_body(records: Sequence[RecordRow]) -> bytes:
     """The uncompressed body: one JSON array per table, records in seq order within it,
     ``[seq, record_id, row]`` each, stored JSON text spliced in without re-encoding."""
     tables: dict[str, list[str]] = {}
     for seq, record_type, record_id, payload in records:
         if not isinstance(payload, str):
-            payload = _json_text(payload)  # type: ignore[arg-type]
+            payload = compact_json(payload)  # type: ignore[arg-type]
         rows = tables.get(record_type)
         if rows is None:
             rows = tables[record_type] = []
-        rows.append(f"[{seq},{_json_text(record_id)},{payload}]")
-    parts = (f"{_json_text(name)}:[{','.join(rows)}]" for name, rows in tables.items())
+        rows.append(f"[{seq},{compact_json(record_id)},{payload}]")
+    parts = (f"{compact_json(name)}:[{','.join(rows)}]" for name, rows in tables.items())
     return ("{" + ",".join(parts) + "}").encode()
 
 
@@ -169,7 +167,8 @@ def split_into_batches(
     size = 0
     for record in records:
         payload = record[3]
-        record_size = (len(payload) if isinstance(payload, str) else len(json.dumps(payload))) + 64
+        text = payload if isinstance(payload, str) else compact_json(payload)
+        record_size = len(text) + 64
         if current and (len(current) >= max_records or size + record_size > max_bytes):
             yield current
             current, size = [], 0

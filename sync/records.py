@@ -20,6 +20,7 @@ from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401 - tables on the metadata
 import sync.models  # noqa: F401
+from registry.db import compact_json
 
 # What a post may push to its national node, in dependency order.
 POST_RECORD_TYPES = (
@@ -290,7 +291,7 @@ async def _driver(session: AsyncSession) -> Any:
 
 
 def _copy_value(value: Any, is_json: bool) -> Any:
-    return msgspec.json.encode(value).decode() if is_json and value is not None else value
+    return compact_json(value) if is_json and value is not None else value
 
 
 async def _copy_missing(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
