@@ -8,12 +8,14 @@ import hashlib
 from datetime import date
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from registry.api.auth import EVERYONE, node_of
 from registry.models import Officer, OutboxEntry
@@ -27,10 +29,13 @@ from sync.ingest import (
     BatchGap,
     IngestResult,
     ReceivedBatch,
+    apply_overlapped,
     apply_received,
+    applying,
     approved_sender,
     gc_paused,
     ingest_photo,
+    is_deadlock,
     receive_batch,
     record_rejection,
 )
@@ -247,10 +252,29 @@ async def _receive_and_apply(
 
 
 async def _apply_in_order(node: Node, batch: ReceivedBatch) -> IngestResult:
-    """Apply a received batch in its own transaction. A post keeps two batches in flight,
-    so the second may arrive while the first is still being applied: a batch that does not
-    yet follow what national holds waits up to ``PREDECESSOR_WAIT_S`` for its predecessor
-    before it is refused as a gap."""
+    """Apply a received batch in its own transaction.
+
+    A post keeps two batches in flight, so the second usually arrives while the first is
+    still being applied. On PostgreSQL it then stores its rows at once, in parallel, and
+    commits after its predecessor (``apply_overlapped``); should the two deadlock in the
+    database, it is applied again on its own. Otherwise a batch that does not yet follow
+    what national holds waits up to ``PREDECESSOR_WAIT_S`` for its predecessor before it
+    is refused as a gap.
+    """
+    with applying(batch) as predecessor:
+        if predecessor is not None:
+            try:
+                async with node.db.sessions() as session, session.begin():
+                    return await apply_overlapped(
+                        session, node=node, batch=batch, predecessor=predecessor
+                    )
+            except (DBAPIError, asyncpg.DeadlockDetectedError) as exc:
+                if not is_deadlock(exc):
+                    raise
+        return await _apply_serially(node, batch)
+
+
+async def _apply_serially(node: Node, batch: ReceivedBatch) -> IngestResult:
     waited = 0.0
     while True:
         try:

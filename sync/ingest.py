@@ -3,12 +3,13 @@ and acknowledge the highest contiguous seq stored. Rejections are audited."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -26,16 +27,25 @@ from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, check_range, verified_body
 from sync.models import IngestState, SyncPeer
 from sync.records import (
+    DICTIONARIES,
+    LOCAL_COUNTERS,
     POST_RECORD_TYPES,
+    add_dictionary_keys,
     copy_rows,
     dangling_reference,
     decode_row,
+    defer_dictionaries,
     insert_missing,
     insert_missing_copied,
     upsert_authoritative,
 )
 
 OFFICER = "officer"  # a post's officer accounts are upserted, not copied
+OVERLAP_WAIT_S = 10.0  # how long a batch applied in parallel waits for its predecessor
+# Numbered by national as they arrive (each post's audit chain is verified in that order):
+# a batch applied in parallel stores these only once its predecessor has committed.
+IN_ARRIVAL_ORDER = tuple(t for t in POST_RECORD_TYPES if t in LOCAL_COUNTERS)
+IN_ANY_ORDER = tuple(t for t in POST_RECORD_TYPES if t not in LOCAL_COUNTERS)
 
 
 MAX_GC_PAUSE_S = 10.0  # when batches overlap without end, the collector still runs
@@ -199,6 +209,7 @@ class ReceivedBatch:
     header: BatchHeader
     tables: dict[str, list[tuple[int, Any]]]
     bulk: bool
+    record_ids: frozenset[str]  # every record's identity, to tell if two batches overlap
 
 
 def receive_batch(
@@ -225,7 +236,8 @@ def receive_batch(
                 (seq, _decoded_row(origin, record_type, record_id, row))
                 for seq, record_id, row in rows
             ]
-    return ReceivedBatch(header, tables, bulk)
+    record_ids = frozenset(record_id for rows in decoded.values() for _, record_id, _ in rows)
+    return ReceivedBatch(header, tables, bulk, record_ids)
 
 
 def _batch_keys(batch: ReceivedBatch) -> Callable[[str, str], set[str]]:
@@ -242,45 +254,160 @@ def _batch_keys(batch: ReceivedBatch) -> Callable[[str, str], set[str]]:
     return keys
 
 
-async def _apply(
-    session: AsyncSession, batch: ReceivedBatch, after: int, *, exchanging: bool
-) -> int:
+@dataclass(frozen=True)
+class _Applying:
+    batch: ReceivedBatch
+    done: asyncio.Event
+
+
+_applying: dict[tuple[str, int], _Applying] = {}  # (origin, seq_to) -> batch being applied
+
+
+def _may_overlap(batch: ReceivedBatch, earlier: ReceivedBatch) -> bool:
+    """Whether ``batch`` may store its rows while ``earlier`` is still being applied: both
+    copied (PostgreSQL), neither upserting officer rows (row locks taken in both), and no
+    record in both (its key would make the earlier batch wait for this one)."""
+    return (
+        batch.bulk
+        and OFFICER not in batch.tables
+        and OFFICER not in earlier.tables
+        and batch.record_ids.isdisjoint(earlier.record_ids)
+    )
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01),
+    raised by asyncpg itself or wrapped by SQLAlchemy."""
+    orig = getattr(exc, "orig", None)
+    candidates = (exc, orig, getattr(orig, "__cause__", None))
+    return any(getattr(e, "sqlstate", None) == "40P01" for e in candidates)
+
+
+@contextmanager
+def applying(batch: ReceivedBatch) -> Iterator[asyncio.Event | None]:
+    """Mark ``batch`` as being applied by this process until the block exits, and yield
+    the completion event of its predecessor (the batch ending at its ``after_seq``) if
+    this process is applying that one now and the two may overlap, else None."""
+    header = batch.header
+    key = (header.origin, header.seq_to)
+    predecessor = _applying.get((header.origin, header.after_seq))
+    mine = None if key in _applying else _Applying(batch, asyncio.Event())
+    if mine is not None:
+        _applying[key] = mine
+    try:
+        overlap = predecessor is not None and _may_overlap(batch, predecessor.batch)
+        yield predecessor.done if overlap and predecessor is not None else None
+    finally:
+        if mine is not None:
+            del _applying[key]
+            mine.done.set()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    after: int  # rows past this seq were stored
+    rows: int
+
+
+async def _store(
+    session: AsyncSession,
+    batch: ReceivedBatch,
+    after: int,
+    record_types: tuple[str, ...] = POST_RECORD_TYPES,
+) -> _Stored:
     """Insert the rows past seq ``after`` table by table in dependency order (parents before
     children), keeping the sender's order within a table; the post's own officer accounts
-    are upserted. Returns how many rows were applied."""
-    applied = 0
-    crossing_ids: list[str] = []
-    in_batch = _batch_keys(batch)
-    for record_type in POST_RECORD_TYPES:
+    are upserted. References are checked afterwards (``_check_references``)."""
+    stored = 0
+    if batch.bulk:
+        await defer_dictionaries(session)
+    for record_type in record_types:
         rows = [row for seq, row in batch.tables.get(record_type, []) if seq > after]
         if not rows:
             continue
-        applied += len(rows)
-        if record_type == "officer":
+        stored += len(rows)
+        if record_type == OFFICER:
             await upsert_authoritative(session, record_type, rows)
         elif batch.bulk:
-            names = copy_rows(record_type).names
-            dangling = await dangling_reference(session, record_type, names, rows, in_batch)
-            if dangling:
-                raise BatchRejected("malformed", dangling)
-            try:
-                await insert_missing_copied(session, record_type, names, rows)
-            except (
-                asyncpg.DataError,
-                asyncpg.IntegrityConstraintViolationError,
-                ValueError,  # asyncpg refusing a value while encoding it (an id that is not one)
-            ) as exc:
-                raise BatchRejected("malformed", f"{record_type} rows refused: {exc}") from exc
+            await _copy_rows(session, record_type, rows)
         else:
             await insert_missing(session, record_type, rows)
-        if record_type == "crossing" and exchanging:
-            key = names.index("id") if batch.bulk else "id"
-            crossing_ids = [str(row[key]) for row in rows]
-    if exchanging:  # queue for the partner country; the agreement filters at send time
+    return _Stored(after, stored)
+
+
+async def _copy_rows(session: AsyncSession, record_type: str, rows: list[Any]) -> None:
+    try:
+        await insert_missing_copied(session, record_type, copy_rows(record_type).names, rows)
+    except (
+        asyncpg.DataError,
+        asyncpg.IntegrityConstraintViolationError,
+        ValueError,  # asyncpg refusing a value while encoding it (an id that is not one)
+    ) as exc:
+        raise BatchRejected("malformed", f"{record_type} rows refused: {exc}") from exc
+
+
+async def _check_references(session: AsyncSession, batch: ReceivedBatch, after: int) -> None:
+    """Refuse the batch if a row past seq ``after`` refers to a row national lacks (bulk
+    path; foreign keys enforce it elsewhere). Run once the predecessor has committed."""
+    if not batch.bulk:
+        return
+    in_batch = _batch_keys(batch)
+    for record_type in POST_RECORD_TYPES:
+        rows = [row for seq, row in batch.tables.get(record_type, []) if seq > after]
+        if record_type == OFFICER or not rows:
+            continue
+        names = copy_rows(record_type).names
+        dangling = await dangling_reference(session, record_type, names, rows, in_batch)
+        if dangling:
+            raise BatchRejected("malformed", dangling)
+
+
+def _dictionary_keys(batch: ReceivedBatch, after: int) -> dict[str, set[str]]:
+    """The keys the rows past seq ``after`` bring to each trigger-kept dictionary."""
+    keys: dict[str, set[str]] = {}
+    for table, _, _, source, column in DICTIONARIES:
+        index = copy_rows(source).names.index(column)
+        rows = batch.tables.get(source, [])
+        keys[table] = {row[index] for seq, row in rows if seq > after and row[index] is not None}
+    return keys
+
+
+def _crossing_ids(batch: ReceivedBatch, after: int) -> list[str]:
+    key: Any = copy_rows("crossing").names.index("id") if batch.bulk else "id"
+    return [str(row[key]) for seq, row in batch.tables.get("crossing", []) if seq > after]
+
+
+async def _following_state(session: AsyncSession, header: BatchHeader) -> IngestState:
+    """The sender's ingest state, locked; BatchGap unless the batch follows what national
+    holds (else a gap) and holds something new (else a replay)."""
+    state = await _state_for_update(session, header.origin)
+    if header.seq_to <= state.contiguous_seq:
+        raise BatchGap(state.contiguous_seq, "replay")
+    if header.after_seq > state.contiguous_seq:
+        raise BatchGap(state.contiguous_seq, "gap")
+    return state
+
+
+async def _complete(
+    session: AsyncSession, node: Node, batch: ReceivedBatch, state: IngestState, stored: _Stored
+) -> IngestResult:
+    """Check the references of the rows past what national held, queue new crossings for
+    the partner country, and advance the sender's state (the caller commits)."""
+    held = state.contiguous_seq
+    await _check_references(session, batch, held)
+    if batch.bulk:
+        await add_dictionary_keys(session, _dictionary_keys(batch, stored.after))
+    if node.settings.agreement_file:  # the agreement filters at send time
         from sync.exchange import queue_for_partner
 
-        await queue_for_partner(session, crossing_ids)
-    return applied
+        await queue_for_partner(session, _crossing_ids(batch, held))
+    applied = stored.rows
+    if held > stored.after:  # stored more than was new: count only what was new
+        applied = sum(1 for rows in batch.tables.values() for seq, _ in rows if seq > held)
+    state.contiguous_seq = batch.header.seq_to
+    state.batches_accepted += 1
+    state.last_batch_at = utcnow()
+    return IngestResult(state.contiguous_seq, applied)
 
 
 async def apply_received(
@@ -288,19 +415,39 @@ async def apply_received(
 ) -> IngestResult:
     """Apply a received batch inside the caller's transaction; raise BatchGap if it does
     not follow what national holds from that post (a gap) or holds nothing new (a replay)."""
+    await approved_sender(session, batch.header.origin)  # still approved now that it applies
+    state = await _following_state(session, batch.header)
+    stored = await _store(session, batch, state.contiguous_seq)
+    return await _complete(session, node, batch, state, stored)
+
+
+async def apply_overlapped(
+    session: AsyncSession, *, node: Node, batch: ReceivedBatch, predecessor: asyncio.Event
+) -> IngestResult:
+    """``apply_received`` for a batch whose predecessor this process is still applying:
+    store the rows at once, in parallel with it, then wait for it to finish before taking
+    the sender's state lock, storing the rows national numbers on arrival (audit events)
+    and checking order and references (a new statement snapshot then sees the
+    predecessor's rows). If the predecessor failed, the batch no longer
+    follows and is refused as a gap, rolling back what it stored.
+
+    The wait is bounded (``OVERLAP_WAIT_S``): should the predecessor wait in PostgreSQL
+    for a row this batch inserted, the database cannot see that cycle, so this batch gives
+    up, rolls back, and the sender resends it.
+    """
     header = batch.header
-    await approved_sender(session, header.origin)  # still approved now that it applies
-    state = await _state_for_update(session, header.origin)
-    if header.seq_to <= state.contiguous_seq:
-        raise BatchGap(state.contiguous_seq, "replay")
-    if header.after_seq > state.contiguous_seq:
-        raise BatchGap(state.contiguous_seq, "gap")
-    exchanging = bool(node.settings.agreement_file)
-    applied = await _apply(session, batch, state.contiguous_seq, exchanging=exchanging)
-    state.contiguous_seq = header.seq_to
-    state.batches_accepted += 1
-    state.last_batch_at = utcnow()
-    return IngestResult(state.contiguous_seq, applied)
+    await approved_sender(session, header.origin)
+    stored = await _store(session, batch, header.after_seq, IN_ANY_ORDER)
+    try:
+        await asyncio.wait_for(predecessor.wait(), OVERLAP_WAIT_S)
+    except TimeoutError:
+        state = await session.get(IngestState, header.origin)
+        raise BatchGap(state.contiguous_seq if state else 0, "gap") from None
+    state = await _following_state(session, header)
+    ordered = await _store(session, batch, state.contiguous_seq, IN_ARRIVAL_ORDER)
+    return await _complete(
+        session, node, batch, state, replace(stored, rows=stored.rows + ordered.rows)
+    )
 
 
 async def record_rejection(

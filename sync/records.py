@@ -340,3 +340,30 @@ async def upsert_authoritative(
     statement = module.insert(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
     await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), batch)
+
+
+# Dictionaries national keeps by trigger (migrations 0004, 0007): (table, key column, type,
+# source table, source column). Bulk ingest defers them to the end of its transaction.
+DICTIONARIES = (
+    ("traveller_name_key", "name_key", "text", "traveller", "name_key"),
+    ("superseded_crossing", "id", "uuid", "crossing", "supersedes"),
+)
+
+
+async def defer_dictionaries(session: AsyncSession) -> None:
+    """Turn the dictionary triggers off for this transaction (migration 0008): the caller
+    adds the keys with ``add_dictionary_keys`` once its predecessor has committed."""
+    driver = await _driver(session)
+    await driver.execute("SELECT set_config('borderpost.defer_dictionaries', 'on', true)")
+
+
+async def add_dictionary_keys(session: AsyncSession, keys: dict[str, set[str]]) -> None:
+    """Insert the keys the deferred triggers would have (``keys`` by dictionary table)."""
+    driver = await _driver(session)
+    for table, column, pg_type, _, _ in DICTIONARIES:
+        if values := keys.get(table):
+            await driver.execute(
+                f'INSERT INTO {table} ("{column}") SELECT DISTINCT k FROM '
+                f"unnest($1::{pg_type}[]) AS t(k) ON CONFLICT DO NOTHING",
+                list(values),
+            )

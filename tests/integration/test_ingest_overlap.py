@@ -1,0 +1,379 @@
+"""National applies a post's consecutive batches in parallel on PostgreSQL: the second
+stores its rows while the first is still being applied, then commits after it, or is
+refused as a gap (leaving nothing behind) when the first fails or never finishes.
+
+The national node here is in-process on a real PostgreSQL database; the batches are
+genuinely signed and go through the same receive and apply path as the HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from registry.audit import GENESIS_HASH, event_hash, verify_chain
+from registry.db import make_engine
+from registry.migrate import upgrade_database
+from registry.models import AuditEvent, Crossing, Officer, TravelDocument, Traveller
+from registry.names import name_key
+from registry.node import Node
+from registry.outbox import record_id_of, record_payload
+from registry.receipts import public_key_to_text
+from registry.settings import Settings
+from sync import api, ingest
+from sync.batches import RecordRow, sign_batch
+from sync.ingest import BatchGap, ReceivedBatch, applying, is_deadlock, receive_batch
+from sync.models import SyncPeer
+from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
+
+NATIONAL, GOGUI = "MR-NATIONAL", "MR-GOGUI"
+POST_KEY = Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def national_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not pg_reachable():
+        missing("PostgreSQL is not reachable at 127.0.0.1:5432")
+    name = f"bp_overlap_{os.getpid()}"
+    asyncio.run(create_pg_database(name))
+    url = pg_url(name)
+    asyncio.run(_migrate(_settings(tmp_path_factory.mktemp("national"), url)))
+    yield url
+    asyncio.run(drop_pg_database(name))
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        await upgrade_database(engine)
+    finally:
+        await engine.dispose()
+
+
+def _settings(data_dir: Path, url: str) -> Settings:
+    return replace(
+        Settings(),
+        role="national",
+        node_code=NATIONAL,
+        database_url=url,
+        secret_key="x" * 40,
+        data_dir=data_dir,
+    )
+
+
+@pytest.fixture
+async def national(national_url: str, tmp_path: Path) -> AsyncIterator[Node]:
+    node = Node.build(_settings(tmp_path, national_url))
+    async with node.db.sessions() as session, session.begin():
+        tables = (
+            "crossing, travel_document, traveller, audit_event, ingest_state, sync_peer, "
+            "traveller_name_key, superseded_crossing"
+        )
+        await session.execute(text(f"TRUNCATE {tables}, officer CASCADE"))
+        session.add(
+            SyncPeer(
+                node_code=GOGUI,
+                role="post",
+                public_key=public_key_to_text(POST_KEY.public_key()),
+                status="approved",
+            )
+        )
+    try:
+        yield node
+    finally:
+        await node.db.dispose()
+
+
+@dataclass
+class Outbox:
+    """A post's outbox as it would push it: records numbered from seq 1, and the post's
+    audit chain."""
+
+    records: list[RecordRow]
+    chain_head: str = GENESIS_HASH
+
+    def audited(self, officer: Officer, what: str) -> list[RecordRow]:
+        event = AuditEvent(
+            origin=GOGUI,
+            officer_id=officer.id,
+            action="create",
+            record_type="crossing",
+            record_id=what,
+            purpose="registration",
+            detail={},
+            prev_hash=self.chain_head,
+            hash="",
+        )
+        event.hash = self.chain_head = event_hash(event)
+        return self.add(event)
+
+    def add(self, *rows: Any) -> list[RecordRow]:
+        added = [
+            (len(self.records) + i + 1, row.__tablename__, record_id_of(row), record_payload(row))
+            for i, row in enumerate(rows)
+        ]
+        self.records += added
+        return added
+
+
+def _travellers_with_crossings(
+    outbox: Outbox, officer: Officer, first: int, count: int
+) -> list[RecordRow]:
+    rows: list[Any] = []
+    for n in range(first, first + count):
+        traveller = Traveller(
+            origin=GOGUI,
+            surname="DIALLO",
+            given_names=f"AMADOU {n}",
+            name_key=name_key("DIALLO", f"AMADOU {n}"),
+            date_of_birth=date(1980, 1, 1) + timedelta(days=n),
+            sex="M",
+            nationality="MLI",
+        )
+        document = TravelDocument(
+            origin=GOGUI,
+            traveller_id=traveller.id,
+            issuing_state="MLI",
+            document_type="P",
+            number=f"P{n:07d}",
+            number_norm=f"P{n:07d}",
+        )
+        rows += [traveller, document, _crossing(officer, traveller, document)]
+    return outbox.add(*rows)
+
+
+def _crossing(officer: Officer, traveller: Traveller, document: TravelDocument) -> Crossing:
+    return Crossing(
+        origin=GOGUI,
+        post=GOGUI,
+        direction="entry",
+        occurred_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
+        officer_id=officer.id,
+        traveller_id=traveller.id,
+        document_id=document.id,
+        mode="foot",
+        decision="cleared",
+    )
+
+
+def _received(run: list[RecordRow], after: int) -> ReceivedBatch:
+    signed = sign_batch(
+        run, kind="records", origin=GOGUI, destination=NATIONAL, after_seq=after, key=POST_KEY
+    )
+    return receive_batch(
+        signed.header,
+        signed.signature,
+        signed.body,
+        POST_KEY.public_key(),
+        destination=NATIONAL,
+        bulk=True,
+    )
+
+
+@dataclass
+class ThreeBatches:
+    """The officer (applied first), people with their crossings, then more crossings of
+    the same people (referring to rows of the batch before) and new people."""
+
+    officer: ReceivedBatch
+    first: ReceivedBatch
+    second: ReceivedBatch
+
+
+def _three_batches() -> ThreeBatches:
+    outbox = Outbox([])
+    officer = Officer(
+        username="gogui1", full_name="A", role="officer", home_post=GOGUI, password_hash="x"
+    )
+    officer_run = outbox.add(officer)
+    first = _travellers_with_crossings(outbox, officer, 0, 20)
+    people = [
+        (Traveller.model_validate(p1[3]), TravelDocument.model_validate(p2[3]))
+        for p1, p2 in zip(first[0::3], first[1::3], strict=True)
+    ]
+    corrected = Crossing.model_validate(first[2][3])  # the first person's crossing, corrected
+    first += outbox.audited(officer, "first batch")
+    second = outbox.add(*(_crossing(officer, t, d) for t, d in people[1:]))
+    correction = _crossing(officer, *people[0])
+    correction.version, correction.supersedes = 2, corrected.id
+    correction.correction_reason = "wrong direction"
+    second += outbox.add(correction)
+    second += outbox.audited(officer, "second batch")
+    second += _travellers_with_crossings(outbox, officer, 100, 5)
+    return ThreeBatches(
+        _received(officer_run, 0),
+        _received(first, officer_run[-1][0]),
+        _received(second, first[-1][0]),
+    )
+
+
+async def _count(node: Node, sql: str) -> int:
+    async with node.db.sessions() as session:
+        return int(await session.scalar(text(sql)) or 0)
+
+
+async def _stored_ahead(batch: ReceivedBatch, spy: list[int]) -> None:
+    """Wait until ``batch`` has stored its rows (seen by a spy on the real ``_store``)."""
+    for _ in range(200):
+        if batch.header.seq_to in spy:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the overlapped batch never stored its rows")
+
+
+@pytest.fixture
+def store_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The seq_to of each batch whose rows ``_store`` has written, in order."""
+    stored: list[int] = []
+    real = ingest._store
+
+    async def spying(session: Any, batch: ReceivedBatch, *args: Any) -> Any:
+        result = await real(session, batch, *args)
+        stored.append(batch.header.seq_to)
+        return result
+
+    monkeypatch.setattr(ingest, "_store", spying)
+    return stored
+
+
+async def test_the_next_batch_stores_while_its_predecessor_applies_and_commits_after_it(
+    national: Node, store_spy: list[int]
+) -> None:
+    batches = _three_batches()
+    await api._apply_in_order(national, batches.officer)
+    with applying(batches.first) as predecessor:
+        assert predecessor is None  # the officer batch is done: nothing to overlap with
+        second = asyncio.create_task(api._apply_in_order(national, batches.second))
+        await _stored_ahead(batches.second, store_spy)
+        assert not second.done()  # stored, now waiting for the first batch
+        assert await _count(national, "SELECT count(*) FROM crossing") == 0
+        first = await api._apply_in_order(national, batches.first)
+        assert first.ack == batches.first.header.seq_to and first.applied == 60 + 1
+        assert not second.done()  # the first is committed, but not yet marked done
+    result = await asyncio.wait_for(second, 10)
+    officer, first_to, second_to = (b.header.seq_to for b in vars(batches).values())
+    assert store_spy == [officer, second_to, first_to, second_to]  # its audit events last
+    assert result.ack == batches.second.header.seq_to and result.applied == 20 + 15 + 1
+    assert await _count(national, "SELECT count(*) FROM crossing") == 20 + 20 + 5
+    assert await _count(national, "SELECT count(DISTINCT id) FROM crossing") == 45
+    assert await _count(national, "SELECT count(*) FROM traveller") == 25
+    state = await _count(national, "SELECT contiguous_seq FROM ingest_state")
+    assert state == batches.second.header.seq_to
+    # the dictionaries the deferred triggers keep were filled by the ingest itself
+    assert await _count(national, "SELECT count(*) FROM superseded_crossing") == 1
+    unlisted = (
+        "SELECT count(*) FROM traveller t WHERE NOT EXISTS "
+        "(SELECT 1 FROM traveller_name_key k WHERE k.name_key = t.name_key)"
+    )
+    assert await _count(national, "SELECT count(DISTINCT name_key) FROM traveller_name_key") > 0
+    assert await _count(national, unlisted) == 0
+    # audit events are numbered in the post's order, though the second batch stored first
+    async with national.db.sessions() as session:
+        verdict = await verify_chain(session, GOGUI)
+    assert verdict.ok and verdict.events_checked == 2
+
+
+async def test_when_the_predecessor_fails_the_batch_is_a_gap_and_leaves_nothing(
+    national: Node, store_spy: list[int]
+) -> None:
+    batches = _three_batches()
+    await api._apply_in_order(national, batches.officer)
+    with applying(batches.first):  # the first batch fails: it never commits
+        second = asyncio.create_task(api._apply_in_order(national, batches.second))
+        await _stored_ahead(batches.second, store_spy)
+    with pytest.raises(BatchGap) as refused:
+        await asyncio.wait_for(second, 10)
+    assert refused.value.reason == "gap" and refused.value.ack == batches.officer.header.seq_to
+    assert await _count(national, "SELECT count(*) FROM crossing") == 0
+    assert await _count(national, "SELECT count(*) FROM traveller") == 0
+    # the post resends from the acknowledgement: both batches arrive, once
+    await api._apply_in_order(national, batches.first)
+    assert (await api._apply_in_order(national, batches.second)).applied == 36
+    assert await _count(national, "SELECT count(*) FROM crossing") == 45
+
+
+async def test_a_predecessor_that_never_finishes_releases_the_batch_after_the_bound(
+    national: Node, store_spy: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "OVERLAP_WAIT_S", 0.3)
+    batches = _three_batches()
+    await api._apply_in_order(national, batches.officer)
+    with applying(batches.first):
+        with pytest.raises(BatchGap) as refused:
+            await asyncio.wait_for(api._apply_in_order(national, batches.second), 10)
+        assert refused.value.ack == batches.officer.header.seq_to
+        assert store_spy[-1] == batches.second.header.seq_to  # it had stored, then gave up
+    assert await _count(national, "SELECT count(*) FROM crossing") == 0
+
+
+def test_only_consecutive_disjoint_copied_batches_without_officers_overlap() -> None:
+    batches = _three_batches()
+    with applying(batches.first):
+        with applying(batches.second) as predecessor:
+            assert predecessor is not None
+        with applying(replace(batches.second, bulk=False)) as predecessor:
+            assert predecessor is None  # SQLite: one writer at a time
+        shared = replace(batches.second, record_ids=batches.first.record_ids)
+        with applying(shared) as predecessor:
+            assert predecessor is None  # a record in both would make the first wait
+    with applying(batches.officer):
+        with applying(batches.first) as predecessor:
+            assert predecessor is None  # officer rows are upserted under row locks
+    with applying(batches.second) as predecessor:
+        assert predecessor is None  # the first is not being applied by this process
+    with applying(batches.first):
+        with applying(batches.first) as predecessor:  # the same batch again (a resend)
+            assert predecessor is None
+        assert (GOGUI, batches.first.header.seq_to) in ingest._applying
+    assert ingest._applying == {}
+
+
+async def test_deadlocks_are_recognised_raw_and_wrapped(national: Node) -> None:
+    """Real PostgreSQL deadlocks between two transactions, as asyncpg raises them and as
+    SQLAlchemy wraps them: either way national retries the batch on its own."""
+    dsn = national.settings.database_url.replace("postgresql+asyncpg", "postgresql")
+    one, two = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        await one.execute(
+            "CREATE TABLE lock_pair (k int PRIMARY KEY); INSERT INTO lock_pair VALUES (1), (2)"
+        )
+        await asyncio.gather(one.execute("BEGIN"), two.execute("BEGIN"))
+        raw = await _deadlock(one.execute, two.execute)
+        await asyncio.gather(one.execute("ROLLBACK"), two.execute("ROLLBACK"))
+        async with national.db.engine.connect() as first, national.db.engine.connect() as second:
+            wrapped = await _deadlock(
+                lambda sql: first.exec_driver_sql(sql), lambda sql: second.exec_driver_sql(sql)
+            )
+            await asyncio.gather(first.rollback(), second.rollback())
+    finally:
+        await one.execute("DROP TABLE IF EXISTS lock_pair")
+        await asyncio.gather(one.close(), two.close())
+    assert isinstance(raw, asyncpg.DeadlockDetectedError) and is_deadlock(raw)
+    assert isinstance(wrapped, DBAPIError) and is_deadlock(wrapped)
+    assert not is_deadlock(ValueError("not a database error"))
+
+
+async def _deadlock(
+    one: Callable[[str], Awaitable[Any]], two: Callable[[str], Awaitable[Any]]
+) -> BaseException:
+    """Lock row 1 in one transaction and row 2 in the other, then each the other's row
+    (the callers begin and roll back the transactions)."""
+    await one("UPDATE lock_pair SET k = k WHERE k = 1")
+    await two("UPDATE lock_pair SET k = k WHERE k = 2")
+    results = await asyncio.gather(
+        one("UPDATE lock_pair SET k = k WHERE k = 2"),
+        two("UPDATE lock_pair SET k = k WHERE k = 1"),
+        return_exceptions=True,
+    )
+    return next(r for r in results if isinstance(r, BaseException))
