@@ -29,11 +29,13 @@ from sync.ingest import (
     BatchGap,
     IngestResult,
     ReceivedBatch,
+    Turn,
     apply_overlapped,
     apply_received,
     applying,
     approved_sender,
     gc_paused,
+    held_seq,
     ingest_photo,
     is_deadlock,
     receive_batch,
@@ -254,32 +256,32 @@ async def _receive_and_apply(
 async def _apply_in_order(node: Node, batch: ReceivedBatch) -> IngestResult:
     """Apply a received batch in its own transaction.
 
-    A post keeps two batches in flight, so the second usually arrives while the first is
-    still being applied. On PostgreSQL it then stores its rows at once, in parallel, and
+    A post keeps batches in flight, so the next one usually arrives while national is
+    still applying the one before. On PostgreSQL it is then applied in parallel and
     commits after its predecessor (``apply_overlapped``); should the two deadlock in the
-    database, it is applied again on its own. Otherwise a batch that does not yet follow
-    what national holds waits up to ``PREDECESSOR_WAIT_S`` for its predecessor before it
-    is refused as a gap.
+    database, it is refused as a gap and the post resends it. Otherwise a batch that does
+    not yet follow what national holds waits up to ``PREDECESSOR_WAIT_S`` for its
+    predecessor before it is refused as a gap.
     """
-    with applying(batch) as predecessor:
-        if predecessor is not None:
-            try:
-                async with node.db.sessions() as session, session.begin():
-                    return await apply_overlapped(
-                        session, node=node, batch=batch, predecessor=predecessor
-                    )
-            except (DBAPIError, asyncpg.DeadlockDetectedError) as exc:
-                if not is_deadlock(exc):
-                    raise
-        return await _apply_serially(node, batch)
+    with applying(batch) as turn:
+        if turn.predecessor is None:
+            return await _apply_serially(node, batch, turn)
+        try:
+            async with node.db.sessions() as session, session.begin():
+                return await apply_overlapped(session, node=node, batch=batch, turn=turn)
+        except (DBAPIError, asyncpg.DeadlockDetectedError) as exc:
+            if not is_deadlock(exc):
+                raise
+        async with node.db.sessions() as session:
+            raise BatchGap(await held_seq(session, batch.header.origin), "deadlock")
 
 
-async def _apply_serially(node: Node, batch: ReceivedBatch) -> IngestResult:
+async def _apply_serially(node: Node, batch: ReceivedBatch, turn: Turn) -> IngestResult:
     waited = 0.0
     while True:
         try:
             async with node.db.sessions() as session, session.begin():
-                return await apply_received(session, node=node, batch=batch)
+                return await apply_received(session, node=node, batch=batch, turn=turn)
         except BatchGap as gap:
             if gap.reason != "gap" or waited >= PREDECESSOR_WAIT_S:
                 raise

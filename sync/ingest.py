@@ -7,7 +7,7 @@ import asyncio
 import gc
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
@@ -49,7 +49,7 @@ IN_ANY_ORDER = tuple(t for t in POST_RECORD_TYPES if t not in LOCAL_COUNTERS)
 
 
 MAX_GC_PAUSE_S = 10.0  # when batches overlap without end, the collector still runs
-_gc_pauses = 0  # batches in hand (a post keeps two in flight; many posts may push)
+_gc_pauses = 0  # batches in hand (a post keeps several in flight; many posts may push)
 _gc_paused_at: float | None = None  # when this module paused the collector, if it has
 
 
@@ -254,10 +254,24 @@ def _batch_keys(batch: ReceivedBatch) -> Callable[[str, str], set[str]]:
     return keys
 
 
+def _pending_keys(batches: Sequence[ReceivedBatch]) -> Callable[[str, str], set[str]]:
+    """``_batch_keys`` over several batches."""
+    each = [_batch_keys(batch) for batch in batches]
+
+    @cache
+    def keys(record_type: str, column: str) -> set[str]:
+        return set().union(*(batch_keys(record_type, column) for batch_keys in each))
+
+    return keys if len(each) > 1 else each[0]
+
+
 @dataclass(frozen=True)
 class _Applying:
+    """A batch this process is applying, and how far it has gone."""
+
     batch: ReceivedBatch
-    done: asyncio.Event
+    numbered: asyncio.Event  # its rows national numbers on arrival are stored (or it ended)
+    done: asyncio.Event  # committed or failed
 
 
 _applying: dict[tuple[str, int], _Applying] = {}  # (origin, seq_to) -> batch being applied
@@ -283,23 +297,53 @@ def is_deadlock(exc: BaseException) -> bool:
     return any(getattr(e, "sqlstate", None) == "40P01" for e in candidates)
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A batch's place among its post's batches this process is applying: the predecessor
+    it may overlap with (None: apply it on its own), and its own entry (None when the
+    same range is already being applied, e.g. a resend)."""
+
+    predecessor: _Applying | None
+    mine: _Applying | None
+
+    def numbered(self) -> None:
+        """Tell the successor that this batch's audit events are stored."""
+        if self.mine is not None:
+            self.mine.numbered.set()
+
+    def ancestors(self) -> list[ReceivedBatch]:
+        """The predecessor and the batches before it still being applied, newest first."""
+        chain: list[ReceivedBatch] = []
+        entry = self.predecessor
+        while entry is not None and len(chain) < MAX_ANCESTORS:
+            chain.append(entry.batch)
+            header = entry.batch.header
+            entry = _applying.get((header.origin, header.after_seq))
+        return chain
+
+
+MAX_ANCESTORS = 64
+
+
 @contextmanager
-def applying(batch: ReceivedBatch) -> Iterator[asyncio.Event | None]:
+def applying(batch: ReceivedBatch) -> Iterator[Turn]:
     """Mark ``batch`` as being applied by this process until the block exits, and yield
-    the completion event of its predecessor (the batch ending at its ``after_seq``) if
-    this process is applying that one now and the two may overlap, else None."""
+    its turn: with its predecessor (the batch ending at its ``after_seq``) if this process
+    is applying that one now and the two may overlap."""
     header = batch.header
     key = (header.origin, header.seq_to)
     predecessor = _applying.get((header.origin, header.after_seq))
-    mine = None if key in _applying else _Applying(batch, asyncio.Event())
+    if predecessor is not None and not _may_overlap(batch, predecessor.batch):
+        predecessor = None
+    mine = None if key in _applying else _Applying(batch, asyncio.Event(), asyncio.Event())
     if mine is not None:
         _applying[key] = mine
     try:
-        overlap = predecessor is not None and _may_overlap(batch, predecessor.batch)
-        yield predecessor.done if overlap and predecessor is not None else None
+        yield Turn(predecessor, mine)
     finally:
         if mine is not None:
             del _applying[key]
+            mine.numbered.set()
             mine.done.set()
 
 
@@ -346,12 +390,19 @@ async def _copy_rows(session: AsyncSession, record_type: str, rows: list[Any]) -
         raise BatchRejected("malformed", f"{record_type} rows refused: {exc}") from exc
 
 
-async def _check_references(session: AsyncSession, batch: ReceivedBatch, after: int) -> None:
+async def _check_references(
+    session: AsyncSession,
+    batch: ReceivedBatch,
+    after: int,
+    ancestors: Sequence[ReceivedBatch] = (),
+) -> None:
     """Refuse the batch if a row past seq ``after`` refers to a row national lacks (bulk
-    path; foreign keys enforce it elsewhere). Run once the predecessor has committed."""
+    path; foreign keys enforce it elsewhere). References to rows of the batch itself or of
+    ``ancestors`` (its predecessors still being applied, which it commits after or fails
+    with) hold without a lookup; the rest must be committed."""
     if not batch.bulk:
         return
-    in_batch = _batch_keys(batch)
+    in_batch = _pending_keys([batch, *ancestors])
     for record_type in POST_RECORD_TYPES:
         rows = [row for seq, row in batch.tables.get(record_type, []) if seq > after]
         if record_type == OFFICER or not rows:
@@ -389,12 +440,19 @@ async def _following_state(session: AsyncSession, header: BatchHeader) -> Ingest
 
 
 async def _complete(
-    session: AsyncSession, node: Node, batch: ReceivedBatch, state: IngestState, stored: _Stored
+    session: AsyncSession,
+    node: Node,
+    batch: ReceivedBatch,
+    state: IngestState,
+    stored: _Stored,
+    *,
+    references_checked: bool = False,
 ) -> IngestResult:
     """Check the references of the rows past what national held, queue new crossings for
     the partner country, and advance the sender's state (the caller commits)."""
     held = state.contiguous_seq
-    await _check_references(session, batch, held)
+    if not references_checked:
+        await _check_references(session, batch, held)
     if batch.bulk:
         await add_dictionary_keys(session, _dictionary_keys(batch, stored.after))
     if node.settings.agreement_file:  # the agreement filters at send time
@@ -411,43 +469,63 @@ async def _complete(
 
 
 async def apply_received(
-    session: AsyncSession, *, node: Node, batch: ReceivedBatch
+    session: AsyncSession, *, node: Node, batch: ReceivedBatch, turn: Turn | None = None
 ) -> IngestResult:
     """Apply a received batch inside the caller's transaction; raise BatchGap if it does
     not follow what national holds from that post (a gap) or holds nothing new (a replay)."""
     await approved_sender(session, batch.header.origin)  # still approved now that it applies
     state = await _following_state(session, batch.header)
     stored = await _store(session, batch, state.contiguous_seq)
+    if turn is not None:
+        turn.numbered()
     return await _complete(session, node, batch, state, stored)
 
 
 async def apply_overlapped(
-    session: AsyncSession, *, node: Node, batch: ReceivedBatch, predecessor: asyncio.Event
+    session: AsyncSession, *, node: Node, batch: ReceivedBatch, turn: Turn
 ) -> IngestResult:
-    """``apply_received`` for a batch whose predecessor this process is still applying:
-    store the rows at once, in parallel with it, then wait for it to finish before taking
-    the sender's state lock, storing the rows national numbers on arrival (audit events)
-    and checking order and references (a new statement snapshot then sees the
-    predecessor's rows). If the predecessor failed, the batch no longer
-    follows and is refused as a gap, rolling back what it stored.
+    """``apply_received`` for a batch whose predecessor this process is still applying
+    (``turn.predecessor``), in parallel with it; it commits after it or not at all.
 
-    The wait is bounded (``OVERLAP_WAIT_S``): should the predecessor wait in PostgreSQL
-    for a row this batch inserted, the database cannot see that cycle, so this batch gives
-    up, rolls back, and the sender resends it.
+    The batch stores its rows at once and checks their references (rows of the
+    predecessors still being applied count as present: if one fails, this batch fails
+    too). Its audit events, which national numbers on arrival (each post's chain is
+    verified in that order), wait until the predecessor has stored its own. Then, once the
+    predecessor is done, the batch takes the sender's state lock: if the predecessor
+    failed, the batch no longer follows and is refused as a gap, rolling back what it
+    stored.
+
+    Each wait is bounded (``OVERLAP_WAIT_S``): should the predecessor wait in PostgreSQL
+    for something this batch holds, the database cannot see that cycle, so this batch
+    gives up, rolls back, and the sender resends it.
     """
+    assert turn.predecessor is not None
     header = batch.header
     await approved_sender(session, header.origin)
     stored = await _store(session, batch, header.after_seq, IN_ANY_ORDER)
-    try:
-        await asyncio.wait_for(predecessor.wait(), OVERLAP_WAIT_S)
-    except TimeoutError:
-        state = await session.get(IngestState, header.origin)
-        raise BatchGap(state.contiguous_seq if state else 0, "gap") from None
+    await _check_references(session, batch, header.after_seq, turn.ancestors())
+    await _await_predecessor(session, header, turn.predecessor.numbered)
+    ordered = await _store(session, batch, header.after_seq, IN_ARRIVAL_ORDER)
+    turn.numbered()
+    await _await_predecessor(session, header, turn.predecessor.done)
     state = await _following_state(session, header)
-    ordered = await _store(session, batch, state.contiguous_seq, IN_ARRIVAL_ORDER)
-    return await _complete(
-        session, node, batch, state, replace(stored, rows=stored.rows + ordered.rows)
-    )
+    stored = replace(stored, rows=stored.rows + ordered.rows)
+    return await _complete(session, node, batch, state, stored, references_checked=True)
+
+
+async def _await_predecessor(
+    session: AsyncSession, header: BatchHeader, event: asyncio.Event
+) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), OVERLAP_WAIT_S)
+    except TimeoutError:
+        raise BatchGap(await held_seq(session, header.origin), "gap") from None
+
+
+async def held_seq(session: AsyncSession, origin: str) -> int:
+    """The highest contiguous seq national holds from ``origin`` (no lock taken)."""
+    state = await session.get(IngestState, origin)
+    return state.contiguous_seq if state else 0
 
 
 async def record_rejection(

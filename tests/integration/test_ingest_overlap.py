@@ -32,7 +32,7 @@ from registry.outbox import record_id_of, record_payload
 from registry.receipts import public_key_to_text
 from registry.settings import Settings
 from sync import api, ingest
-from sync.batches import RecordRow, sign_batch
+from sync.batches import BatchRejected, RecordRow, sign_batch
 from sync.ingest import BatchGap, ReceivedBatch, applying, is_deadlock, receive_batch
 from sync.models import SyncPeer
 from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
@@ -191,7 +191,8 @@ class ThreeBatches:
     second: ReceivedBatch
 
 
-def _three_batches() -> ThreeBatches:
+def _three_batches(*, dangling: bool = False) -> ThreeBatches:
+    """``dangling``: the second batch also carries a crossing of a traveller never sent."""
     outbox = Outbox([])
     officer = Officer(
         username="gogui1", full_name="A", role="officer", home_post=GOGUI, password_hash="x"
@@ -211,6 +212,9 @@ def _three_batches() -> ThreeBatches:
     second += outbox.add(correction)
     second += outbox.audited(officer, "second batch")
     second += _travellers_with_crossings(outbox, officer, 100, 5)
+    if dangling:
+        stranger = Traveller(origin=GOGUI, surname="X", given_names="Y", name_key="x y")
+        second += outbox.add(_crossing(officer, stranger, people[1][1]))
     return ThreeBatches(
         _received(officer_run, 0),
         _received(first, officer_run[-1][0]),
@@ -252,8 +256,8 @@ async def test_the_next_batch_stores_while_its_predecessor_applies_and_commits_a
 ) -> None:
     batches = _three_batches()
     await api._apply_in_order(national, batches.officer)
-    with applying(batches.first) as predecessor:
-        assert predecessor is None  # the officer batch is done: nothing to overlap with
+    with applying(batches.first) as turn:
+        assert turn.predecessor is None  # the officer batch is done: nothing to overlap with
         second = asyncio.create_task(api._apply_in_order(national, batches.second))
         await _stored_ahead(batches.second, store_spy)
         assert not second.done()  # stored, now waiting for the first batch
@@ -317,24 +321,41 @@ async def test_a_predecessor_that_never_finishes_releases_the_batch_after_the_bo
     assert await _count(national, "SELECT count(*) FROM crossing") == 0
 
 
+async def test_a_dangling_reference_in_an_overlapped_batch_is_refused_whole(
+    national: Node, store_spy: list[int]
+) -> None:
+    batches = _three_batches(dangling=True)
+    await api._apply_in_order(national, batches.officer)
+    with applying(batches.first):
+        second = asyncio.create_task(api._apply_in_order(national, batches.second))
+        await _stored_ahead(batches.second, store_spy)
+        with pytest.raises(BatchRejected, match="traveller"):
+            await asyncio.wait_for(second, 10)  # refused before it waits for the first
+        await api._apply_in_order(national, batches.first)
+    assert await _count(national, "SELECT count(*) FROM crossing") == 20  # the first's only
+    assert await _count(national, "SELECT contiguous_seq FROM ingest_state") == (
+        batches.first.header.seq_to
+    )
+
+
 def test_only_consecutive_disjoint_copied_batches_without_officers_overlap() -> None:
     batches = _three_batches()
     with applying(batches.first):
-        with applying(batches.second) as predecessor:
-            assert predecessor is not None
-        with applying(replace(batches.second, bulk=False)) as predecessor:
-            assert predecessor is None  # SQLite: one writer at a time
+        with applying(batches.second) as turn:
+            assert turn.predecessor is not None
+        with applying(replace(batches.second, bulk=False)) as turn:
+            assert turn.predecessor is None  # SQLite: one writer at a time
         shared = replace(batches.second, record_ids=batches.first.record_ids)
-        with applying(shared) as predecessor:
-            assert predecessor is None  # a record in both would make the first wait
+        with applying(shared) as turn:
+            assert turn.predecessor is None  # a record in both would make the first wait
     with applying(batches.officer):
-        with applying(batches.first) as predecessor:
-            assert predecessor is None  # officer rows are upserted under row locks
-    with applying(batches.second) as predecessor:
-        assert predecessor is None  # the first is not being applied by this process
+        with applying(batches.first) as turn:
+            assert turn.predecessor is None  # officer rows are upserted under row locks
+    with applying(batches.second) as turn:
+        assert turn.predecessor is None  # the first is not being applied by this process
     with applying(batches.first):
-        with applying(batches.first) as predecessor:  # the same batch again (a resend)
-            assert predecessor is None
+        with applying(batches.first) as turn:  # the same batch again (a resend)
+            assert turn.predecessor is None and turn.mine is None
         assert (GOGUI, batches.first.header.seq_to) in ingest._applying
     assert ingest._applying == {}
 
