@@ -167,6 +167,19 @@ class MrzResult:
             "valid": self.valid,
         }
 
+    def check_results(self) -> dict[str, Any]:
+        """What a travel document keeps of its MRZ check: the format, every problem found
+        and the verdict, and the optional data no column holds. The other fields are the
+        document's and traveller's own columns, and the lines are its raw MRZ (parse it
+        again for the whole reading): a full copy doubled every document record."""
+        return {
+            "format": str(self.format),
+            "optional_data": self.optional_data,
+            "optional_data_2": self.optional_data_2,
+            "problems": [problem.to_dict() for problem in self.problems],
+            "valid": self.valid,
+        }
+
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None

@@ -181,7 +181,7 @@ def _document_and_traveller(
         expiry_date=doc_in.expiry_date,
         issue_date=doc_in.issue_date,
         raw_mrz="\n".join(mrz.lines) if mrz else None,
-        mrz_checks=mrz.to_dict() if mrz else {},
+        mrz_checks=mrz.check_results() if mrz else {},
     )
     _add(state, traveller)
     _add(state, document)

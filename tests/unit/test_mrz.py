@@ -304,6 +304,20 @@ def test_expiry_day_itself_is_not_expired() -> None:
     assert problem_keys(result) == [("document_expired", "expiry_date")]
 
 
+def test_check_results_keep_the_verdict_and_what_no_column_holds() -> None:
+    result = parse_mrz(mrz(TD3), today=date(2026, 1, 1))
+    kept = json.loads(json.dumps(result.check_results()))
+    assert kept == {
+        "format": "TD3",
+        "optional_data": "ZE184226B",
+        "optional_data_2": "",
+        "problems": [problem.to_dict() for problem in result.problems],
+        "valid": False,
+    }
+    assert [p["code"] for p in kept["problems"]] == ["document_expired"]
+    assert parse_mrz(mrz(TD3), today=date(2012, 1, 1)).check_results()["valid"] is True
+
+
 def test_to_dict_is_json_serialisable() -> None:
     result = parse_mrz(mrz(TD3), today=date(2026, 1, 1))
     data = json.loads(json.dumps(result.to_dict()))
