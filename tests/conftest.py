@@ -34,6 +34,7 @@ PG_ADMIN_URL = os.environ.get(
 ROLES = ("officer", "supervisor", "protection", "hq_analyst", "liaison", "admin")
 PASSWORD = "correct-horse-battery"
 NODE_CODE = "MR-GOGUI"
+NATIONAL_CODE = "MR-NATIONAL"
 
 
 def missing(what: str) -> None:
@@ -152,6 +153,28 @@ def base_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         node_code=overrides.pop("node_code", NODE_CODE),
         **overrides,
     )
+
+
+def national_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
+    """A national node's settings (its secret is long enough to pass the start-up check)."""
+    return replace(
+        Settings(),
+        role="national",
+        node_code=NATIONAL_CODE,
+        database_url=url,
+        secret_key="x" * 40,
+        data_dir=data_dir,
+        **overrides,
+    )
+
+
+async def migrate(url: str, data_dir: Path, revision: str = "head") -> None:
+    """Run the migrations on a national database up to ``revision``."""
+    engine = make_engine(national_settings(data_dir, url))
+    try:
+        await upgrade_database(engine, revision)
+    finally:
+        await engine.dispose()
 
 
 async def seed_officers(settings: Settings) -> dict[str, str]:

@@ -33,9 +33,9 @@ from sqlmodel import SQLModel
 
 from registry.api.hq import HqController
 from registry.app import create_app
-from registry.db import Database, make_engine
+from registry.db import Database
 from registry.ids import uuid7
-from registry.migrate import alembic_config, upgrade_database
+from registry.migrate import alembic_config
 from registry.models import (
     Alert,
     AlertAdjudication,
@@ -56,7 +56,9 @@ from tests.conftest import (
     ROLES,
     create_pg_database,
     drop_pg_database,
+    migrate,
     missing,
+    national_settings,
     pg_reachable,
     pg_url,
     seed_officers,
@@ -309,26 +311,6 @@ async def seed_world(settings: Settings) -> World:
 
 
 # ---------------------------------------------------------------- fixtures
-def national_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
-    return replace(
-        Settings(),
-        role="national",
-        node_code=NATIONAL,
-        database_url=url,
-        secret_key="x" * 40,
-        data_dir=data_dir,
-        **overrides,
-    )
-
-
-async def migrate(url: str, data_dir: Path, revision: str = "head") -> None:
-    engine = make_engine(national_settings(data_dir, url))
-    try:
-        await upgrade_database(engine, revision)
-    finally:
-        await engine.dispose()
-
-
 @dataclass
 class SeededNational:
     backend: str

@@ -23,19 +23,24 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from registry.audit import GENESIS_HASH, event_hash, verify_chain
-from registry.db import make_engine
-from registry.migrate import upgrade_database
 from registry.models import AuditEvent, Crossing, Officer, TravelDocument, Traveller
 from registry.names import name_key
 from registry.node import Node
 from registry.outbox import record_id_of, record_payload
 from registry.receipts import public_key_to_text
-from registry.settings import Settings
 from sync import api, ingest
 from sync.batches import BatchRejected, RecordRow, sign_batch
 from sync.ingest import BatchGap, ReceivedBatch, applying, is_deadlock, receive_batch
 from sync.models import SyncPeer
-from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
+from tests.conftest import (
+    create_pg_database,
+    drop_pg_database,
+    migrate,
+    missing,
+    national_settings,
+    pg_reachable,
+    pg_url,
+)
 
 NATIONAL, GOGUI = "MR-NATIONAL", "MR-GOGUI"
 POST_KEY = Ed25519PrivateKey.generate()
@@ -48,33 +53,14 @@ def national_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = f"bp_overlap_{os.getpid()}"
     asyncio.run(create_pg_database(name))
     url = pg_url(name)
-    asyncio.run(_migrate(_settings(tmp_path_factory.mktemp("national"), url)))
+    asyncio.run(migrate(url, tmp_path_factory.mktemp("national")))
     yield url
     asyncio.run(drop_pg_database(name))
 
 
-async def _migrate(settings: Settings) -> None:
-    engine = make_engine(settings)
-    try:
-        await upgrade_database(engine)
-    finally:
-        await engine.dispose()
-
-
-def _settings(data_dir: Path, url: str) -> Settings:
-    return replace(
-        Settings(),
-        role="national",
-        node_code=NATIONAL,
-        database_url=url,
-        secret_key="x" * 40,
-        data_dir=data_dir,
-    )
-
-
 @pytest.fixture
 async def national(national_url: str, tmp_path: Path) -> AsyncIterator[Node]:
-    node = Node.build(_settings(tmp_path, national_url))
+    node = Node.build(national_settings(tmp_path, national_url))
     async with node.db.sessions() as session, session.begin():
         tables = (
             "crossing, travel_document, traveller, audit_event, ingest_state, sync_peer, "
