@@ -363,8 +363,6 @@ async def _store(
     children), keeping the sender's order within a table; the post's own officer accounts
     are upserted. References are checked afterwards (``_check_references``)."""
     stored = 0
-    if batch.bulk:
-        await defer_dictionaries(session)
     for record_type in record_types:
         rows = [row for seq, row in batch.tables.get(record_type, []) if seq > after]
         if not rows:
@@ -475,6 +473,8 @@ async def apply_received(
     not follow what national holds from that post (a gap) or holds nothing new (a replay)."""
     await approved_sender(session, batch.header.origin)  # still approved now that it applies
     state = await _following_state(session, batch.header)
+    if batch.bulk:
+        await defer_dictionaries(session)
     stored = await _store(session, batch, state.contiguous_seq)
     if turn is not None:
         turn.numbered()
@@ -502,6 +502,7 @@ async def apply_overlapped(
     assert turn.predecessor is not None
     header = batch.header
     await approved_sender(session, header.origin)
+    await defer_dictionaries(session)  # overlapped batches are always copied (PostgreSQL)
     stored = await _store(session, batch, header.after_seq, IN_ANY_ORDER)
     await _check_references(session, batch, header.after_seq, turn.ancestors())
     await _await_predecessor(session, header, turn.predecessor.numbered)
