@@ -348,7 +348,7 @@ def test_only_consecutive_disjoint_copied_batches_without_officers_overlap() -> 
 
 async def test_deadlocks_are_recognised_raw_and_wrapped(national: Node) -> None:
     """Real PostgreSQL deadlocks between two transactions, as asyncpg raises them and as
-    SQLAlchemy wraps them: either way national retries the batch on its own."""
+    SQLAlchemy wraps them: either way national rolls the batch back and answers a gap."""
     dsn = national.settings.database_url.replace("postgresql+asyncpg", "postgresql")
     one, two = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
     try:
