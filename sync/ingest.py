@@ -9,7 +9,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -209,7 +209,35 @@ class ReceivedBatch:
     header: BatchHeader
     tables: dict[str, list[tuple[int, Any]]]
     bulk: bool
-    record_ids: frozenset[str]  # every record's identity, to tell if two batches overlap
+    _keys: dict[tuple[str, str], set[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def keys(self, record_type: str, column: str) -> set[str]:
+        """The values of one column of one table's rows, as text (computed once: the
+        batch's own reference check and those of the batches after it share them)."""
+        found = self._keys.get((record_type, column))
+        if found is None:
+            rows = self.tables.get(record_type, [])
+            if self.bulk and record_type != OFFICER:
+                index = copy_rows(record_type).names.index(column)
+                found = {str(row[index]) for _, row in rows}
+            else:
+                found = {str(row[column]) for _, row in rows}
+            self._keys[(record_type, column)] = found
+        return found
+
+    def shares_a_record_with(self, other: ReceivedBatch) -> bool:
+        """Whether a record (by its identity: id, or sha256 for photos) is in both."""
+        return any(
+            not self.keys(table, IDENTITY.get(table, "id")).isdisjoint(
+                other.keys(table, IDENTITY.get(table, "id"))
+            )
+            for table in self.tables.keys() & other.tables.keys()
+        )
+
+
+IDENTITY = {"photo": "sha256"}  # a record's identity column where it is not "id"
 
 
 def receive_batch(
@@ -236,33 +264,19 @@ def receive_batch(
                 (seq, _decoded_row(origin, record_type, record_id, row))
                 for seq, record_id, row in rows
             ]
-    record_ids = frozenset(record_id for rows in decoded.values() for _, record_id, _ in rows)
-    return ReceivedBatch(header, tables, bulk, record_ids)
-
-
-def _batch_keys(batch: ReceivedBatch) -> Callable[[str, str], set[str]]:
-    """The values of one column of one table's rows in ``batch``, as text (computed once)."""
-
-    @cache
-    def keys(record_type: str, column: str) -> set[str]:
-        rows = batch.tables.get(record_type, [])
-        if batch.bulk and record_type != "officer":
-            index = copy_rows(record_type).names.index(column)
-            return {str(row[index]) for _, row in rows}
-        return {str(row[column]) for _, row in rows}
-
-    return keys
+    return ReceivedBatch(header, tables, bulk)
 
 
 def _pending_keys(batches: Sequence[ReceivedBatch]) -> Callable[[str, str], set[str]]:
-    """``_batch_keys`` over several batches."""
-    each = [_batch_keys(batch) for batch in batches]
+    """``ReceivedBatch.keys`` over several batches."""
+    if len(batches) == 1:
+        return batches[0].keys
 
     @cache
     def keys(record_type: str, column: str) -> set[str]:
-        return set().union(*(batch_keys(record_type, column) for batch_keys in each))
+        return set().union(*(batch.keys(record_type, column) for batch in batches))
 
-    return keys if len(each) > 1 else each[0]
+    return keys
 
 
 @dataclass(frozen=True)
@@ -285,7 +299,7 @@ def _may_overlap(batch: ReceivedBatch, earlier: ReceivedBatch) -> bool:
         batch.bulk
         and OFFICER not in batch.tables
         and OFFICER not in earlier.tables
-        and batch.record_ids.isdisjoint(earlier.record_ids)
+        and not batch.shares_a_record_with(earlier)
     )
 
 

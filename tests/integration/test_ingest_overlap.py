@@ -331,7 +331,7 @@ def test_only_consecutive_disjoint_copied_batches_without_officers_overlap() -> 
             assert turn.predecessor is not None
         with applying(replace(batches.second, bulk=False)) as turn:
             assert turn.predecessor is None  # SQLite: one writer at a time
-        shared = replace(batches.second, record_ids=batches.first.record_ids)
+        shared = replace(batches.second, tables=batches.first.tables)
         with applying(shared) as turn:
             assert turn.predecessor is None  # a record in both would make the first wait
     with applying(batches.officer):
