@@ -1,0 +1,23 @@
+"""sync quarantine (records national could not store)
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-04 20:40:00.000000
+
+Placeholder in the chain; filled by its owner.
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,23 @@
+"""one-time enrolment invitations for posts
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-04 20:40:00.000000
+
+Placeholder in the chain; filled by its owner.
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,23 @@
+"""column sizes that fit normalised text
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-04 20:40:00.000000
+
+Placeholder in the chain; filled by its owner.
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
