@@ -43,7 +43,7 @@ from sync.api import status as sync_status_route
 from sync.exchange import Exchange, load_exchange
 from sync.exchange_api import LiaisonController, PartnerController
 from sync.exchange_client import ExchangeRunner
-from sync.reference import refresh_node_reference
+from sync.reference import refresh_node_reference, refresh_reference_periodically
 from sync.runner import SyncRunner
 
 national_routes = [
@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         watchlist_refresh = asyncio.create_task(
             refresh_periodically(node, every_seconds=settings.watchlist_refresh_seconds)
         )
+        reference_refresh = asyncio.create_task(
+            refresh_reference_periodically(node, every_seconds=settings.watchlist_refresh_seconds)
+        )
         runner = SyncRunner(node, interval=settings.sync_interval_seconds)
         background = asyncio.create_task(runner.run()) if settings.role == "post" else None
         app.state.sync_runner = runner
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 exchanger.stop()
                 await exchanging
             watchlist_refresh.cancel()
+            reference_refresh.cancel()
             if background is not None:
                 await background
             await node.db.dispose()

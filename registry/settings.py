@@ -76,9 +76,10 @@ class Settings:
 
     @property
     def stay_rules(self) -> StayRules:
+        """The configured rules; this country's own citizens are unlimited unless named."""
         if not self.stay_rules_json:
-            return default_stay_rules(self.partner_country)
-        return StayRules.from_mapping(json.loads(self.stay_rules_json))
+            return default_stay_rules(self.partner_country, country=self.country)
+        return StayRules.from_mapping(json.loads(self.stay_rules_json)).for_country(self.country)
 
     def validate(self) -> Settings:
         """Raise SettingsError when the configuration is unusable or unsafe."""

@@ -1,5 +1,9 @@
 """Allowed-stay rules ("90 days within any 180") and the stay a traveller may make on entry.
 
+A node's own nationals (``StayRules.citizens``, the node's country) have no limit unless the
+rules name their nationality. A stay's limit is computed when it is read, from the rules in
+force then (``stay_limit``), never taken from what was recorded at entry.
+
 Days are counted Schengen-style: the entry day and the exit day both count as days present, and
 a day is counted once even if the traveller crossed several times on it. A rule is respected on
 day ``d`` when the days present in the rolling window ``[d - window_days + 1, d]`` number at
@@ -9,8 +13,8 @@ most ``max_days``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +28,9 @@ __all__ = [
     "allowed_stay_until",
     "default_stay_rules",
     "overstay_days",
+    "pair_stays",
+    "stay_limit",
+    "stored_nationality_forms",
 ]
 
 _NATIONALITY = re.compile(r"[A-Z]{1,3}")
@@ -83,12 +90,24 @@ def _nationality_code(nationality: str) -> str:
     return nationality.replace("<", "").strip().upper()
 
 
+def stored_nationality_forms(code: str) -> tuple[str, ...]:
+    """The ways a nationality is stored on a traveller: the ICAO code as is and padded with
+    the MRZ filler to three characters ("D" -> ("D", "D<<"))."""
+    key = _nationality_code(code)
+    return tuple(dict.fromkeys((key, key.ljust(3, "<"))))
+
+
 @dataclass(frozen=True)
 class StayRules:
-    """The rule for each nationality (ICAO codes), with a default for everyone else."""
+    """The rule for each nationality (ICAO codes), with a default for everyone else.
+
+    ``citizens`` is the node's own nationality: its citizens have no stay limit and need no
+    recorded entry to leave, unless ``by_nationality`` names that nationality explicitly.
+    """
 
     default: StayRule
     by_nationality: Mapping[str, StayRule] = field(default_factory=dict)
+    citizens: str | None = None
 
     def __post_init__(self) -> None:
         normalised: dict[str, StayRule] = {}
@@ -100,9 +119,28 @@ class StayRules:
                 raise ValueError(f"nationality {key} is configured twice")
             normalised[key] = rule
         object.__setattr__(self, "by_nationality", MappingProxyType(normalised))
+        if self.citizens is not None:
+            citizens = _nationality_code(self.citizens)
+            if not _NATIONALITY.fullmatch(citizens):
+                raise ValueError(f"{self.citizens!r} is not an ICAO nationality code (e.g. MRT)")
+            object.__setattr__(self, "citizens", citizens)
 
     def rule_for(self, nationality: str) -> StayRule:
-        return self.by_nationality.get(_nationality_code(nationality), self.default)
+        code = _nationality_code(nationality)
+        rule = self.by_nationality.get(code)
+        if rule is not None:
+            return rule
+        if code == self.citizens:
+            return StayRule.unlimited()
+        return self.default
+
+    def is_citizen(self, nationality: str) -> bool:
+        """The traveller is one of the node's own nationals."""
+        return self.citizens is not None and _nationality_code(nationality) == self.citizens
+
+    def for_country(self, country: str | None) -> StayRules:
+        """These rules at a node of ``country``: its citizens become ``citizens``."""
+        return replace(self, citizens=country)
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> StayRules:
@@ -150,12 +188,16 @@ def _rule_from_mapping(name: str, value: object) -> StayRule:
 
 
 def default_stay_rules(
-    partner_country: str | None, partner_rule: StayRule = PARTNER_STAY_RULE
+    partner_country: str | None,
+    partner_rule: StayRule = PARTNER_STAY_RULE,
+    *,
+    country: str | None = None,
 ) -> StayRules:
     """90 days within 180 for everyone; ``partner_rule`` (180 within 365) for the partner's
-    citizens. Posts override both with their own configuration (``StayRules.from_mapping``)."""
+    citizens; no limit for the citizens of ``country`` (the node's own). Posts override the
+    rules with their own configuration (``StayRules.from_mapping``)."""
     by_nationality = {partner_country: partner_rule} if partner_country else {}
-    return StayRules(default=DEFAULT_STAY_RULE, by_nationality=by_nationality)
+    return StayRules(default=DEFAULT_STAY_RULE, by_nationality=by_nationality, citizens=country)
 
 
 @dataclass(frozen=True)
@@ -239,3 +281,35 @@ def overstay_days(allowed_until: date | None, exit_or_today: date) -> int:
     if allowed_until is None:
         return 0
     return max(0, (exit_or_today - allowed_until).days)
+
+
+def pair_stays(movements: Iterable[tuple[date, str]]) -> list[tuple[date, date | None]]:
+    """Stays from movements in time order, as (day, ``"entry"`` or ``"exit"``): each entry
+    is paired with the exit that follows it (an entry after an entry closes the first on
+    the second's day; an exit without an entry opens nothing); the last entry may be open."""
+    stays: list[tuple[date, date | None]] = []
+    open_entry: date | None = None
+    for day, direction in movements:
+        if direction == "entry":
+            if open_entry is not None:
+                stays.append((open_entry, day))
+            open_entry = day
+        elif open_entry is not None:
+            stays.append((open_entry, day))
+            open_entry = None
+    if open_entry is not None:
+        stays.append((open_entry, None))
+    return stays
+
+
+def stay_limit(
+    rules: StayRules,
+    nationality: str,
+    entry_date: date,
+    earlier_stays: Sequence[tuple[date, date | None]],
+) -> date | None:
+    """The last day a traveller who entered on ``entry_date`` may stay under ``rules`` (the
+    rules in force when the stay is read); ``None`` when the stay is unlimited.
+    ``earlier_stays`` are the traveller's stays before this entry (see ``pair_stays``)."""
+    rule = rules.rule_for(nationality)
+    return allowed_stay_until(entry_date, earlier_stays, rule).allowed_until

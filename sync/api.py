@@ -44,6 +44,7 @@ from sync.ingest import (
 from sync.models import SyncPeer
 from sync.peers import decide_peer, list_peers, receive_enrolment, verify_request
 from sync.records import REFERENCE_TYPES
+from sync.reference import changes_for_post
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
@@ -146,7 +147,7 @@ class SyncController(Controller):
         """Reference data changed since a version (an outbox seq), for an approved post."""
         node = node_of(request)
         async with node.db.session() as session:
-            await verify_request(session, request.headers, "GET", _path(request), b"")
+            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
             rows = (
                 await session.execute(
                     select(OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.payload)
@@ -160,7 +161,10 @@ class SyncController(Controller):
             )
         complete = len(rows) < REFERENCE_PAGE
         version = (latest or since) if complete else rows[-1].seq
-        changes = [{"seq": r.seq, "type": r.record_type, "payload": r.payload} for r in rows]
+        changes = changes_for_post(
+            ({"seq": r.seq, "type": r.record_type, "payload": r.payload} for r in rows),
+            peer.node_code,
+        )
         return signed_json(request, {"version": version, "complete": complete, "changes": changes})
 
     @get("/digest", opt={"public": True})

@@ -4,9 +4,9 @@ pushes and purges expired partner data while the service runs."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
+import random
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
+from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
 from sync.exchange import (
@@ -151,26 +152,26 @@ def verify_partner_request(
         ) from exc
 
 
-class ExchangeRunner:
-    """National: push to the partner and purge expired partner data, periodically."""
+class ExchangeRunner(ResilientRunner):
+    """National: push to the partner and purge expired partner data, periodically; after
+    failures back off like the post's sync runner (``sync.backoff``)."""
 
-    def __init__(self, node: Node, exchange: Exchange, *, interval: float) -> None:
-        self.node, self.exchange, self.interval = node, exchange, interval
-        self.stopping = asyncio.Event()
+    name = "exchange with the partner"
 
-    async def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                async with self.node.db.write_transaction() as session:
-                    await purge_expired(session, node=self.node, exchange=self.exchange)
-                async with httpx.AsyncClient(timeout=30) as http:
-                    await push_to_partner(self.node, self.exchange, http)
-            except (SyncError, httpx.HTTPError, OSError) as exc:
-                log.warning("exchange with the partner failed: %s", exc)
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+    def __init__(
+        self,
+        node: Node,
+        exchange: Exchange,
+        *,
+        interval: float,
+        max_backoff: float = 600.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(interval=interval, max_backoff=max_backoff, log=log, rng=rng)
+        self.node, self.exchange = node, exchange
 
-    def stop(self) -> None:
-        self.stopping.set()
+    async def cycle(self) -> None:
+        async with self.node.db.write_transaction() as session:
+            await purge_expired(session, node=self.node, exchange=self.exchange)
+        async with httpx.AsyncClient(timeout=30) as http:
+            await push_to_partner(self.node, self.exchange, http)

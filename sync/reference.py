@@ -1,9 +1,17 @@
 """Reference data national publishes to its posts: officer accounts, watchlist entries,
 other posts' public keys and allowed-stay rules. National is authoritative: a post applies
-what comes down, in order, and overwrites its own copy."""
+what comes down, in order, and overwrites its own copy.
+
+Accounts are the exception to "everything to everyone": a post receives only the accounts
+homed at it (``changes_for_post``), so no post ever holds national's accounts or another
+post's, nor their password hashes; a post also refuses any other account that comes down.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -11,12 +19,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.models import WatchlistEntry
 from registry.node import Node
-from registry.outbox import enqueue, insert_rows
+from registry.outbox import enqueue
 from registry.receipts import public_key_from_text
 from registry.stays import StayRules
 from registry.watchlists import apply_to_matcher
 from sync.models import ReferenceChange, SyncPeer
 from sync.records import insert_missing, row_from_payload, upsert_authoritative
+
+log = logging.getLogger("borderpost.sync")
+
+
+def changes_for_post(
+    changes: Iterable[Mapping[str, Any]], post_code: str
+) -> list[Mapping[str, Any]]:
+    """National: the reference changes one post may receive. Officer rows go only to the
+    post they are homed at; every other reference type goes to every post."""
+    return [
+        change
+        for change in changes
+        if change["type"] != "officer" or change["payload"].get("home_post") == post_code
+    ]
 
 
 def _peer_rows(node: Node, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -35,7 +57,8 @@ async def apply_reference_changes(node: Node, changes: list[dict[str, Any]]) -> 
         for change in changes:
             record_type, row = change["type"], row_from_payload(change["type"], change["payload"])
             if record_type == "officer":
-                await upsert_authoritative(session, "officer", [row])
+                if row.get("home_post") == node.settings.node_code:  # never another's account
+                    await upsert_authoritative(session, "officer", [row])
             elif record_type == "sync_peer":
                 await upsert_authoritative(session, "sync_peer", _peer_rows(node, [row]))
             elif record_type == "watchlist_entry":
@@ -55,13 +78,24 @@ async def refresh_node_reference(node: Node) -> None:
         rules = await session.scalar(
             select(ReferenceChange.payload)
             .where(ReferenceChange.record_type == "stay_rules")
-            .order_by(ReferenceChange.created_at.desc())
+            .order_by(ReferenceChange.version.desc())
             .limit(1)
         )
     for peer in peers:
         node.trusted_keys[peer.node_code] = public_key_from_text(peer.public_key)
     if rules:
-        node.stay_rules_override = StayRules.from_mapping(rules)
+        node.stay_rules_override = StayRules.from_mapping(rules).for_country(node.settings.country)
+
+
+async def refresh_reference_periodically(node: Node, *, every_seconds: float) -> None:
+    """Run as a lifespan task: take up keys and stay rules another process wrote (``rules
+    publish`` on national, ``sync now`` on a post). Errors are logged and the loop goes on."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await refresh_node_reference(node)
+        except Exception:  # noqa: BLE001 - a background loop must survive a bad moment
+            log.exception("reference refresh failed")
 
 
 async def publish_stay_rules(session: AsyncSession, *, node: Node, rules: dict[str, Any]) -> None:
@@ -70,5 +104,6 @@ async def publish_stay_rules(session: AsyncSession, *, node: Node, rules: dict[s
     change = ReferenceChange(
         record_type="stay_rules", record_id=node.settings.node_code, payload=rules
     )
-    await insert_rows(session, change)
+    session.add(change)
+    await session.flush()  # the database numbers the version the outbox row names
     await enqueue(session, change)

@@ -34,7 +34,7 @@ from registry.photos import AnalysedPhoto, write_photo
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
 from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
-from registry.stays import allowed_stay_until, overstay_days
+from registry.stays import StayRules, allowed_stay_until, overstay_days, pair_stays, stay_limit
 from registry.watchlists import WatchlistHit
 
 STRUCTURAL_MRZ_PROBLEMS = {
@@ -239,20 +239,17 @@ async def traveller_crossings(session: AsyncSession, traveller_id: uuid.UUID) ->
 
 def past_stays(history: list[Crossing], zone: Any) -> list[tuple[date, date | None]]:
     """Pair entries with the exits that follow them, as local dates."""
-    stays: list[tuple[date, date | None]] = []
-    open_entry: date | None = None
-    for crossing in history:
-        day = crossing.occurred_at.astimezone(zone).date()
-        if crossing.direction == "entry":
-            if open_entry is not None:
-                stays.append((open_entry, day))
-            open_entry = day
-        elif open_entry is not None:
-            stays.append((open_entry, day))
-            open_entry = None
-    if open_entry is not None:
-        stays.append((open_entry, None))
-    return stays
+    return pair_stays((c.occurred_at.astimezone(zone).date(), c.direction) for c in history)
+
+
+def allowed_until_of(
+    rules: StayRules, zone: Any, nationality: str, entry: Crossing, history: list[Crossing]
+) -> date | None:
+    """The limit of the stay ``entry`` opened, under ``rules`` (the rules in force when it
+    is read), from the traveller's crossings before it in ``history``."""
+    before = [c for c in history if c.occurred_at < entry.occurred_at]
+    day = entry.occurred_at.astimezone(zone).date()
+    return stay_limit(rules, nationality, day, past_stays(before, zone))
 
 
 def open_entry_of(history: list[Crossing]) -> Crossing | None:
@@ -299,6 +296,8 @@ def compute_stay(
                 )
             )
         return StayOutcome(allowance.allowed_until, None, None, tuple(checks))
+    if open_entry is None and node.stay_rules.is_citizen(nationality):
+        return StayOutcome(None, None, None, ())  # a citizen needs no recorded entry to leave
     if open_entry is None:
         return StayOutcome(
             None,
@@ -312,8 +311,8 @@ def compute_stay(
                 ),
             ),
         )
-    until = open_entry.stay_allowed_until
-    over = overstay_days(until, day) if until else 0
+    until = allowed_until_of(node.stay_rules, zone, nationality, open_entry, history)
+    over = overstay_days(until, day)
     checks = (Check("overstay", "direction", f"overstayed by {over} day(s)"),) if over > 0 else ()
     return StayOutcome(None, open_entry.id, over, checks)
 
