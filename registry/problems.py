@@ -9,6 +9,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from registry.text import TextRefused, parse_refusal
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("borderpost.api")
 
@@ -56,7 +58,22 @@ def field_from_message(message: str) -> str:
     if "unknown field" in message.lower():
         unknown = message.split("`")[1]
         path = f"{path}.{unknown}" if path else unknown
+    if (refused := parse_refusal(message)) is not None:  # clean-text refusal (registry.text)
+        path = f"{path}.{refused[0]}" if path else refused[0]
     return path
+
+
+TEXT_REFUSED_TITLE = "Invalid text"
+
+
+def text_refused_problem(refused: TextRefused, name: str | None = None) -> Problem:
+    """422 naming the field (``name``: its full path) with the clean-text reason and code,
+    which the pages translate (``registry.web.errors``)."""
+    field = name or refused.field
+    param = {"name": field, "reason": refused.reason, "code": refused.code, **refused.params()}
+    return Problem(
+        422, TEXT_REFUSED_TITLE, detail=f"{field}: {refused.reason}", invalid_params=[param]
+    )
 
 
 def _field_from_key(key: str | None) -> str:
@@ -81,7 +98,10 @@ def handle_validation(
                 name = field_from_message(message) or "body"
             else:
                 name = _field_from_key(key)
-            params.append({"name": name, "reason": str(item.get("message", "invalid"))})
+            param = {"name": name, "reason": str(item.get("message", "invalid"))}
+            if (refused := parse_refusal(message)) is not None:
+                param["code"] = refused[1]
+            params.append(param)
     detail = exc.detail or "the request is invalid"
     return problem_response(exc.status_code, "Invalid request", detail, params)
 

@@ -13,10 +13,23 @@ from registry.audit import audit
 from registry.models import ROLES, AuthToken, Officer
 from registry.node import Node
 from registry.outbox import enqueue
-from registry.problems import Problem
+from registry.problems import Problem, text_refused_problem
 from registry.security import hash_password, issue_token, verify_password
+from registry.text import TextRefused, TextRule, clean_text, identifier, person_name
 
 BOOTSTRAP_USERNAME = "admin"
+USERNAME = identifier(64, min_length=1)
+FULL_NAME = person_name(200, min_length=1)
+HOME_POST = identifier(32, min_length=1)
+
+
+def clean_account_text(value: str, rule: TextRule, field: str) -> str:
+    """``registry.text.clean_text`` for account fields, refused as a 422 naming the field.
+    Every path that names an account (API, pages, CLI, login) comes through here first."""
+    try:
+        return clean_text(value, rule, field)
+    except TextRefused as refused:
+        raise text_refused_problem(refused) from refused
 
 
 def officer_view(officer: Officer) -> dict[str, Any]:
@@ -44,6 +57,10 @@ async def create_officer(
     language: str = "fr",
 ) -> Officer:
     """Create an officer account; the username must be new."""
+    username = clean_account_text(username, USERNAME, "username")
+    full_name = clean_account_text(full_name, FULL_NAME, "full_name")
+    if home_post is not None:
+        home_post = clean_account_text(home_post, HOME_POST, "home_post")
     if role not in ROLES:
         raise Problem(422, "Unknown role", field="role", detail=f"role must be one of {ROLES}")
     post = home_post or node.settings.node_code
@@ -94,7 +111,9 @@ class LoginResult:
 
 
 async def login(session: AsyncSession, *, node: Node, username: str, password: str) -> LoginResult:
-    """Check the password (argon2) and issue a token; failures are audited."""
+    """Check the password (argon2) and issue a token; failures are audited, but a username
+    that is not clean text is refused (422) before anything is looked up or audited."""
+    username = clean_account_text(username, USERNAME, "username")
     officer = await _find(session, username, node.settings.node_code)
     if (
         officer is None
@@ -153,6 +172,7 @@ async def _find(session: AsyncSession, username: str, home_post: str) -> Officer
 
 
 async def _officer_by_username(session: AsyncSession, node: Node, username: str) -> Officer:
+    username = clean_account_text(username, USERNAME, "username")
     officer = await _find(session, username, node.settings.node_code)
     if officer is None:
         raise Problem(404, "Unknown officer", field="username", detail="no such username")
