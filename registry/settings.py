@@ -50,6 +50,8 @@ class Settings:
     web_idle_minutes: int = 15  # a web session idle this long is revoked
     agreement_file: str = ""  # national: the signed data-sharing agreement (TOML)
     agreement_key_file: str = ""  # national: the agreement's shared HMAC key (0600)
+    link_ca_file: str = ""  # node links: CA bundle (PEM) that vouches for peers' certificates
+    allow_plain_http_links: bool = False  # a post, development only: http:// to any host
     debug: bool = False
 
     @property
@@ -109,6 +111,11 @@ class Settings:
             )
         if self.is_sqlite:
             raise SettingsError("role=national needs PostgreSQL (BORDERPOST_DATABASE_URL)")
+        if self.allow_plain_http_links:
+            raise SettingsError(
+                "role=national refuses BORDERPOST_ALLOW_PLAIN_HTTP_LINKS: links to the "
+                "partner must use https (see deploy/TLS.md)"
+            )
 
 
 def _boolean(value: object) -> bool:
@@ -124,6 +131,7 @@ def _boolean(value: object) -> bool:
 
 _CASTS: dict[str, Any] = {
     "debug": _boolean,
+    "allow_plain_http_links": _boolean,
     "data_dir": Path,
     "port": int,
     "token_ttl_hours": int,

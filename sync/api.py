@@ -21,8 +21,9 @@ from registry.api.auth import EVERYONE, node_of
 from registry.models import Officer, OutboxEntry
 from registry.node import Node
 from registry.outbox import enqueue
-from registry.problems import Problem, problem_response
+from registry.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response
 from registry.receipts import public_key_from_text
+from registry.schemas import decode_as
 from sync.batches import SIGNATURE, BatchHeader, BatchRejected, _b64, read_header
 from sync.digest import bucket_ids, crossing_buckets, hour_buckets
 from sync.ingest import (
@@ -42,7 +43,22 @@ from sync.ingest import (
     record_rejection,
 )
 from sync.models import SyncPeer
-from sync.peers import decide_peer, list_peers, receive_enrolment, verify_request
+from sync.peers import (
+    DEFAULT_INVITATION_HOURS,
+    MAX_INVITATION_HOURS,
+    POST_CODE_PATTERN,
+    decide_peer,
+    issue_invitation,
+    key_fingerprint,
+    link_limits,
+    list_peers,
+    log_refusal,
+    receive_enrolment,
+    remove_peer,
+    signer_of_batch,
+    too_many_requests,
+    verify_request,
+)
 from sync.records import REFERENCE_TYPES
 from sync.reference import changes_for_post
 from sync.status import sync_status
@@ -60,9 +76,14 @@ REJECTION_STATUS = {
 
 
 class EnrolmentRequest(msgspec.Struct, forbid_unknown_fields=True):
-    node_code: Annotated[str, Meta(pattern=r"^[A-Z]{2}-[A-Z0-9-]{2,28}$")]
+    node_code: Annotated[str, Meta(pattern=POST_CODE_PATTERN)]
     public_key: Annotated[str, Meta(min_length=40, max_length=64)]
+    code: Annotated[str, Meta(min_length=20, max_length=40)]
     proof: Annotated[str, Meta(min_length=40, max_length=128)]
+
+
+class InvitationRequest(msgspec.Struct, forbid_unknown_fields=True):
+    hours: Annotated[float, Meta(gt=0, le=MAX_INVITATION_HOURS)] = DEFAULT_INVITATION_HOURS
 
 
 def peer_view(peer: Any) -> dict[str, Any]:
@@ -71,6 +92,7 @@ def peer_view(peer: Any) -> dict[str, Any]:
         "role": peer.role,
         "status": peer.status,
         "public_key": peer.public_key,
+        "key_sha256": key_fingerprint(peer.public_key),
         "enrolled_at": peer.enrolled_at.isoformat(),
         "decided_by": peer.decided_by,
     }
@@ -90,27 +112,40 @@ class SyncController(Controller):
     tags = ["sync"]
 
     @post("/enrol", opt={"public": True}, status_code=HTTP_200_OK)
-    async def enrol(
-        self, request: Request[Any, Any, Any], data: EnrolmentRequest
-    ) -> dict[str, str]:
+    async def enrol(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """A post presents the one-time code national's admin issued for its post code."""
         node = node_of(request)
-        async with node.db.write_transaction() as session:
-            answer = await receive_enrolment(
-                session,
-                node=node,
-                node_code=data.node_code,
-                public_key=data.public_key,
-                proof=data.proof,
-            )
-        return {
-            "national_code": answer.national_code,
-            "public_key": answer.national_key,
-            "status": answer.status,
-        }
+        limited = _throttled(request, "enrol")
+        if limited is not None:
+            return limited
+        data = decode_as(await request.body(), EnrolmentRequest)
+        try:
+            async with node.db.write_transaction() as session:
+                answer = await receive_enrolment(
+                    session,
+                    node=node,
+                    node_code=data.node_code,
+                    public_key=data.public_key,
+                    code=data.code,
+                    proof=data.proof,
+                )
+        except Problem as exc:
+            log_refusal(link_limits(request.app.state), _address(request), "enrolment", exc.detail)
+            raise
+        return Response(
+            {
+                "national_code": answer.national_code,
+                "public_key": answer.national_key,
+                "status": answer.status,
+            }
+        )
 
     @post("/batches", opt={"public": True}, status_code=HTTP_200_OK)
     async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
+        limited = _throttled(request, "batch")
+        if limited is not None:
+            return limited
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -129,6 +164,9 @@ class SyncController(Controller):
     @post("/photos", opt={"public": True}, status_code=HTTP_200_OK)
     async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
+        limited = _throttled(request, "photo")
+        if limited is not None:
+            return limited
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -229,6 +267,34 @@ class PeerController(Controller):
     ) -> dict[str, Any]:
         return await _decide(request, officer, node_code, "revoked")
 
+    @post("/{node_code:str}/invite", status_code=HTTP_200_OK)
+    async def invite(
+        self, request: Request[Any, Any, Any], officer: Officer, node_code: str
+    ) -> dict[str, Any]:
+        """A one-time enrolment code for a post code (shown once; only its hash is kept)."""
+        body = await request.body()
+        data = decode_as(body or b"{}", InvitationRequest)
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            code, invitation = await issue_invitation(
+                session, node=node, officer=officer, node_code=node_code, hours=data.hours
+            )
+        return {
+            "node_code": node_code,
+            "code": code,
+            "expires_at": invitation.expires_at.isoformat(),
+        }
+
+    @post("/{node_code:str}/remove", status_code=HTTP_200_OK)
+    async def remove(
+        self, request: Request[Any, Any, Any], officer: Officer, node_code: str
+    ) -> dict[str, Any]:
+        """Delete a pending or revoked post."""
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            peer = await remove_peer(session, node=node, officer=officer, node_code=node_code)
+        return {**peer_view(peer), "removed": True}
+
 
 async def _decide(
     request: Request[Any, Any, Any], officer: Officer, node_code: str, status: str
@@ -298,19 +364,37 @@ def _path(request: Request[Any, Any, Any]) -> str:
     return request.scope["path"] + (f"?{query}" if query else "")
 
 
+def _address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _throttled(request: Request[Any, Any, Any], what: str) -> Response[Any] | None:
+    """A 429 problem with Retry-After when this source address is over its limit."""
+    limits = link_limits(request.app.state)
+    limiter = limits.enrol if what == "enrol" else limits.batches
+    wait = limiter.allow(_address(request))
+    if wait == 0.0:
+        return None
+    log_refusal(limits, _address(request), what, "rate limited")
+    body, headers = too_many_requests(wait, what)
+    return Response(body, status_code=429, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
 async def _reject(
     request: Request[Any, Any, Any], exc: BatchRejected, body: bytes
 ) -> Response[Any]:
+    """Refuse a batch or photo. Only one whose header is signed by the enrolled post it
+    names is audited and counted against that post; junk is only logged (rate-limited)."""
     node = node_of(request)
-    origin = request.headers.get("x-borderpost-node", "unknown")
-    try:
-        origin = read_header(request.headers)[0].origin
-    except BatchRejected:
-        pass
-    async with node.db.write_transaction() as session:
-        await record_rejection(
-            session, node=node, origin=origin, reason=exc.reason, detail=str(exc)
-        )
+    async with node.db.sessions() as session:
+        signer = await signer_of_batch(session, request.headers)
+    if signer is None:
+        log_refusal(link_limits(request.app.state), _address(request), "batch", str(exc))
+    else:
+        async with node.db.write_transaction() as session:
+            await record_rejection(
+                session, node=node, origin=signer.node_code, reason=exc.reason, detail=str(exc)
+            )
     status = REJECTION_STATUS.get(exc.reason, 400)
     return problem_response(
         status, "Batch rejected", f"{exc.reason}: {exc}", [{"name": "batch", "reason": exc.reason}]

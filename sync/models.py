@@ -27,6 +27,26 @@ class SyncPeer(SQLModel, table=True):
     enrolled_at: datetime = _ts(default_factory=utcnow)
     decided_at: datetime | None = _ts(default=None, nullable=True)
     decided_by: str | None = Field(default=None, max_length=64)
+    # a post: the SHA-256 of national's TLS certificate, when the link pins it (hex)
+    tls_cert_sha256: str | None = Field(default=None, max_length=64)
+
+
+class EnrolmentInvitation(SQLModel, table=True):
+    """National side: a one-time enrolment code that an admin issued for one post code.
+
+    Only the SHA-256 of the code is kept. A code enrols (and approves) its post once,
+    before ``expires_at``; ``used_at`` and the fingerprint of the key it enrolled record
+    that use."""
+
+    __tablename__ = "enrolment_invitation"
+
+    code_sha256: str = Field(primary_key=True, max_length=64)
+    node_code: str = Field(max_length=32, index=True)
+    issued_at: datetime = _ts(default_factory=utcnow)
+    issued_by: str = Field(max_length=64)
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(default=None, nullable=True)
+    used_key_sha256: str | None = Field(default=None, max_length=64)
 
 
 class SyncCheckpoint(SQLModel, table=True):

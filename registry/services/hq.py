@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,6 @@ from sqlalchemy import (
     case,
     cast,
     func,
-    or_,
     select,
     text,
     tuple_,
@@ -62,14 +61,15 @@ from registry.names import name_key, name_similarity, normalise_document_number
 from registry.node import Node
 from registry.problems import Problem
 from registry.services.crossings import crossing_view, traveller_view
-from registry.services.registration import age_on, current_version_filter, past_stays
+from registry.services.registration import age_on, allowed_until_of, current_version_filter
 from registry.services.search import (
     MAX_RESULTS,
     _audit_search,
     _name_candidates,
     _views_with_people,
+    may_overstay,
 )
-from registry.stays import allowed_stay_until, overstay_days
+from registry.stays import overstay_days
 from registry.watchlists import template_vector
 
 PERIODS = ("day", "week", "month")
@@ -804,7 +804,6 @@ class OpenEntry:
     occurred_at: datetime
     nationality: str
     document_key: tuple[str, str]
-    recorded_until: date | None
 
 
 def _document_key() -> Any:
@@ -812,10 +811,11 @@ def _document_key() -> Any:
 
 
 async def _open_entries(
-    session: AsyncSession, end: datetime, overdue_on: date | None = None
+    session: AsyncSession, end: datetime, screen: Any = None
 ) -> list[OpenEntry]:
     """Latest non-refused current crossing per document key before ``end``, when it is an
-    entry; with ``overdue_on``, only those whose recorded limit is before it or unrecorded.
+    entry; with ``screen`` (a condition on ``Traveller.nationality`` and the entry's
+    ``occurred_at``, see ``may_overstay``), only those it lets through.
 
     One pass over the crossings (window function); what the outer query needs rides through
     it, so crossing is not read twice.
@@ -829,7 +829,6 @@ async def _open_entries(
             Crossing.direction,
             Crossing.occurred_at,
             Crossing.traveller_id,
-            Crossing.stay_allowed_until,
             *_document_key(),
             rank.label("rank"),
         )
@@ -844,17 +843,15 @@ async def _open_entries(
             Traveller.nationality,
             latest.c.issuing_state,
             latest.c.number_norm,
-            latest.c.stay_allowed_until,
         )
         .join(Traveller, Traveller.id == latest.c.traveller_id)
         .where(latest.c.rank == 1, latest.c.direction == "entry")
         .order_by(latest.c.occurred_at, latest.c.id)
     )
-    if overdue_on is not None:
-        until = latest.c.stay_allowed_until
-        query = query.where(or_(until < overdue_on, until.is_(None)))
+    if screen is not None:
+        query = query.where(screen(Traveller.nationality, latest.c.occurred_at))
     rows = (await session.execute(query)).all()
-    return [OpenEntry(r[0], r[1], r[2], (r[3], r[4]), r[5]) for r in rows]
+    return [OpenEntry(r[0], r[1], r[2], (r[3], r[4])) for r in rows]
 
 
 async def _histories(
@@ -879,27 +876,22 @@ async def _histories(
     return histories
 
 
-def _computed_until(node: Node, entry: OpenEntry, history: list[Crossing]) -> date | None:
-    """The post's own rule, replayed on the document's history at every post."""
-    zone = node.settings.zone
-    before = [c for c in history if c.occurred_at < entry.occurred_at]
-    rule = node.settings.stay_rules.rule_for(entry.nationality)
-    day = entry.occurred_at.astimezone(zone).date()
-    return allowed_stay_until(day, past_stays(before, zone), rule).allowed_until
-
-
 async def _allowances(
     session: AsyncSession, node: Node, entries: list[OpenEntry], end: datetime
 ) -> dict[uuid.UUID, tuple[date | None, str]]:
-    """(allowed_until, source) per entry: ``recorded`` at the post, else ``computed``."""
-    result: dict[uuid.UUID, tuple[date | None, str]] = {
-        e.crossing_id: (e.recorded_until, "recorded") for e in entries if e.recorded_until
-    }
-    unrecorded = [e for e in entries if e.recorded_until is None]
-    keys = sorted({e.document_key for e in unrecorded})
+    """(allowed_until, source) per entry: ``computed`` from the rules in force now over the
+    document's history at every post, or ``unlimited`` (never the limit a post recorded at
+    entry, which followed the rules of that day)."""
+    keys = sorted({e.document_key for e in entries})
     histories = await _histories(session, keys, end) if keys else {}
-    for entry in unrecorded:
-        until = _computed_until(node, entry, histories.get(entry.document_key, []))
+    rules, zone = node.stay_rules, node.settings.zone
+    result: dict[uuid.UUID, tuple[date | None, str]] = {}
+    for entry in entries:
+        history = histories.get(entry.document_key, [])
+        crossing = next((c for c in history if c.id == entry.crossing_id), None)
+        if crossing is None:  # cannot happen: the entry is the latest of its history
+            raise LookupError(f"open entry {entry.crossing_id} missing from its history")
+        until = allowed_until_of(rules, zone, entry.nationality, crossing, history)
         result[entry.crossing_id] = (until, "computed" if until else "unlimited")
     return result
 
@@ -918,15 +910,18 @@ async def cross_post_stays(
     ``as_of``, oldest entry first; with ``overstays_only``, those past their allowed stay.
 
     A stay is linked by document (issuing state + normalised number), not by traveller record,
-    so an entry at one post and an exit at another close it. The allowed stay is the
-    ``stay_allowed_until`` the post recorded on the entry; for an entry without one it is
-    computed with ``settings.stay_rules`` for the traveller's nationality from the document's
-    earlier stays at every post (``unlimited`` when the rule is). Refused crossings neither
-    open nor close a stay. This reads every crossing up to ``as_of``: a report, not a lookup.
+    so an entry at one post and an exit at another close it. The allowed stay is computed
+    when read, with the rules in force (``node.stay_rules``) for the traveller's nationality
+    from the document's earlier stays at every post (``unlimited`` when the rule is, as for
+    the country's own citizens by default); the limit a post recorded at entry is not used.
+    Refused crossings neither open nor close a stay. This reads every crossing up to
+    ``as_of``: a report, not a lookup.
     """
     _check_page(limit, offset)
-    _, end = local_bounds(node.settings.zone, as_of, as_of)
-    entries = await _open_entries(session, end, as_of if overstays_only else None)
+    zone = node.settings.zone
+    _, end = local_bounds(zone, as_of, as_of)
+    screen = partial(may_overstay, node.stay_rules, zone, as_of) if overstays_only else None
+    entries = await _open_entries(session, end, screen)
     if overstays_only:
         allowances = await _allowances(session, node, entries, end)
         entries = [e for e in entries if overstay_days(allowances[e.crossing_id][0], as_of) > 0]

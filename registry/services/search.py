@@ -4,13 +4,14 @@ history, open stays and overstays. Every search is audited with the records it r
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -20,7 +21,8 @@ from registry.names import name_key, normalise_document_number
 from registry.node import Node
 from registry.problems import Problem
 from registry.services.crossings import crossing_view, traveller_view
-from registry.services.registration import current_version_filter
+from registry.services.registration import allowed_until_of, current_version_filter
+from registry.stays import StayRules, overstay_days, stored_nationality_forms
 
 MAX_RESULTS = 500
 NAME_SCORE_CUTOFF = 80.0
@@ -247,6 +249,34 @@ def _open_entry_condition() -> Any:
     )
 
 
+def may_overstay(
+    rules: StayRules, zone: Any, as_of: date, nationality: Any, occurred_at: Any
+) -> Any:
+    """SQL screen for entries that can be past their limit at the end of ``as_of`` under
+    ``rules``: a stay's limit ends at most ``max_days - 1`` days after its entry day, so
+    only entries at least ``max_days`` days old (by the traveller's nationality's rule) can
+    be; unlimited nationalities (the node's citizens, by default) never are. The limit
+    itself is then computed for each candidate (``allowed_until_of``)."""
+
+    def entered_by(max_days: int) -> Any:
+        next_day = as_of - timedelta(days=max_days - 1)
+        return occurred_at < datetime.combine(next_day, time(), zone).astimezone(UTC)
+
+    conditions: list[Any] = []
+    named: list[str] = []
+    for code, rule in rules.by_nationality.items():
+        forms = stored_nationality_forms(code)
+        named.extend(forms)
+        if rule.max_days is not None:
+            conditions.append(and_(nationality.in_(forms), entered_by(rule.max_days)))
+    if rules.citizens is not None and rules.citizens not in rules.by_nationality:
+        named.extend(stored_nationality_forms(rules.citizens))
+    if rules.default.max_days is not None:
+        others = nationality.not_in(named) if named else true()
+        conditions.append(and_(others, entered_by(rules.default.max_days)))
+    return or_(*conditions) if conditions else false()
+
+
 async def open_stays(
     session: AsyncSession,
     *,
@@ -255,12 +285,34 @@ async def open_stays(
     as_of: date,
     overstays_only: bool,
 ) -> list[dict[str, Any]]:
-    """Entries with nothing recorded after them; with overstays_only, those past their limit."""
-    conditions = [_open_entry_condition()]
+    """Entries with nothing recorded after them; with overstays_only, those past their limit.
+
+    Each view's ``allowed_until`` is computed from the rules in force now (not the limit
+    recorded at entry) over the traveller's earlier stays at this post; ``None`` is
+    unlimited.
+    """
+    rules, zone = node.stay_rules, node.settings.zone
+    query = (
+        select(Crossing, Traveller.nationality)
+        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .where(_open_entry_condition())
+        .order_by(Crossing.occurred_at)
+    )
     if overstays_only:
-        conditions.append(Crossing.stay_allowed_until < as_of)
-    query = select(Crossing).where(*conditions).order_by(Crossing.occurred_at).limit(MAX_RESULTS)
-    crossings = list((await session.scalars(query)).all())
+        query = query.where(
+            may_overstay(rules, zone, as_of, Traveller.nationality, Crossing.occurred_at)
+        )
+    else:
+        query = query.limit(MAX_RESULTS)
+    entries = (await session.execute(query)).all()
+    histories = await _traveller_histories(session, {c.traveller_id for c, _ in entries})
+    limits: dict[uuid.UUID, date | None] = {
+        c.id: allowed_until_of(rules, zone, nationality, c, histories[c.traveller_id])
+        for c, nationality in entries
+    }
+    crossings = [
+        c for c, _ in entries if not overstays_only or overstay_days(limits[c.id], as_of) > 0
+    ][:MAX_RESULTS]
     await _audit_search(
         session,
         node,
@@ -270,7 +322,25 @@ async def open_stays(
         [str(c.id) for c in crossings],
     )
     views = await _views_with_people(session, node, crossings)
-    for view in views:
-        until = view["stay_allowed_until"]
-        view["days_overstayed"] = max(0, (as_of - date.fromisoformat(until)).days) if until else 0
+    for view, crossing in zip(views, crossings, strict=True):
+        until = limits[crossing.id]
+        view["allowed_until"] = until.isoformat() if until else None
+        view["days_overstayed"] = overstay_days(until, as_of)
     return views
+
+
+async def _traveller_histories(
+    session: AsyncSession, traveller_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, list[Crossing]]:
+    """Current versions of these travellers' crossings at this post, oldest first."""
+    histories: dict[uuid.UUID, list[Crossing]] = defaultdict(list)
+    ids = sorted(traveller_ids)
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        query = (
+            select(Crossing)
+            .where(Crossing.traveller_id.in_(chunk), current_version_filter())
+            .order_by(Crossing.occurred_at)
+        )
+        for crossing in (await session.scalars(query)).all():
+            histories[crossing.traveller_id].append(crossing)
+    return histories

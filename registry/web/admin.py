@@ -166,6 +166,34 @@ def _forget_cached_sessions(node: Node) -> None:
     node.tokens = type(node.tokens)(node.tokens.ttl)
 
 
+async def _posts_page(
+    request: Request[Any, Any, Any], issued: dict[str, Any] | None = None
+) -> Response[str]:
+    """The Posts page: enrolled peers with their key fingerprints, open enrolment codes
+    (never the codes themselves) and, just after issuing one, the new code."""
+    node = node_of(request)
+    peers: list[dict[str, Any]] = []
+    invitations: list[Any] = []
+    if node.settings.role == "national":
+        from sync.peers import key_fingerprint, list_peers, open_invitations
+
+        async with node.db.session() as session:
+            peers = [
+                {"peer": p, "fingerprint": key_fingerprint(p.public_key)}
+                for p in await list_peers(session)
+            ]
+            invitations = await open_invitations(session)
+    return await render(
+        request,
+        "admin_posts.html",
+        active="admin_peers",
+        national=node.settings.role == "national",
+        peers=peers,
+        invitations=invitations,
+        issued=issued,
+    )
+
+
 class AdminPagesController(Controller):
     """/web/admin"""
 
@@ -231,40 +259,51 @@ class AdminPagesController(Controller):
 
     @get("/posts")
     async def posts(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
-        peers: list[Any] = []
-        if node.settings.role == "national":
-            from sync.peers import list_peers
+        return await _posts_page(request)
 
-            async with node.db.session() as session:
-                peers = await list_peers(session)
-        return await render(
-            request,
-            "admin_posts.html",
-            active="admin_peers",
-            national=node.settings.role == "national",
-            peers=peers,
-        )
+    @post("/posts/invite")
+    async def invite(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        """Issue a one-time enrolment code; the page shows it this once (never in a URL)."""
+        node = node_of(request)
+        if node.settings.role != "national":
+            raise Problem(404, "Not found", field="node_code", detail="posts enrol on national")
+        from sync.peers import DEFAULT_INVITATION_HOURS, issue_invitation
+
+        form = await request.form()
+        node_code = str(form.get("node_code", "")).strip().upper()
+        try:
+            hours = float(str(form.get("hours", "") or DEFAULT_INVITATION_HOURS))
+        except ValueError as exc:
+            raise Problem(422, "Invalid validity", field="hours", detail="give hours") from exc
+        async with node.db.write_transaction() as session:
+            code, invitation = await issue_invitation(
+                session, node=node, officer=officer, node_code=node_code, hours=hours
+            )
+        issued = {"node_code": node_code, "code": code, "expires_at": invitation.expires_at}
+        return await _posts_page(request, issued=issued)
 
     @post("/posts/{node_code:str}/{decision:str}")
     async def decide(
         self, request: Request[Any, Any, Any], officer: Officer, node_code: str, decision: str
     ) -> Response[Any]:
         node = node_of(request)
-        statuses = {"approve": "approved", "revoke": "revoked"}
+        statuses = {"approve": "approved", "revoke": "revoked", "remove": "removed"}
         if node.settings.role != "national" or decision not in statuses:
             raise Problem(404, "Not found", field="decision", detail="no such action here")
-        from sync.peers import decide_peer
+        from sync.peers import decide_peer, remove_peer
 
         async with node.db.write_transaction() as session:
-            peer = await decide_peer(
-                session,
-                node=node,
-                officer=officer,
-                node_code=node_code,
-                status=statuses[decision],
-            )
-            await enqueue(session, peer)
+            if decision == "remove":
+                await remove_peer(session, node=node, officer=officer, node_code=node_code)
+            else:
+                peer = await decide_peer(
+                    session,
+                    node=node,
+                    officer=officer,
+                    node_code=node_code,
+                    status=statuses[decision],
+                )
+                await enqueue(session, peer)
         return redirect(f"/web/admin/posts?done=peer_{statuses[decision]}")
 
     @get("/watchlist")

@@ -147,9 +147,8 @@ async def stays(
     views = await open_stays(
         session, node=node, officer=officer, as_of=as_of, overstays_only=overstays_only
     )
-    for view in views:
-        view["allowed_until"] = view["stay_allowed_until"]
-        view["allowed_until_source"] = "recorded" if view["stay_allowed_until"] else "unlimited"
+    for view in views:  # open_stays computed allowed_until from the rules in force
+        view["allowed_until_source"] = "computed" if view["allowed_until"] else "unlimited"
     return {
         "as_of": as_of.isoformat(),
         "total": len(views),

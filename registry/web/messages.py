@@ -110,6 +110,7 @@ FLASH = {
     "officer_activated": N_("The account has been reactivated."),
     "peer_approved": N_("The post has been approved."),
     "peer_revoked": N_("The post has been revoked."),
+    "peer_removed": N_("The post has been removed."),
     "language_saved": N_("Language saved."),
     "logged_out": N_("You have been logged out."),
     "note_saved": N_("The note has been added; it travels to the partner."),

@@ -18,6 +18,9 @@ from registry.stays import (
     allowed_stay_until,
     default_stay_rules,
     overstay_days,
+    pair_stays,
+    stay_limit,
+    stored_nationality_forms,
 )
 
 RULE_90_180 = StayRule(max_days=90, window_days=180)
@@ -291,3 +294,79 @@ def test_allowance_matches_brute_force(
     assert not rule_holds_until(ENTRY, until + days(1), closed, rule)
     assert allowance.already_used == days_in_window(ENTRY - days(1), closed, rule.window_days - 1)
     assert allowance.days_remaining >= rule.max_days - allowance.already_used
+
+
+# --- own citizens, pairing, and limits computed when read -----------------------------------
+
+
+def test_own_citizens_have_no_limit_by_default() -> None:
+    rules = default_stay_rules("MLI", country="MRT")
+    assert rules.rule_for("MRT").is_unlimited
+    assert rules.rule_for("MRT").is_unlimited and rules.is_citizen("mrt")
+    assert rules.rule_for("MLI") == PARTNER_STAY_RULE and not rules.is_citizen("MLI")
+    assert rules.rule_for("SEN") == DEFAULT_STAY_RULE
+    assert stay_limit(rules, "MRT", ENTRY, [(ENTRY - days(170), None)]) is None
+    assert default_stay_rules("MLI").rule_for("MRT") == DEFAULT_STAY_RULE  # no country: no one
+
+
+def test_citizens_follow_rules_that_name_them() -> None:
+    limited = StayRule(max_days=30, window_days=60)
+    rules = StayRules.from_mapping(
+        {"default": RULE_90_180.to_mapping(), "MRT": limited.to_mapping()}
+    ).for_country("MRT")
+    assert rules.is_citizen("MRT") and rules.rule_for("MRT") == limited
+
+
+def test_published_rules_apply_to_the_node_country() -> None:
+    published = StayRules.from_mapping({"default": {"max_days": 30, "window_days": 60}})
+    assert published.rule_for("MRT") == StayRule(30, 60)  # no country known yet
+    at_a_mauritanian_post = published.for_country("MRT")
+    assert at_a_mauritanian_post.rule_for("MRT").is_unlimited
+    assert at_a_mauritanian_post.rule_for("MLI") == StayRule(30, 60)
+    assert published.for_country("MRT").to_mapping() == published.to_mapping()
+
+
+def test_citizens_must_be_a_nationality_code() -> None:
+    with pytest.raises(ValueError, match="ICAO"):
+        default_stay_rules("MLI", country="M1")
+    assert StayRules(DEFAULT_STAY_RULE, citizens="d<<").citizens == "D"
+
+
+@pytest.mark.parametrize(
+    ("movements", "expected"),
+    [
+        ([], []),
+        ([(ENTRY, "exit")], []),  # an exit with no entry opens nothing
+        ([(ENTRY, "entry")], [(ENTRY, None)]),
+        ([(ENTRY, "entry"), (ENTRY + days(3), "exit")], [(ENTRY, ENTRY + days(3))]),
+        (
+            [(ENTRY, "entry"), (ENTRY + days(2), "entry"), (ENTRY + days(5), "exit")],
+            [(ENTRY, ENTRY + days(2)), (ENTRY + days(2), ENTRY + days(5))],
+        ),
+        (
+            [(ENTRY, "exit"), (ENTRY + days(1), "entry"), (ENTRY + days(2), "exit")],
+            [(ENTRY + days(1), ENTRY + days(2))],
+        ),
+    ],
+)
+def test_pair_stays(
+    movements: list[tuple[date, str]], expected: list[tuple[date, date | None]]
+) -> None:
+    assert pair_stays(movements) == expected
+
+
+def test_stay_limit_follows_the_rules_it_is_given() -> None:
+    earlier = [(ENTRY - days(40), ENTRY - days(11))]  # 30 days used
+    before = default_stay_rules("MLI", country="MRT")
+    after = StayRules.from_mapping({"default": {"max_days": 45, "window_days": 90}})
+    assert stay_limit(before, "SEN", ENTRY, earlier) == ENTRY + days(59)
+    assert stay_limit(after, "SEN", ENTRY, earlier) == ENTRY + days(14)
+    assert stay_limit(before, "MLI", ENTRY, []) == ENTRY + days(179)
+    assert stay_limit(after, "MLI", ENTRY, []) == ENTRY + days(44)
+
+
+@pytest.mark.parametrize(
+    ("code", "forms"), [("MRT", ("MRT",)), ("D", ("D", "D<<")), ("d<<", ("D", "D<<"))]
+)
+def test_stored_nationality_forms(code: str, forms: tuple[str, ...]) -> None:
+    assert stored_nationality_forms(code) == forms
