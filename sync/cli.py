@@ -44,22 +44,41 @@ def _emit(data: Any) -> None:
 
 @click.group("node")
 def node_group() -> None:
-    """Enrol this post with national; approve or revoke posts (on national)."""
+    """Enrol this post with national (with a one-time code); on national: issue codes,
+    revoke, reinstate and remove posts."""
 
 
 @node_group.command("enrol")
 @click.option("--national-url", required=True, help="e.g. https://national.example:8443")
+@click.option("--code", "enrolment_code", required=True, help="the one-time enrolment code")
 @click.option("--national-key", default=None, help="pin national's public key (base64url)")
-def node_enrol(national_url: str, national_key: str | None) -> None:
-    """Send this post's code and public key; keep national's key. An admin on national
-    must then approve the post (`borderpost node approve CODE` there)."""
+@click.option(
+    "--national-cert-sha256",
+    default=None,
+    help="pin national's TLS certificate (SHA-256 fingerprint, hex)",
+)
+def node_enrol(
+    national_url: str,
+    enrolment_code: str,
+    national_key: str | None,
+    national_cert_sha256: str | None,
+) -> None:
+    """Present the one-time code national's administrator issued for this post (`borderpost
+    node invite CODE` there). A valid code enrols and approves the post at once; a post
+    whose key was lost enrols again the same way, with a new code. The link must be https
+    (certificate verified, or pinned with --national-cert-sha256), see deploy/TLS.md."""
     from sync.client import SyncError, enrol
+    from sync.links import link_client
 
     node = _node()
 
     async def work() -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=30) as http:
-            return await enrol(node, national_url, http, national_key)
+        async with link_client(
+            node.settings, national_url, pin=national_cert_sha256, timeout=30
+        ) as http:
+            return await enrol(
+                node, national_url, http, enrolment_code, national_key, national_cert_sha256
+            )
 
     try:
         answer = _run(node, work)
@@ -70,6 +89,64 @@ def node_enrol(national_url: str, national_key: str | None) -> None:
         f"Compare national's key with the one its operator reads to you: {answer['public_key']}",
         err=True,
     )
+
+
+@node_group.command("invite")
+@click.argument("code")
+@click.option(
+    "--hours",
+    default=72.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=24 * 14),
+    help="how long the code stays valid",
+)
+def node_invite(code: str, hours: float) -> None:
+    """Issue a one-time enrolment code for post CODE (national). The code is printed once,
+    with its expiry; give it to the post's technician by a channel you trust. Issuing a
+    new code cancels the post's unused one; a code used on an enrolled post replaces its
+    key (a post whose key was lost)."""
+    from sync.peers import issue_invitation
+
+    node = _node()
+
+    async def work() -> tuple[str, Any]:
+        async with node.db.write_transaction() as session:
+            return await issue_invitation(
+                session, node=node, officer=None, node_code=code, hours=hours
+            )
+
+    try:
+        enrolment_code, invitation = _run(node, work)
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from exc
+    _emit(
+        {
+            "node_code": code,
+            "code": enrolment_code,
+            "expires_at": invitation.expires_at.isoformat(),
+        }
+    )
+    click.echo("The code is shown only this once; only its hash is stored.", err=True)
+
+
+@node_group.command("remove")
+@click.argument("code")
+def node_remove(code: str) -> None:
+    """Delete a pending or revoked post (national); revoke an approved post first."""
+    from sync.api import peer_view
+    from sync.peers import remove_peer
+
+    node = _node()
+
+    async def work() -> dict[str, Any]:
+        async with node.db.write_transaction() as session:
+            peer = await remove_peer(session, node=node, officer=None, node_code=code)
+            return {**peer_view(peer), "removed": True}
+
+    try:
+        _emit(_run(node, work))
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from exc
 
 
 def _decide(code: str, status: str) -> None:
@@ -97,7 +174,8 @@ def _decide(code: str, status: str) -> None:
 @node_group.command("approve")
 @click.argument("code")
 def node_approve(code: str) -> None:
-    """Approve an enrolled post (national)."""
+    """Reinstate a revoked post with its enrolled key, or approve a post left pending by an
+    older release (national). Enrolment with a code approves by itself."""
     _decide(code, "approved")
 
 
@@ -134,8 +212,12 @@ async def _client_work(node: Node, work: Callable[[Any], Awaitable[T]], progress
     async with node.db.session() as session:
         link = await national_link(session)
     if link is None:
-        raise SyncError("not enrolled: run `borderpost node enrol --national-url URL` first")
-    async with httpx.AsyncClient(timeout=60) as http:
+        raise SyncError(
+            "not enrolled: run `borderpost node enrol --national-url URL --code CODE` first"
+        )
+    from sync.links import link_client
+
+    async with link_client(node.settings, link.url, pin=link.cert_sha256, timeout=60) as http:
         return await work(SyncClient(node, link, http, progress=progress))
 
 
@@ -306,7 +388,9 @@ def exchange_now() -> None:
     exchange = _exchange_or_fail(node)
 
     async def work() -> int:
-        async with httpx.AsyncClient(timeout=60) as http:
+        from sync.links import link_client
+
+        async with link_client(node.settings, exchange.partner.url, timeout=60) as http:
             return await push_to_partner(node, exchange, http)
 
     try:

@@ -19,7 +19,13 @@ from sqlalchemy import Select, Text, bindparam, select, type_coerce
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.models import OutboxEntry, utcnow
+from registry.audit import (
+    CHECKPOINT_UPLOAD_MAX,
+    checkpoint_upload,
+    checkpoints_for_sync,
+    mark_delivered,
+)
+from registry.models import AuditCheckpoint, OutboxEntry, utcnow
 from registry.node import Node
 from registry.photos import read_photo
 from registry.receipts import public_key_from_text
@@ -53,13 +59,39 @@ class NationalLink:
     code: str
     url: str
     public_key: Ed25519PublicKey
+    cert_sha256: str | None = None  # national's TLS certificate, when the link pins it
 
 
 async def national_link(session: AsyncSession) -> NationalLink | None:
     peer = await session.scalar(select(SyncPeer).where(SyncPeer.role == "national"))
     if peer is None or not peer.url:
         return None
-    return NationalLink(peer.node_code, peer.url.rstrip("/"), public_key_from_text(peer.public_key))
+    return NationalLink(
+        peer.node_code,
+        peer.url.rstrip("/"),
+        public_key_from_text(peer.public_key),
+        peer.tls_cert_sha256,
+    )
+
+
+RETRY_AFTER_CAP_S = 60.0
+RETRIES_WHEN_LIMITED = 5
+
+
+async def post_patiently(
+    http: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    """POST, waiting out national's per-address limit (429 + Retry-After) a few times."""
+    for _ in range(RETRIES_WHEN_LIMITED):
+        response = await http.post(url, content=content, headers=headers)
+        if response.status_code != 429:
+            return response
+        try:
+            wait = float(response.headers.get("retry-after", "1"))
+        except ValueError:
+            wait = 1.0
+        await asyncio.sleep(min(max(wait, 0.1), RETRY_AFTER_CAP_S))
+    return response
 
 
 @dataclass
@@ -68,6 +100,7 @@ class SyncReport:
     batches: int = 0
     photos: int = 0
     reference_changes: int = 0
+    audit_checkpoints: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -132,11 +165,17 @@ class SyncClient:
             return [tuple(row) for row in rows]  # type: ignore[misc]
 
     async def _send_batch(self, batch: SignedBatch) -> tuple[int, int]:
-        response = await self.http.post(
-            f"{self.link.url}/api/sync/batches", content=batch.body, headers=batch.http_headers()
+        response = await post_patiently(
+            self.http,
+            f"{self.link.url}/api/sync/batches",
+            content=batch.body,
+            headers=batch.http_headers(),
         )
         if response.status_code in (200, 409):
-            return response.status_code, int(response.json()["ack"])
+            answer = response.json()
+            if answer.get("quarantined"):
+                await self.note_quarantined(answer["quarantined"])
+            return response.status_code, int(answer["ack"])
         raise SyncError(f"national refused the batch: {response.status_code} {response.text}")
 
     async def _next_batch(self, after: int) -> SignedBatch | None:
@@ -251,11 +290,16 @@ class SyncClient:
             hashlib.sha256(data).hexdigest(),
         )
         signed = SignedBatch(header, self.node.signing_key.sign(header.canonical()), data)
-        response = await self.http.post(
-            f"{self.link.url}/api/sync/photos", content=data, headers=signed.http_headers()
+        response = await post_patiently(
+            self.http,
+            f"{self.link.url}/api/sync/photos",
+            content=data,
+            headers=signed.http_headers(),
         )
         if response.status_code != 200:
             raise SyncError(f"national refused photo {row.record_id}: {response.status_code}")
+        if quarantined := response.json().get("quarantined"):
+            await self.note_quarantined(quarantined)
 
     # ------------------------------------------------------------ reference data
     async def signed_get(self, path: str) -> httpx.Response:
@@ -289,16 +333,59 @@ class SyncClient:
             if page["complete"]:
                 return applied
 
+    # ------------------------------------------------------------ audit checkpoints
+    async def push_audit_checkpoints(self, checkpoints: list[AuditCheckpoint]) -> int:
+        """Send this post's signed audit checkpoints to national (a signed request), once
+        the push has delivered every event they count; national keeps them."""
+        path = "/api/sync/audit-checkpoints"
+        for start in range(0, len(checkpoints), CHECKPOINT_UPLOAD_MAX):
+            page = checkpoints[start : start + CHECKPOINT_UPLOAD_MAX]
+            body = checkpoint_upload(page)
+            headers = sign_request(
+                self.node.signing_key, self.node.settings.node_code, "POST", path, body
+            )
+            headers["content-type"] = "application/json"
+            response = await self.http.post(f"{self.link.url}{path}", content=body, headers=headers)
+            if response.status_code != 200:
+                raise SyncError(
+                    f"national refused the audit checkpoints: {response.status_code} "
+                    f"{response.text}"
+                )
+            await mark_delivered(self.node, page)
+        return len(checkpoints)
+
+    # ------------------------------------------------------------ quarantine
+    async def note_quarantined(self, answers: list[dict[str, Any]]) -> None:
+        """Keep what national quarantined of this post's records (shown at once by the
+        status, the pages' banner and ``sync status``)."""
+        from sync.quarantine import note_answers
+
+        async with self.node.db.write_transaction() as session:
+            await note_answers(session, self.node.settings.node_code, answers)
+
+    async def refresh_quarantine(self) -> int:
+        """Mirror national's quarantine of this post's records (what its admin retried or
+        discarded stops being shown here). Returns how many entries changed."""
+        from sync.quarantine import note_answers
+
+        entries = (await self.signed_get("/api/sync/quarantine")).json()["entries"]
+        async with self.node.db.write_transaction() as session:
+            return await note_answers(session, self.node.settings.node_code, entries)
+
     # ------------------------------------------------------------ one cycle
     async def sync_once(self) -> SyncReport:
         """Records and photos travel side by side (records never wait for photos),
-        then reference data comes down."""
+        then reference data comes down. The audit chain is checkpointed first; the
+        checkpoints go to national once the records (their events among them) are there."""
         report = SyncReport()
         try:
+            checkpoints = await checkpoints_for_sync(self.node)
             (report.records, report.batches), report.photos = await asyncio.gather(
                 self.push_records(), self.push_photos()
             )
+            report.audit_checkpoints = await self.push_audit_checkpoints(checkpoints)
             report.reference_changes = await self.pull_reference()
+            await self.refresh_quarantine()
             await self._save("records")  # success even when there was nothing to send
         except (SyncError, httpx.HTTPError) as exc:
             report.errors.append(str(exc))
@@ -427,23 +514,38 @@ async def verify_digest(client: SyncClient) -> DigestReport:
 
 
 async def enrol(
-    node: Node, url: str, http: httpx.AsyncClient, pinned_key: str | None = None
+    node: Node,
+    url: str,
+    http: httpx.AsyncClient,
+    enrolment_code: str,
+    pinned_key: str | None = None,
+    cert_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Send this post's code and public key to national; keep national's key."""
+    """Present the one-time code national's admin issued for this post, with this post's
+    public key signed over it; keep national's key, URL and certificate pin. ``http``
+    must come from ``sync.links.link_client`` (the URL checked, the certificate verified)."""
+    from registry.problems import Problem
     from registry.receipts import public_key_to_text
     from sync.batches import _b64
-    from sync.peers import enrolment_message
+    from sync.links import checked_link_url, normalised_pin
+    from sync.peers import enrolment_message, normalised_code
     from sync.records import upsert_authoritative
 
+    url = checked_link_url(url, node.settings)
+    pin = normalised_pin(cert_sha256) if cert_sha256 else None
+    try:
+        enrolment_code = normalised_code(enrolment_code)
+    except Problem as exc:
+        raise SyncError(exc.detail) from exc
     code = node.settings.node_code
     own_key = public_key_to_text(node.signing_key.public_key())
-    proof = _b64(node.signing_key.sign(enrolment_message(code, own_key)))
+    proof = _b64(node.signing_key.sign(enrolment_message(code, own_key, enrolment_code)))
     response = await http.post(
-        f"{url.rstrip('/')}/api/sync/enrol",
-        json={"node_code": code, "public_key": own_key, "proof": proof},
+        f"{url}/api/sync/enrol",
+        json={"node_code": code, "public_key": own_key, "code": enrolment_code, "proof": proof},
     )
     if response.status_code != 200:
-        raise SyncError(f"enrolment refused: {response.status_code} {response.text}")
+        raise SyncError(f"enrolment refused: {response.status_code} {_problem_text(response)}")
     answer = response.json()
     if pinned_key and answer["public_key"] != pinned_key:
         raise SyncError("national answered with a key that does not match --national-key")
@@ -455,7 +557,8 @@ async def enrol(
                 {
                     "node_code": answer["national_code"],
                     "role": "national",
-                    "url": url.rstrip("/"),
+                    "url": url,
+                    "tls_cert_sha256": pin,
                     "public_key": answer["public_key"],
                     "status": "approved",
                     "enrolled_at": utcnow(),
@@ -465,3 +568,14 @@ async def enrol(
             ],
         )
     return answer
+
+
+def _problem_text(response: httpx.Response) -> str:
+    """A refusal's problem detail (and Retry-After), or its raw text."""
+    try:
+        problem = response.json()
+        text = str(problem.get("detail") or problem.get("title") or response.text)
+    except ValueError:
+        text = response.text
+    retry = response.headers.get("retry-after")
+    return f"{text} (retry after {retry} s)" if retry else text
