@@ -5,22 +5,39 @@ later, HMAC pseudonyms shared with the partner country, so its output must be de
 stable across releases and idempotent. Changing any table or rule here changes stored keys and
 shared pseudonyms: treat edits as a data migration.
 
-Pipeline of ``normalise_name``:
+Pipeline of ``normalise_name`` (``fold_lookalikes`` is steps 1-2):
 
-1. NFKC (folds Arabic presentation forms and full-width letters).
-2. Arabic script is transliterated word by word: a dictionary of common names gives their usual
-   Latin spelling, other words fall back to a letter-by-letter consonant skeleton.
-3. Casefold, NFKD, drop combining marks (accents), map the few Latin letters NFKD does not
+1. NFKC (folds Arabic presentation forms, full-width letters, mathematical alphanumerics), then
+   every invisible character is removed: format characters (category Cf: zero-width space and
+   joiners, bidirectional overrides and isolates, soft hyphen, BOM...) and the other
+   default-ignorable code points (variation selectors, combining grapheme joiner, Hangul
+   fillers). Someone typing ``OUED<ZWSP>RAOGO`` or a right-to-left override gets the key of
+   ``OUEDRAOGO``, not two tokens.
+2. Confusables skeleton (Unicode TS #39) for Latin: a Cyrillic, Greek, Armenian, Cherokee,
+   Coptic, Lisu... letter that looks like a Latin letter becomes that letter (Cyrillic ``А``,
+   Greek ``Ο`` -> ``A``, ``O``); the table and its provenance are in ``registry.confusables``.
+   Letters of other scripts (Arabic, N'Ko, Tifinagh...) are left to the steps below.
+3. Arabic script is folded (alef variants, alef maksura/yeh, teh marbuta/heh, hamza carriers,
+   harakat and tatweel) and transliterated word by word: a dictionary of common names gives
+   their usual Latin spelling, other words fall back to a letter-by-letter consonant skeleton.
+4. Casefold, NFKD, drop combining marks (accents), map the few Latin letters NFKD does not
    decompose (ø, ł, æ, Fula ɓ ɗ ƴ ŋ ɲ ...). Prenasalised ``N'Diaye``/``M'Bodj`` join up.
    Anything that is not ``a``-``z`` becomes a separator (hyphens, apostrophes, dots, digits...).
-4. Every token is folded to a phonetic *skeleton* (see ``_skeleton``), then looked up in the
+5. Every token is folded to a phonetic *skeleton* (see ``_skeleton``), then looked up in the
    transliteration-variant table ``_VARIANTS`` that maps clear variants to one spelling.
-5. Particles are resolved across tokens: ``Abd El Kader``/``Abdel Kader`` -> ``abdelkader``;
+6. Particles are resolved across tokens: ``Abd El Kader``/``Abdel Kader`` -> ``abdelkader``;
    the article ``El``/``Al``/``Ul`` is glued to the next token (``El-Hadj`` -> ``elhadj``);
    a lone ``O`` (``Mohamed O. Ahmed``) is the abbreviation of ``ould``.
 
 The result is a matching key, not a display form: tokens outside the variant table come out as
 skeletons (``Diallo`` -> ``dialo``, ``Touré`` -> ``ture``).
+
+Steps 1-2 (added with the look-alike folding) leave names written in Latin letters, with or
+without accents, exactly as before: stored keys (``traveller.name_key``, national's
+``traveller_name_key`` dictionary, ``watchlist_entry.name_key``) and pseudonyms of such names
+stay valid. Only names that contained invisible characters or look-alike letters, or Arabic
+spelling variants, get a new key; the watchlist matcher recomputes its keys from the listed
+names when it loads, so it never depends on a stored key.
 """
 
 from __future__ import annotations
@@ -31,7 +48,10 @@ from collections.abc import Mapping
 
 from rapidfuzz import fuzz
 
+from registry.confusables import LOWERCASE_LOOKALIKES, TS39_LATIN_PROTOTYPES
+
 __all__ = [
+    "fold_lookalikes",
     "name_key",
     "name_similarity",
     "names_match",
@@ -161,8 +181,18 @@ _ARABIC_INITIAL: dict[str, str] = {"و": "w", "ي": "y"}
 
 _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 _ARABIC_RUN = re.compile("[\u0620-\u065f\u066e-\u06d3\u06d5-\u06ff\u0640\u0670]+")
-_ARABIC_COMPOUND = re.compile("(?<![\u0620-\u064a])(عبد|ابو|أبو)\\s+(?=[\u0620-\u064a])")
-_ARABIC_ALEFS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي"})
+_ARABIC_COMPOUND = re.compile("(?<![\u0620-\u064a])(عبد|ابو)\\s+(?=[\u0620-\u064a])")
+# Spelling variants of one letter, folded before the dictionary and the letter fallback: alef
+# with hamza/madda/wasla -> alef, alef maksura -> yeh, teh marbuta -> heh (a final heh is read
+# "a" like a teh marbuta, see _transliterate_arabic_letters), hamza carriers -> their letter,
+# and the Persian/Urdu forms of yeh, kaf and heh met on keyboards.
+# fmt: off
+_ARABIC_VARIANTS = str.maketrans({
+    "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي",
+    "ی": "ي", "ک": "ك", "ھ": "ه", "ۀ": "ه",
+})
+# fmt: on
+_ARABIC_FINAL_HEH = "ه"
 
 # --------------------------------------------------------------------------------------------
 # Latin clean-up.
@@ -174,6 +204,46 @@ _UNDECOMPOSED_LATIN = str.maketrans({
     "ɛ": "e", "ɔ": "o", "ʋ": "v",
 })
 # fmt: on
+# Invisible code points removed before keying: every format character (category Cf) and the
+# other Default_Ignorable_Code_Point characters (Unicode DerivedCoreProperties.txt).
+# fmt: off
+_INVISIBLE_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+# fmt: on
+
+
+def _invisible_characters() -> frozenset[str]:
+    listed = {chr(c) for low, high in _INVISIBLE_RANGES for c in range(low, high + 1)}
+    planes = (range(0x10000), range(0x10000, 0x20000))
+    formats = {chr(c) for plane in planes for c in plane if unicodedata.category(chr(c)) == "Cf"}
+    return frozenset(listed | formats)
+
+
+_INVISIBLE = _invisible_characters()
+
+
+def _lookalike_table() -> dict[int, str]:
+    """TS #39 Latin prototypes, the lower-case additions, precomposed letters whose base is a
+    look-alike (``Ё`` -> ``E`` + diaeresis, dropped later with the other accents) and the
+    Cherokee small letters (which case-fold to the capitals, after this table is applied)."""
+    table = {**TS39_LATIN_PROTOTYPES, **LOWERCASE_LOOKALIKES}
+    for code in (*range(0x0370, 0x0590), *range(0x1F00, 0x2000)):
+        char = chr(code)
+        decomposed = unicodedata.normalize("NFD", char)
+        if char not in table and len(decomposed) > 1 and decomposed[0] in table:
+            table[char] = table[decomposed[0]] + decomposed[1:]
+    for code in (*range(0x13F8, 0x13FE), *range(0xAB70, 0xABC0)):
+        char = chr(code)
+        if char not in table and char.upper() in table:
+            table[char] = table[char.upper()]
+    return {ord(char): target for char, target in table.items()}
+
+
+_LOOKALIKES = _lookalike_table()
+
 _PRENASALISED = re.compile(r"\b([mn])['’ʼ‘`´]\s*(?=[a-z])")
 _NOT_LATIN = re.compile(r"[^a-z]+")
 _DOCUMENT_NOISE = re.compile(r"[^A-Z0-9]+")
@@ -227,44 +297,68 @@ def _canonical_token(token: str) -> str:
 
 
 def _arabic_word_key(word: str) -> str:
-    return _ARABIC_MARKS.sub("", word).translate(_ARABIC_ALEFS)
+    """Arabic text without harakat and tatweel, its letter variants folded (one spelling)."""
+    return _ARABIC_MARKS.sub("", word).translate(_ARABIC_VARIANTS)
 
 
 _ARABIC_DICTIONARY: dict[str, str] = {_arabic_word_key(k): v for k, v in _ARABIC_WORDS.items()}
 
 
 def _transliterate_arabic_letters(word: str) -> str:
+    """Letter by letter; a final heh (or teh marbuta, folded into it) is read ``a``."""
     letters = [_ARABIC_INITIAL.get(word[0], _ARABIC_LETTERS.get(word[0], ""))] if word else []
-    letters.extend(_ARABIC_LETTERS.get(char, "") for char in word[1:])
+    letters.extend(_ARABIC_LETTERS.get(char, "") for char in word[1:-1])
+    if len(word) > 1:
+        letters.append("a" if word[-1] == _ARABIC_FINAL_HEH else _ARABIC_LETTERS.get(word[-1], ""))
     return "".join(letters)
 
 
-def _transliterate_arabic_word(word: str) -> str:
-    """One run of Arabic letters -> Latin words (space separated)."""
-    word = _ARABIC_MARKS.sub("", word)
-    known = _ARABIC_DICTIONARY.get(_arabic_word_key(word))
+def _transliterate_arabic_word(key: str) -> str:
+    """One folded run of Arabic letters -> Latin words (space separated)."""
+    known = _ARABIC_DICTIONARY.get(key)
     if known is not None:
         return known
-    key = _arabic_word_key(word)
     if key.startswith("عبد") and len(key) > 3:
-        return f"abd {_transliterate_arabic_word(word[3:])}"
+        return f"abd {_transliterate_arabic_word(key[3:])}"
     if key.startswith("ال") and len(key) > 2:
-        return f"el {_transliterate_arabic_word(word[2:])}"
-    return _transliterate_arabic_letters(word)
+        return f"el {_transliterate_arabic_word(key[2:])}"
+    return _transliterate_arabic_letters(key)
 
 
 def _transliterate_arabic(text: str) -> str:
     if not _ARABIC_RUN.search(text):
         return text
-    text = _ARABIC_COMPOUND.sub(r"\1", text)
+    text = _ARABIC_COMPOUND.sub(r"\1", _arabic_word_key(text))
     return _ARABIC_RUN.sub(lambda match: f" {_transliterate_arabic_word(match.group())} ", text)
+
+
+def fold_lookalikes(text: str) -> str:
+    """NFKC, invisible characters removed, Latin look-alikes of other scripts made Latin.
+
+    The first steps of every name key (``normalise_name``, ``name_key``, ``name_similarity``,
+    hence watchlist matching, name search and the exchange's pseudonyms). Plain Latin text,
+    accents included, comes back as NFKC gives it.
+
+    >>> fold_lookalikes("OUEDR\u0410OGO\u200b") == "OUEDRAOGO"
+    True
+    """
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    text = "".join(char for char in text if char not in _INVISIBLE)
+    return text.translate(_LOOKALIKES)
+
+
+def _is_mark(char: str) -> bool:
+    """A combining mark: an accent (combining class > 0) or any other Mn/Me character."""
+    return bool(unicodedata.combining(char)) or unicodedata.category(char) in ("Mn", "Me")
 
 
 def _latin_tokens(text: str) -> list[str]:
     """Arabic-transliterated text -> lowercase a-z tokens without accents or punctuation."""
     text = _PRENASALISED.sub(r"\1", text.casefold())
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(char for char in text if not unicodedata.combining(char))
+    text = "".join(char for char in text if not _is_mark(char))
     text = text.translate(_UNDECOMPOSED_LATIN)
     return _NOT_LATIN.sub(" ", text).split()
 
@@ -292,7 +386,7 @@ def _resolve_particles(tokens: list[str]) -> list[str]:
 
 
 def _name_tokens(text: str) -> list[str]:
-    text = _transliterate_arabic(unicodedata.normalize("NFKC", text))
+    text = _transliterate_arabic(fold_lookalikes(text))
     tokens = _latin_tokens(text)
     # Repeat until stable: a merge can produce a new particle ("el l x" -> "el x"), and only a
     # fixed point makes normalise_name idempotent. Each productive pass removes a token.

@@ -6,10 +6,17 @@ the same ``entry_id`` and the next ``version``. ``entry_id`` is ``uuid5(source, 
 so re-importing a source's list finds the entries it created before; entries created over the
 API get a generated ``external_id``. ``source`` and ``external_id`` never change.
 
-Matching (``WatchlistMatcher.match``), one hit per (entry, evidence):
+Matching (``WatchlistMatcher.match_traveller``), one hit per (entry, evidence), on EVERY identity
+the traveller presents (``TravellerProbe``, built by ``traveller_probe``): the document and name
+as typed, the Arabic-script name as typed, and the document, name and date of birth read from
+the MRZ. Typed data overrides the MRZ in the record, never in the watchlist check: the listed
+person's genuine passport with another name typed in still raises an alert. Names are compared
+on ``registry.names`` keys, which fold invisible characters and Latin look-alikes of other
+scripts (Cyrillic ``А``, Greek ``Ο``), so neither evades a listing.
 
 - ``document``: exact (issuing state, normalised document number); score 100.
-- ``name_dob``: ``registry.names.name_similarity`` of the normalised names (person entries).
+- ``name_dob``: ``registry.names.name_similarity`` of the normalised names (person entries),
+  for every name against every date of birth presented; the best score counts.
   When the entry and the traveller both have a date of birth, the dates must be equal and the
   name must reach ``name_threshold`` (85). When either lacks one, the name alone must reach
   ``name_only_threshold`` (92). The score is the similarity.
@@ -26,7 +33,11 @@ the source. Supervisors add the score, band, kind and reason, except for ``prote
 ``protect`` entries and their alerts are visible in full only to protection officers (and to
 admins, for audit); hq analysts see everything else. Supervisors manage ``refer_secondary`` and
 ``notify`` entries; protection officers manage ``protect`` entries; admins manage all. An entry
-a role may not manage is answered with 404, so its existence is not disclosed.
+a role may not manage is answered with 404, so its existence is not disclosed. Nor does
+creating one disclose it: when a role creates an entry whose ``(source, external_id)`` is
+already taken by an entry it may not manage, the new entry is created all the same, as a
+separate entry under its own id (``scoped_entry_id``), exactly as if the other did not exist;
+only a collision with an entry the role manages is a 409.
 
 CSV import (``parse_watchlist_csv`` then ``import_watchlist``; ``import_watchlist_csv`` does
 both). The whole file is refused, and nothing is written, when it is not strict UTF-8 (the
@@ -59,7 +70,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import msgspec
 import numpy as np
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import exists, func, insert, select
@@ -81,10 +91,21 @@ from registry.models import (
     WatchlistEntry,
     utcnow,
 )
+from registry.mrz import MrzResult
 from registry.names import name_key, name_similarity, normalise_document_number
 from registry.outbox import enqueue, insert_rows, row_of
-from registry.problems import Problem
-from registry.schemas import CountryCode
+from registry.problems import Problem, text_refused_problem
+from registry.schemas import CleanText, CountryCode, DocumentInput, TravellerInput
+from registry.text import (
+    TextRefused,
+    TextRule,
+    clean_text,
+    document_number_rule,
+    given_names_rule,
+    identifier,
+    paragraphs,
+    surname_rule,
+)
 
 if TYPE_CHECKING:
     from registry.node import Node
@@ -110,23 +131,33 @@ ID_CHUNK = 500
 Kind = Literal["person", "document"]
 Action = Literal["refer_secondary", "notify", "protect"]
 Outcome = Literal["confirmed", "dismissed"]
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL in text)
-PARAGRAPHS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # tabs and line breaks allowed
-Surname = Annotated[str, Meta(max_length=120, pattern=ONE_LINE)]
-GivenNames = Annotated[str, Meta(max_length=200, pattern=ONE_LINE)]
-ListingReason = Annotated[str, Meta(min_length=1, max_length=1000, pattern=PARAGRAPHS)]
-ChangeReason = Annotated[str, Meta(min_length=3, max_length=500, pattern=PARAGRAPHS)]
-DocumentNumber = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9 <\-/.]+$")]
+# Text rules (registry.text): the schemas below apply them after decoding, the CSV import
+# per column, adjudication in the service (the pages call it directly).
+SURNAME = surname_rule(120)
+GIVEN_NAMES = given_names_rule(200)
+LISTING_REASON = paragraphs(1000, min_length=1)
+CHANGE_REASON = paragraphs(500, min_length=3)
+ADJUDICATION_REASON = paragraphs(1000, min_length=3)
+SOURCE = identifier(80, min_length=1)
+EXTERNAL_ID = identifier(120, min_length=1)
+DOCUMENT_NUMBER = document_number_rule(40)
+Surname = Annotated[str, Meta(max_length=120), SURNAME]
+GivenNames = Annotated[str, Meta(max_length=200), GIVEN_NAMES]
+ListingReason = Annotated[str, Meta(min_length=1, max_length=1000), LISTING_REASON]
+ChangeReason = Annotated[str, Meta(min_length=3, max_length=500), CHANGE_REASON]
+DocumentNumber = Annotated[
+    str, Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9 <\-/.]+$"), DOCUMENT_NUMBER
+]
 
 
-class WatchlistEntryCreate(msgspec.Struct, forbid_unknown_fields=True):
+class WatchlistEntryCreate(CleanText, forbid_unknown_fields=True):
     """A new watchlist entry; ``external_id`` is the source's own reference, if it has one."""
 
     kind: Kind
     reason: ListingReason
     action: Action
-    source: Annotated[str, Meta(min_length=1, max_length=80, pattern=ONE_LINE)] = "national"
-    external_id: Annotated[str, Meta(min_length=1, max_length=120, pattern=ONE_LINE)] | None = None
+    source: Annotated[str, Meta(min_length=1, max_length=80), SOURCE] = "national"
+    external_id: Annotated[str, Meta(min_length=1, max_length=120), EXTERNAL_ID] | None = None
     surname: Surname = ""
     given_names: GivenNames = ""
     date_of_birth: date | None = None
@@ -137,7 +168,7 @@ class WatchlistEntryCreate(msgspec.Struct, forbid_unknown_fields=True):
     valid_to: date | None = None
 
 
-class WatchlistEntryChange(msgspec.Struct, forbid_unknown_fields=True):
+class WatchlistEntryChange(CleanText, forbid_unknown_fields=True):
     """A new version: the fields given replace the current ones (null clears optional ones)."""
 
     change_reason: ChangeReason
@@ -163,13 +194,13 @@ class WatchlistEntryChange(msgspec.Struct, forbid_unknown_fields=True):
         }
 
 
-class DeactivationRequest(msgspec.Struct, forbid_unknown_fields=True):
+class DeactivationRequest(CleanText, forbid_unknown_fields=True):
     reason: ChangeReason
 
 
-class AdjudicationRequest(msgspec.Struct, forbid_unknown_fields=True):
+class AdjudicationRequest(CleanText, forbid_unknown_fields=True):
     outcome: Outcome
-    reason: Annotated[str, Meta(min_length=3, max_length=1000, pattern=PARAGRAPHS)]
+    reason: Annotated[str, Meta(min_length=3, max_length=1000), ADJUDICATION_REASON]
 
 
 # ============================================================================ entry content
@@ -198,6 +229,13 @@ CONTENT_FIELDS = tuple(f.name for f in fields(EntryContent))
 def watchlist_entry_id(source: str, external_id: str) -> uuid.UUID:
     """The stable logical id of the entry a source lists under ``external_id``."""
     return uuid.uuid5(WATCHLIST_NAMESPACE, f"{source.strip()}\n{external_id.strip()}")
+
+
+def scoped_entry_id(source: str, external_id: str, action: str) -> uuid.UUID:
+    """The id of an entry created over the API when ``watchlist_entry_id`` is taken by an
+    entry its creator may not manage: one id per managing role (protect, or the others)."""
+    scope = "protect" if action == PROTECT else "supervised"
+    return uuid.uuid5(WATCHLIST_NAMESPACE, f"{source.strip()}\n{external_id.strip()}\n{scope}")
 
 
 def content_of(entry: WatchlistEntry) -> EntryContent:
@@ -377,16 +415,60 @@ class _Listed:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TravellerProbe:
+    """Every identity one traveller presents, matched together (see ``traveller_probe``).
+
+    ``documents``: (issuing state, normalised number) pairs; ``name_keys``: ``name_key`` of each
+    name (typed Latin, typed Arabic script, MRZ); ``dates_of_birth``: typed and MRZ (None when
+    unknown). Each name is matched against each date of birth.
+    """
+
+    documents: tuple[tuple[str, str], ...]
+    name_keys: tuple[str, ...]
+    dates_of_birth: tuple[date | None, ...]
+
+
+def traveller_probe(
+    document: DocumentInput, traveller: TravellerInput, mrz: MrzResult | None
+) -> TravellerProbe:
+    """The identities to match for a registration: as typed (Latin and Arabic-script names)
+    and as read from the MRZ, whatever the typed data overrides in the record."""
+    documents = [(document.issuing_state, normalise_document_number(document.number))]
+    names = [name_key(traveller.surname, traveller.given_names)]
+    names.append(name_key(traveller.surname_ar or "", traveller.given_names_ar or ""))
+    births = [traveller.date_of_birth]
+    if mrz is not None:
+        if mrz.issuing_state and mrz.document_number:
+            number = normalise_document_number(mrz.document_number)
+            documents.append((mrz.issuing_state, number))
+        names.append(name_key(mrz.surname or "", mrz.given_names or ""))
+        if mrz.date_of_birth is not None:
+            births.append(mrz.date_of_birth)
+    return TravellerProbe(
+        documents=tuple(dict.fromkeys(pair for pair in documents if pair[1])),
+        name_keys=tuple(dict.fromkeys(key for key in names if key)),
+        dates_of_birth=tuple(dict.fromkeys(births)),
+    )
+
+
 def _listed(entry: WatchlistEntry) -> _Listed:
     document = None
     if entry.number_norm and entry.issuing_state:
         document = (entry.issuing_state, entry.number_norm)
+    # A stored key is valid for a name in ASCII (the look-alike folding of registry.names left
+    # those keys unchanged); any other name is keyed again, so a row written before that folding
+    # matches under today's.
+    surname, given_names = entry.surname or "", entry.given_names or ""
+    listed_key = entry.name_key
+    if not (surname.isascii() and given_names.isascii()):
+        listed_key = name_key(surname, given_names)
     return _Listed(
         entry_id=entry.entry_id,
         version=entry.version,
         kind=entry.kind,
         action=entry.action,
-        name_key=entry.name_key if entry.kind == "person" else "",
+        name_key=listed_key if entry.kind == "person" else "",
         date_of_birth=entry.date_of_birth,
         document=document,
         valid_from=entry.valid_from,
@@ -513,14 +595,39 @@ class WatchlistMatcher:
         date_of_birth: date | None,
         face_encoding: np.ndarray | bytes | None = None,
     ) -> list[WatchlistHit]:
-        """Every hit for one traveller on ``day``, best score first. No I/O."""
+        """Every hit for one identity on ``day``, best score first. No I/O."""
+        probe = TravellerProbe(
+            documents=((issuing_state, number_norm),),
+            name_keys=(name_key,) if name_key else (),
+            dates_of_birth=(date_of_birth,),
+        )
+        return self.match_traveller(day=day, probe=probe, face_encoding=face_encoding)
+
+    def match_traveller(
+        self,
+        *,
+        day: date,
+        probe: TravellerProbe,
+        face_encoding: np.ndarray | bytes | None = None,
+    ) -> list[WatchlistHit]:
+        """Every hit for every identity of one traveller on ``day``: one hit per (entry,
+        evidence) with its best score, best score first. No I/O."""
         with self._lock:
             listing = self._listing
-            hits = self._document_hits(listing, day, issuing_state, number_norm)
-            hits += self._name_hits(listing, day, name_key, date_of_birth)
+            hits: list[WatchlistHit] = []
+            for issuing_state, number_norm in probe.documents:
+                hits += self._document_hits(listing, day, issuing_state, number_norm)
+            for key in probe.name_keys:
+                for date_of_birth in probe.dates_of_birth:
+                    hits += self._name_hits(listing, day, key, date_of_birth)
             if face_encoding is not None:
                 hits += self._face_hits(listing, day, template_vector(face_encoding))
-        return sorted(hits, key=lambda hit: (-hit.score, hit.evidence))
+        best: dict[tuple[uuid.UUID, str], WatchlistHit] = {}
+        for hit in hits:
+            kept = best.get((hit.entry_id, hit.evidence))
+            if kept is None or hit.score > kept.score:
+                best[(hit.entry_id, hit.evidence)] = hit
+        return sorted(best.values(), key=lambda hit: (-hit.score, hit.evidence))
 
     @staticmethod
     def _document_hits(
@@ -688,19 +795,13 @@ async def create_entry(
     data: WatchlistEntryCreate,
     face_template: bytes | None = None,
 ) -> WatchlistEntry:
-    """Write version 1 of a new entry; 409 if the source already lists this external id."""
+    """Write version 1 of a new entry; 409 if the source already lists this external id in
+    an entry the officer manages (one it may not manage is not disclosed: see the module)."""
     _refuse_unless_manages(officer, data.action)
     content = replace(content_from_create(data, _today(node)), face_template=face_template)
     _refuse_if_invalid(content)
     external_id = data.external_id.strip() if data.external_id else str(uuid.uuid4())
-    entry_id = watchlist_entry_id(data.source, external_id)
-    if await current_version(session, entry_id) is not None:
-        raise Problem(
-            409,
-            "Entry exists",
-            field="external_id",
-            detail="this source already lists this external id: add a version instead",
-        )
+    entry_id = await _free_entry_id(session, officer, data.source, external_id, data.action)
     entry = build_version(
         content,
         entry_id=entry_id,
@@ -721,6 +822,28 @@ async def create_entry(
         detail={"entry_id": str(entry_id)},
     )
     return entry
+
+
+async def _free_entry_id(
+    session: AsyncSession, officer: Officer | None, source: str, external_id: str, action: str
+) -> uuid.UUID:
+    """The id for a new entry: the source's own, else (taken by an entry the officer may not
+    manage) a scoped one, else a random one; 409 only for an entry the officer manages."""
+    for entry_id in (
+        watchlist_entry_id(source, external_id),
+        scoped_entry_id(source, external_id, action),
+    ):
+        taken = await current_version(session, entry_id)
+        if taken is None:
+            return entry_id
+        if may_manage(_role(officer), taken.action):
+            raise Problem(
+                409,
+                "Entry exists",
+                field="external_id",
+                detail="this source already lists this external id: add a version instead",
+            )
+    return uuid.uuid4()
 
 
 def _today(node: Node) -> date:
@@ -1093,6 +1216,10 @@ async def adjudicate(
     reason: str,
 ) -> AlertAdjudication:
     """Record the one human decision on an alert: 404 unknown, 409 already decided."""
+    try:
+        reason = clean_text(reason, ADJUDICATION_REASON, "reason")
+    except TextRefused as refused:
+        raise text_refused_problem(refused) from refused
     alert = await session.get(Alert, alert_id)
     if alert is None:
         raise Problem(404, "Not found", field="alert_id", detail="no alert has this id")
@@ -1177,16 +1304,15 @@ CSV_COLUMNS = (
 REQUIRED_COLUMNS = tuple(column for column in CSV_COLUMNS if column != "photo")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COUNTRY = re.compile(r"^[A-Z]{1,3}<{0,2}$")
-_ONE_LINE = re.compile(ONE_LINE)
-_PARAGRAPHS = re.compile(PARAGRAPHS)
-_LIMITS = {
-    "external_id": 120,
-    "surname": 120,
-    "given_names": 200,
-    "document_number": 40,
-    "reason": 1000,
-    "source": 80,
+_COLUMN_RULES: dict[str, TextRule] = {
+    "external_id": EXTERNAL_ID,
+    "surname": SURNAME,
+    "given_names": GIVEN_NAMES,
+    "document_number": DOCUMENT_NUMBER,
+    "reason": LISTING_REASON,
+    "source": SOURCE,
 }
+_OTHER_COLUMN = identifier(255)  # kind, action, dates, countries, photo: checked further
 Progress = Callable[[int, int], None]
 
 
@@ -1296,13 +1422,15 @@ def _read_records(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 
 def _optional_text(raw: dict[str, str], column: str) -> str | None:
-    value = raw.get(column, "").strip()
-    if column in _LIMITS and len(value) > _LIMITS[column]:
-        raise _RowRejected(f"{column}: longer than {_LIMITS[column]} characters")
-    allowed = _PARAGRAPHS if column == "reason" else _ONE_LINE
-    if not allowed.match(value):
-        raise _RowRejected(f"{column}: contains control characters")
-    return value or None
+    """The column's clean text (``registry.text``), None when blank; refused text rejects
+    the row, naming the column and the reason."""
+    value = raw.get(column, "")
+    if not value.strip():
+        return None
+    try:
+        return clean_text(value, _COLUMN_RULES.get(column, _OTHER_COLUMN), column)
+    except TextRefused as refused:
+        raise _RowRejected(f"{column}: {refused.reason}") from refused
 
 
 def _required_text(raw: dict[str, str], column: str) -> str:

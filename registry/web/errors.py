@@ -21,7 +21,8 @@ from registry.problems import (
     handle_validation,
 )
 from registry.web.i18n import N_, environment
-from registry.web.render import HTML, language_of, static_url
+from registry.web.messages import TEXT_REFUSALS, text_refusal_text, text_refused_text
+from registry.web.render import HTML, language_of, static_url, translator
 
 log = logging.getLogger("borderpost.web")
 TITLES = {
@@ -74,7 +75,25 @@ def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
     return error_page(request, exc.status_code, exc.detail or "")
 
 
+def translated(request: Request[Any, Any, Any], exc: Problem) -> Problem:
+    """A clean-text refusal (``registry.text``) in the reader's language: the reasons of the
+    fields the desk marks, and the sentence the page shows. Other problems are unchanged."""
+    if not any(param.get("code") in TEXT_REFUSALS for param in exc.invalid_params):
+        return exc
+    _ = translator(request)
+    params = [
+        {**param, "reason": text_refusal_text(param, _)}
+        if param.get("code") in TEXT_REFUSALS
+        else param
+        for param in exc.invalid_params
+    ]
+    coded = next(param for param in exc.invalid_params if param.get("code") in TEXT_REFUSALS)
+    title = _(TITLES.get(exc.status, DEFAULT_TITLE))
+    return Problem(exc.status, title, detail=text_refused_text(coded, _), invalid_params=params)
+
+
 def on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    exc = translated(request, exc)
     if wants_json(request):
         return handle_problem(request, exc)
     return error_page(request, exc.status, exc.detail)

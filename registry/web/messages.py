@@ -123,6 +123,41 @@ SYNC_OFFLINE = N_(
     "No successful sync for %(days)s days (limit %(limit)s days); %(backlog)s records wait."
 )
 UNKNOWN = N_("Unknown")
+# Clean-text refusals (registry.text codes); the field name stays as the API names it.
+TEXT_REFUSED_IN = N_("Invalid text in %(field)s: %(reason)s")
+TEXT_REFUSALS = {
+    "not_text": N_("must be text"),
+    "control_character": N_("contains a control character (%(char)s)"),
+    "line_break": N_("must stay on one line (%(char)s)"),
+    "format_character": N_(
+        "contains an invisible formatting character (%(char)s), such as a direction override "
+        "or a zero-width space"
+    ),
+    "surrogate": N_("contains an invalid character (%(char)s)"),
+    "noncharacter": N_("contains a Unicode noncharacter (%(char)s)"),
+    "private_use": N_("contains a private-use character (%(char)s)"),
+    "required": N_("is required"),
+    "too_short": N_("needs at least %(limit)s characters"),
+    "too_long": N_("is longer than %(limit)s characters once normalised"),
+    "derived_too_long": N_(
+        "is too long once normalised for matching (%(derived)s over %(limit)s characters)"
+    ),
+}
+
+
+def text_refusal_text(param: dict[str, str], _: Gettext) -> str:
+    """The translated reason of a clean-text refusal (an ``invalid_params`` entry with a
+    ``code``), or the service's English reason for anything else."""
+    code = param.get("code")
+    if code not in TEXT_REFUSALS:
+        return param.get("reason", "")
+    values = {name: param.get(name, "") for name in ("char", "limit", "derived")}
+    return _(TEXT_REFUSALS[code]) % values
+
+
+def text_refused_text(param: dict[str, str], _: Gettext) -> str:
+    """A whole sentence for a clean-text refusal, naming the field."""
+    return _(TEXT_REFUSED_IN) % {"field": param["name"], "reason": text_refusal_text(param, _)}
 
 
 def label(table: dict[str, str], code: str | None, _: Gettext) -> str:
