@@ -380,7 +380,9 @@ async def _call(
     node: Any, exchange: Exchange, method: str, path: str, body: bytes = b""
 ) -> dict[str, Any]:
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
+        from sync.links import link_client
+
+        async with link_client(node.settings, exchange.partner.url, timeout=30) as http:
             return await signed_partner_call(node, exchange, http, method, path, body)
     except (SyncError, httpx.HTTPError) as exc:
         raise Problem(

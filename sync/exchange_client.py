@@ -173,5 +173,7 @@ class ExchangeRunner(ResilientRunner):
     async def cycle(self) -> None:
         async with self.node.db.write_transaction() as session:
             await purge_expired(session, node=self.node, exchange=self.exchange)
-        async with httpx.AsyncClient(timeout=30) as http:
+        from sync.links import link_client
+
+        async with link_client(self.node.settings, self.exchange.partner.url, timeout=30) as http:
             await push_to_partner(self.node, self.exchange, http)

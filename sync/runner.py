@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import random
 
-import httpx
-
 from registry.node import Node
 from sync.backoff import ResilientRunner
 from sync.client import SyncClient, national_link
+from sync.links import link_client
 
 log = logging.getLogger("borderpost.sync")
 
@@ -37,5 +36,7 @@ class SyncRunner(ResilientRunner):
             link = await national_link(session)
         if link is None:
             return
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with link_client(
+            self.node.settings, link.url, pin=link.cert_sha256, timeout=30
+        ) as http:
             await SyncClient(self.node, link, http).sync_once()
