@@ -37,6 +37,7 @@ from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
 from registry.watchlists import refresh_periodically
 from registry.web import web_middleware, web_routes
+from registry.web.security import request_guard
 from sync.agreements import AgreementError
 from sync.api import PeerController, SyncController
 from sync.api import status as sync_status_route
@@ -131,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *web_routes(settings),
         ],
         middleware=web_middleware(settings),
-        guards=[authorize],
+        guards=[authorize, request_guard],
         dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -174,6 +174,7 @@ def officer_add(
     from registry.services.officers import create_officer, officer_view
 
     node = Node.build(_settings())
+    password_hash = _new_password_hash(password)  # before any transaction or event loop
 
     async def work() -> dict[str, Any]:
         try:
@@ -188,6 +189,7 @@ def officer_add(
                     password=password,
                     home_post=home_post,
                     language=language,
+                    password_hash=password_hash,
                 )
                 return officer_view(created)
         finally:
@@ -197,6 +199,16 @@ def officer_add(
         _emit(_run(work))
     except Problem as exc:
         raise click.ClickException(f"{exc.invalid_params[0]['name']}: {exc.detail}") from exc
+
+
+def _new_password_hash(password: str) -> str:
+    """Hash a new password (argon2) before the write transaction; a weak one stops here."""
+    from registry.security import hash_password
+
+    try:
+        return hash_password(password)
+    except ValueError as exc:
+        raise click.ClickException(f"password: {exc}") from exc
 
 
 def _account_change(work: Callable[[Any], Awaitable[Any]]) -> None:
@@ -234,9 +246,15 @@ def officer_passwd(username: str, password: str) -> None:
     """Set a new password (revokes the officer's tokens)."""
     from registry.services.officers import set_password
 
+    password_hash = _new_password_hash(password)  # before any transaction or event loop
     _account_change(
         lambda ctx: set_password(
-            ctx[0], node=ctx[1], actor=None, username=username, password=password
+            ctx[0],
+            node=ctx[1],
+            actor=None,
+            username=username,
+            password=password,
+            password_hash=password_hash,
         )
     )
 

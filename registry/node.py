@@ -12,6 +12,7 @@ from registry.receipts import load_or_create_node_key
 from registry.security import TokenCache
 from registry.settings import Settings
 from registry.stays import StayRules
+from registry.throttle import LoginPolicy, LoginThrottle
 from registry.watchlists import WatchlistMatcher
 
 
@@ -26,6 +27,7 @@ class Node:
     registrations: Any = None  # RegistrationWriter (group commit), set by build()
     tokens: TokenCache = field(default_factory=TokenCache)
     watchlists: WatchlistMatcher = field(default_factory=WatchlistMatcher)
+    logins: LoginThrottle = field(default_factory=LoginThrottle)  # failed-login throttling
     stay_rules_override: StayRules | None = None  # pulled from national, if any
 
     @property
@@ -41,4 +43,11 @@ class Node:
 
         node.registrations = RegistrationWriter(node)
         node.watchlists = WatchlistMatcher(face_tolerance=settings.face_tolerance)
+        node.logins = LoginThrottle(
+            LoginPolicy(
+                delay_s=settings.login_delay_seconds,
+                lockout_failures=settings.login_lockout_failures,
+                lockout_s=settings.login_lockout_seconds,
+            )
+        )
         return node

@@ -26,8 +26,10 @@ class Problem(Exception):
         field: str | None = None,
         detail: str | None = None,
         invalid_params: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail or title)
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 429
         self.status = status
         self.title = title
         self.detail = detail or title
@@ -38,13 +40,19 @@ class Problem(Exception):
 
 
 def problem_response(
-    status: int, title: str, detail: str, invalid_params: list[dict[str, str]] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    invalid_params: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     if invalid_params:
         body["invalid_params"] = invalid_params
-    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return Response(
+        content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
 
 
 def field_from_message(message: str) -> str:
@@ -83,7 +91,7 @@ def _field_from_key(key: str | None) -> str:
 
 
 def handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
-    return problem_response(exc.status, exc.title, exc.detail, exc.invalid_params)
+    return problem_response(exc.status, exc.title, exc.detail, exc.invalid_params, exc.headers)
 
 
 def handle_validation(

@@ -48,6 +48,9 @@ class Settings:
     sync_batch_bytes: int = 8_000_000  # post: most JSON bytes in one batch (about 1 MB sent)
     watchlist_refresh_seconds: float = 30.0
     web_idle_minutes: int = 15  # a web session idle this long is revoked
+    login_delay_seconds: float = 1.0  # wait after 3 failed logins, doubled by each failure
+    login_lockout_failures: int = 10  # failed logins that lock an account (5x for an address)
+    login_lockout_seconds: float = 900.0  # how long a lockout lasts
     agreement_file: str = ""  # national: the signed data-sharing agreement (TOML)
     agreement_key_file: str = ""  # national: the agreement's shared HMAC key (0600)
     link_ca_file: str = ""  # node links: CA bundle (PEM) that vouches for peers' certificates
@@ -97,6 +100,13 @@ class Settings:
             raise SettingsError(f"BORDERPOST_TIMEZONE {self.timezone!r} is unknown") from exc
         if self.role == "national":
             self._refuse_development_secrets()
+        if (
+            self.login_lockout_failures < 4
+            or min(self.login_delay_seconds, self.login_lockout_seconds) <= 0
+        ):
+            raise SettingsError(
+                "BORDERPOST_LOGIN_LOCKOUT_FAILURES must be at least 4 and the login delays positive"
+            )
         try:
             self.stay_rules  # noqa: B018 - parse to validate
         except (ValueError, json.JSONDecodeError) as exc:
@@ -143,6 +153,9 @@ _CASTS: dict[str, Any] = {
     "sync_batch_records": int,
     "sync_batch_bytes": int,
     "web_idle_minutes": int,
+    "login_delay_seconds": float,
+    "login_lockout_failures": int,
+    "login_lockout_seconds": float,
     "watchlist_refresh_seconds": float,
 }
 

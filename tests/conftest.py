@@ -194,11 +194,8 @@ async def seed_officers(settings: Settings) -> dict[str, str]:
                     password=PASSWORD,
                 )
         node.settings = replace(settings, token_ttl_hours=24 * 30)
-        async with node.db.write_transaction() as session:
-            for role in ROLES:
-                tokens[role] = (
-                    await login(session, node=node, username=role, password=PASSWORD)
-                ).token
+        for role in ROLES:
+            tokens[role] = (await login(node, username=role, password=PASSWORD)).token
     finally:
         await node.db.dispose()
     return tokens

@@ -6,14 +6,13 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import (
     CROSSING_READERS,
     EVERYONE,
     PROTECTION_READERS,
-    SESSION_COOKIE,
     node_of,
     token_from,
 )
@@ -24,8 +23,16 @@ from registry.photos import read_photo
 from registry.problems import Problem
 from registry.schemas import LoginRequest, OfficerCreate
 from registry.security import revoke_token
-from registry.services.officers import create_officer, list_officers, login, officer_view
+from registry.services.officers import (
+    create_officer,
+    list_officers,
+    login,
+    login_locks,
+    new_password_hash,
+    officer_view,
+)
 from registry.services.referrals import list_referrals, read_referral
+from registry.web.security import cleared_cookies, csrf_token, session_cookies, source_address
 
 
 class AuthController(Controller):
@@ -34,38 +41,39 @@ class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
 
-    @post("/login", opt={"public": True}, status_code=200)
+    @post(
+        "/login",
+        opt={"public": True},
+        status_code=200,
+        responses={
+            401: ResponseSpec(None, description="Unknown username or wrong password"),
+            429: ResponseSpec(
+                None, description="Too many failed logins (Retry-After gives the seconds)"
+            ),
+        },
+    )
     async def login(
         self, request: Request[Any, Any, Any], data: LoginRequest
     ) -> Response[dict[str, Any]]:
+        """A bearer token, and the session cookies for a browser client: a request made with
+        the cookie that changes something must send ``csrf_token`` in ``X-CSRF-Token``."""
         node = node_of(request)
-        async with node.db.write_transaction() as session:
-            try:
-                result = await login(
-                    session, node=node, username=data.username, password=data.password
-                )
-            except Problem as problem:
-                failed = problem
-            else:
-                failed = None
-        if failed is not None:
-            raise failed
-        secure = request.url.scheme == "https"
-        cookie = Cookie(
-            key=SESSION_COOKIE,
-            value=result.token,
-            httponly=True,
-            samesite="strict",
-            secure=secure,
-            path="/",
-            max_age=node.settings.token_ttl_hours * 3600,
+        result = await login(
+            node, username=data.username, password=data.password, source=source_address(request)
+        )
+        cookies = session_cookies(
+            node,
+            result.token,
+            secure=request.url.scheme == "https",
+            ttl_hours=node.settings.token_ttl_hours,
         )
         body = {
             "token": result.token,
             "token_type": "bearer",
+            "csrf_token": csrf_token(node, result.token),
             "officer": officer_view(result.officer),
         }
-        return Response(body, cookies=[cookie])
+        return Response(body, cookies=cookies)
 
     @post("/logout", opt={"roles": EVERYONE}, status_code=200)
     async def logout(self, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
@@ -76,10 +84,7 @@ class AuthController(Controller):
                 await revoke_token(session, token)
         if token:
             node.tokens.evict(token)
-        cookie = Cookie(
-            key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True, samesite="strict"
-        )
-        return Response({"status": "logged out"}, cookies=[cookie])
+        return Response({"status": "logged out"}, cookies=cleared_cookies())
 
     @get("/me", opt={"roles": EVERYONE})
     async def me(self, officer: Officer) -> dict[str, Any]:
@@ -97,6 +102,7 @@ class OfficerController(Controller):
         self, request: Request[Any, Any, Any], officer: Officer, data: OfficerCreate
     ) -> dict[str, Any]:
         node = node_of(request)
+        password_hash = await new_password_hash(data.password)
         async with node.db.write_transaction() as session:
             created = await create_officer(
                 session,
@@ -108,6 +114,7 @@ class OfficerController(Controller):
                 password=data.password,
                 home_post=data.home_post,
                 language=data.language,
+                password_hash=password_hash,
             )
         return officer_view(created)
 
@@ -118,7 +125,8 @@ class OfficerController(Controller):
         node = node_of(request)
         async with node.db.session() as session:
             officers = await list_officers(session, post=node.settings.node_code)
-        return [officer_view(o) for o in officers]
+        locks = {lock.key: lock for lock in await login_locks(node) if lock.scope == "account"}
+        return [officer_view(o, locks.get(o.username)) for o in officers]
 
 
 class ReferralController(Controller):

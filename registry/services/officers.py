@@ -1,4 +1,11 @@
-"""Officer accounts: creation (argon2), login and the bootstrap admin of a new node."""
+"""Officer accounts: creation (argon2), login and the bootstrap admin of a new node.
+
+Login is throttled per account and per source address (``registry.throttle``): an
+exponential delay after a few failures, then a temporary lockout, answered 429 with
+``Retry-After`` before any password is checked; lockouts and their release are audited
+(``login_locked``, ``login_released``). Argon2 runs on the password thread pool, before
+the write transaction that records the outcome, never under the node's write lock.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,9 @@ from registry.models import ROLES, AuthToken, Officer
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem, text_refused_problem
-from registry.security import hash_password, issue_token, verify_password
+from registry.security import check_password_off_loop, hash_password_off_loop, issue_token
 from registry.text import TextRefused, TextRule, clean_text, identifier, person_name
+from registry.throttle import LockEvent, LockView, Refusal
 
 BOOTSTRAP_USERNAME = "admin"
 USERNAME = identifier(64, min_length=1)
@@ -32,7 +40,9 @@ def clean_account_text(value: str, rule: TextRule, field: str) -> str:
         raise text_refused_problem(refused) from refused
 
 
-def officer_view(officer: Officer) -> dict[str, Any]:
+def officer_view(officer: Officer, lock: LockView | None = None) -> dict[str, Any]:
+    """An account as the API shows it; ``login_locked_until`` is set while its logins are
+    locked out after too many failures."""
     return {
         "id": str(officer.id),
         "username": officer.username,
@@ -41,7 +51,17 @@ def officer_view(officer: Officer) -> dict[str, Any]:
         "home_post": officer.home_post,
         "language": officer.language,
         "active": officer.active,
+        "login_locked_until": lock.until.isoformat(timespec="seconds") if lock else None,
     }
+
+
+async def new_password_hash(password: str, field: str = "password") -> str:
+    """The argon2 hash of a new password, computed off the event loop; 422 when weak.
+    Callers compute it before their write transaction."""
+    try:
+        return await hash_password_off_loop(password)
+    except ValueError as exc:
+        raise Problem(422, "Weak password", field=field, detail=str(exc)) from exc
 
 
 async def create_officer(
@@ -55,8 +75,10 @@ async def create_officer(
     password: str,
     home_post: str | None = None,
     language: str = "fr",
+    password_hash: str | None = None,
 ) -> Officer:
-    """Create an officer account; the username must be new."""
+    """Create an officer account; the username must be new. ``password_hash`` (from
+    ``new_password_hash``) spares the hashing inside the caller's transaction."""
     username = clean_account_text(username, USERNAME, "username")
     full_name = clean_account_text(full_name, FULL_NAME, "full_name")
     if home_post is not None:
@@ -69,10 +91,8 @@ async def create_officer(
     )
     if taken is not None:
         raise Problem(409, "Username taken", field="username", detail="this username exists")
-    try:
-        password_hash = hash_password(password)
-    except ValueError as exc:
-        raise Problem(422, "Weak password", field="password", detail=str(exc)) from exc
+    if password_hash is None:
+        password_hash = await new_password_hash(password)
     officer = Officer(
         username=username,
         full_name=full_name,
@@ -110,39 +130,127 @@ class LoginResult:
     token: str
 
 
-async def login(session: AsyncSession, *, node: Node, username: str, password: str) -> LoginResult:
-    """Check the password (argon2) and issue a token; failures are audited, but a username
-    that is not clean text is refused (422) before anything is looked up or audited."""
-    username = clean_account_text(username, USERNAME, "username")
-    officer = await _find(session, username, node.settings.node_code)
-    if (
-        officer is None
-        or not officer.active
-        or not verify_password(officer.password_hash, password)
-    ):
-        await audit(
-            session,
-            origin=node.settings.node_code,
-            officer=None,
-            action="login_failed",
-            record_type="officer",
-            record_id=username[:64],
-            purpose="authentication",
+class LoginThrottled(Problem):
+    """429: too many failed logins for this account or from this address."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        seconds = refusal.retry_after_header
+        if refusal.locked:
+            detail = f"too many failed logins: locked, try again in {seconds} s"
+        else:
+            detail = f"too many failed logins: wait {seconds} s before the next attempt"
+        field = "username" if refusal.scope == "account" else "source_address"
+        super().__init__(
+            429,
+            "Too many login attempts",
+            field=field,
+            detail=detail,
+            headers={"Retry-After": seconds},
         )
+        self.refusal = refusal
+
+
+async def login(
+    node: Node, *, username: str, password: str, source: str = "unknown"
+) -> LoginResult:
+    """Check the password and issue a token; failures and lockouts are audited.
+
+    Throttled attempts (429, ``LoginThrottled``) check no password and write nothing but
+    the lockout events due. An unknown username costs what a known one costs.
+    """
+    username = clean_account_text(username, USERNAME, "username")  # before any audit
+    throttle = node.logins
+    refusal = throttle.admit(username, source)
+    if refusal is not None:
+        await record_lock_events(node)
+        raise LoginThrottled(refusal)
+    succeeded = False
+    try:
+        async with node.db.session() as session:
+            officer = await _find(session, username, node.settings.node_code)
+        matches = await check_password_off_loop(
+            officer.password_hash if officer is not None else None, password
+        )
+        succeeded = matches and officer is not None and officer.active
+    finally:
+        throttle.record(username, source, succeeded=succeeded)
+    events = throttle.take_events()
+    async with node.db.write_transaction() as session:
+        if not succeeded or officer is None:
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=None,
+                action="login_failed",
+                record_type="officer",
+                record_id=username,
+                purpose="authentication",
+                detail={"source": source},
+            )
+            await _audit_lock_events(session, node, events)
+        else:
+            token = await issue_token(session, officer, node.settings.token_ttl_hours)
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="login",
+                record_type="officer",
+                record_id=officer.id,
+                purpose="authentication",
+                detail={"source": source},
+            )
+            await _audit_lock_events(session, node, events)
+    if not succeeded or officer is None:
         raise Problem(
             401, "Login failed", field="password", detail="unknown username or wrong password"
         )
-    token = await issue_token(session, officer, node.settings.token_ttl_hours)
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="login",
-        record_type="officer",
-        record_id=officer.id,
-        purpose="authentication",
-    )
     return LoginResult(officer, token)
+
+
+async def _audit_lock_events(
+    session: AsyncSession, node: Node, events: list[LockEvent], actor: Officer | None = None
+) -> None:
+    for event in events:
+        await audit(
+            session,
+            origin=node.settings.node_code,
+            officer=actor,
+            action="login_locked" if event.kind == "locked" else "login_released",
+            record_type="officer" if event.scope == "account" else "source_address",
+            record_id=event.key[:64],
+            purpose="authentication",
+            detail={
+                "scope": event.scope,
+                "failures": event.failures,
+                "until": event.until.isoformat(timespec="seconds"),
+                "reason": event.reason,
+            },
+        )
+
+
+async def record_lock_events(node: Node, actor: Officer | None = None) -> None:
+    """Audit the lockouts that began or ended and are not yet in the log (if any)."""
+    events = node.logins.take_events()
+    if events:
+        async with node.db.write_transaction() as session:
+            await _audit_lock_events(session, node, events, actor)
+
+
+async def login_locks(node: Node) -> list[LockView]:
+    """The current lockouts for the admin (lockouts found ended on the way are audited)."""
+    locks = node.logins.locks()
+    await record_lock_events(node)
+    return locks
+
+
+async def release_lock(node: Node, *, actor: Officer, scope: str, key: str) -> bool:
+    """An administrator lifts a lockout (audited with the administrator); False if none."""
+    if scope not in ("account", "address"):
+        raise Problem(422, "Unknown lock scope", field="scope", detail="account or address")
+    released = node.logins.release("account" if scope == "account" else "address", key)
+    await record_lock_events(node, actor)
+    return released
 
 
 async def ensure_bootstrap_admin(session: AsyncSession, *, node: Node) -> str | None:
@@ -180,14 +288,18 @@ async def _officer_by_username(session: AsyncSession, node: Node, username: str)
 
 
 async def set_password(
-    session: AsyncSession, *, node: Node, actor: Officer | None, username: str, password: str
+    session: AsyncSession,
+    *,
+    node: Node,
+    actor: Officer | None,
+    username: str,
+    password: str,
+    password_hash: str | None = None,
 ) -> Officer:
-    """Replace an officer's password and revoke every token they hold."""
+    """Replace an officer's password and revoke every token they hold (``password_hash``
+    from ``new_password_hash`` spares the hashing inside the caller's transaction)."""
     officer = await _officer_by_username(session, node, username)
-    try:
-        officer.password_hash = hash_password(password)
-    except ValueError as exc:
-        raise Problem(422, "Weak password", field="password", detail=str(exc)) from exc
+    officer.password_hash = password_hash or await new_password_hash(password)
     await _revoke_all_tokens(session, officer)
     await enqueue(session, officer)
     await audit(

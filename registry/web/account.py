@@ -14,7 +14,7 @@ from registry.models import Officer
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem
-from registry.services.officers import login
+from registry.services.officers import LoginThrottled, login
 from registry.web.i18n import LANGUAGES, N_, supported
 from registry.web.nav import home_for
 from registry.web.render import forget_banner, redirect, render, safe_next, translator
@@ -27,9 +27,14 @@ from registry.web.security import (
     session_cookies,
     session_expired,
     session_token,
+    source_address,
 )
 
 LOGIN_FAILED = N_("Unknown username or wrong password.")
+LOGIN_LOCKED = N_(
+    "Too many failed login attempts: logins are locked for now. Try again in %(minutes)s min."
+)
+LOGIN_WAIT = N_("Too many failed login attempts. Wait %(seconds)s s before trying again.")
 SESSION_ENDED = N_("Your session ended after a period without activity. Please log in again.")
 YEAR = 365 * 24 * 3600
 
@@ -77,6 +82,32 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def _login_refused(
+    request: Request[Any, Any, Any], form: dict[str, str], problem: Problem
+) -> Response[str]:
+    """The login page again: 401 for a wrong password, 429 (Retry-After) when throttled."""
+    _ = translator(request)
+    if isinstance(problem, LoginThrottled):
+        seconds = int(problem.headers["Retry-After"])
+        if problem.refusal.locked:
+            error = _(LOGIN_LOCKED) % {"minutes": max(1, -(-seconds // 60))}
+        else:
+            error = _(LOGIN_WAIT) % {"seconds": seconds}
+    else:
+        error = _(LOGIN_FAILED)
+    response = await render(
+        request,
+        "login.html",
+        status_code=problem.status,
+        login_csrf=request.cookies.get(LOGIN_CSRF_COOKIE, ""),
+        next=safe_next(form.get("next"), ""),
+        error=error,
+        notice="",
+    )
+    response.headers.update(problem.headers)
+    return response
+
+
 class AccountController(Controller):
     """/web/login, /web/logout, /web/account, /web/language"""
 
@@ -122,28 +153,15 @@ class AccountController(Controller):
     async def login_submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
         form = await _form(request)
-        failed: Problem | None = None
-        async with node.db.write_transaction() as session:
-            try:
-                result = await login(
-                    session,
-                    node=node,
-                    username=form.get("username", "").strip()[:64],
-                    password=form.get("password", "")[:200],
-                )
-            except Problem as problem:
-                failed = problem
-        if failed is not None:
-            csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-            return await render(
-                request,
-                "login.html",
-                status_code=401,
-                login_csrf=csrf,
-                next=safe_next(form.get("next"), ""),
-                error=translator(request)(LOGIN_FAILED),
-                notice="",
+        try:
+            result = await login(
+                node,
+                username=form.get("username", "").strip()[:64],
+                password=form.get("password", "")[:200],
+                source=source_address(request),
             )
+        except Problem as problem:
+            return await _login_refused(request, form, problem)
         forget_banner(request)
         cookies = session_cookies(
             node,

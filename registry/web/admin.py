@@ -25,7 +25,14 @@ from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.schemas import OfficerCreate, decode_as
-from registry.services.officers import create_officer, list_officers, set_active
+from registry.services.officers import (
+    create_officer,
+    list_officers,
+    login_locks,
+    new_password_hash,
+    release_lock,
+    set_active,
+)
 from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
 from registry.web.i18n import LANGUAGES
 from registry.web.liaison import module_available
@@ -216,6 +223,7 @@ class AdminPagesController(Controller):
             roles=[(code, label(ROLE_NAMES, code, _)) for code in ROLE_NAMES],
             language_codes=LANGUAGES,
             national=national,
+            locks=await login_locks(node),
         )
 
     @post("/officers")
@@ -229,6 +237,7 @@ class AdminPagesController(Controller):
         fields["password"] = str(form.get("password", ""))
         payload = {k: v for k, v in fields.items() if v}
         data = decode_as(msgspec.json.encode(payload), OfficerCreate)
+        password_hash = await new_password_hash(data.password)
         async with node.db.write_transaction() as session:
             await create_officer(
                 session,
@@ -240,8 +249,21 @@ class AdminPagesController(Controller):
                 password=data.password,
                 home_post=data.home_post,
                 language=data.language,
+                password_hash=password_hash,
             )
         return redirect("/web/admin/officers?done=officer_created")
+
+    @post("/logins/unlock")
+    async def unlock(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+        """Lift a login lockout (account or source address) before it ends; audited."""
+        form = await request.form()
+        await release_lock(
+            node_of(request),
+            actor=officer,
+            scope=str(form.get("scope", "")),
+            key=str(form.get("key", ""))[:256],
+        )
+        return redirect("/web/admin/officers?done=login_unlocked")
 
     @post("/officers/{username:str}/active")
     async def activate(

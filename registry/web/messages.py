@@ -108,6 +108,7 @@ FLASH = {
     "officer_created": N_("The account has been created."),
     "officer_deactivated": N_("The account has been deactivated; its sessions are revoked."),
     "officer_activated": N_("The account has been reactivated."),
+    "login_unlocked": N_("The login lockout has been lifted."),
     "peer_approved": N_("The post has been approved."),
     "peer_revoked": N_("The post has been revoked."),
     "peer_removed": N_("The post has been removed."),

@@ -1,19 +1,26 @@
 """Web session security: idle logout, CSRF tokens, and the security headers of the pages.
 
-- **Session.** The pages use the API's session cookie (``bp_session``: HttpOnly,
-  SameSite=Strict, Secure over HTTPS), set by the web login. Beside it the web login sets
-  ``bp_seen``: the time of the session's latest request, MACed with a key derived from the
-  node's private signing key, refreshed on every request. A cookie-authenticated request
-  (no bearer header) whose ``bp_seen`` is older than the idle limit, or forged, revokes the
+- **Session.** The pages and browser API clients use the session cookie (``bp_session``:
+  HttpOnly, SameSite=Strict, Secure over HTTPS), set by the web login and by
+  ``POST /api/auth/login``. Beside it both set ``bp_seen``: the time of the session's
+  latest request, MACed with a key derived from the node's private signing key, refreshed
+  on every request. A cookie-authenticated request (no bearer header), under ``/web`` or
+  ``/api`` alike, whose ``bp_seen`` is older than the idle limit, or forged, revokes the
   session's token (audited as ``logout_idle``) and goes on as an anonymous request, so the
-  pages ask to log in again. API clients that send a bearer token are never touched, nor is
-  a cookie from ``POST /api/auth/login`` that carries no ``bp_seen`` outside ``/web``.
-- **CSRF.** Every unsafe request to ``/web`` must carry the session's CSRF token, in the
-  ``X-CSRF-Token`` header (scripts) or the ``csrf_token`` form field (forms). The token is a
-  MAC of the session token, so it needs no storage. The login form, which has no session
-  yet, uses a double-submit cookie (``bp_login_csrf``). Bearer-authenticated requests and
-  the JSON API outside ``/web`` (including the node-to-node ``/api/sync`` routes) are not
-  concerned: a browser never attaches a bearer token by itself.
+  pages ask to log in again (the API answers 401); a cookie without ``bp_seen`` is not a
+  session either. API clients that send a bearer token are never touched.
+- **CSRF.** Every unsafe request authenticated by the cookie must carry the session's CSRF
+  token, in the ``X-CSRF-Token`` header (scripts, API clients) or, under ``/web``, the
+  ``csrf_token`` form field (forms). The token is a MAC of the session token, so it needs
+  no storage; the pages carry it in ``<meta name="csrf-token">`` and
+  ``POST /api/auth/login`` answers it as ``csrf_token``. Outside ``/web`` the request
+  must also come from the node's own origin (``Origin``, else ``Referer``). The login
+  form, which has no session yet, uses a double-submit cookie (``bp_login_csrf``).
+  Bearer-authenticated requests are exempt: a browser never attaches a bearer token by
+  itself (the node-to-node ``/api/sync`` routes use bearer tokens or signatures).
+- **Content types.** An unsafe request to a JSON endpoint (a handler with a JSON ``data``
+  body, or ``opt={"body": "json"}``) must declare ``application/json``; anything else is
+  refused with 415 before its body is read (``request_guard``).
 - **Headers.** Pages get a Content-Security-Policy without any inline script or style,
   ``frame-ancestors 'self'``, no referrer, ``nosniff`` and ``Cache-Control: no-store``.
 """
@@ -27,12 +34,13 @@ import time
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
-from litestar.enums import ScopeType
+from litestar.enums import RequestEncodingType, ScopeType
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
@@ -41,6 +49,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from registry.api.auth import SESSION_COOKIE
 from registry.audit import audit
 from registry.node import Node
+from registry.problems import Problem
 from registry.security import officer_for_token, revoke_token, token_digest
 from registry.settings import Settings
 
@@ -264,8 +273,6 @@ class WebSessionMiddleware(ASGIMiddleware):
             return []
         node: Node = scope["app"].state.node
         seen = cookies.get(SEEN_COOKIE)
-        if seen is None and not web:
-            return []  # an API cookie session (POST /api/auth/login): not a web session
         age = seen_age(node, token, seen) if seen is not None else None
         if age is not None and age <= self.idle:
             secure = is_https(scope)
@@ -285,6 +292,96 @@ class WebSessionMiddleware(ASGIMiddleware):
         _without_session_cookie(scope)
         scope[SCOPE_EXPIRED] = True  # type: ignore[literal-required]
         return [_cookie_header(cookie) for cookie in cleared_cookies()]
+
+
+def source_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address as the server sees it (the key of login throttling)."""
+    client = connection.client
+    return client.host if client is not None and client.host else "unknown"
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _expects_json(handler: BaseRouteHandler) -> bool:
+    """Whether the handler reads a JSON body: a JSON ``data`` parameter or opt body=json."""
+    if handler.opt.get("body") == "json":
+        return True
+    signature = getattr(handler, "parsed_fn_signature", None)
+    parameter = signature.parameters.get("data") if signature is not None else None
+    if parameter is None:
+        return False
+    kwarg = parameter.kwarg_definition
+    media_type = getattr(kwarg, "media_type", None) if kwarg is not None else None
+    return media_type in (None, RequestEncodingType.JSON, "application/json")
+
+
+def _has_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    length = connection.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in connection.headers
+
+
+def _same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether ``Origin`` (else ``Referer``) names this node's own scheme, host and port."""
+    host = connection.headers.get("host", "").strip().lower()
+    if not host:
+        return False
+    claimed = connection.headers.get("origin") or connection.headers.get("referer") or ""
+    parts = urlsplit(claimed.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    scheme = connection.scope.get("scheme", "http")
+    # behind a TLS-terminating proxy the node sees http while the browser says https
+    schemes = {scheme, "https"} if scheme == "http" else {scheme}
+    return parts.netloc.lower() == host and parts.scheme in schemes
+
+
+async def request_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """App-level guard after ``authorize``: 415 for a JSON endpoint sent another content
+    type; 403 for a cookie-authenticated change outside ``/web`` without the session's
+    CSRF token in ``X-CSRF-Token`` or from another origin (``/web`` has ``csrf_guard``)."""
+    if connection.scope.get("method", "GET") not in UNSAFE_METHODS:
+        return
+    content_type = connection.headers.get("content-type", "")
+    if _expects_json(handler) and (content_type or _has_body(connection)):
+        if not _is_json(content_type):
+            raise Problem(
+                415,
+                "Unsupported media type",
+                field="content-type",
+                detail="send the body as application/json",
+            )
+    if is_web_path(connection.scope["path"]) or handler.opt.get("public"):
+        return
+    token = session_token(connection)
+    if token is None:
+        return  # bearer-authenticated, or anonymous on a public route
+    expected = csrf_token(connection.app.state.node, token)
+    submitted = connection.headers.get(CSRF_HEADER, "")
+    if not submitted or not hmac.compare_digest(expected, submitted):
+        raise Problem(
+            403,
+            "CSRF token missing",
+            field="x-csrf-token",
+            detail="a request made with the session cookie must send the session's CSRF "
+            "token in the X-CSRF-Token header",
+        )
+    if not _same_origin(connection):
+        raise Problem(
+            403,
+            "Cross-origin request",
+            field="origin",
+            detail="a request made with the session cookie must come from this node's own "
+            "pages (Origin or Referer)",
+        )
 
 
 def session_expired(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
