@@ -1,5 +1,6 @@
 /* Liaison page: a hit/no-hit question goes to the partner through the API's own flow
- * (POST /api/liaison/hits, with the session cookie); the answer is yes/no and a reference. */
+ * (POST /api/liaison/hits, with the session cookie and its CSRF token, as every cookie request
+ * to the API that changes something); the answer is yes/no and a reference. */
 "use strict";
 
 (function () {
@@ -18,7 +19,11 @@
       const response = await fetch(form.dataset.url, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content,
+        },
         body: JSON.stringify(body),
       });
       const data = await response.json();
