@@ -19,8 +19,8 @@ from registry.models import AuthToken, Crossing, Officer
 from registry.security import token_digest
 from registry.web.security import SEEN_COOKIE, seen_value
 from tests.conftest import PASSWORD
-from tests.integration.test_login_throttle import ServedNode, served  # noqa: F401
 from tests.integration.test_web_security import number, td3
+from tests.live import ServedNode
 
 EVIL = "https://evil.example"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
@@ -69,7 +69,10 @@ async def test_cross_origin_cookie_request_cannot_create_an_admin(served: Served
             {"headers": {"Origin": EVIL, "X-CSRF-Token": csrf}, "json": new_admin("planted.b")},
             {"headers": {"X-CSRF-Token": "0" * 43, "Origin": origin}, "json": new_admin("c.c")},
             {"headers": {"X-CSRF-Token": csrf}, "json": new_admin("planted.d")},  # no origin
-            {"headers": {"X-CSRF-Token": csrf, "Referer": f"{EVIL}/page"}, "json": new_admin("e.e")},
+            {
+                "headers": {"X-CSRF-Token": csrf, "Referer": f"{EVIL}/page"},
+                "json": new_admin("planted.e"),
+            },
         ]
         for attack in attacks:
             answer = await client.post("/api/officers/", **attack)  # type: ignore[arg-type]

@@ -1,89 +1,25 @@
 """Login throttling over real HTTP: delays, lockout, release, audit, timing, the web login.
 
-A node served by uvicorn on 127.0.0.1 with short delays (login_delay_seconds=0.05,
-lockout after 6 failures, for 4 s) so that a lockout and its release fit in a test.
+A node served by uvicorn on 127.0.0.1 with short delays (``served``, tests/live.py) so
+that a lockout and its release fit in a test.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from registry.app import create_app
-from registry.db import Database
-from registry.models import AuditEvent
-from registry.node import Node
 from registry.throttle import LoginPolicy, LoginThrottle
-from tests.conftest import PASSWORD, SeededBackend, base_settings
+from tests.conftest import PASSWORD
+from tests.live import LOCKOUT_FAILURES, LOCKOUT_SECONDS, ServedNode
 
-LOCKOUT_FAILURES = 6
-LOCKOUT_SECONDS = 4.0
 LOGIN = "/api/auth/login"
-
-
-@dataclass
-class ServedNode:
-    """An app served by a real uvicorn server in the test's event loop."""
-
-    url: str
-    node: Node
-    tokens: dict[str, str]
-    db: Database
-
-    def auth(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    async def actions(self, *names: str) -> list[AuditEvent]:
-        async with self.db.session() as session:
-            query = select(AuditEvent).where(AuditEvent.action.in_(names)).order_by(AuditEvent.seq)
-            return list((await session.scalars(query)).all())
-
-
-async def serve(app: Any) -> tuple[str, Any, asyncio.Task[None]]:
-    """Start uvicorn on a free port; returns the URL, the server and its task."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, task
-
-
-@pytest.fixture
-async def served(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncIterator[ServedNode]:
-    url = await seeded_backend.backend.fresh_url(tmp_path)
-    settings = base_settings(
-        tmp_path,
-        url,
-        login_delay_seconds=0.05,
-        login_lockout_failures=LOCKOUT_FAILURES,
-        login_lockout_seconds=LOCKOUT_SECONDS,
-    )
-    app = create_app(settings)
-    base, server, task = await serve(app)
-    database = Database(settings)
-    try:
-        yield ServedNode(base, app.state.node, seeded_backend.tokens, database)
-    finally:
-        server.should_exit = True
-        await task
-        await database.dispose()
 
 
 async def test_wrong_passwords_are_delayed_then_locked_out_and_released(
