@@ -61,6 +61,7 @@ from sync.peers import (
 )
 from sync.records import REFERENCE_TYPES
 from sync.reference import changes_for_post
+from sync.quarantine import answers_of, entry_view, list_quarantine
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
@@ -159,7 +160,13 @@ class SyncController(Controller):
             )
         except BatchRejected as exc:
             return await _reject(request, exc, body)
-        return Response({"ack": result.ack, "applied": result.applied})
+        return Response(
+            {
+                "ack": result.ack,
+                "applied": result.applied,
+                "quarantined": answers_of(result.quarantined),
+            }
+        )
 
     @post("/photos", opt={"public": True}, status_code=HTTP_200_OK)
     async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
@@ -171,12 +178,23 @@ class SyncController(Controller):
         try:
             header, signature = read_header(request.headers)
             async with node.db.sessions() as session, session.begin():
-                sha = await ingest_photo(
+                photo = await ingest_photo(
                     session, node=node, header=header, signature=signature, body=body
                 )
         except BatchRejected as exc:
             return await _reject(request, exc, body)
-        return Response({"stored": sha})
+        stored = None if photo.quarantined else photo.sha256
+        return Response({"stored": stored, "quarantined": answers_of(photo.quarantined)})
+
+    @get("/quarantine", opt={"public": True})
+    async def quarantine(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """What national holds in quarantine of the calling post's records (newest first,
+        every status), for the post's own status and banner."""
+        node = node_of(request)
+        async with node.db.session() as session:
+            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            entries = await list_quarantine(session, origin=peer.node_code, status=None)
+        return {"origin": peer.node_code, "entries": [entry_view(e) for e in entries]}
 
     @get("/reference", opt={"public": True})
     async def reference(

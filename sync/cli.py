@@ -253,7 +253,8 @@ def sync_now() -> None:
 
 @sync_group.command("status")
 def sync_status_command() -> None:
-    """Backlog, last success, days since sync; exit 1 past the offline limit."""
+    """Backlog, last success, days since sync; exit 1 past the offline limit, or while
+    national holds records of this post in quarantine (each one named)."""
     from sync.status import sync_status
 
     node = _node()
@@ -261,7 +262,83 @@ def sync_status_command() -> None:
     _emit(status)
     if status["warning"]:
         click.echo(f"WARNING: {status['warning']}", err=True)
+    for entry in status.get("quarantined", []):
+        click.echo(
+            f"QUARANTINED at national: {entry['record_type']} {entry['record_id']} "
+            f"(seq {entry['seq']}): {entry['reason']}: {entry['detail']}",
+            err=True,
+        )
+    if status["warning"] or status.get("quarantined"):
         sys.exit(1)
+
+
+@sync_group.group("quarantine")
+def quarantine_group() -> None:
+    """Records national could not store (national): list, retry after a fix, discard."""
+
+
+@quarantine_group.command("list")
+@click.option(
+    "--status",
+    "status_filter",
+    default="pending",
+    type=click.Choice(["pending", "retried", "discarded", "all"]),
+)
+@click.option("--origin", default=None, help="only the records of this post, e.g. MR-GOGUI")
+@click.option("--payload", is_flag=True, help="include each record's payload as received")
+def quarantine_list(status_filter: str, origin: str | None, payload: bool) -> None:
+    """Quarantine entries, newest first, as JSON."""
+    from sync.quarantine import entry_view, list_quarantine
+
+    node = _node()
+
+    async def work() -> list[dict[str, Any]]:
+        async with node.db.session() as session:
+            entries = await list_quarantine(
+                session,
+                origin=origin,
+                status=None if status_filter == "all" else status_filter,
+                limit=10_000,
+            )
+            return [entry_view(e, with_payload=payload) for e in entries]
+
+    _emit(_run(node, work))
+
+
+def _resolve(entry_id: int, action: str) -> None:
+    from sync.quarantine import QuarantineError, discard_entry, entry_view, retry_entry
+
+    node = _node()
+    resolve = retry_entry if action == "retry" else discard_entry
+
+    async def work() -> dict[str, Any]:
+        async with node.db.write_transaction() as session:
+            entry = await resolve(session, node=node, entry_id=entry_id, officer=None)
+            return entry_view(entry)
+
+    try:
+        view = _run(node, work)
+    except (QuarantineError, Problem) as exc:
+        raise click.ClickException(str(getattr(exc, "detail", exc))) from exc
+    _emit(view)
+    if view["status"] == "pending":
+        click.echo(f"still refused: {view['reason']}: {view['detail']}", err=True)
+        sys.exit(1)
+
+
+@quarantine_group.command("retry")
+@click.argument("entry_id", type=int)
+def quarantine_retry(entry_id: int) -> None:
+    """Apply a quarantined record again through the normal ingest path (audited); exit 1
+    if it is still refused."""
+    _resolve(entry_id, "retry")
+
+
+@quarantine_group.command("discard")
+@click.argument("entry_id", type=int)
+def quarantine_discard(entry_id: int) -> None:
+    """Mark a quarantined record discarded: kept for the record, never applied (audited)."""
+    _resolve(entry_id, "discard")
 
 
 @sync_group.command("verify")

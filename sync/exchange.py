@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
@@ -35,7 +36,15 @@ from sync.agreements import (
 )
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
 from sync.models import AgreementRevocation, ExchangeOutbox, HitQuery, PartnerRecord
-from sync.records import insert_missing
+from sync.quarantine import (
+    RECORD_ID_MAX,
+    Quarantined,
+    keep,
+    payload_text,
+    quarantined,
+    refused_text,
+)
+from sync.records import REFUSED_ROW, insert_missing
 
 BUNDLE = "crossing_bundle"
 RESOLUTION = "discrepancy_resolution"
@@ -247,28 +256,8 @@ async def receive_from_partner(
         raise BatchGap(state.contiguous_seq, "replay")
     if header.after_seq > state.contiguous_seq:
         raise BatchGap(state.contiguous_seq, "gap")
-    retention = timedelta(days=exchange.agreement.retention_days)
-    rows = []
-    for record in records:
-        payload = _check_fields(exchange, record)
-        if record.record_type == RESOLUTION:
-            await apply_partner_resolution(session, payload)
-            continue
-        occurred = _occurred(payload)
-        rows.append(
-            {
-                "origin": header.origin,
-                "record_type": record.record_type,
-                "record_id": record.record_id,
-                "agreement_id": exchange.agreement.id,
-                "agreement_version": exchange.agreement.version,
-                "payload": payload,
-                "occurred_at": occurred,
-                "received_at": utcnow(),
-                "expires_at": (occurred or utcnow()) + retention,
-            }
-        )
-    await insert_missing(session, "partner_record", rows)
+    kept = await store_partner_records(session, exchange, header.origin, records)
+    await keep(session, header.origin, kept)
     state.contiguous_seq = header.seq_to
     state.batches_accepted += 1
     await audit(
@@ -283,9 +272,83 @@ async def receive_from_partner(
             "agreement": exchange.agreement.id,
             "version": exchange.agreement.version,
             "records": len(records),
+            "quarantined": len(kept),
         },
     )
-    return state.contiguous_seq, len(rows)
+    return state.contiguous_seq, len(records) - len(kept)
+
+
+PARTNER_TYPES = (BUNDLE, RESOLUTION)  # what a partner sends (quarantined entries too)
+
+
+async def store_partner_records(
+    session: AsyncSession, exchange: Exchange, origin: str, records: list[OutboxRecord]
+) -> list[Quarantined]:
+    """Store a partner's records apart from national records, record by record: a record
+    the agreement does not allow or the database cannot store is returned to quarantine,
+    and the rest is stored (one insert for all when none is refused)."""
+    retention = timedelta(days=exchange.agreement.retention_days)
+    kept: list[Quarantined] = []
+    rows: list[tuple[OutboxRecord, dict[str, Any]]] = []
+
+    def refuse(record: OutboxRecord, reason: str, detail: str) -> None:
+        payload = payload_text(record.payload)
+        kept.append(
+            quarantined(record.seq, record.record_type, record.record_id, reason, detail, payload)
+        )
+
+    for record in records:
+        try:
+            payload = _check_fields(exchange, record)
+            if len(record.record_id) > RECORD_ID_MAX or refused_text(record.record_id, None):
+                raise BatchRejected("unstorable_text", "the record id cannot be stored")
+            if record.record_type == RESOLUTION:
+                async with session.begin_nested():
+                    await apply_partner_resolution(session, payload)
+                continue
+            occurred = _occurred(payload)
+        except BatchRejected as exc:
+            refuse(record, exc.reason, str(exc))
+            continue
+        except (ValueError, TypeError, AttributeError, DBAPIError) as exc:
+            refuse(record, "malformed", f"{type(exc).__name__}: {str(exc)[:300]}")
+            continue
+        row = {
+            "origin": origin,
+            "record_type": record.record_type,
+            "record_id": record.record_id,
+            "agreement_id": exchange.agreement.id,
+            "agreement_version": exchange.agreement.version,
+            "payload": payload,
+            "occurred_at": occurred,
+            "received_at": utcnow(),
+            "expires_at": (occurred or utcnow()) + retention,
+        }
+        rows.append((record, row))
+    try:
+        async with session.begin_nested():
+            await insert_missing(session, "partner_record", [row for _, row in rows])
+        return kept
+    except (DBAPIError, *REFUSED_ROW):
+        pass
+    for record, row in rows:  # find the rows the database refuses
+        try:
+            async with session.begin_nested():
+                await insert_missing(session, "partner_record", [row])
+        except (DBAPIError, *REFUSED_ROW) as exc:
+            refuse(record, "refused_by_database", f"{type(exc).__name__}: {str(exc)[:300]}")
+    return kept
+
+
+async def retry_partner_record(
+    session: AsyncSession, *, node: Node, entry: Any
+) -> Quarantined | None:
+    """Store a quarantined partner record again (under the agreement in force now)."""
+    exchange = await require_in_force(session, load_exchange(node))
+    raw = msgspec.Raw((entry.payload or "null").encode())
+    record = OutboxRecord(entry.seq, entry.record_type, entry.record_id, raw)
+    found = await store_partner_records(session, exchange, entry.origin, [record])
+    return found[0] if found else None
 
 
 async def apply_partner_resolution(session: AsyncSession, payload: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from registry.models import _json, _ts, utcnow
@@ -168,3 +169,36 @@ class Discrepancy(SQLModel, table=True):
     resolution: str | None = Field(default=None, max_length=30)
     notes: list[dict[str, Any]] = _json(list)
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+QUARANTINE_STATUSES = ("pending", "retried", "discarded")
+
+
+class SyncQuarantine(SQLModel, table=True):
+    """A received record this node could not store, kept with its reason and its payload as
+    received, so that the rest of its batch is stored and acknowledged past it.
+
+    On national: what a post (or the partner) sent, until an admin retries it (through the
+    normal idempotent ingest path) or discards it. On a post: national's answer about the
+    post's own records (``origin`` is the post itself), mirrored at every sync, which the
+    status, the pages and ``sync status`` show until national resolves it. A record is
+    identified by its sender's ``(origin, seq, record_type)``; ``record_type`` is
+    ``photo_file`` for a photo's file pushed apart from its row."""
+
+    __tablename__ = "sync_quarantine"
+    __table_args__ = (
+        UniqueConstraint("origin", "seq", "record_type", name="uq_sync_quarantine_record"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    origin: str = Field(max_length=32, index=True)
+    seq: int
+    record_type: str = Field(max_length=40)
+    record_id: str = Field(max_length=80)
+    reason: str = Field(max_length=40)
+    detail: str = Field(default="", max_length=500)
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    received_at: datetime = _ts(default_factory=utcnow)
+    status: str = Field(default="pending", max_length=10, index=True)
+    resolved_by: str | None = Field(default=None, max_length=64)
+    resolved_at: datetime | None = _ts(default=None, nullable=True)

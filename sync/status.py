@@ -1,4 +1,5 @@
-"""How far behind a post is: backlog per channel, last success, days since sync."""
+"""How far behind a post is: backlog per channel, last success, days since sync, and its
+records national holds in quarantine."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from registry.models import OutboxEntry, utcnow
 from registry.node import Node
 from sync.models import SyncCheckpoint, SyncPeer
+from sync.quarantine import pending_for_status
 
 
 async def sync_status(node: Node) -> dict[str, Any]:
@@ -22,6 +24,7 @@ async def sync_status(node: Node) -> dict[str, Any]:
         backlog = await session.scalar(
             select(func.count()).select_from(OutboxEntry).where(OutboxEntry.seq > position)
         )
+        quarantined = await pending_for_status(session, node.settings.node_code)
     last_success = records.last_success_at if records else None
     days = (utcnow() - last_success).total_seconds() / 86400 if last_success else None
     limit = node.settings.offline_warning_days
@@ -42,6 +45,8 @@ async def sync_status(node: Node) -> dict[str, Any]:
         "last_error": records.last_error if records else None,
         "offline_warning_days": limit,
         "warning": warning,
+        # this post's records national could not store (until its admin resolves them)
+        "quarantined": quarantined,
         "channels": {
             name: {"position": c.position, "last_error": c.last_error}
             for name, c in checkpoints.items()

@@ -29,7 +29,7 @@ from registry.node import Node
 from registry.outbox import record_id_of, record_payload
 from registry.receipts import public_key_to_text
 from sync import api, ingest
-from sync.batches import BatchRejected, RecordRow, sign_batch
+from sync.batches import RecordRow, sign_batch
 from sync.ingest import BatchGap, ReceivedBatch, applying, is_deadlock, receive_batch
 from sync.models import SyncPeer
 from tests.conftest import (
@@ -64,7 +64,7 @@ async def national(national_url: str, tmp_path: Path) -> AsyncIterator[Node]:
     async with node.db.sessions() as session, session.begin():
         tables = (
             "crossing, travel_document, traveller, audit_event, ingest_state, sync_peer, "
-            "traveller_name_key, superseded_crossing"
+            "traveller_name_key, superseded_crossing, sync_quarantine"
         )
         await session.execute(text(f"TRUNCATE {tables}, officer CASCADE"))
         session.add(
@@ -307,21 +307,29 @@ async def test_a_predecessor_that_never_finishes_releases_the_batch_after_the_bo
     assert await _count(national, "SELECT count(*) FROM crossing") == 0
 
 
-async def test_a_dangling_reference_in_an_overlapped_batch_is_refused_whole(
+async def test_a_dangling_reference_in_an_overlapped_batch_is_quarantined_alone(
     national: Node, store_spy: list[int]
 ) -> None:
+    """A crossing of a traveller never sent is quarantined (issue 12: it no longer refuses
+    the whole batch); the rest of the overlapped batch commits after the first, and the
+    acknowledgement moves past the quarantined record."""
     batches = _three_batches(dangling=True)
     await api._apply_in_order(national, batches.officer)
     with applying(batches.first):
         second = asyncio.create_task(api._apply_in_order(national, batches.second))
         await _stored_ahead(batches.second, store_spy)
-        with pytest.raises(BatchRejected, match="traveller"):
-            await asyncio.wait_for(second, 10)  # refused before it waits for the first
         await api._apply_in_order(national, batches.first)
-    assert await _count(national, "SELECT count(*) FROM crossing") == 20  # the first's only
+    result = await asyncio.wait_for(second, 10)
+    assert result.ack == batches.second.header.seq_to
+    assert [(q.record_type, q.reason, q.seq) for q in result.quarantined] == [
+        ("crossing", "dangling_reference", batches.second.header.seq_to)
+    ]
+    assert await _count(national, "SELECT count(*) FROM crossing") == 20 + 20 + 5
     assert await _count(national, "SELECT contiguous_seq FROM ingest_state") == (
-        batches.first.header.seq_to
+        batches.second.header.seq_to
     )
+    kept = "SELECT count(*) FROM sync_quarantine WHERE reason = 'dangling_reference'"
+    assert await _count(national, kept) == 1
 
 
 def test_only_consecutive_disjoint_copied_batches_without_officers_overlap() -> None:

@@ -1,0 +1,374 @@
+"""Quarantine of received records a node cannot store.
+
+National validates a post's batch record by record (and the partner's). A record it cannot
+store (unreadable, text the database refuses, a value over its column, a claimed origin
+that is not the sender, a row the sender does not own, a reference to a row national
+lacks, a constraint) is kept in ``sync_quarantine`` with its reason and its payload as
+received; the rest of the batch is stored, and the acknowledgement moves past it (national
+holds everything up to the acknowledged seq either stored or quarantined).
+
+This module holds what both sides share: the cheap, vectorised text checks national runs
+on a whole table before COPY, the quarantine entries and their storage, the admin's list,
+retry and discard on national, and the post's copy of national's answers about its own
+records (shown by ``sync status``, ``/api/sync/status`` and the pages' banner).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+import msgspec
+from sqlalchemy import String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeDecorator
+
+from registry.models import utcnow
+from sync.models import SyncQuarantine
+from sync.records import table_for
+
+PENDING, RETRIED, DISCARDED = "pending", "retried", "discarded"
+PHOTO_FILE = "photo_file"  # a photo's file, pushed apart from its row
+DETAIL_MAX = 500
+RECORD_ID_MAX = 80
+MIRRORED = 500  # quarantine entries national tells a post about, newest first
+
+# Characters no stored text may hold: NUL (PostgreSQL refuses it in text) and the other C0
+# controls but tab, line feed and carriage return (remarks and notes may hold lines).
+_REFUSED_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """One record a node could not store: where it came from, why, and as it came."""
+
+    seq: int
+    record_type: str
+    record_id: str
+    reason: str
+    detail: str
+    payload: str | None = None
+
+    def answer(self) -> dict[str, Any]:
+        """What the sender is told (no payload: it has it)."""
+        return {
+            "seq": self.seq,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+# ------------------------------------------------------------------ text checks
+@cache
+def _text_limits(record_type: str) -> tuple[tuple[str, int | None], ...]:
+    """(column, max length or None) of a table's text columns."""
+    limits = []
+    for column in table_for(record_type).columns:
+        column_type = column.type
+        if isinstance(column_type, TypeDecorator):
+            column_type = column_type.impl_instance  # AutoString -> String
+        if isinstance(column_type, String):
+            limits.append((column.name, getattr(column.type, "length", None)))
+    return tuple(limits)
+
+
+def refused_text(value: str, limit: int | None) -> str | None:
+    """Why a text value cannot be stored (a control character, or longer than the column),
+    or None. Uses the shared clean-text rule when the project has one."""
+    if _REFUSED_TEXT.search(value):
+        return "a control character (NUL or C0) the database must not store"
+    if limit is not None and len(value) > limit:
+        return f"{len(value)} characters, over the column's {limit}"
+    return None
+
+
+def bad_text_rows(
+    record_type: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+) -> dict[int, str]:
+    """Rows (by index) whose text cannot be stored, and why, for one table's rows given
+    column by column (``columns[i]`` holds column ``names[i]`` of every row).
+
+    Vectorised: each text column is checked whole first (its longest value, and one regex
+    search over all its values joined), which costs a few C-level passes; only a column
+    that fails is scanned row by row to name the rows."""
+    bad: dict[int, str] = {}
+    index = {name: i for i, name in enumerate(names)}
+    for name, limit in _text_limits(record_type):
+        i = index.get(name)
+        if i is None:
+            continue
+        column = columns[i]
+        too_long = limit is not None and max(map(len, filter(None, column)), default=0) > limit
+        if not too_long and not _REFUSED_TEXT.search("".join(filter(None, column))):
+            continue
+        for row, value in enumerate(column):
+            if isinstance(value, str) and row not in bad:
+                why = refused_text(value, limit)
+                if why:
+                    bad[row] = f"{record_type}.{name}: {why}"
+    return bad
+
+
+# ------------------------------------------------------------------ payloads
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, uuid.UUID | datetime | date):
+        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
+    return value
+
+
+def payload_text(
+    row: Any, names: Sequence[str] | None = None, json_columns: Iterable[int] = ()
+) -> str:
+    """A stored row back as the JSON payload it travelled as (for a quarantine entry): a
+    column dict, a COPY tuple (with ``names``; JSON columns given by index are raw JSON
+    text) or undecoded JSON."""
+    if isinstance(row, msgspec.Raw | bytes):
+        return safe_text(bytes(row).decode("utf-8", errors="backslashreplace"))
+    if isinstance(row, str):
+        return safe_text(row)
+    if names is not None:
+        raw = set(json_columns)
+        row = {
+            n: msgspec.Raw(v.encode()) if i in raw and isinstance(v, str) else _plain(v)
+            for i, (n, v) in enumerate(zip(names, row, strict=True))
+        }
+    elif isinstance(row, dict):
+        row = {k: _plain(v) for k, v in row.items()}
+    return msgspec.json.encode(row).decode()
+
+
+def safe_text(text: str, limit: int | None = None) -> str:
+    """Text the database stores whatever it holds: NUL written as ``\\u0000``."""
+    text = text.replace("\x00", "\\u0000")
+    return text[:limit] if limit else text
+
+
+def quarantined(
+    seq: int, record_type: str, record_id: Any, reason: str, detail: str, payload: str | None
+) -> Quarantined:
+    return Quarantined(
+        seq,
+        safe_text(str(record_type), 40),
+        safe_text(str(record_id), RECORD_ID_MAX),
+        reason,
+        safe_text(detail, DETAIL_MAX),
+        payload,
+    )
+
+
+# ------------------------------------------------------------------ storage
+async def keep(session: AsyncSession, origin: str, entries: Sequence[Quarantined]) -> None:
+    """Store quarantine entries from ``origin`` in the caller's transaction (a record
+    already quarantined, e.g. sent again, is kept once)."""
+    if not entries:
+        return
+    from sync.records import insert_missing
+
+    now = utcnow()
+    await insert_missing(
+        session,
+        "sync_quarantine",
+        [
+            {
+                "origin": origin,
+                "seq": e.seq,
+                "record_type": e.record_type,
+                "record_id": e.record_id,
+                "reason": e.reason,
+                "detail": e.detail,
+                "payload": e.payload,
+                "received_at": now,
+                "status": PENDING,
+                "resolved_by": None,
+                "resolved_at": None,
+            }
+            for e in entries
+        ],
+    )
+
+
+def entry_view(entry: SyncQuarantine, *, with_payload: bool = False) -> dict[str, Any]:
+    view = {
+        "id": entry.id,
+        "origin": entry.origin,
+        "seq": entry.seq,
+        "record_type": entry.record_type,
+        "record_id": entry.record_id,
+        "reason": entry.reason,
+        "detail": entry.detail,
+        "received_at": entry.received_at.isoformat(),
+        "status": entry.status,
+        "resolved_by": entry.resolved_by,
+        "resolved_at": entry.resolved_at.isoformat() if entry.resolved_at else None,
+    }
+    if with_payload:
+        view["payload"] = entry.payload
+    return view
+
+
+async def list_quarantine(
+    session: AsyncSession,
+    *,
+    origin: str | None = None,
+    status: str | None = PENDING,
+    limit: int = MIRRORED,
+) -> list[SyncQuarantine]:
+    query = select(SyncQuarantine).order_by(SyncQuarantine.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if origin is not None:
+        query = query.where(SyncQuarantine.origin == origin)
+    if status is not None:
+        query = query.where(SyncQuarantine.status == status)
+    return list((await session.scalars(query)).all())
+
+
+# ------------------------------------------------------------------ the post's copy
+async def note_answers(
+    session: AsyncSession, origin: str, answers: Iterable[dict[str, Any]]
+) -> int:
+    """On a post: keep what national says it quarantined of this post's records (from a
+    batch's acknowledgement or from national's list), updating the status of entries
+    already known. Returns how many entries are new or changed."""
+    changed = 0
+    for answer in answers:
+        seq, record_type = int(answer["seq"]), str(answer["record_type"])[:40]
+        entry = await session.scalar(
+            select(SyncQuarantine).where(
+                SyncQuarantine.origin == origin,
+                SyncQuarantine.seq == seq,
+                SyncQuarantine.record_type == record_type,
+            )
+        )
+        status = str(answer.get("status") or PENDING)
+        if entry is None:
+            entry = SyncQuarantine(
+                origin=origin,
+                seq=seq,
+                record_type=record_type,
+                record_id=safe_text(str(answer.get("record_id", "")), RECORD_ID_MAX),
+                reason=safe_text(str(answer.get("reason", "")), 40),
+                detail=safe_text(str(answer.get("detail", "")), DETAIL_MAX),
+                status=status if status in (PENDING, RETRIED, DISCARDED) else PENDING,
+            )
+            session.add(entry)
+            changed += 1
+        elif entry.status != status and status in (PENDING, RETRIED, DISCARDED):
+            entry.status = status
+            entry.reason = safe_text(str(answer.get("reason", entry.reason)), 40)
+            entry.resolved_by = safe_text(str(answer.get("resolved_by") or ""), 64) or None
+            entry.resolved_at = utcnow() if status != PENDING else None
+            changed += 1
+    return changed
+
+
+async def pending_for_status(session: AsyncSession, origin: str) -> list[dict[str, Any]]:
+    """Pending quarantine entries of ``origin``, as ``sync status`` shows them."""
+    return [
+        {k: v for k, v in entry_view(e).items() if k not in ("resolved_by", "resolved_at")}
+        for e in await list_quarantine(session, origin=origin)
+    ]
+
+
+def answers_of(entries: Iterable[Quarantined]) -> list[dict[str, Any]]:
+    return [e.answer() for e in entries]
+
+
+# ------------------------------------------------------------------ national's admin
+class QuarantineError(LookupError):
+    """No such quarantine entry, or it is no longer pending."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+async def _pending_entry(session: AsyncSession, entry_id: int) -> SyncQuarantine:
+    entry = await session.get(SyncQuarantine, entry_id, with_for_update=True)
+    if entry is None:
+        raise QuarantineError("unknown", f"no quarantine entry {entry_id}")
+    if entry.status != PENDING:
+        raise QuarantineError("resolved", f"quarantine entry {entry_id} is {entry.status}")
+    return entry
+
+
+async def retry_entry(
+    session: AsyncSession, *, node: Any, entry_id: int, officer: Any | None
+) -> SyncQuarantine:
+    """Apply a quarantined record again through the normal idempotent ingest path (a
+    partner's record through the partner's). Stored: the entry is marked retried. Still
+    refused: it stays pending with the new reason. Audited either way; the caller commits
+    (write transaction)."""
+    from registry.audit import audit
+
+    entry = await _pending_entry(session, entry_id)
+    still = await _reapply(session, node, entry)
+    by = officer.username if officer is not None else "cli"
+    if still is None:
+        entry.status, entry.resolved_by, entry.resolved_at = RETRIED, by, utcnow()
+    else:
+        entry.reason, entry.detail = still.reason, still.detail
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="quarantine_retry",
+        record_type="sync_quarantine",
+        record_id=str(entry.id),
+        purpose="sync",
+        detail={
+            "origin": entry.origin,
+            "seq": entry.seq,
+            "record_type": entry.record_type,
+            "record_id": entry.record_id,
+            "stored": still is None,
+            "reason": None if still is None else still.reason,
+        },
+    )
+    return entry
+
+
+async def _reapply(session: AsyncSession, node: Any, entry: SyncQuarantine) -> Quarantined | None:
+    from sync.exchange import PARTNER_TYPES, retry_partner_record
+    from sync.ingest import retry_record
+
+    if entry.record_type in PARTNER_TYPES:
+        return await retry_partner_record(session, node=node, entry=entry)
+    return await retry_record(session, node=node, entry=entry)
+
+
+async def discard_entry(
+    session: AsyncSession, *, node: Any, entry_id: int, officer: Any | None
+) -> SyncQuarantine:
+    """Mark a pending quarantine entry discarded (kept, never applied); audited."""
+    from registry.audit import audit
+
+    entry = await _pending_entry(session, entry_id)
+    entry.status = DISCARDED
+    entry.resolved_by = officer.username if officer is not None else "cli"
+    entry.resolved_at = utcnow()
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="quarantine_discard",
+        record_type="sync_quarantine",
+        record_id=str(entry.id),
+        purpose="sync",
+        detail={
+            "origin": entry.origin,
+            "seq": entry.seq,
+            "record_type": entry.record_type,
+            "record_id": entry.record_id,
+            "reason": entry.reason,
+        },
+    )
+    return entry
