@@ -48,6 +48,7 @@ from sync.batches import compress, encode_body  # noqa: E402
 from sync.client import IN_FLIGHT, NationalLink, SyncClient  # noqa: E402
 from sync.digest import bucket_hash  # noqa: E402
 from tests.conftest import create_pg_database, drop_pg_database, pg_url  # noqa: E402
+from tests.e2e.cluster import enrol  # noqa: E402
 from tests.servers import ServerProcess, cli, node_env  # noqa: E402
 
 NATIONAL = "MR-NATIONAL"
@@ -230,8 +231,7 @@ def _national(tmp: Path, name: str, database: str) -> tuple[dict[str, str], Serv
 def _enrol(post_env: dict[str, str], national_env: dict[str, str], url: str) -> Any:
     from registry.receipts import public_key_from_text
 
-    cli(post_env, "node", "enrol", "--national-url", url)
-    cli(national_env, "node", "approve", POST)
+    enrol(post_env, national_env, url)
     return public_key_from_text(json.loads(cli(national_env, "keys", "show").stdout)["public_key"])
 
 

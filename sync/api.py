@@ -407,7 +407,14 @@ async def _reject(
     async with node.db.sessions() as session:
         signer = await signer_of_batch(session, request.headers)
     if signer is None:
-        log_refusal(link_limits(request.app.state), _address(request), "batch", str(exc))
+        limits = link_limits(request.app.state)
+        wait = limits.junk.allow(_address(request))
+        if wait > 0.0:
+            problem, headers = too_many_requests(wait, "unsigned batch")
+            return Response(
+                problem, status_code=429, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+            )
+        log_refusal(limits, _address(request), "batch", str(exc))
     else:
         async with node.db.write_transaction() as session:
             await record_rejection(

@@ -29,7 +29,7 @@ from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.outbox import enqueue
-from registry.problems import PROBLEM_MEDIA_TYPE, Problem
+from registry.problems import Problem
 from registry.receipts import public_key_from_text, public_key_to_text
 from registry.throttle import RateLimiter
 from sync.batches import BatchRejected, _b64, _unb64, read_header
@@ -53,12 +53,14 @@ CODE_REFUSED = (
 )
 
 # Per source address. Enrolment: ten attempts at once, then one every ten seconds.
-# Batches and photos: a post pushes a few batches a second and photos one request each;
-# a burst of 200 and 20 a second keep a flood away without slowing a post's backlog much
-# (the post waits out a 429 and carries on). Refused requests are logged at most once a
-# second per address after a burst of 10.
+# Batches and photos: a post pushes a few batches a second and photos one request each,
+# so every request counts against a generous bucket (the post waits out a 429 and carries
+# on); junk (a batch or photo not signed by the post it names) counts against a strict
+# one: past 30, junk is answered 429 until the address slows to one every two seconds.
+# Refused requests are logged at most once a second per address after a burst of 10.
 ENROL_RATE_PER_S, ENROL_BURST = 0.1, 10
-LINK_RATE_PER_S, LINK_BURST = 20.0, 200
+LINK_RATE_PER_S, LINK_BURST = 50.0, 300
+JUNK_RATE_PER_S, JUNK_BURST = 0.5, 30
 REFUSAL_LOG_RATE_PER_S, REFUSAL_LOG_BURST = 1.0, 10
 
 
@@ -371,6 +373,7 @@ class LinkLimits:
 
     enrol: RateLimiter
     batches: RateLimiter
+    junk: RateLimiter
     refusal_log: RateLimiter
 
 
@@ -381,6 +384,7 @@ def link_limits(state: Any) -> LinkLimits:
         limits = LinkLimits(
             RateLimiter(ENROL_RATE_PER_S, ENROL_BURST),
             RateLimiter(LINK_RATE_PER_S, LINK_BURST),
+            RateLimiter(JUNK_RATE_PER_S, JUNK_BURST),
             RateLimiter(REFUSAL_LOG_RATE_PER_S, REFUSAL_LOG_BURST),
         )
         state.sync_link_limits = limits
@@ -397,7 +401,7 @@ def too_many_requests(wait_s: float, what: str) -> tuple[dict[str, Any], dict[st
         "detail": f"too many {what} requests from this address; retry in {seconds} s",
         "invalid_params": [{"name": "address", "reason": "rate limited"}],
     }
-    return body, {"retry-after": str(seconds), "content-type": PROBLEM_MEDIA_TYPE}
+    return body, {"retry-after": str(seconds)}
 
 
 def log_refusal(limits: LinkLimits, address: str, what: str, reason: str) -> None:

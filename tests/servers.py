@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,22 +44,27 @@ def cli(
 
 @dataclass
 class ServerProcess:
-    """A `borderpost serve` subprocess; kill() is a crash (SIGKILL), not a shutdown."""
+    """A `borderpost serve` subprocess; kill() is a crash (SIGKILL), not a shutdown.
+    With ``tls`` (certificate file, key file) it serves https only."""
 
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tls: tuple[Path, Path] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         data_dir = Path(self.env["BORDERPOST_DATA_DIR"])
         data_dir.mkdir(parents=True, exist_ok=True)
         log = open(data_dir / f"server-{self.port}.log", "ab")
+        command = [BORDERPOST, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.tls:
+            command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]
         self.process = subprocess.Popen(
-            [BORDERPOST, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            command,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -68,7 +74,9 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                verify = ssl.create_default_context(cafile=self.tls[0]) if self.tls else True
+                health = httpx.get(f"{self.url}/api/health", timeout=1, verify=verify)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)

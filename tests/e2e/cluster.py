@@ -1,5 +1,6 @@
 """A real national node (PostgreSQL) and real posts (SQLite), each a `borderpost serve`
-subprocess on 127.0.0.1, enrolled and approved through the CLI as operators do it."""
+subprocess on 127.0.0.1, enrolled through the CLI as operators do it: national's admin
+issues a one-time code (`node invite`), the post presents it (`node enrol --code`)."""
 
 from __future__ import annotations
 
@@ -138,7 +139,26 @@ def _add_officer(env: dict[str, str], username: str, role: str) -> None:
     )
 
 
-def start_cluster(root: Path, post_codes: tuple[str, ...]) -> Cluster:
+def invite(national_env: dict[str, str], post_code: str, *options: str) -> str:
+    """A one-time enrolment code for ``post_code``, issued on national through the CLI."""
+    return str(json.loads(cli(national_env, "node", "invite", post_code, *options).stdout)["code"])
+
+
+def enrol(
+    post_env: dict[str, str], national_env: dict[str, str], national_url: str, *options: str
+) -> dict[str, Any]:
+    """Invite the post on national, then enrol it with the code (approved at once)."""
+    code = invite(national_env, post_env["BORDERPOST_NODE_CODE"])
+    answer = cli(
+        post_env, "node", "enrol", "--national-url", national_url, "--code", code, *options
+    )
+    return dict(json.loads(answer.stdout))
+
+
+def start_cluster(
+    root: Path, post_codes: tuple[str, ...], *, tls: tuple[Path, Path] | None = None
+) -> Cluster:
+    """National (https with ``tls``: certificate and key files) and enrolled posts."""
     database = f"bp_e2e_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     asyncio.run(create_pg_database(database))
     national_env = node_env(
@@ -151,22 +171,27 @@ def start_cluster(root: Path, post_codes: tuple[str, ...]) -> Cluster:
     cli(national_env, "db", "upgrade")
     _add_officer(national_env, "hq.admin", "admin")
     _add_officer(national_env, "hq.supervisor", "supervisor")
-    national = ServerProcess(national_env).start()
+    national = ServerProcess(national_env, tls=tls).start()
     cluster = Cluster(root, database, national_env, national)
     for code in post_codes:
-        env = node_env(
-            root / code,
-            node_code=code,
-            sync_interval_seconds="3600",
-            watchlist_refresh_seconds="0.5",
-        )
-        cli(env, "db", "upgrade")
-        _add_officer(env, "desk", "officer")
-        answer = json.loads(cli(env, "node", "enrol", "--national-url", national.url).stdout)
-        assert answer["status"] == "pending"
-        cli(national_env, "node", "approve", code)
+        env = post_env(root, code)
+        assert enrol(env, national_env, national.url)["status"] == "approved"
         cluster.posts[code] = Post(code, env, ServerProcess(env).start())
     return cluster
+
+
+def post_env(root: Path, code: str, **settings: str) -> dict[str, str]:
+    """A migrated post (not enrolled, not serving) with a desk officer."""
+    env = node_env(
+        root / code,
+        node_code=code,
+        sync_interval_seconds="3600",
+        watchlist_refresh_seconds="0.5",
+        **settings,
+    )
+    cli(env, "db", "upgrade")
+    _add_officer(env, "desk", "officer")
+    return env
 
 
 def drop_cluster(cluster: Cluster) -> None:

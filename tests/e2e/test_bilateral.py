@@ -23,7 +23,7 @@ from registry.mrz import build_td3
 from registry.receipts import load_or_create_node_key
 from sync.agreements import key_check, pseudonym, sign_agreement
 from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
-from tests.e2e.cluster import PASSWORD, Cluster, Post
+from tests.e2e.cluster import PASSWORD, Cluster, Post, enrol
 from tests.servers import ServerProcess, cli, node_env
 
 AGREEMENT = Path(__file__).resolve().parents[2] / "deploy" / "agreements" / "mr-ml-2026.toml"
@@ -113,8 +113,7 @@ def _start(root: Path) -> dict[str, Country]:
         )
         cli(post_env, "db", "upgrade")
         _officer(post_env, "desk", "officer")
-        cli(post_env, "node", "enrol", "--national-url", national.url)
-        cli(envs[node], "node", "approve", post_code)
+        enrol(post_env, envs[node], national.url)
         post = Post(post_code, post_env, ServerProcess(post_env).start())
         cluster.posts[post_code] = post
         countries[envs[node]["BORDERPOST_COUNTRY"]] = Country(
