@@ -32,6 +32,7 @@ from registry.api.search import SearchController
 from registry.api.watchlists import register_watchlist_routes
 from registry.migrate import ensure_schema_current
 from registry.node import Node
+from registry.openapi import complete_openapi
 from registry.problems import EXCEPTION_HANDLERS
 from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_schema_current(node.db.engine)
+        complete_openapi(app)  # the problem answers and bodies Litestar cannot see
         await refresh_node_reference(node)
         if settings.role == "national":  # keep monthly crossing partitions ahead (PostgreSQL)
             async with node.db.write_transaction() as session:

@@ -1,0 +1,135 @@
+"""The OpenAPI document, completed: the problem+json answers every operation can give, and
+the request bodies that handlers read themselves (registration: JSON or multipart).
+
+Litestar documents a handler's success response and the body it decodes. Refusals come from
+guards, the body-size limit, the content-type check and the services, which Litestar cannot
+see; so a client (and the fuzzing test) would meet status codes the document never named.
+``complete_openapi`` adds them once, from rules that follow what the node actually does:
+
+- every operation: 400 (malformed request);
+- every operation behind a login: 401 (no or expired login) and 403 (role);
+- an operation with a path parameter: 404 (no such record, or one the role may not see);
+- an operation with a body: 413 (too large), 415 (content type) and 422 (refused content);
+- a POST: 409 (conflict with what is stored: a superseded crossing, a reused key);
+- login and node-to-node endpoints: 429 (throttled, with ``Retry-After``);
+- registration: 503 (too many photos decoding at once; try again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.openapi.plugins import OpenAPIPlugin
+
+from registry.schemas import RegistrationRequest
+
+PROBLEM_SCHEMA = "Problem"
+PUBLIC = {"/api/health", "/api/auth/login", "/api/receipts/verify"}
+THROTTLED_PREFIXES = ("/api/auth/login", "/api/sync/", "/api/exchange/")
+REGISTRATION = ("/api/crossings", "post")
+REASONS = {
+    400: "Malformed request: the problem names the field",
+    401: "Not logged in, or the login has expired",
+    403: "The role may not use this operation",
+    404: "No such record (or one this role may not see)",
+    409: "Conflicts with what is stored",
+    413: "Request body too large",
+    415: "Unsupported content type",
+    422: "Refused: the problem names the field and the reason",
+    429: "Too many attempts: wait for Retry-After seconds",
+    503: "Busy: try again shortly",
+}
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "invalid_params": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                },
+            },
+        },
+        "required": ["title", "status"],
+    }
+
+
+def _codes(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    codes = {400}
+    if path not in PUBLIC:
+        codes |= {401, 403}
+    if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+        codes.add(404)
+    if method in WRITE_METHODS:
+        codes |= {413, 415, 422}
+    if method == "post":
+        codes.add(409)
+    if path.startswith(THROTTLED_PREFIXES):
+        codes.add(429)
+    if (path, method) == REGISTRATION:
+        codes.add(503)
+    return codes
+
+
+def _registration_body(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The registration body, JSON or multipart, with RegistrationRequest's schema."""
+    (ref,), components = msgspec.json.schema_components(
+        [RegistrationRequest], ref_template="#/components/schemas/{name}"
+    )
+    for name, schema in components.items():
+        schemas.setdefault(name, schema)
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ref},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["crossing"],
+                    "properties": {
+                        "crossing": {
+                            "type": "string",
+                            "description": "the RegistrationRequest as JSON",
+                        },
+                        "photo": {"type": "string", "format": "binary"},
+                    },
+                },
+                "encoding": {"crossing": {"contentType": "application/json"}},
+            },
+        },
+    }
+
+
+def complete_document(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the problem answers and the registration body to an OpenAPI document (in place)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(PROBLEM_SCHEMA, _problem_schema())
+    problem = {
+        "application/problem+json": {"schema": {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}}
+    }
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code in sorted(_codes(path, method, operation)):
+                responses.setdefault(str(code), {"description": REASONS[code], "content": problem})
+            if (path, method) == REGISTRATION:
+                operation["requestBody"] = _registration_body(schemas)
+    return document
+
+
+def complete_openapi(app: Litestar) -> None:
+    """Complete the app's cached OpenAPI document; the served JSON and YAML are built from it."""
+    complete_document(app.plugins.get(OpenAPIPlugin).provide_openapi_schema())
