@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.plugins import OpenAPIPlugin
+from litestar._openapi.plugin import OpenAPIPlugin  # Litestar keeps it private; app.openapi_schema uses it
 
 from registry.schemas import RegistrationRequest
 
