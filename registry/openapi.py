@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar._openapi.plugin import OpenAPIPlugin  # Litestar keeps it private; app.openapi_schema uses it
+from litestar._openapi.plugin import OpenAPIPlugin  # private in Litestar 2
 
 from registry.schemas import RegistrationRequest
 
