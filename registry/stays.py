@@ -196,7 +196,8 @@ def default_stay_rules(
     """90 days within 180 for everyone; ``partner_rule`` (180 within 365) for the partner's
     citizens; no limit for the citizens of ``country`` (the node's own). Posts override the
     rules with their own configuration (``StayRules.from_mapping``)."""
-    by_nationality = {partner_country: partner_rule} if partner_country else {}
+    partner = partner_country if partner_country != country else None  # never one's own
+    by_nationality = {partner: partner_rule} if partner else {}
     return StayRules(default=DEFAULT_STAY_RULE, by_nationality=by_nationality, citizens=country)
 
 

@@ -307,6 +307,7 @@ def test_own_citizens_have_no_limit_by_default() -> None:
     assert rules.rule_for("SEN") == DEFAULT_STAY_RULE
     assert stay_limit(rules, "MRT", ENTRY, [(ENTRY - days(170), None)]) is None
     assert default_stay_rules("MLI").rule_for("MRT") == DEFAULT_STAY_RULE  # no country: no one
+    assert default_stay_rules("MLI", country="MLI").rule_for("MLI").is_unlimited  # Mali's posts
 
 
 def test_citizens_follow_rules_that_name_them() -> None:
