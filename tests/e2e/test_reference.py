@@ -1,7 +1,8 @@
-"""Reference data and the background runner end to end: a national node on PostgreSQL and
+"""Reference data and the background runners end to end: a national node on PostgreSQL and
 posts on SQLite, all real servers on 127.0.0.1. Stay rules published through the CLI reach
 a post and its registrations; a post receives only the accounts homed at it; the post's
-sync runner outlives a database error and its next sync goes through."""
+sync runner and national's exchange runner outlive a database error (a table their cycle
+needs renamed away, then back) and their next cycle goes through."""
 
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ import pytest
 from registry.mrz import build_td3
 from registry.node import Node
 from registry.settings import load_settings
+from sync.exchange import load_exchange
+from sync.exchange_client import ExchangeRunner
 from sync.peers import sign_request
 from sync.runner import SyncRunner
-from tests.conftest import missing, pg_reachable
+from tests.conftest import drop_pg_database, missing, pg_reachable
 from tests.e2e.cluster import PASSWORD, Cluster, Post, canonical, drop_cluster, start_cluster
+from tests.e2e.test_bilateral import BASE as BILATERAL_BASE
+from tests.e2e.test_bilateral import Country
+from tests.e2e.test_bilateral import _cross as cross
+from tests.e2e.test_bilateral import _start as start_countries
 from tests.servers import cli
 
 GOGUI, KOBENI = "MR-GOGUI", "MR-KOBENI"
@@ -240,3 +247,59 @@ def test_the_sync_runner_outlives_a_database_error(cluster: Cluster) -> None:
     runner = asyncio.run(scenario())
     assert runner.failures >= 3 and runner.consecutive_failures == 0
     assert set(crossings) <= at_national()
+
+
+@pytest.fixture
+def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
+    """Two national nodes under the agreement, each with one post (``test_bilateral``)."""
+    if not pg_reachable():
+        missing("PostgreSQL is not reachable at 127.0.0.1:5432")
+    started = start_countries(tmp_path)
+    try:
+        yield started
+    finally:
+        for country in started.values():
+            country.cluster.stop()
+            asyncio.run(drop_pg_database(country.cluster.database))
+
+
+def test_the_exchange_runner_outlives_a_database_error(countries: dict[str, Country]) -> None:
+    mr, ml = countries["MRT"], countries["MLI"]
+    for n in range(3):
+        cross(mr.post, "exit", f"X{n:07d}", BILATERAL_BASE)
+    cli(mr.post.env, "sync", "now")  # queued at MR national for the partner
+
+    def at_partner() -> int:
+        return len(ml.cluster.national_rows("SELECT 1 FROM partner_record"))
+
+    def rename(old: str, new: str) -> None:
+        mr.cluster.national_execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    async def scenario() -> ExchangeRunner:
+        node = Node.build(load_settings(mr.cluster.national_env))
+        exchange = load_exchange(node)
+        runner = ExchangeRunner(node, exchange, interval=0.05, max_backoff=0.3)
+        await asyncio.to_thread(rename, "exchange_outbox", "exchange_outbox_away")
+        task = asyncio.create_task(runner.run())
+        try:
+            async with asyncio.timeout(20):
+                while runner.failures < 3:
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.02)
+            assert not task.done() and runner.cycles == 0
+            assert "exchange_outbox" in (runner.last_error or "")
+            assert await asyncio.to_thread(at_partner) == 0
+            await asyncio.to_thread(rename, "exchange_outbox_away", "exchange_outbox")
+            async with asyncio.timeout(30):
+                while runner.cycles < 1:
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.05)
+        finally:
+            runner.stop()
+            await asyncio.wait_for(task, timeout=30)
+            await node.db.dispose()
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert runner.failures >= 3 and runner.consecutive_failures == 0
+    assert at_partner() == 3
