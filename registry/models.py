@@ -333,3 +333,16 @@ class AlertAdjudication(SQLModel, table=True):
     reason: str = Field(max_length=1000)
     officer_id: uuid.UUID = Field(foreign_key="officer.id")
     created_at: datetime = _ts(default_factory=utcnow)
+
+class IdempotencyKey(SQLModel, table=True):
+    """The crossing a registration with an ``Idempotency-Key`` header registered: the same
+    officer sending the same key again gets that crossing back, and nothing new is
+    registered. Written in the registration's own transaction; local to the node (never
+    travels)."""
+
+    __tablename__ = "idempotency_key"
+
+    officer_id: uuid.UUID = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    crossing_id: uuid.UUID
+    created_at: datetime = _ts(default_factory=utcnow)

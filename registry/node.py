@@ -8,6 +8,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.db import Database
+from registry.idempotency import IdempotencyLocks
 from registry.receipts import load_or_create_node_key
 from registry.security import TokenCache
 from registry.settings import Settings
@@ -28,6 +29,7 @@ class Node:
     tokens: TokenCache = field(default_factory=TokenCache)
     watchlists: WatchlistMatcher = field(default_factory=WatchlistMatcher)
     logins: LoginThrottle = field(default_factory=LoginThrottle)  # failed-login throttling
+    idempotency: IdempotencyLocks = field(default_factory=IdempotencyLocks)  # Idempotency-Key
     stay_rules_override: StayRules | None = None  # pulled from national, if any
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
 from registry.audit import audit
+from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, analyse_photo
@@ -26,7 +28,7 @@ from registry.services.crossings import (
     read_crossing,
 )
 from registry.services.referrals import create_referral
-from registry.services.registration import prepare_registration
+from registry.services.registration import Registration, prepare_registration
 from registry.services.search import search_crossings
 from registry.watchlists import desk_alert_view
 
@@ -94,11 +96,28 @@ class CrossingController(Controller):
         description="JSON body (RegistrationRequest) or multipart/form-data with a `crossing` "
         "JSON part and an optional `photo` file. Warnings never block; the officer decides.",
     )
-    async def register(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        idempotency: Annotated[
+            str | None,
+            Parameter(
+                header=IDEMPOTENCY_HEADER,
+                pattern=KEY_PATTERN,
+                description="Optional. The same key sent again by the same officer registers "
+                "nothing and answers the crossing the first request registered.",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
         node = node_of(request)
-        registration, photo = await _registration_input(request, node)
-        prepared = prepare_registration(node, officer, registration, photo)
-        result = await node.registrations.submit(prepared)
+
+        async def submit(key: str | None) -> Registration:
+            registration, photo = await _registration_input(request, node)
+            prepared = prepare_registration(node, officer, registration, photo)
+            return await node.registrations.submit(replace(prepared, idempotency_key=key))
+
+        result, _ = await register_once(node, officer, idempotency_key(idempotency), submit)
         view = crossing_view(node, result.crossing, result.traveller, result.document)
         view["alerts"] = [desk_alert_view(alert) for alert in result.alerts]
         return view

@@ -367,6 +367,7 @@ class PreparedRegistration:
     photo: AnalysedPhoto | None
     hits: tuple[WatchlistHit, ...] = ()
     quality_override: str | None = None
+    idempotency_key: str | None = None  # stored with the crossing (registry.idempotency)
 
     @property
     def document_key(self) -> tuple[str, str]:

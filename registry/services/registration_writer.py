@@ -28,6 +28,7 @@ from registry.models import (
     Alert,
     AuditEvent,
     Crossing,
+    IdempotencyKey,
     OutboxEntry,
     Photo,
     TravelDocument,
@@ -276,6 +277,11 @@ def _build(node: Node, item: PreparedRegistration, state: _BatchState) -> Regist
     )
     crossing.receipt = sign_crossing_receipt(node, crossing, document)
     _add(state, crossing)
+    if item.idempotency_key is not None:  # local to the node: it does not travel
+        key = IdempotencyKey(
+            officer_id=item.officer.id, key=item.idempotency_key, crossing_id=crossing.id
+        )
+        _add(state, key, travels=False)
     alerts = alerts_for_crossing(crossing.id, list(item.hits), node.settings.node_code)
     for alert in alerts:
         _add(state, alert)
@@ -292,6 +298,7 @@ INSERT_ORDER: tuple[type[SQLModel], ...] = (
     Crossing,
     Alert,
     AuditEvent,
+    IdempotencyKey,
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from msgspec import Meta
 
 from registry.api.auth import FRONT_DESK, node_of
 from registry.audit import audit
+from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, analyse_photo
@@ -29,7 +31,7 @@ from registry.problems import Problem
 from registry.receipts import qr_svg
 from registry.schemas import RegistrationRequest, decode_as
 from registry.services.crossings import load_crossing
-from registry.services.registration import Check, prepare_registration
+from registry.services.registration import Check, Registration, prepare_registration
 from registry.services.search import search_crossings
 from registry.watchlists import desk_alert_view
 from registry.web.desk_service import check_view, desk_check, mrz_view
@@ -207,23 +209,33 @@ class DeskController(Controller):
 
     @post("/register", status_code=201)
     async def register(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
-        """Save through the API's service path; answer the desk view and the receipt URLs."""
+        """Save through the API's service path; answer the desk view and the receipt URLs.
+        The page sends an ``Idempotency-Key`` per traveller: a save sent again answers the
+        first one (``registry.idempotency``)."""
         node = node_of(request)
-        raw = await _form_text(request, "crossing")
-        if raw is None:
-            raise Problem(422, "Missing part", field="crossing", detail="send the crossing JSON")
-        registration = decode_as(raw, RegistrationRequest)
-        ticket = await _form_text(request, "photo_ticket")
-        photo = photo_cache(request).get(officer.id, ticket)
-        if photo is None and (data := await _upload(request, "photo")) is not None:
-            photo = await _analyse(node, data)
-        if photo is None and ticket is not None:
-            raise Problem(
-                409, "Photo expired", field="photo_ticket", detail="send the photo file again"
-            )
-        prepared = prepare_registration(node, officer, registration, photo)
-        result = await node.registrations.submit(prepared)
-        photo_cache(request).discard(ticket)
+
+        async def submit(key: str | None) -> Registration:
+            raw = await _form_text(request, "crossing")
+            if raw is None:
+                raise Problem(
+                    422, "Missing part", field="crossing", detail="send the crossing JSON"
+                )
+            registration = decode_as(raw, RegistrationRequest)
+            ticket = await _form_text(request, "photo_ticket")
+            photo = photo_cache(request).get(officer.id, ticket)
+            if photo is None and (data := await _upload(request, "photo")) is not None:
+                photo = await _analyse(node, data)
+            if photo is None and ticket is not None:
+                raise Problem(
+                    409, "Photo expired", field="photo_ticket", detail="send the photo file again"
+                )
+            prepared = prepare_registration(node, officer, registration, photo)
+            result = await node.registrations.submit(replace(prepared, idempotency_key=key))
+            photo_cache(request).discard(ticket)
+            return result
+
+        key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER.lower()))
+        result, _ = await register_once(node, officer, key, submit)
         return _saved_view(request, result)
 
 

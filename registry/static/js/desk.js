@@ -42,7 +42,17 @@
     photoPending: null,
     stream: null,
     mrzTimer: null,
+    saveKey: newSaveKey(),
   };
+
+  /* One Idempotency-Key per traveller: a save sent again (a timeout, a double press) gets
+   * the first answer back instead of a second crossing. getRandomValues works on plain
+   * http too, where crypto.randomUUID does not. */
+  function newSaveKey() {
+    const bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return "desk-" + Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
 
   /* ------------------------------------------------------------------ requests */
   async function answer(response) {
@@ -74,9 +84,9 @@
     }));
   }
 
-  async function postForm(url, data) {
+  async function postForm(url, data, extra) {
     return answer(await fetch(url, {
-      method: "POST", credentials: "same-origin", headers: headers(false), body: data,
+      method: "POST", credentials: "same-origin", headers: Object.assign(headers(false), extra || {}), body: data,
     }));
   }
 
@@ -386,7 +396,7 @@
     if (state.photoTicket && !withPhotoFile) data.append("photo_ticket", state.photoTicket);
     if (state.photoBlob && (withPhotoFile || !state.photoTicket)) data.append("photo", state.photoBlob, "photo.jpg");
     try {
-      return await postForm(urls.registerUrl, data);
+      return await postForm(urls.registerUrl, data, { "Idempotency-Key": state.saveKey });
     } catch (error) {
       const params = (error.problem && error.problem.invalid_params) || [];
       const expired = params.some(function (p) { return p.name === "photo_ticket"; });
@@ -469,6 +479,7 @@
   }
 
   function resetDesk() {
+    state.saveKey = newSaveKey();
     remember();
     form.reset();
     restore();
