@@ -390,3 +390,47 @@ def test_a_post_enrols_and_syncs_over_https_only_with_a_verified_certificate(
         "SELECT last_success_at IS NOT NULL FROM sync_checkpoint WHERE channel = 'reference'"
     )
     assert synced == [(1,)]
+
+
+# ---------------------------------------------------------------- the Posts page
+def test_the_posts_page_issues_a_code_once_and_removes_a_revoked_post(national: Cluster) -> None:
+    """National's admin issues a code on the Posts page (shown once, listed afterwards
+    without the code), the post enrols with it, and the admin revokes and removes it."""
+    from tests.e2e.cluster import PASSWORD
+
+    with httpx.Client(base_url=national.national.url, timeout=30) as web:
+        login = web.get("/web/login?lang=en")
+        token = login.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        logged = web.post(
+            "/web/login",
+            data={"username": "hq.admin", "password": PASSWORD, "csrf_token": token},
+        )
+        assert logged.status_code == 303
+        page = web.get("/web/admin/posts")
+        csrf = page.text.split('<meta name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        issued = web.post(
+            "/web/admin/posts/invite", data={"node_code": "mr-rosso", "csrf_token": csrf}
+        )
+        assert issued.status_code == 200 and 'id="issued-code"' in issued.text
+        code = issued.text.split('<code class="enrolment-code">', 1)[1].split("<", 1)[0]
+        listed = web.get("/web/admin/posts").text
+        assert ROSSO in listed.split('id="invitations"', 1)[1] and code not in listed
+
+        env = post_env(national.root, ROSSO)
+        cli(env, "node", "enrol", "--national-url", national.national.url, "--code", code)
+        peers = web.get("/web/admin/posts").text.split('id="peers"', 1)[1]
+        assert ROSSO in peers and _key_sha256(env)[:16] in peers
+        assert 'id="invitations"' not in web.get("/web/admin/posts").text
+
+        refused = web.post(f"/web/admin/posts/{ROSSO}/remove", data={"csrf_token": csrf})
+        assert refused.status_code == 409
+        revoked = web.post(f"/web/admin/posts/{ROSSO}/revoke", data={"csrf_token": csrf})
+        assert revoked.status_code == 303
+        removed = web.post(f"/web/admin/posts/{ROSSO}/remove", data={"csrf_token": csrf})
+        assert removed.status_code == 303 and "done=peer_removed" in removed.headers["location"]
+        assert "Le poste a été supprimé." in web.get(removed.headers["location"]).text  # in French
+    assert _count(national, "SELECT count(*) FROM sync_peer") == 0
+    removals = national.national_rows(
+        "SELECT officer_id IS NOT NULL FROM audit_event WHERE action = 'peer_removed'"
+    )
+    assert removals == [(True,)]
