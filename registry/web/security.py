@@ -170,6 +170,13 @@ def _cookie_header(cookie: Cookie) -> tuple[bytes, bytes]:
     return name, value
 
 
+SESSION_COOKIES = frozenset({SESSION_COOKIE.encode(), SEEN_COOKIE.encode()})
+
+
+def _cookie_name(set_cookie: bytes) -> bytes:
+    return set_cookie.split(b"=", 1)[0].strip()
+
+
 def _request_cookies(scope: Scope) -> dict[str, str]:
     jar: SimpleCookie = SimpleCookie()
     for name, value in scope.get("headers", []):
@@ -254,10 +261,19 @@ class WebSessionMiddleware(ASGIMiddleware):
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                # a login or logout sets the session cookies itself: refreshing the old
+                # session's stamp after them would pair the new session with the old stamp
+                replaced = any(
+                    name.lower() == b"set-cookie" and _cookie_name(value) in SESSION_COOKIES
+                    for name, value in headers
+                )
                 for name, value in extra:
-                    if name == b"set-cookie" or name not in present:
+                    if name == b"set-cookie":
+                        if not replaced:
+                            headers.append((name, value))
+                    elif name not in present:
                         headers.append((name, value))
                 message["headers"] = headers
             await send(message)

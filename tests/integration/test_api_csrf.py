@@ -199,3 +199,28 @@ async def test_cookie_without_idle_stamp_is_no_session_on_the_api(served: Served
             headers={"Origin": served.url, "X-CSRF-Token": login.json()["csrf_token"]},
         )
         assert created.status_code == 401
+
+
+async def test_a_second_login_in_the_same_browser_keeps_both_sessions_sound(
+    served: ServedNode,
+) -> None:
+    """Logging in while another session's cookies are present: the answer's cookies are the
+    new session's only (the old stamp is not refreshed over them), so the new session is
+    not taken for a forged one and nobody is logged out."""
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+        first = await client.post(
+            "/api/auth/login", json={"username": "officer", "password": PASSWORD}
+        )
+        second = await client.post(
+            "/api/auth/login", json={"username": "supervisor", "password": PASSWORD}
+        )
+        assert second.status_code == 200
+        me = await client.get("/api/auth/me")
+        assert me.status_code == 200 and me.json()["username"] == "supervisor"
+        await browser_login(client, "admin")  # the web login, over the API session
+        me = await client.get("/api/auth/me")
+        assert me.status_code == 200 and me.json()["username"] == "admin"
+    async with served.db.session() as session:
+        for login in (first, second):
+            stored = await session.get(AuthToken, token_digest(login.json()["token"]))
+            assert stored is not None and not stored.revoked
