@@ -395,18 +395,46 @@ class AdminPagesController(Controller):
 
             status = await sync_status(node)
             forget_banner(request)
-        else:
+        quarantine: list[Any] = []
+        if node.settings.role != "post":
             from sync.models import IngestState
+            from sync.quarantine import list_quarantine
 
             async with node.db.session() as session:
                 ingest = list(
                     (await session.scalars(select(IngestState).order_by(IngestState.origin))).all()
                 )
+                quarantine = await list_quarantine(session)
         return await render(
             request,
             "admin_sync.html",
             active="admin_sync",
             status=status,
             ingest=ingest,
+            quarantine=quarantine,
             today=date.today().isoformat(),
         )
+
+    @post("/sync/quarantine/{entry_id:int}/{action:str}")
+    async def resolve_quarantine(
+        self, request: Request[Any, Any, Any], officer: Officer, entry_id: int, action: str
+    ) -> Response[Any]:
+        """Retry (through the normal ingest path) or discard a quarantined record; audited."""
+        node = node_of(request)
+        if node.settings.role == "post" or action not in ("retry", "discard"):
+            raise Problem(404, "Not found", field="action", detail="no such action here")
+        from sync.quarantine import QuarantineError, discard_entry, retry_entry
+
+        resolve = retry_entry if action == "retry" else discard_entry
+        try:
+            async with node.db.write_transaction() as session:
+                entry = await resolve(session, node=node, entry_id=entry_id, officer=officer)
+        except QuarantineError as exc:
+            raise Problem(
+                404 if exc.code == "unknown" else 409,
+                "Quarantine entry not pending",
+                field="entry_id",
+                detail=exc.detail,
+            ) from exc
+        done = {"retried": "quarantine_retried", "discarded": "quarantine_discarded"}
+        return redirect(f"/web/admin/sync?done={done.get(entry.status, 'quarantine_kept')}")

@@ -112,6 +112,9 @@ FLASH = {
     "peer_approved": N_("The post has been approved."),
     "peer_revoked": N_("The post has been revoked."),
     "peer_removed": N_("The post has been removed."),
+    "quarantine_retried": N_("The record has been stored; it has left the quarantine."),
+    "quarantine_discarded": N_("The record has been discarded; it stays listed as discarded."),
+    "quarantine_kept": N_("The record is still refused; it stays in quarantine."),
     "language_saved": N_("Language saved."),
     "logged_out": N_("You have been logged out."),
     "note_saved": N_("The note has been added; it travels to the partner."),
@@ -122,6 +125,10 @@ SYNC_NOT_ENROLLED = N_("This post is not enrolled with a national node: records 
 SYNC_NEVER = N_("This post has never synchronised with the national node.")
 SYNC_OFFLINE = N_(
     "No successful sync for %(days)s days (limit %(limit)s days); %(backlog)s records wait."
+)
+SYNC_QUARANTINED = N_(
+    "National could not store %(count)s records of this post and holds them in quarantine: "
+    "%(records)s. Tell the national administrator."
 )
 UNKNOWN = N_("Unknown")
 # Clean-text refusals (registry.text codes); the field name stays as the API names it.
@@ -181,6 +188,17 @@ def flash_message(code: str | None, _: Gettext) -> str:
 
 
 def sync_warning_text(banner: dict[str, Any], _: Gettext) -> str:
+    """The banner's text: the offline warning, then what national holds in quarantine."""
+    texts = [_offline_text(banner, _)] if banner.get("warning") else []
+    if quarantined := banner.get("quarantined"):
+        records = ", ".join(
+            f"{q['record_type']} {q['record_id']} ({q['reason']})" for q in quarantined[:3]
+        )
+        texts.append(_(SYNC_QUARANTINED) % {"count": len(quarantined), "records": records})
+    return " ".join(texts)
+
+
+def _offline_text(banner: dict[str, Any], _: Gettext) -> str:
     warning = banner.get("warning") or ""
     if warning.startswith("not enrolled"):
         return _(SYNC_NOT_ENROLLED)

@@ -68,7 +68,8 @@ def translator(request: Request[Any, Any, Any]) -> Any:
 
 
 async def offline_banner(request: Request[Any, Any, Any]) -> dict[str, Any] | None:
-    """The sync warning of a post (cached for 30 s), or None when all is well."""
+    """The sync warning of a post and what national holds of it in quarantine (cached for
+    30 s), or None when all is well."""
     node: Node = request.app.state.node
     if node.settings.role != "post":
         return None
@@ -81,12 +82,13 @@ async def offline_banner(request: Request[Any, Any, Any]) -> dict[str, Any] | No
 
     status = await sync_status(node)
     banner = None
-    if status.get("warning"):
+    if status.get("warning") or status.get("quarantined"):
         banner = {
             "warning": status["warning"],
             "days": status.get("days_since_sync"),
             "backlog": status.get("backlog_records"),
             "limit": status.get("offline_warning_days"),
+            "quarantined": status.get("quarantined", []),  # records national could not store
         }
     state.web_sync_banner = (now, banner)
     return banner
