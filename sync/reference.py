@@ -4,7 +4,8 @@ what comes down, in order, and overwrites its own copy.
 
 Accounts are the exception to "everything to everyone": a post receives only the accounts
 homed at it (``changes_for_post``), so no post ever holds national's accounts or another
-post's, nor their password hashes; a post also refuses any other account that comes down.
+post's, nor their password hashes; a post also refuses any other account that comes down,
+and forgets the hashes of such accounts pulled before (``forget_foreign_password_hashes``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.models import WatchlistEntry
+from registry.models import Officer, WatchlistEntry
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.receipts import public_key_from_text
@@ -48,8 +49,25 @@ def _peer_rows(node: Node, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+async def forget_foreign_password_hashes(node: Node) -> int:
+    """Post: blank the password hash of every account homed elsewhere (copies pulled before
+    posts received only their own accounts). Such accounts cannot log in here anyway; a
+    look-up first, so the usual pull writes nothing. Returns how many were blanked."""
+    foreign = (Officer.home_post != node.settings.node_code) & (Officer.password_hash != "")
+    async with node.db.session() as session:
+        if await session.scalar(select(Officer.id).where(foreign).limit(1)) is None:
+            return 0
+    async with node.db.write_transaction() as session:
+        result = await session.execute(update(Officer).where(foreign).values(password_hash=""))
+    forgotten = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    log.warning("forgot the password hashes of %d accounts homed elsewhere", forgotten)
+    return forgotten
+
+
 async def apply_reference_changes(node: Node, changes: list[dict[str, Any]]) -> int:
     """Apply one page of changes in one transaction; returns how many were applied."""
+    if node.settings.role == "post":
+        await forget_foreign_password_hashes(node)
     if not changes:
         return 0
     entries: list[WatchlistEntry] = []
