@@ -9,6 +9,7 @@ see; so a client (and the fuzzing test) would meet status codes the document nev
 - every operation: 400 (malformed request);
 - every operation behind a login: 401 (no or expired login) and 403 (role);
 - an operation with a path parameter: 404 (no such record, or one the role may not see);
+- an operation with query parameters: 422 (a value refused, e.g. a range that ends first);
 - an operation with a body: 413 (too large), 415 (content type) and 422 (refused content);
 - a POST: 409 (conflict with what is stored: a superseded crossing, a reused key);
 - login and node-to-node endpoints: 429 (throttled, with ``Retry-After``);
@@ -26,7 +27,7 @@ from litestar._openapi.plugin import OpenAPIPlugin  # private in Litestar 2
 from registry.schemas import RegistrationRequest
 
 PROBLEM_SCHEMA = "Problem"
-PUBLIC = {"/api/health", "/api/auth/login", "/api/receipts/verify"}
+PUBLIC = {"/api/health", "/api/auth/login"}
 THROTTLED_PREFIXES = ("/api/auth/login", "/api/sync/", "/api/exchange/")
 REGISTRATION = ("/api/crossings", "post")
 REASONS = {
@@ -69,8 +70,11 @@ def _codes(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     codes = {400}
     if path not in PUBLIC:
         codes |= {401, 403}
-    if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+    places = {parameter.get("in") for parameter in operation.get("parameters", [])}
+    if "path" in places:
         codes.add(404)
+    if "query" in places:
+        codes.add(422)
     if method in WRITE_METHODS:
         codes |= {413, 415, 422}
     if method == "post":
