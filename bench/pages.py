@@ -59,6 +59,7 @@ from registry.receipts import (  # noqa: E402
     ReceiptClaims,
     document_hash,
     load_or_create_node_key,
+    receipt_binding_key,
     sign_receipt,  # noqa: E402
 )
 from tests.servers import ServerProcess, cli, node_env  # noqa: E402
@@ -152,7 +153,9 @@ def _receipt(key: Any, crossing: Row, document: Row) -> str:
         POST,
         crossing["direction"],
         crossing["occurred_at"].replace(microsecond=0),
-        document_hash(document["issuing_state"], document["number_norm"]),
+        document_hash(
+            document["issuing_state"], document["number_norm"], key=receipt_binding_key(key)
+        ),
     )
     return sign_receipt(claims, key)
 

@@ -30,6 +30,9 @@ from registry.api.hq import HqController
 from registry.api.receipts import ReceiptController
 from registry.api.search import SearchController
 from registry.api.watchlists import register_watchlist_routes
+from registry.audit import keep_checkpoints
+from registry.headers import security_headers
+from registry.json_limits import BorderpostRequest
 from registry.migrate import ensure_schema_current
 from registry.node import Node
 from registry.openapi import complete_openapi
@@ -136,6 +139,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=web_middleware(settings),
         guards=[authorize, request_guard],
         dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
+        before_send=[security_headers],
+        request_class=BorderpostRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"node": node}),

@@ -310,22 +310,52 @@ def receipt() -> None:
     metavar="NODE=PUBKEY",
     help="trust this node's public key (base64url); repeatable",
 )
-def receipt_verify(payload: str | None, keys: tuple[str, ...]) -> None:
+@click.option(
+    "--binding-key",
+    "binding_keys",
+    multiple=True,
+    metavar="NODE=KEY",
+    help="this node's receipt binding key (base64url, from `keys show --binding-key`); "
+    "repeatable",
+)
+@click.option(
+    "--document",
+    metavar="STATE:NUMBER",
+    help="also check that the receipt was issued for this document (needs the binding key)",
+)
+def receipt_verify(
+    payload: str | None,
+    keys: tuple[str, ...],
+    binding_keys: tuple[str, ...],
+    document: str | None,
+) -> None:
     """Verify a scanned receipt offline (payload as argument or on stdin)."""
     from registry.receipts import (
         ReceiptInvalid,
+        binding_key_from_text,
+        document_matches,
         load_or_create_node_key,
         public_key_from_text,
+        receipt_binding_key,
         verify_receipt,
     )
 
     settings = _settings()
     trusted = {}
+    binding: dict[str, bytes] = {}
     if settings.node_key_path.exists():
-        trusted[settings.node_code] = load_or_create_node_key(settings.node_key_path).public_key()
+        own = load_or_create_node_key(settings.node_key_path)
+        trusted[settings.node_code] = own.public_key()
+        binding[settings.node_code] = receipt_binding_key(own)
     for item in keys:
         code, _, text = item.partition("=")
         trusted[code] = public_key_from_text(text)
+    for item in binding_keys:
+        code, _, text = item.partition("=")
+        try:
+            binding[code] = binding_key_from_text(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--binding-key") from exc
     text = (payload or sys.stdin.read()).strip()
     try:
         claims = verify_receipt(text, trusted)
@@ -334,7 +364,19 @@ def receipt_verify(payload: str | None, keys: tuple[str, ...]) -> None:
         sys.exit(1)
     from registry.api.receipts import claims_view
 
-    _emit(claims_view(claims))
+    view = claims_view(claims)
+    if document is not None:
+        state, _, number = document.partition(":")
+        key = binding.get(claims.node_code)
+        if key is None:
+            raise click.BadParameter(
+                f"no binding key for {claims.node_code}", param_hint="--binding-key"
+            )
+        view["document_matches"] = document_matches(claims, state, number, key=key)
+        if not view["document_matches"]:
+            _emit({**view, "valid": False, "reason": "document_mismatch"})
+            sys.exit(1)
+    _emit(view)
 
 
 @main.group()
@@ -343,13 +385,28 @@ def keys() -> None:
 
 
 @keys.command("show")
-def keys_show() -> None:
+@click.option(
+    "--binding-key",
+    "with_binding_key",
+    is_flag=True,
+    help="also print the receipt binding key (a secret: give it only to receipt verifiers "
+    "who must check the document)",
+)
+def keys_show(with_binding_key: bool) -> None:
     """Print this node's public key (created on first use, 0600)."""
-    from registry.receipts import load_or_create_node_key, public_key_to_text
+    from registry.receipts import (
+        binding_key_to_text,
+        load_or_create_node_key,
+        public_key_to_text,
+        receipt_binding_key,
+    )
 
     settings = _settings()
     key = load_or_create_node_key(settings.node_key_path)
-    _emit({"node_code": settings.node_code, "public_key": public_key_to_text(key.public_key())})
+    shown = {"node_code": settings.node_code, "public_key": public_key_to_text(key.public_key())}
+    if with_binding_key:
+        shown["binding_key"] = binding_key_to_text(receipt_binding_key(key))
+    _emit(shown)
 
 
 @main.group()

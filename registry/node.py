@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from registry.db import Database
 from registry.idempotency import IdempotencyLocks
-from registry.receipts import load_or_create_node_key
+from registry.receipts import load_or_create_node_key, receipt_binding_key
 from registry.security import TokenCache
 from registry.settings import Settings
 from registry.stays import StayRules
@@ -31,6 +31,11 @@ class Node:
     logins: LoginThrottle = field(default_factory=LoginThrottle)  # failed-login throttling
     idempotency: IdempotencyLocks = field(default_factory=IdempotencyLocks)  # Idempotency-Key
     stay_rules_override: StayRules | None = None  # pulled from national, if any
+
+    @property
+    def receipt_binding_key(self) -> bytes:
+        """The key of the document binding in this node's receipts (``registry.receipts``)."""
+        return receipt_binding_key(self.signing_key)
 
     @property
     def stay_rules(self) -> StayRules:

@@ -1,18 +1,58 @@
-"""Traveller photos: decoded safely, re-encoded to JPEG without EXIF, stored by sha256."""
+"""Traveller photos: decoded safely, re-encoded to JPEG without EXIF, stored by sha256.
+
+Memory is bounded three ways. A portrait's header must declare at most ``max_photo_pixels``
+(12 MP) and ``max_photo_side`` (4000 px a side) and an 8-bit mode (:data:`PORTRAIT_MODES`:
+no bilevel, 16-bit or float images), all checked before any pixel is decoded. It is decoded
+only as large as the face pipeline needs (:data:`PORTRAIT_WORKING_SIDE`: JPEG in draft mode,
+other formats reduced at once), so the stored portrait's long side is between 800 and 1599
+px whatever the camera's resolution. And :func:`analyse_upload` lets at most
+``photo_decode_slots`` photos decode at once in the process; up to ``photo_decode_waiting``
+more wait their turn, and beyond that a photo is refused with 503 (try again).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from biometrics.face import analyse_image
-from biometrics.imaging import ImageRejected, decode_image, to_jpeg
+from biometrics.face import DEFAULT_MAX_SIDE, analyse_image
+from biometrics.imaging import PORTRAIT_MODES, ImageRejected, decode_image, to_jpeg
 from registry.problems import Problem
+
+if TYPE_CHECKING:
+    from registry.settings import Settings
+
+# The face pipeline analyses portraits at 800 px on the long side: decode no larger than
+# needed for that (between 1x and 2x of it).
+PORTRAIT_WORKING_SIDE = DEFAULT_MAX_SIDE
+_TOO_LARGE = ("too_large_bytes", "too_many_pixels")
+
+
+def _decode_portrait(
+    data: bytes, *, max_bytes: int, max_pixels: int, max_side: int | None, field: str
+) -> Any:
+    """Decode an uploaded portrait within the limits, or raise a Problem naming ``field``."""
+    try:
+        return decode_image(
+            data,
+            max_bytes=max_bytes,
+            max_pixels=max_pixels,
+            max_side=max_side,
+            modes=PORTRAIT_MODES,
+            working_side=PORTRAIT_WORKING_SIDE,
+        )
+    except ImageRejected as exc:
+        status = 413 if exc.reason in _TOO_LARGE else 422
+        raise Problem(status, "Photo refused", field=field, detail=exc.message) from exc
 
 
 @dataclass(frozen=True)
@@ -25,13 +65,13 @@ class SanitisedPhoto:
     height: int
 
 
-def sanitise_photo(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> SanitisedPhoto:
-    """Refuse anything that is not a safe image; re-encode the rest to JPEG."""
-    try:
-        image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    except ImageRejected as exc:
-        status = 413 if exc.reason in ("too_large_bytes", "too_many_pixels") else 422
-        raise Problem(status, "Photo refused", field=field, detail=exc.message) from exc
+def sanitise_photo(
+    data: bytes, *, max_bytes: int, max_pixels: int, field: str, max_side: int | None = None
+) -> SanitisedPhoto:
+    """Refuse anything that is not a safe portrait; re-encode the rest to JPEG."""
+    image = _decode_portrait(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side, field=field
+    )
     jpeg = to_jpeg(image)
     return SanitisedPhoto(hashlib.sha256(jpeg).hexdigest(), jpeg, image.width, image.height)
 
@@ -64,6 +104,22 @@ def write_photo(photo_dir: Path, photo: SanitisedPhoto) -> Path:
     return target
 
 
+def store_photos(photo_dir: Path, photos: list[SanitisedPhoto]) -> list[Path]:
+    """Write durably every photo not yet on disk; return the files this call created, so a
+    transaction that fails afterwards can take them back (:func:`discard_photos`)."""
+    created = []
+    for photo in photos:
+        if not photo_path(photo_dir, photo.sha256).exists():
+            created.append(write_photo(photo_dir, photo))
+    return created
+
+
+def discard_photos(paths: list[Path]) -> None:
+    """Delete files written for a transaction that did not commit."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
 def read_photo(photo_dir: Path, sha256: str) -> bytes | None:
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         return None
@@ -87,14 +143,14 @@ class AnalysedPhoto:
         return "; ".join(r["message"] for r in self.quality.get("reasons", []))
 
 
-def analyse_photo(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> AnalysedPhoto:
+def analyse_photo(
+    data: bytes, *, max_bytes: int, max_pixels: int, field: str, max_side: int | None = None
+) -> AnalysedPhoto:
     """Decode once, re-encode without metadata, run the face pipeline (CPU-bound: call it
-    in a worker thread)."""
-    try:
-        image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    except ImageRejected as exc:
-        status = 413 if exc.reason in ("too_large_bytes", "too_many_pixels") else 422
-        raise Problem(status, "Photo refused", field=field, detail=exc.message) from exc
+    in a worker thread, through :func:`analyse_upload` for untrusted uploads)."""
+    image = _decode_portrait(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side, field=field
+    )
     jpeg = to_jpeg(image)
     sanitised = SanitisedPhoto(hashlib.sha256(jpeg).hexdigest(), jpeg, image.width, image.height)
     analysis = analyse_image(image)
@@ -107,3 +163,82 @@ def analyse_photo(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -
         report.passed,
         analysis.encoding,
     )
+
+
+class DecodeSlots:
+    """At most ``slots`` photos decode at once; ``max_waiting`` more may wait for a slot.
+
+    One instance per limit serves the whole process; it keeps one semaphore per event loop
+    (a server has one loop; tests start several).
+    """
+
+    def __init__(self, slots: int, max_waiting: int) -> None:
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self.decoding = 0
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._semaphores = weakref.WeakKeyDictionary()
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.slots)
+        return semaphore
+
+    @asynccontextmanager
+    async def slot(self, field: str) -> AsyncIterator[None]:
+        """Hold one decode slot; refuse (503) when too many photos already wait."""
+        semaphore = self._semaphore()
+        if semaphore.locked() and self.waiting >= self.max_waiting:
+            raise Problem(
+                503,
+                "Too many photos at once",
+                field=field,
+                detail="the post is busy decoding other photos: send this one again shortly",
+            )
+        self.waiting += 1
+        try:
+            await semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        self.decoding += 1
+        try:
+            yield
+        finally:
+            self.decoding -= 1
+            semaphore.release()
+
+
+_SLOTS: dict[tuple[int, int], DecodeSlots] = {}
+
+
+def decode_slots(settings: Settings) -> DecodeSlots:
+    """The process-wide decode limiter for these settings' limits."""
+    key = (settings.photo_decode_slots, settings.photo_decode_waiting)
+    limiter = _SLOTS.get(key)
+    if limiter is None:
+        limiter = _SLOTS[key] = DecodeSlots(*key)
+    return limiter
+
+
+async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo") -> AnalysedPhoto:
+    """Analyse an uploaded portrait in a worker thread, within the node's photo limits and
+    the process's decode slots."""
+    if len(data) > settings.max_photo_bytes:  # refused at once, without waiting for a slot
+        raise Problem(
+            413,
+            "Photo refused",
+            field=field,
+            detail=f"image is {len(data)} bytes; the limit is {settings.max_photo_bytes} bytes",
+        )
+    async with decode_slots(settings).slot(field):
+        return await asyncio.to_thread(
+            analyse_photo,
+            data,
+            max_bytes=settings.max_photo_bytes,
+            max_pixels=settings.max_photo_pixels,
+            max_side=settings.max_photo_side,
+            field=field,
+        )

@@ -7,19 +7,32 @@ Binary layout of a version-1 receipt (big-endian)::
     node code    1 byte length + ASCII, 1..32 chars (e.g. "MR-GOGUI")
     direction    1 byte   b"N" entry / b"X" exit
     occurred at  4 bytes  uint32 Unix seconds, UTC
-    document     8 bytes  first 8 bytes of sha256(f"{issuing_state}:{document_number}")
+    document     8 bytes  document binding: first 8 bytes of
+                          HMAC-SHA256(binding key, f"{issuing_state}:{document_number}")
     signature   64 bytes  Ed25519 over every byte above
 
 The bytes are Base45-encoded (RFC 9285) and prefixed with ``BP1:``; every character is in the QR
 alphanumeric set, so the QR code is small (about 160 characters for an 8-character node code).
-The receipt proves that the node holding the key recorded this crossing; it carries no name and
-only a truncated document hash, so a lost receipt reveals little.
+The receipt proves that the node holding the key recorded this crossing; it carries no name.
+
+The document binding is keyed. An unkeyed hash of a document number is reversed by trying
+every number (a 9-character passport number space fell in under a second), so anyone who
+scanned a QR would learn the document number. The binding key (:func:`receipt_binding_key`,
+32 bytes) is derived from the node's private signing key, so it needs no storage and changes
+with the key; it is not derivable from the public key. Whoever holds only the public keys
+checks the signature (who recorded what, when, in which direction) but learns nothing about
+the document. A verifier that must also check that a receipt belongs to the passport in front
+of it holds the node's binding key, given out by ``borderpost keys show --binding-key``
+(a secret: its holder can test document numbers against receipts), and checks offline with
+``borderpost receipt verify --binding-key NODE=KEY --document STATE:NUMBER`` or
+:func:`document_matches`. The node's own CLI and API use their own key.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import io
 import os
 import re
@@ -50,12 +63,16 @@ __all__ = [
     "ReceiptInvalid",
     "base45_decode",
     "base45_encode",
+    "binding_key_from_text",
+    "binding_key_to_text",
     "document_hash",
+    "document_matches",
     "load_or_create_node_key",
     "public_key_from_text",
     "public_key_to_text",
     "qr_png",
     "qr_svg",
+    "receipt_binding_key",
     "receipt_qr_code",
     "sign_receipt",
     "verify_receipt",
@@ -66,6 +83,8 @@ SUPPORTED_VERSIONS: Final = frozenset({RECEIPT_VERSION})
 PREFIX: Final = "BP"
 MAX_NODE_CODE_LENGTH: Final = 32
 DOCUMENT_HASH_LENGTH: Final = 8
+BINDING_KEY_LENGTH: Final = 32
+_BINDING_LABEL: Final = b"borderpost receipt document binding v1\n"
 SIGNATURE_LENGTH: Final = 64
 
 _DIRECTION_TO_BYTE: Final = {"entry": b"N", "exit": b"X"}
@@ -158,16 +177,56 @@ class ReceiptClaims:
         object.__setattr__(self, "document_hash", bytes(self.document_hash))
 
 
-def document_hash(issuing_state: str, document_number: str) -> bytes:
-    """First 8 bytes of sha256 over ``"{STATE}:{NUMBER}"``, both normalised to A-Z0-9.
+def receipt_binding_key(private_key: Ed25519PrivateKey) -> bytes:
+    """The node's 32-byte document-binding key, derived from its private signing key."""
+    raw = private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hmac.new(raw, _BINDING_LABEL, hashlib.sha256).digest()
+
+
+def binding_key_to_text(key: bytes) -> str:
+    """A binding key as unpadded base64url (43 characters)."""
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
+
+
+def binding_key_from_text(text: str) -> bytes:
+    """Parse ``binding_key_to_text`` output; ValueError if it is not a 32-byte key."""
+    cleaned = text.strip().rstrip("=")
+    try:
+        raw = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=b"-_", validate=True)
+    except ValueError as exc:
+        raise ValueError("binding key is not base64url") from exc
+    if len(raw) != BINDING_KEY_LENGTH:
+        raise ValueError(f"a receipt binding key is {BINDING_KEY_LENGTH} bytes")
+    return raw
+
+
+def document_hash(issuing_state: str, document_number: str, *, key: bytes) -> bytes:
+    """The document binding: first 8 bytes of HMAC-SHA256 under the node's binding ``key``
+    over ``"{STATE}:{NUMBER}"``, both normalised to A-Z0-9.
 
     The state is normalised like the number, so the MRZ filler in ``"D<<"`` is dropped.
     """
+    if len(key) != BINDING_KEY_LENGTH:
+        raise ValueError(f"a receipt binding key is {BINDING_KEY_LENGTH} bytes")
     state = normalise_document_number(issuing_state)
     number = normalise_document_number(document_number)
     if not state or not number:
         raise ValueError("issuing state and document number are required")
-    return hashlib.sha256(f"{state}:{number}".encode("ascii")).digest()[:DOCUMENT_HASH_LENGTH]
+    message = f"{state}:{number}".encode("ascii")
+    return hmac.new(key, message, hashlib.sha256).digest()[:DOCUMENT_HASH_LENGTH]
+
+
+def document_matches(
+    claims: ReceiptClaims, issuing_state: str, document_number: str, *, key: bytes
+) -> bool:
+    """Whether a verified receipt was issued for this document (needs the node's binding key)."""
+    try:
+        expected = document_hash(issuing_state, document_number, key=key)
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, claims.document_hash)
 
 
 # ------------------------------------------------------------------------------------------

@@ -39,7 +39,10 @@ class Settings:
     port: int = 8000
     token_ttl_hours: int = 12
     max_photo_bytes: int = 10 * 1024 * 1024
-    max_photo_pixels: int = 40_000_000
+    max_photo_pixels: int = 12_000_000  # a portrait: 12 MP at most ...
+    max_photo_side: int = 4000  # ... and 4000 px a side
+    photo_decode_slots: int = 2  # photos decoded at once by this process
+    photo_decode_waiting: int = 16  # photos waiting for a slot; more are answered 503
     offline_warning_days: int = 7
     stay_rules_json: str = ""
     face_tolerance: float = 0.6
@@ -92,6 +95,10 @@ class Settings:
             raise SettingsError(f"BORDERPOST_ROLE must be 'post' or 'national', not {self.role!r}")
         if not self.node_code or not self.node_code.replace("-", "").isalnum():
             raise SettingsError("BORDERPOST_NODE_CODE must look like MR-GOGUI")
+        if min(self.max_photo_pixels, self.max_photo_side, self.photo_decode_slots) < 1:
+            raise SettingsError(
+                "BORDERPOST_MAX_PHOTO_PIXELS, _MAX_PHOTO_SIDE and _PHOTO_DECODE_SLOTS must be >= 1"
+            )
         if len(self.country) != 3 or not self.country.isalpha():
             raise SettingsError("BORDERPOST_COUNTRY must be an ICAO 3-letter code, e.g. MRT")
         try:
@@ -147,6 +154,9 @@ _CASTS: dict[str, Any] = {
     "token_ttl_hours": int,
     "max_photo_bytes": int,
     "max_photo_pixels": int,
+    "max_photo_side": int,
+    "photo_decode_slots": int,
+    "photo_decode_waiting": int,
     "offline_warning_days": int,
     "face_tolerance": float,
     "sync_interval_seconds": float,

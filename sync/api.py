@@ -11,13 +11,14 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from registry.api.auth import EVERYONE, node_of
+from registry.api.params import SequenceNumber
+from registry.audit import read_checkpoint_upload, store_received_checkpoints
 from registry.models import Officer, OutboxEntry
 from registry.node import Node
 from registry.outbox import enqueue
@@ -198,7 +199,7 @@ class SyncController(Controller):
 
     @get("/reference", opt={"public": True})
     async def reference(
-        self, request: Request[Any, Any, Any], since: Annotated[int, Parameter(ge=0)] = 0
+        self, request: Request[Any, Any, Any], since: SequenceNumber = 0
     ) -> Response[bytes]:
         """Reference data changed since a version (an outbox seq), for an approved post."""
         node = node_of(request)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -14,11 +13,12 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
+from registry.api.params import Offset
 from registry.audit import audit
 from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
 from registry.models import Officer, utcnow
 from registry.node import Node
-from registry.photos import AnalysedPhoto, analyse_photo
+from registry.photos import AnalysedPhoto, analyse_upload
 from registry.problems import Problem
 from registry.schemas import CorrectionRequest, ReferralCreate, RegistrationRequest, decode_as
 from registry.services.crossings import (
@@ -64,15 +64,7 @@ async def _registration_input(
         return registration, None
     if not isinstance(upload, UploadFile):
         raise Problem(422, "Photo must be a file", field="photo")
-    data = await upload.read()
-    settings = node.settings
-    photo = await asyncio.to_thread(
-        analyse_photo,
-        data,
-        max_bytes=settings.max_photo_bytes,
-        max_pixels=settings.max_photo_pixels,
-        field="photo",
-    )
+    photo = await analyse_upload(await upload.read(), node.settings, field="photo")
     return registration, photo
 
 
@@ -131,7 +123,7 @@ class CrossingController(Controller):
         until: datetime | None = None,
         direction: Literal["entry", "exit"] | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         node = node_of(request)
         until = _aware(until, "until") if until else utcnow()

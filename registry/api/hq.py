@@ -19,6 +19,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import node_of
+from registry.api.params import Offset
 from registry.api.search import CountryParam
 from registry.models import Officer, utcnow
 from registry.node import Node
@@ -41,7 +42,7 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 PostParam = Annotated[str | None, Parameter(max_length=32)]
 FormatParam = Annotated[Literal["json", "csv"] | None, Parameter(query="format")]
 LimitParam = Annotated[int, Parameter(ge=1, le=500)]
-OffsetParam = Annotated[int, Parameter(ge=0)]
+OffsetParam = Offset
 PeriodParam = Literal["day", "week", "month"]
 Statistic = Callable[[AsyncSession, Node], Awaitable[StatTable]]
 

@@ -15,6 +15,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import node_of
+from registry.api.params import Offset
 from registry.models import Officer
 from registry.watchlists import (
     Action,
@@ -103,7 +104,7 @@ class WatchlistController(Controller):
         action: Action | None = None,
         include_inactive: bool = False,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         node = node_of(request)
         async with node.db.write_transaction() as session:

@@ -30,7 +30,7 @@ from registry.models import (
 from registry.mrz import MrzResult, parse_mrz
 from registry.names import name_key, names_match, normalise_document_number
 from registry.node import Node
-from registry.photos import AnalysedPhoto, write_photo
+from registry.photos import AnalysedPhoto
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
 from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
@@ -347,7 +347,9 @@ def sign_crossing_receipt(node: Node, crossing: Crossing, document: TravelDocume
         node_code=node.settings.node_code,
         direction=crossing.direction,
         occurred_at=crossing.occurred_at.replace(microsecond=0),
-        document_hash=document_hash(document.issuing_state, document.number_norm),
+        document_hash=document_hash(
+            document.issuing_state, document.number_norm, key=node.receipt_binding_key
+        ),
     )
     return sign_receipt(claims, node.signing_key)
 
@@ -429,8 +431,6 @@ def prepare_registration(
         date_of_birth=person.date_of_birth,
         face_encoding=photo.encoding if photo is not None else None,
     )
-    if photo is not None:  # durable before the commit that names it
-        write_photo(node.settings.photo_dir, photo.photo)
     override = request.photo_quality_override if photo and not photo.quality_passed else None
     return PreparedRegistration(
         uuid7(),

@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
@@ -38,6 +39,7 @@ from registry.models import (
 from registry.names import name_key
 from registry.node import Node
 from registry.outbox import record_id_of, record_payload, row_of
+from registry.photos import discard_photos, store_photos
 from registry.problems import Problem
 from registry.services.registration import (
     PreparedRegistration,
@@ -366,14 +368,31 @@ class RegistrationWriter:
                 future.set_result(result)
 
     async def _transaction(self, items: list[PreparedRegistration]) -> list[Registration | Problem]:
-        async with self.node.db.sessions() as session, session.begin():
-            await lock_for_write(session)
-            state = await _prefetch(session, self.node, items)
-            results: list[Registration | Problem] = []
-            for item in items:
-                try:
-                    results.append(_build(self.node, item, state))
-                except Problem as problem:
-                    results.append(problem)
-            await _write(session, state)
+        """Build and write the batch; portraits are written to disk only for registrations
+        that passed every check, before the commit that names them, and taken back if the
+        commit fails: a refused registration leaves no file behind."""
+        created: list[Path] = []
+        try:
+            async with self.node.db.sessions() as session, session.begin():
+                await lock_for_write(session)
+                state = await _prefetch(session, self.node, items)
+                results: list[Registration | Problem] = []
+                for item in items:
+                    try:
+                        results.append(_build(self.node, item, state))
+                    except Problem as problem:
+                        results.append(problem)
+                photos = {
+                    item.photo.photo.sha256: item.photo.photo
+                    for item, result in zip(items, results, strict=True)
+                    if item.photo is not None and isinstance(result, Registration)
+                }
+                if photos:
+                    created = await asyncio.to_thread(
+                        store_photos, self.node.settings.photo_dir, list(photos.values())
+                    )
+                await _write(session, state)
+        except BaseException:
+            discard_photos(created)
+            raise
         return results

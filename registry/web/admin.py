@@ -20,6 +20,7 @@ from litestar.datastructures import UploadFile
 from sqlalchemy import select
 
 from registry.api.auth import node_of
+from registry.api.params import RowId
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.outbox import enqueue
@@ -417,7 +418,7 @@ class AdminPagesController(Controller):
 
     @post("/sync/quarantine/{entry_id:int}/{action:str}")
     async def resolve_quarantine(
-        self, request: Request[Any, Any, Any], officer: Officer, entry_id: int, action: str
+        self, request: Request[Any, Any, Any], officer: Officer, entry_id: RowId, action: str
     ) -> Response[Any]:
         """Retry (through the normal ingest path) or discard a quarantined record; audited."""
         node = node_of(request)

@@ -9,7 +9,6 @@ page, ready to print on an 80 mm receipt printer or on A4.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -26,7 +25,7 @@ from registry.audit import audit
 from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from registry.photos import AnalysedPhoto, analyse_photo
+from registry.photos import AnalysedPhoto, analyse_upload
 from registry.problems import Problem
 from registry.receipts import qr_svg
 from registry.schemas import RegistrationRequest, decode_as
@@ -73,14 +72,7 @@ def photo_cache(request: Request[Any, Any, Any]) -> PhotoCache:
 
 
 async def _analyse(node: Node, data: bytes) -> AnalysedPhoto:
-    settings = node.settings
-    return await asyncio.to_thread(
-        analyse_photo,
-        data,
-        max_bytes=settings.max_photo_bytes,
-        max_pixels=settings.max_photo_pixels,
-        field="photo",
-    )
+    return await analyse_upload(data, node.settings, field="photo")
 
 
 def quality_view(photo: AnalysedPhoto, ticket: str, _: Any) -> dict[str, Any]:

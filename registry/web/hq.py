@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import node_of
 from registry.api.hq import CSV_MEDIA_TYPE, table_csv
+from registry.api.params import Offset
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
@@ -372,7 +373,7 @@ class HqPagesController(Controller):
         officer: Officer,
         kind: Literal["open", "overstays"] = "overstays",
         as_of: DateParam = None,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Response[str]:
         node = node_of(request)
         day = as_of or utcnow().astimezone(node.settings.zone).date()

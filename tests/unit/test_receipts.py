@@ -24,12 +24,16 @@ from registry.receipts import (
     ReceiptInvalid,
     base45_decode,
     base45_encode,
+    binding_key_from_text,
+    binding_key_to_text,
     document_hash,
+    document_matches,
     load_or_create_node_key,
     public_key_from_text,
     public_key_to_text,
     qr_png,
     qr_svg,
+    receipt_binding_key,
     receipt_qr_code,
     sign_receipt,
     verify_receipt,
@@ -38,6 +42,7 @@ from registry.receipts import (
 NODE = "MR-GOGUI"
 KEY = Ed25519PrivateKey.generate()
 KEYS = {NODE: KEY.public_key()}
+BINDING = receipt_binding_key(KEY)
 
 
 def make_claims(**overrides: object) -> ReceiptClaims:
@@ -47,7 +52,7 @@ def make_claims(**overrides: object) -> ReceiptClaims:
         "node_code": NODE,
         "direction": "entry",
         "occurred_at": datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC),
-        "document_hash": document_hash("MRT", "A1234567"),
+        "document_hash": document_hash("MRT", "A1234567", key=BINDING),
     }
     fields.update(overrides)
     return ReceiptClaims(**fields)  # type: ignore[arg-type]
@@ -153,14 +158,64 @@ def test_signing_an_unsupported_version_fails() -> None:
 
 
 def test_document_hash_normalises_inputs() -> None:
-    expected = document_hash("MRT", "A1234567")
+    expected = document_hash("MRT", "A1234567", key=BINDING)
     assert len(expected) == 8
-    assert document_hash(" mrt ", "a12-345 67") == expected
-    assert document_hash("MRT", "A1234568") != expected
-    assert document_hash("MLI", "A1234567") != expected
-    assert document_hash("D<<", "C01X00T47") == document_hash("D", "C01X00T47")
+    assert document_hash(" mrt ", "a12-345 67", key=BINDING) == expected
+    assert document_hash("MRT", "A1234568", key=BINDING) != expected
+    assert document_hash("MLI", "A1234567", key=BINDING) != expected
+    assert document_hash("D<<", "C01X00T47", key=BINDING) == document_hash(
+        "D", "C01X00T47", key=BINDING
+    )
     with pytest.raises(ValueError):
-        document_hash("MRT", " - ")
+        document_hash("MRT", " - ", key=BINDING)
+    with pytest.raises(ValueError):
+        document_hash("MRT", "A1234567", key=b"short")
+
+
+# --- Keyed document binding -------------------------------------------------------------------
+
+
+def _unkeyed_guess(state: str, number: str) -> bytes:
+    """What the binding was before it was keyed: the attack below used to succeed with it."""
+    import hashlib
+
+    return hashlib.sha256(f"{state}:{number}".encode()).digest()[:8]
+
+
+def test_public_keys_alone_cannot_brute_force_the_document_number() -> None:
+    """An attacker scans a QR, holds every public key, and tries every document number of a
+    small space (here 100,000 numbers around the real one) with the unkeyed hash and with
+    every key derivable from public material: none of them finds the number."""
+    number = "A1234567"
+    payload = sign_receipt(make_claims(), KEY)
+    claims = verify_receipt(payload, KEYS)  # the public key verifies the signature
+    public_raw = KEY.public_key().public_bytes_raw()
+    public_guesses = [public_raw, bytes(32), receipt_binding_key(Ed25519PrivateKey.generate())]
+    found = []
+    for n in range(1_184_567, 1_284_567):
+        candidate = f"A{n:07d}"
+        if _unkeyed_guess("MRT", candidate) == claims.document_hash:
+            found.append(candidate)
+        for guess in public_guesses:
+            if document_hash("MRT", candidate, key=guess) == claims.document_hash:
+                found.append(candidate)
+    assert number[1:].isdigit() and 1_184_567 <= int(number[1:]) < 1_284_567  # in the space
+    assert found == []
+
+
+def test_verifier_with_the_binding_key_checks_the_document_offline() -> None:
+    claims = verify_receipt(sign_receipt(make_claims(), KEY), KEYS)
+    key = binding_key_from_text(binding_key_to_text(BINDING))
+    assert key == BINDING and len(binding_key_to_text(BINDING)) == 43
+    assert document_matches(claims, "MRT", "A1234567", key=key)
+    assert document_matches(claims, "mrt", "a1234567", key=key)
+    assert not document_matches(claims, "MRT", "A1234568", key=key)
+    assert not document_matches(claims, "MRT", "", key=key)
+    other_node = receipt_binding_key(Ed25519PrivateKey.generate())
+    assert not document_matches(claims, "MRT", "A1234567", key=other_node)
+    assert receipt_binding_key(KEY) == BINDING  # stable: derived, never stored
+    with pytest.raises(ValueError):
+        binding_key_from_text("too-short")
 
 
 # --- Tampering ------------------------------------------------------------------------------
