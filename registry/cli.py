@@ -417,30 +417,62 @@ def audit() -> None:
 @audit.command("verify")
 @click.option("--origin", default=None, help="whose chain (default: this node's own)")
 def audit_verify(origin: str | None) -> None:
-    """Check the audit hash chain; name the first broken link."""
-    from registry.audit import verify_chain
+    """Check an audit hash chain against its signed checkpoints; name what is wrong.
+
+    On national, ``--origin POST`` checks a post's chain as received, against the
+    checkpoints that post sent (signatures checked with its enrolled key)."""
+    from registry.audit import verify_node_chain
     from registry.db import Database
+    from registry.receipts import NodeKeyError, load_or_create_node_key
 
     settings = _settings()
+    own_key = None
+    if settings.node_key_path.exists():
+        try:
+            own_key = load_or_create_node_key(settings.node_key_path).public_key()
+        except NodeKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
     database = Database(settings)
 
     async def work() -> Any:
         try:
             async with database.session() as session:
-                return await verify_chain(session, origin or settings.node_code)
+                return await verify_node_chain(
+                    session,
+                    own_code=settings.node_code,
+                    own_key=own_key,
+                    origin=origin or settings.node_code,
+                )
         finally:
             await database.dispose()
 
     verdict = _run(work)
-    _emit(
-        {
-            "ok": verdict.ok,
-            "events_checked": verdict.events_checked,
-            "first_broken_seq": verdict.first_broken_seq,
-            "problem": verdict.problem,
-        }
-    )
+    _emit(verdict.to_dict())
     sys.exit(0 if verdict.ok else 1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint of this node's audit chain now (a post sends it at its next sync).
+
+    Refused, with exit 1, when the chain no longer holds what the latest checkpoint signed."""
+    from registry.audit import CheckpointRefused, checkpoint_if_due, checkpoint_view
+    from registry.node import Node
+
+    node = Node.build(_settings())
+
+    async def work() -> Any:
+        try:
+            return await checkpoint_if_due(node, force=True)
+        finally:
+            await node.db.dispose()
+
+    try:
+        made = _run(work)
+    except CheckpointRefused as exc:
+        _emit({"checkpoint": None, "reason": exc.reason, "problem": str(exc)})
+        sys.exit(1)
+    _emit({"checkpoint": checkpoint_view(made), "reason": None if made else "empty_chain"})
 
 
 def _register_subcommands() -> None:

@@ -242,6 +242,28 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class AuditCheckpoint(SQLModel, table=True):
+    """A node's signed statement of how long its audit chain was and which event ended it.
+
+    A node keeps its own; national also keeps every checkpoint its posts send it. The head
+    is named by the event's id (the same at every node) and by its seq at its origin.
+    ``delivered_at``: on a post, when national stored it; on national, when it arrived.
+    """
+
+    __tablename__ = "audit_checkpoint"
+    __table_args__ = (Index("ix_audit_checkpoint_origin_made", "origin", "made_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    event_count: int
+    head_seq: int
+    head_id: uuid.UUID
+    head_hash: str = Field(max_length=64)
+    made_at: datetime = _ts(default_factory=utcnow)
+    signature: str = Field(max_length=100)
+    delivered_at: datetime | None = _ts(default=None, nullable=True)
+
+
 class OutboxEntry(SQLModel, table=True):
     """A record waiting to travel to the national node; appended in the writing transaction."""
 

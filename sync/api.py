@@ -197,6 +197,25 @@ class SyncController(Controller):
             entries = await list_quarantine(session, origin=peer.node_code, status=None)
         return {"origin": peer.node_code, "entries": [entry_view(e) for e in entries]}
 
+    @post("/audit-checkpoints", opt={"public": True}, status_code=HTTP_200_OK)
+    async def audit_checkpoints(self, request: Request[Any, Any, Any]) -> dict[str, int]:
+        """A post's signed checkpoints of its audit chain, sent once national holds the
+        events they count. The request is signed by the post, each checkpoint too; national
+        keeps them all (``registry.audit.store_received_checkpoints``) or none."""
+        node = node_of(request)
+        body = await request.body()
+        async with node.db.session() as session:
+            peer = await verify_request(session, request.headers, "POST", _path(request), body)
+        checkpoints = read_checkpoint_upload(body)
+        async with node.db.write_transaction() as session:
+            stored = await store_received_checkpoints(
+                session,
+                sender=peer.node_code,
+                public_key=public_key_from_text(peer.public_key),
+                checkpoints=checkpoints,
+            )
+        return {"received": len(checkpoints), "stored": stored}
+
     @get("/reference", opt={"public": True})
     async def reference(
         self, request: Request[Any, Any, Any], since: SequenceNumber = 0

@@ -16,7 +16,7 @@ from registry.api.auth import (
     node_of,
     token_from,
 )
-from registry.audit import audit, verify_chain
+from registry.audit import audit, verify_node_chain
 from registry.migrate import current_revision
 from registry.models import Officer
 from registry.photos import read_photo
@@ -163,13 +163,13 @@ class AuditController(Controller):
     async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
-            verdict = await verify_chain(session, node.settings.node_code)
-        return {
-            "ok": verdict.ok,
-            "events_checked": verdict.events_checked,
-            "first_broken_seq": verdict.first_broken_seq,
-            "problem": verdict.problem,
-        }
+            verdict = await verify_node_chain(
+                session,
+                own_code=node.settings.node_code,
+                own_key=node.signing_key.public_key(),
+                origin=node.settings.node_code,
+            )
+        return verdict.to_dict()
 
 
 class PhotoController(Controller):
