@@ -1,5 +1,5 @@
 """A node served over real HTTP (uvicorn on 127.0.0.1, in the test's event loop) with short
-login delays: login_delay_seconds=0.05, lockout after 6 failures, for 4 s. The ``served``
+login delays: login_delay_seconds=0.05, lockout after 6 failures, for 8 s. The ``served``
 fixture is shared by the integration tests through tests/integration/conftest.py."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from registry.node import Node
 from tests.conftest import SeededBackend, base_settings
 
 LOCKOUT_FAILURES = 6
-LOCKOUT_SECONDS = 4.0
+LOCKOUT_SECONDS = 8.0
 
 
 @dataclass

@@ -9,6 +9,7 @@ the write transaction that records the outcome, never under the node's write loc
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -156,13 +157,18 @@ async def login(
     """Check the password and issue a token; failures and lockouts are audited.
 
     Throttled attempts (429, ``LoginThrottled``) check no password and write nothing but
-    the lockout events due. An unknown username costs what a known one costs.
+    the lockout events due; they are answered after a pause of up to the first delay, so a
+    client that ignores Retry-After makes few attempts a second. An unknown username costs
+    what a known one costs.
     """
     username = clean_account_text(username, USERNAME, "username")  # before any audit
     throttle = node.logins
     refusal = throttle.admit(username, source)
     if refusal is not None:
         await record_lock_events(node)
+        # answer a refused attempt only after a pause (a sleeping coroutine costs nothing):
+        # a client that does not honour Retry-After cannot make many attempts a second
+        await asyncio.sleep(min(refusal.retry_after, throttle.policy.delay_s))
         raise LoginThrottled(refusal)
     succeeded = False
     try:
