@@ -434,3 +434,29 @@ def test_the_posts_page_issues_a_code_once_and_removes_a_revoked_post(national: 
         "SELECT officer_id IS NOT NULL FROM audit_event WHERE action = 'peer_removed'"
     )
     assert removals == [(True,)]
+
+
+def test_the_admin_api_invites_and_removes(national: Cluster) -> None:
+    admin = national.national_token("hq.admin")
+    peers = f"{national.national.url}/api/sync/peers"
+    issued = httpx.post(f"{peers}/{ROSSO}/invite", headers=admin, json={"hours": 1})
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["node_code"] == ROSSO and len(issued.json()["code"]) == 24
+    for body, field in (({"hours": 0}, "hours"), ({"hours": 10_000}, "hours")):
+        refused = httpx.post(f"{peers}/{ROSSO}/invite", headers=admin, json=body)
+        assert refused.status_code == 422 and refused.json()["invalid_params"][0]["name"] == field
+    bad = httpx.post(f"{peers}/national/invite", headers=admin, json={})
+    assert bad.status_code == 422 and bad.json()["invalid_params"][0]["name"] == "node_code"
+    assert httpx.post(f"{peers}/{ROSSO}/invite", json={}).status_code == 401
+    env = post_env(national.root, ROSSO)
+    code = issued.json()["code"]
+    cli(env, "node", "enrol", "--national-url", national.national.url, "--code", code)
+    listed = httpx.get(f"{peers}/", headers=admin).json()
+    assert [(p["node_code"], p["status"], p["key_sha256"]) for p in listed] == [
+        (ROSSO, "approved", _key_sha256(env))
+    ]
+    assert httpx.post(f"{peers}/{ROSSO}/remove", headers=admin).status_code == 409
+    assert httpx.post(f"{peers}/{ROSSO}/revoke", headers=admin).status_code == 200
+    removed = httpx.post(f"{peers}/{ROSSO}/remove", headers=admin)
+    assert removed.status_code == 200 and removed.json()["removed"] is True
+    assert httpx.post(f"{peers}/{ROSSO}/remove", headers=admin).status_code == 404
