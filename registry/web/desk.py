@@ -166,7 +166,7 @@ class DeskController(Controller):
             purposes=[label(PURPOSES, code, _) for code in PURPOSES],
         )
 
-    @post("/mrz", status_code=200)
+    @post("/mrz", status_code=200, opt={"body": "json"})
     async def parse(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """The MRZ parsed by ``registry.mrz.parse_mrz``, with the form values and checks."""
         data = decode_as(await request.body(), MrzRequest)
@@ -183,7 +183,7 @@ class DeskController(Controller):
         ticket = photo_cache(request).put(officer.id, analysed)
         return quality_view(analysed, ticket, translator(request))
 
-    @post("/check", status_code=200)
+    @post("/check", status_code=200, opt={"body": "json"})
     async def check(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
         """Integrity checks, stay outcome and the watchlist instructions, before deciding."""
         node = node_of(request)

@@ -224,3 +224,21 @@ async def test_a_second_login_in_the_same_browser_keeps_both_sessions_sound(
         for login in (first, second):
             stored = await session.get(AuthToken, token_digest(login.json()["token"]))
             assert stored is not None and not stored.revoked
+
+
+async def test_the_desks_json_endpoints_refuse_other_content_types(served: ServedNode) -> None:
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+        csrf = await browser_login(client, "officer")
+        body = json.dumps({"mrz": td3(number())})
+        plain = await client.post(
+            "/web/desk/mrz",
+            content=body,
+            headers={"X-CSRF-Token": csrf, "Content-Type": "text/plain", "Accept": "json"},
+        )
+        assert plain.status_code == 415
+        parsed = await client.post(
+            "/web/desk/mrz",
+            content=body,
+            headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"},
+        )
+        assert parsed.status_code == 200, parsed.text
