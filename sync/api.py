@@ -139,6 +139,7 @@ class SyncController(Controller):
                 "national_code": answer.national_code,
                 "public_key": answer.national_key,
                 "status": answer.status,
+                "held_seq": answer.held_seq,
             }
         )
 

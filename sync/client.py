@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Select, Text, bindparam, select, type_coerce
+from sqlalchemy import Select, Text, bindparam, select, type_coerce, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -567,7 +567,32 @@ async def enrol(
                 }
             ],
         )
+        await _follow_national(session, answer["national_code"], int(answer.get("held_seq", 0)))
     return answer
+
+
+async def _follow_national(session: AsyncSession, national: str, held: int) -> None:
+    """Number this post's unacknowledged outbox rows after what national already holds.
+
+    National acknowledges by seq. A post that enrols again with a database national does
+    not know (reinstalled after its key was lost, or restored from an older backup) would
+    otherwise number its new records with seqs national already holds, and they would be
+    taken for replays and skipped. Rows past the records checkpoint move past ``held``
+    (new rows follow them); rows national already holds may travel again, harmlessly."""
+    checkpoint = await session.get(SyncCheckpoint, (national, "records"))
+    position = checkpoint.position if checkpoint else 0
+    if held <= position:
+        return
+    shift = held - position
+    later = OutboxEntry.seq > position
+    await session.execute(update(OutboxEntry).where(later).values(seq=-OutboxEntry.seq))
+    await session.execute(
+        update(OutboxEntry).where(OutboxEntry.seq < 0).values(seq=shift - OutboxEntry.seq)
+    )
+    if checkpoint is None:
+        session.add(SyncCheckpoint(peer=national, channel="records", position=held))
+    else:
+        checkpoint.position = held
 
 
 def _problem_text(response: httpx.Response) -> str:

@@ -33,7 +33,7 @@ from registry.problems import Problem
 from registry.receipts import public_key_from_text, public_key_to_text
 from registry.throttle import RateLimiter
 from sync.batches import BatchRejected, _b64, _unb64, read_header
-from sync.models import EnrolmentInvitation, SyncPeer
+from sync.models import EnrolmentInvitation, IngestState, SyncPeer
 
 log = logging.getLogger("borderpost.sync")
 
@@ -177,6 +177,7 @@ class EnrolmentAnswer:
     national_code: str
     national_key: str
     status: str
+    held_seq: int = 0  # the highest contiguous seq national already holds from this post
 
 
 async def receive_enrolment(
@@ -249,7 +250,9 @@ async def receive_enrolment(
     await session.flush()
     await enqueue(session, peer)
     own_key = public_key_to_text(node.signing_key.public_key())
-    return EnrolmentAnswer(node.settings.node_code, own_key, peer.status)
+    state = await session.get(IngestState, node_code)
+    held = state.contiguous_seq if state is not None else 0
+    return EnrolmentAnswer(node.settings.node_code, own_key, peer.status, held)
 
 
 async def decide_peer(

@@ -203,6 +203,36 @@ def test_a_revoked_post_is_removed_and_enrols_again_with_a_new_key(national: Clu
     assert national.national_rows("SELECT id::text FROM crossing") == [(canonical(crossing),)]
 
 
+def test_a_reinstalled_post_enrols_again_and_loses_nothing(national: Cluster) -> None:
+    """A post whose disk was replaced (new database, new key) enrols again with a new
+    code: its new records are numbered after what national already holds from it, so
+    none of them is taken for a replay."""
+    import shutil
+
+    env = post_env(national.root, ROSSO)
+    enrol(env, national.national_env, national.national.url)
+    post = _serve(env)
+    try:
+        before = post.register(3, "A")
+        cli(env, "sync", "now")
+    finally:
+        post.server.stop()
+    shutil.rmtree(env["BORDERPOST_DATA_DIR"])
+    env = post_env(national.root, ROSSO)
+    post = _serve(env)
+    try:
+        offline = post.register(1, "B")  # registered before the post is enrolled again
+        assert enrol(env, national.national_env, national.national.url)["held_seq"] > 0
+        after = post.register(1, "C")
+        cli(env, "sync", "now")
+    finally:
+        post.server.stop()
+    stored = {row[0] for row in national.national_rows("SELECT id::text FROM crossing")}
+    assert stored == {canonical(c) for c in before + offline + after}
+    actions = [action for action, _, _ in _enrolment_events(national)]
+    assert actions[-1] == "enrol_rekey"
+
+
 # ---------------------------------------------------------------- junk batches
 def test_unsigned_junk_naming_an_approved_post_is_neither_audited_nor_counted(
     national: Cluster,
