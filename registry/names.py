@@ -332,8 +332,26 @@ def _transliterate_arabic(text: str) -> str:
     return _ARABIC_RUN.sub(lambda match: f" {_transliterate_arabic_word(match.group())} ", text)
 
 
+_RIGHT_TO_LEFT_OVERRIDE = "\u202e"
+_OVERRIDDEN_RUN = re.compile("\u202e([^\u202a-\u202e\u2066-\u2069\n]*)")
+_STRONG_RIGHT_TO_LEFT = frozenset({"R", "AL"})
+
+
+def _as_displayed(run: re.Match[str]) -> str:
+    """A run under a right-to-left override, in the order it is displayed: reversed when it
+    holds no right-to-left letters (``<RLO>OGOARDEUO`` shows as ``OUEDRAOGO``). A run with
+    Arabic letters is left as stored: they read right to left with or without the override."""
+    letters = run.group(1)
+    if any(unicodedata.bidirectional(char) in _STRONG_RIGHT_TO_LEFT for char in letters):
+        return letters
+    return letters[::-1]
+
+
 def fold_lookalikes(text: str) -> str:
     """NFKC, invisible characters removed, Latin look-alikes of other scripts made Latin.
+
+    Latin text under a right-to-left override is taken in the order it is displayed (the
+    officer reads it so), before the override itself is removed with the other invisibles.
 
     The first steps of every name key (``normalise_name``, ``name_key``, ``name_similarity``,
     hence watchlist matching, name search and the exchange's pseudonyms). Plain Latin text,
@@ -345,6 +363,8 @@ def fold_lookalikes(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     if text.isascii():
         return text
+    if _RIGHT_TO_LEFT_OVERRIDE in text:
+        text = _OVERRIDDEN_RUN.sub(_as_displayed, text)
     text = "".join(char for char in text if char not in _INVISIBLE)
     return text.translate(_LOOKALIKES)
 

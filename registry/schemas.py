@@ -123,6 +123,9 @@ class RegistrationRequest(CleanText, forbid_unknown_fields=True):
     photo_quality_override: (
         Annotated[str, Meta(min_length=3, max_length=300), OVERRIDE_REASON] | None
     ) = None
+    # The officer confirms a typed name that differs from the MRZ (registration check
+    # "name_mismatch"); without it such a registration is refused with 422.
+    name_mismatch_acknowledged: bool = False
 
 
 class CorrectionRequest(CleanText, forbid_unknown_fields=True):

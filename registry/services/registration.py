@@ -28,14 +28,14 @@ from registry.models import (
     utcnow,
 )
 from registry.mrz import MrzResult, parse_mrz
-from registry.names import name_key, names_match, normalise_document_number
+from registry.names import names_match, normalise_document_number
 from registry.node import Node
 from registry.photos import AnalysedPhoto
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
 from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
 from registry.stays import StayRules, allowed_stay_until, overstay_days, pair_stays, stay_limit
-from registry.watchlists import WatchlistHit
+from registry.watchlists import WatchlistHit, traveller_probe
 
 STRUCTURAL_MRZ_PROBLEMS = {
     "wrong_line_count",
@@ -44,6 +44,7 @@ STRUCTURAL_MRZ_PROBLEMS = {
     "unknown_format",
 }
 ADULT_AGE = 18
+NAME_MISMATCH = "name_mismatch"  # registers only with name_mismatch_acknowledged
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_BACKDATE = timedelta(days=7)
 
@@ -142,7 +143,7 @@ def _mrz_vs_typed(mrz: MrzResult, doc: DocumentInput, person: TravellerInput) ->
     if mrz.surname and not names_match(typed_name, read_name):
         checks.append(
             Check(
-                "mrz_mismatch",
+                NAME_MISMATCH,
                 "traveller.surname",
                 f"typed name {typed_name!r} differs from the MRZ {read_name!r}",
             )
@@ -405,6 +406,22 @@ def _photo_checks(request: RegistrationRequest, photo: AnalysedPhoto | None) -> 
     ]
 
 
+def _refuse_unacknowledged_name_mismatch(
+    request: RegistrationRequest, checks: tuple[Check, ...]
+) -> None:
+    """A typed name that differs materially from the MRZ name registers only once the officer
+    has acknowledged it (``name_mismatch_acknowledged``); the warning is stored either way."""
+    mismatch = next((check for check in checks if check.code == NAME_MISMATCH), None)
+    if mismatch is not None and not request.name_mismatch_acknowledged:
+        raise Problem(
+            422,
+            "Typed name differs from the MRZ",
+            field="name_mismatch_acknowledged",
+            detail=f"{mismatch.message}; check the document, then confirm with "
+            "name_mismatch_acknowledged: true",
+        )
+
+
 def prepare_registration(
     node: Node, officer: Officer, request: RegistrationRequest, photo: AnalysedPhoto | None
 ) -> PreparedRegistration:
@@ -420,15 +437,12 @@ def prepare_registration(
             field="document.number",
             detail="the document number has no letters or digits",
         )
+    _refuse_unacknowledged_name_mismatch(request, identity.checks)
     checks = identity.checks + tuple(minor_checks(request, identity.traveller, today))
     checks += tuple(_photo_checks(request, photo))
-    person = identity.traveller
-    hits = node.watchlists.match(
+    hits = node.watchlists.match_traveller(
         day=today,
-        issuing_state=identity.document.issuing_state,
-        number_norm=number_norm,
-        name_key=name_key(person.surname, person.given_names),
-        date_of_birth=person.date_of_birth,
+        probe=traveller_probe(identity.document, identity.traveller, identity.mrz),
         face_encoding=photo.encoding if photo is not None else None,
     )
     override = request.photo_quality_override if photo and not photo.quality_passed else None

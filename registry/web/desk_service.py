@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.audit import audit
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.mrz import MrzResult, parse_mrz
-from registry.names import name_key, normalise_document_number
+from registry.names import normalise_document_number
 from registry.node import Node
 from registry.photos import AnalysedPhoto
 from registry.schemas import RegistrationRequest
@@ -36,7 +36,7 @@ from registry.services.registration import (
     resolve_identity,
     traveller_crossings,
 )
-from registry.watchlists import INSTRUCTIONS
+from registry.watchlists import INSTRUCTIONS, traveller_probe
 from registry.web.i18n import N_
 from registry.web.messages import Gettext, check_text, instruction_text
 
@@ -184,13 +184,9 @@ def desk_instructions(
     _: Gettext,
 ) -> list[str]:
     """The desk's watchlist instructions for this identity: deduplicated, never a reason."""
-    person, document = identity.traveller, identity.document
-    hits = node.watchlists.match(
+    hits = node.watchlists.match_traveller(
         day=today,
-        issuing_state=document.issuing_state,
-        number_norm=normalise_document_number(document.number),
-        name_key=name_key(person.surname, person.given_names),
-        date_of_birth=person.date_of_birth,
+        probe=traveller_probe(identity.document, identity.traveller, identity.mrz),
         face_encoding=photo.encoding if photo is not None else None,
     )
     wording = {INSTRUCTIONS.get(hit.action, INSTRUCTIONS["refer_secondary"]) for hit in hits}

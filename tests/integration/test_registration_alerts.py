@@ -4,18 +4,27 @@ entry each raise an alert; the officer sees only the instruction, supervisors th
 
 These need the registration flow to call ``registry.watchlists.record_watchlist_alerts`` and
 return ``alert_views`` as ``"alerts"`` in the registration response.
+
+Look-alikes: Cyrillic, Greek or full-width letters and invisible characters in the typed name,
+the listed person's genuine MRZ under another typed name, and Arabic spelling variants each
+raise an alert (or, for invisible characters, are refused at input).
 """
 
 from __future__ import annotations
 
+import html
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from registry.mrz import build_td3
 from registry.watchlists import import_watchlist_csv
+from registry.web.i18n import gettext_for
 from tests.conftest import NodeUnderTest, unique_number
+from tests.integration import test_web_security as web_security
 from tests.integration.test_watchlists import (
     create_entry,
     local_node,
@@ -23,6 +32,7 @@ from tests.integration.test_watchlists import (
     with_watchlists,
     write_csv,
 )
+from tests.integration.test_web_security import Web
 
 TRAVELLER = {
     "surname": "SMITH",
@@ -167,3 +177,252 @@ async def test_protect_entry_sends_the_officer_to_protection(watch_node: NodeUnd
     assert "trafficking" not in json.dumps(supervisor)
     protection = await open_alerts(watch_node, "protection")
     assert protection[0]["reason"] == "child reported missing, possible trafficking"
+
+
+# ---------------------------------------------------------------- look-alikes cannot evade
+LISTED_DOB = "1975-05-05"
+LOOKALIKE_SURNAMES = {
+    "one Cyrillic A": "OUEDR\u0410OGO",
+    "one Greek Omicron": "OUEDRA\u039fGO",
+    "all Cyrillic look-alikes": "\u041eU\u0415DR\u0410\u041eG\u041e",
+    "fullwidth letters": "\uff2f\uff35\uff25\uff24\uff32\uff21\uff2f\uff27\uff2f",
+}
+INVISIBLE_SURNAMES = {
+    "zero-width space": "OUED\u200bRAOGO",
+    "right-to-left override": "\u202eOGOARDEUO\u202c",
+}
+
+
+async def list_ouedraogo(node: NodeUnderTest) -> None:
+    await create_entry(
+        node,
+        {
+            "kind": "person",
+            "surname": "OUEDRAOGO",
+            "given_names": "IBRAHIM",
+            "date_of_birth": LISTED_DOB,
+            "reason": "arrest warrant 2025/31",
+            "action": "refer_secondary",
+        },
+        "supervisor",
+    )
+
+
+def ouedraogo_mrz(number: str, *, dob: date = date(1975, 5, 5)) -> str:
+    lines = build_td3(
+        document_code="P",
+        issuing_state="BFA",
+        surname="OUEDRAOGO",
+        given_names="IBRAHIM",
+        document_number=number,
+        nationality="BFA",
+        date_of_birth=dob,
+        sex="M",
+        expiry_date=date.today() + timedelta(days=900),
+        optional_data="",
+    )
+    return "\n".join(lines)
+
+
+async def search_names(node: NodeUnderTest, name: str, dob: str | None) -> list[str]:
+    params = {"name": name, **({"date_of_birth": dob} if dob else {})}
+    response = await node.client.get(
+        "/api/search/name", params=params, headers=node.auth("supervisor")
+    )
+    assert response.status_code == 200, response.text
+    return [hit["traveller"]["surname"] for hit in response.json()]
+
+
+@pytest.mark.parametrize("variant", sorted(LOOKALIKE_SURNAMES))
+async def test_lookalike_letters_in_the_typed_surname_raise_an_alert(
+    watch_node: NodeUnderTest, variant: str
+) -> None:
+    """Cyrillic/Greek/full-width letters that look Latin fold to the Latin key: the listed
+    person is alerted on, and a name search in plain Latin finds the registration."""
+    await list_ouedraogo(watch_node)
+    surname = LOOKALIKE_SURNAMES[variant]
+    traveller = {**TRAVELLER, "surname": surname, "given_names": "IBRAHIM"}
+    crossing = await register(
+        watch_node, crossing_body(traveller={**traveller, "date_of_birth": LISTED_DOB})
+    )
+    assert [a["evidence"] for a in crossing["alerts"]] == ["name_dob"], variant
+    assert surname in await search_names(watch_node, "OUEDRAOGO IBRAHIM", LISTED_DOB)
+    assert surname in await search_names(watch_node, "Ouedraogo Ibrahim", None)
+
+
+@pytest.mark.parametrize("variant", sorted(INVISIBLE_SURNAMES))
+async def test_invisible_characters_in_the_typed_surname_never_pass_silently(
+    watch_node: NodeUnderTest, variant: str
+) -> None:
+    """A zero-width space or a bidi override in the surname is either refused at input
+    (registry.text, naming the field, nothing registered) or folded away by the name key,
+    and then the listed person is alerted on and found by name search. Never a clean pass."""
+    await list_ouedraogo(watch_node)
+    surname = INVISIBLE_SURNAMES[variant]
+    traveller = {**TRAVELLER, "surname": surname, "given_names": "IBRAHIM"}
+    body = crossing_body(traveller={**traveller, "date_of_birth": LISTED_DOB})
+    response = await watch_node.client.post(
+        "/api/crossings", json=body, headers=watch_node.auth("officer")
+    )
+    if response.status_code == 201:
+        assert [a["evidence"] for a in response.json()["alerts"]] == ["name_dob"], variant
+        assert surname in await search_names(watch_node, "OUEDRAOGO IBRAHIM", LISTED_DOB)
+    else:
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["invalid_params"][0]["name"] == "traveller.surname", problem
+        assert await search_names(watch_node, "OUEDRAOGO IBRAHIM", LISTED_DOB) == []
+
+
+async def test_genuine_mrz_with_another_typed_name_raises_an_alert(
+    watch_node: NodeUnderTest,
+) -> None:
+    """The listed person's own passport with "SMITH" typed over the MRZ name: the officer must
+    acknowledge the name mismatch, and the MRZ identity still raises the alert."""
+    await list_ouedraogo(watch_node)
+    number = unique_number()
+    body = {
+        "direction": "entry",
+        "mrz": ouedraogo_mrz(number),
+        "traveller": {**TRAVELLER, "nationality": "BFA", "date_of_birth": "1990-06-15"},
+    }
+    refused = await watch_node.client.post(
+        "/api/crossings", json=body, headers=watch_node.auth("officer")
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["invalid_params"][0]["name"] == "name_mismatch_acknowledged"
+    assert await search_names(watch_node, "SMITH JOHN", None) == []  # nothing registered
+    crossing = await register(watch_node, {**body, "name_mismatch_acknowledged": True})
+    assert crossing["traveller"]["surname"] == "SMITH"
+    assert [a["evidence"] for a in crossing["alerts"]] == ["name_dob"]
+    codes = {(check["code"], check["field"]) for check in crossing["checks"]}
+    assert ("name_mismatch", "traveller.surname") in codes
+    assert ("mrz_mismatch", "traveller.date_of_birth") in codes
+
+
+async def test_listed_document_read_from_the_mrz_raises_an_alert(
+    watch_node: NodeUnderTest,
+) -> None:
+    """A listed passport number typed differently still matches: the MRZ's number counts."""
+    number = unique_number()
+    await create_entry(
+        watch_node,
+        {
+            "kind": "document",
+            "issuing_state": "BFA",
+            "document_number": number,
+            "reason": "reported stolen",
+            "action": "refer_secondary",
+        },
+        "supervisor",
+    )
+    body = {
+        "direction": "entry",
+        "mrz": ouedraogo_mrz(number),
+        "document": {"issuing_state": "BFA", "number": unique_number()},
+    }
+    crossing = await register(watch_node, body)
+    assert "document" in [a["evidence"] for a in crossing["alerts"]]
+
+
+web = web_security.web  # the browser-like client of the desk tests (fixtures)
+wire_web = web_security.wire_web
+SAME_ORIGIN = {"Origin": "http://testserver.local"}
+
+ARABIC_LISTED = ("الأنصاري", "أسامة يحيى")
+ARABIC_VARIANTS = {
+    "bare alefs": ("الانصاري", "اسامة يحيى"),
+    "alef with hamza below and madda": ("الإنصاري", "آسامة يحيى"),
+    "heh for teh marbuta": ("الأنصاري", "أسامه يحيى"),
+    "alef maksura and yeh swapped": ("الأنصارى", "أسامة يحيي"),
+    "tatweel": ("الأنصـــاري", "أسـامة يحـيى"),
+    "harakat": ("الأَنْصَارِيّ", "أُسَامَةُ يَحْيَى"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ARABIC_VARIANTS))
+async def test_arabic_spelling_variants_raise_an_alert(
+    watch_node: NodeUnderTest, variant: str
+) -> None:
+    """A person listed in Arabic script is alerted on when the officer types the Arabic name
+    with another spelling of the same letters (the Latin name typed being someone else's)."""
+    surname, given = ARABIC_LISTED
+    await create_entry(
+        watch_node,
+        {
+            "kind": "person",
+            "surname": surname,
+            "given_names": given,
+            "date_of_birth": LISTED_DOB,
+            "reason": "arrest warrant 2025/32",
+            "action": "notify",
+        },
+        "supervisor",
+    )
+    surname_ar, given_ar = ARABIC_VARIANTS[variant]
+    traveller = {
+        **TRAVELLER,
+        "surname": "KHALIL",
+        "given_names": "SAMIR",
+        "surname_ar": surname_ar,
+        "given_names_ar": given_ar,
+        "date_of_birth": LISTED_DOB,
+    }
+    crossing = await register(watch_node, crossing_body(traveller=traveller))
+    assert [a["evidence"] for a in crossing["alerts"]] == ["name_dob"], variant
+    other = {**traveller, "surname_ar": "الخليل", "given_names_ar": "سمير"}
+    assert (await register(watch_node, crossing_body(traveller=other)))["alerts"] == []
+
+
+async def test_desk_asks_the_officer_to_confirm_a_typed_name(web: Web) -> None:
+    """The desk's check step names the mismatch (translated) and the watchlist instruction;
+    saving without the confirmation is refused naming ``name_mismatch_acknowledged``, with it
+    the crossing is saved and alerted on. The page carries the confirmation box."""
+    await web.login("supervisor")
+    listed = await web.client.post(
+        "/api/watchlist/entries",
+        json={
+            "kind": "person",
+            "surname": "OUEDRAOGO",
+            "given_names": "IBRAHIM",
+            "date_of_birth": LISTED_DOB,
+            "reason": "arrest warrant 2025/31",
+            "action": "refer_secondary",
+        },
+        headers={"X-CSRF-Token": web.csrf, **SAME_ORIGIN},
+    )
+    assert listed.status_code == 201, listed.text
+    await web.login("officer")
+    french = gettext_for("fr")
+    page = await web.client.get("/web/desk/")
+    assert 'id="f-name_mismatch_acknowledged"' in page.text
+    assert french("I have checked the document: the typed name differs from the MRZ on purpose")[
+        :20
+    ] in html.unescape(page.text)
+    crossing = {
+        "direction": "entry",
+        "mrz": ouedraogo_mrz(unique_number()),
+        "traveller": {**TRAVELLER, "nationality": "BFA", "date_of_birth": LISTED_DOB},
+    }
+    check = await web.client.post(
+        "/web/desk/check", json={"crossing": crossing}, headers=web.headers(**SAME_ORIGIN)
+    )
+    assert check.status_code == 200, check.text
+    mismatch = [c for c in check.json()["checks"] if c["code"] == "name_mismatch"]
+    assert [c["message"] for c in mismatch] == [french("Typed name differs from the MRZ name")]
+    assert check.json()["instructions"] == [french("Refer to secondary inspection")]
+
+    async def save(body: dict[str, Any]) -> Any:
+        return await web.client.post(
+            "/web/desk/register",
+            files={"crossing": (None, json.dumps(body))},
+            headers={"X-CSRF-Token": web.csrf, "Accept": "application/json", **SAME_ORIGIN},
+        )
+
+    refused = await save(crossing)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["invalid_params"][0]["name"] == "name_mismatch_acknowledged"
+    saved = await save({**crossing, "name_mismatch_acknowledged": True})
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["alerts"] == [french("Refer to secondary inspection")]

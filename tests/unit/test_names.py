@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from registry.names import (
+    fold_lookalikes,
     name_key,
     name_similarity,
     names_match,
@@ -208,3 +210,109 @@ def test_document_number_output_alphabet(raw: str) -> None:
     normalised = normalise_document_number(raw)
     assert re.fullmatch(r"[A-Z0-9]*", normalised)
     assert normalise_document_number(normalised) == normalised
+
+
+# ---------------------------------------------------------------- look-alikes and invisibles
+LISTED = name_key("OUEDRAOGO", "IBRAHIM")
+
+
+@pytest.mark.parametrize(
+    ("surname", "given"),
+    [
+        ("OUEDR\u0410OGO", "IBRAHIM"),  # one Cyrillic A
+        ("OUEDRA\u039fGO", "IBRAHIM"),  # one Greek Omicron
+        ("\u041eU\u0415DR\u0410\u041eG\u041e", "\u0406\u0412R\u0410\u041d\u0406\u041c"),  # Cyrillic
+        ("\u039fU\u0395DR\u0391\u039fG\u039f", "\u0399\u0392R\u0391\u0397\u0399\u039c"),  # Greek
+        ("\u043eu\u0435dr\u0430\u043eg\u043e", "\u0456b\u0433\u0430\u043d\u0456\u043c"),  # lower
+        ("\u03bfu\u03b5dr\u03b1\u03bfg\u03bf", "\u03b9\u03b2r\u03b1h\u03b9m"),  # Greek lower
+        ("OUED\u200bRAOGO", "IBRAHIM"),  # zero-width space
+        ("OUED\u200dRAOGO", "IBR\u200cAHIM"),  # zero-width joiner, non-joiner
+        ("OUEDRA\u202eOGO\u202c", "IBRAHIM"),  # right-to-left override inside the name
+        ("\u202eOGOARDEUO\u202c", "IBRAHIM"),  # stored reversed, displayed OUEDRAOGO
+        ("\u2067OUEDRAOGO\u2069", "\u200eIBRAHIM\u200f"),  # isolate, LRM/RLM marks
+        ("OUED\u00adRAOGO", "IBRA\ufeffHIM"),  # soft hyphen, BOM
+        ("OUEDRA\ufe00OGO", "IBRA\u034fHIM"),  # variation selector, grapheme joiner
+        ("\uff2f\uff35\uff25\uff24\uff32\uff21\uff2f\uff27\uff2f", "IBRAHIM"),  # full width
+        ("\U0001d40e\U0001d414\U0001d404\U0001d403\U0001d411\U0001d400OGO", "IBRAHIM"),  # math
+        ("\u13beUEDR\u13aaOGO", "\u13a5BRAHIM"),  # Cherokee
+        ("OUEDR\ua4eeOGO", "\ua4f2BRAHIM"),  # Lisu
+        ("\u0555UEDRAOGO", "IBRAHIM"),  # Armenian
+        ("OU\u0401DRAOGO", "IBRAHIM"),  # Cyrillic IO: E with diaeresis, accent dropped
+    ],
+)
+def test_lookalikes_and_invisibles_give_the_listed_key(surname: str, given: str) -> None:
+    assert name_key(surname, given) == LISTED
+    assert names_match(f"{surname} {given}", "OUEDRAOGO IBRAHIM", threshold=100)
+
+
+def test_fold_lookalikes_leaves_latin_names_as_nfkc_gives_them() -> None:
+    for name in ("Ouédraogo", "Zoë Ørsted-Ñúñez", "N’DIAYE", "ɓuuba ɗiallo", "Traoré"):
+        assert fold_lookalikes(name) == unicodedata.normalize("NFKC", name)
+    assert fold_lookalikes("OUEDR\u0410OGO\u200b") == "OUEDRAOGO"
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x24F)))
+def test_latin_keys_are_unchanged_by_the_lookalike_folding(text: str) -> None:
+    """Old keys stay valid: for Latin text (ASCII, Latin-1, Latin Extended-A/B) the folding
+    changes nothing but the few exotic letters that used to fall out of the key entirely."""
+    plain = "".join(
+        char
+        for char in text
+        if unicodedata.category(char) != "Cf" and fold_lookalikes(char) == char
+    )
+    assert fold_lookalikes(plain) == unicodedata.normalize("NFKC", plain)
+
+
+def test_lookalike_table_keeps_i_and_l_apart() -> None:
+    assert normalise_name("\u0406BRAHIM") == "ibrahim"  # Cyrillic I, not "lbrahim"
+    assert normalise_name("\u0399BRAHIM") == "ibrahim"  # Greek Iota
+    assert normalise_name("A\u04c0I") == normalise_name("AII")  # palochka
+
+
+def test_other_scripts_are_not_folded_to_latin() -> None:
+    assert normalise_name("\u07ca\u07e1\u07ca") == ""  # N'Ko stays out of the Latin key
+    assert normalise_name("\u2d30\u2d4e\u2d30") == ""  # Tifinagh
+    assert normalise_name("محمد") == "mohamed"  # Arabic keeps its own transliteration
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        ("أسامة", "اسامة", "إسامة", "آسامة"),  # alef variants
+        ("أسامة", "أسامه"),  # teh marbuta / heh
+        ("يحيى", "يحيي"),  # alef maksura / yeh
+        ("الأنصاري", "الأنصارى", "الانصاري"),
+        ("أسامة", "أسـامـة", "أســــامة"),  # tatweel
+        ("أسامة", "أُسَامَةُ", "أُسَامَةٌ"),  # harakat
+        ("الأنصاري", "الأَنْصَارِيّ"),  # shadda, sukun
+        ("مصطفى", "مصطفي", "مُصْطَفَى"),  # dictionary word with variants
+        ("فاطمة", "فاطمه"),
+        ("كريم", "کریم"),  # Persian kaf and yeh
+        ("مسؤول", "مسوول"),  # hamza on waw
+    ],
+)
+def test_arabic_spelling_variants_share_one_key(variants: tuple[str, ...]) -> None:
+    assert same_key(*variants)
+    assert normalise_name(variants[0])
+
+
+def test_arabic_final_heh_reads_like_teh_marbuta() -> None:
+    assert normalise_name("أسامة") == normalise_name("اسامه") == "asama"
+    assert normalise_name("فاطمه") == "fatima"
+
+
+def test_exchange_pseudonyms_use_the_same_folding() -> None:
+    """The partner's hit/no-hit query and the shared records carry HMACs of these keys: a
+    look-alike spelling of a listed name gives the same pseudonym as the plain spelling."""
+    from sync.agreements import pseudonym
+
+    secret = b"k" * 32
+    plain = pseudonym("name_key", "OUEDRAOGO", hmac_key=secret, given_names="IBRAHIM")
+    assert plain is not None
+    for surname in ("OUEDR\u0410OGO", "OUED\u200bRAOGO", "\u041eU\u0415DR\u0410\u041eG\u041e"):
+        assert pseudonym("name_key", surname, hmac_key=secret, given_names="IBRAHIM") == plain
+    one_part = pseudonym("name", "OUEDRAOGO", hmac_key=secret)
+    assert pseudonym("name", "OUEDRA\u039fGO", hmac_key=secret) == one_part
+    assert pseudonym("name", "اسامه", hmac_key=secret) == pseudonym(
+        "name", "أسامة", hmac_key=secret
+    )

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from registry.models import Alert, WatchlistEntry
+from registry.mrz import MrzResult, build_td3, parse_mrz
 from registry.names import name_key, normalise_document_number
+from registry.schemas import DocumentInput, TravellerInput
 from registry.watchlists import (
     EntryContent,
     WatchlistMatcher,
@@ -21,6 +23,7 @@ from registry.watchlists import (
     content_problems,
     face_score,
     template_bytes,
+    traveller_probe,
     watchlist_entry_id,
 )
 
@@ -374,3 +377,92 @@ def test_alert_views_by_role(role: str, action: str, sees_reason: bool, instruct
         assert "KEITA" not in text and "test" not in str(view.get("entry"))
     if role in ("admin", "protection", "hq_analyst") and sees_reason:
         assert view["entry"]["surname"] == "KEITA" and view["entry"]["source"] == "test"
+
+
+# ---------------------------------------------------------------- every identity presented
+OUEDRAOGO_DOB = date(1975, 5, 5)
+
+
+def mrz_of(surname: str, given: str, number: str, dob: date) -> MrzResult:
+    lines = build_td3(
+        document_code="P",
+        issuing_state="BFA",
+        surname=surname,
+        given_names=given,
+        document_number=number,
+        nationality="BFA",
+        date_of_birth=dob,
+        sex="M",
+        expiry_date=DAY + timedelta(days=900),
+        optional_data="",
+    )
+    return parse_mrz("\n".join(lines), today=DAY)
+
+
+def typed(
+    surname: str, given: str, dob: date | None, **arabic: str
+) -> tuple[DocumentInput, TravellerInput]:
+    document = DocumentInput(issuing_state="BFA", number="T1234567")
+    traveller = TravellerInput(
+        surname=surname, given_names=given, nationality="BFA", date_of_birth=dob, **arabic
+    )
+    return document, traveller
+
+
+def test_the_mrz_identity_matches_whatever_name_is_typed() -> None:
+    listed = entry(surname="OUEDRAOGO", given="IBRAHIM", dob=OUEDRAOGO_DOB)
+    matcher = matcher_with(listed)
+    document, traveller = typed("SMITH", "JOHN", date(1990, 6, 15))
+    mrz = mrz_of("OUEDRAOGO", "IBRAHIM", "B7654321", OUEDRAOGO_DOB)
+    alone = matcher.match_traveller(day=DAY, probe=traveller_probe(document, traveller, None))
+    assert alone == []
+    hits = matcher.match_traveller(day=DAY, probe=traveller_probe(document, traveller, mrz))
+    assert [(hit.entry_id, hit.evidence, hit.score) for hit in hits] == [
+        (listed.entry_id, "name_dob", 100.0)
+    ]
+
+
+def test_typed_name_with_the_mrz_birth_date_and_mrz_document_match() -> None:
+    person_entry = entry(surname="OUEDRAOGO", given="IBRAHIM", dob=OUEDRAOGO_DOB)
+    stolen = entry(kind="document", state="BFA", number="B7654321")
+    matcher = matcher_with(person_entry, stolen)
+    document, traveller = typed("OUEDR\u0410OGO", "IBRAHIM", None)  # no typed birth date
+    mrz = mrz_of("SMITH", "JOHN", "B7654321", OUEDRAOGO_DOB)
+    found = matcher.match_traveller(day=DAY, probe=traveller_probe(document, traveller, mrz))
+    assert sorted((hit.entry_id, hit.evidence) for hit in found) == sorted(
+        [(person_entry.entry_id, "name_dob"), (stolen.entry_id, "document")]
+    )
+
+
+def test_arabic_script_name_is_matched_too() -> None:
+    listed = entry(surname="الأنصاري", given="أسامة", dob=OUEDRAOGO_DOB)
+    matcher = matcher_with(listed)
+    document, traveller = typed(
+        "KHALIL", "SAMIR", OUEDRAOGO_DOB, surname_ar="الانصارى", given_names_ar="اسامه"
+    )
+    probe = traveller_probe(document, traveller, None)
+    assert [hit.entry_id for hit in matcher.match_traveller(day=DAY, probe=probe)] == [
+        listed.entry_id
+    ]
+
+
+def test_each_entry_and_evidence_is_hit_once_with_its_best_score() -> None:
+    listed = entry(surname="OUEDRAOGO", given="IBRAHIM", dob=OUEDRAOGO_DOB)
+    matcher = matcher_with(listed)
+    document, traveller = typed("OUEDRAOGO", "IBRAHIMA", OUEDRAOGO_DOB)
+    mrz = mrz_of("OUEDRAOGO", "IBRAHIM", "T1234567", OUEDRAOGO_DOB)
+    probe = traveller_probe(document, traveller, mrz)
+    assert probe.documents == (("BFA", "T1234567"),)
+    assert len(probe.name_keys) == 1 and probe.dates_of_birth == (OUEDRAOGO_DOB,)
+    hits = matcher.match_traveller(day=DAY, probe=probe)
+    assert [(hit.evidence, hit.score) for hit in hits] == [("name_dob", 100.0)]
+
+
+def test_listed_name_stored_with_an_old_key_matches_under_todays_folding() -> None:
+    """A row keyed before the look-alike folding (its name_key split at the Cyrillic letter)
+    is keyed again when loaded, so a plain-Latin traveller still matches it."""
+    listed = entry(surname="OUEDR\u0410OGO", given="IBRAHIM", dob=OUEDRAOGO_DOB)
+    stale = WatchlistEntry(**{**listed.model_dump(), "name_key": "ibrahim ogo uedr"})
+    matcher = matcher_with(stale)
+    found = query(matcher, surname="OUEDRAOGO", given="IBRAHIM", dob=OUEDRAOGO_DOB)
+    assert found == [(listed.entry_id, "name_dob")]

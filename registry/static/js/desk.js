@@ -27,6 +27,8 @@
   const qualityBox = $("photo-quality");
   const overrideField = $("override-field");
   const overrideInput = $("f-photo_quality_override");
+  const nameMismatchField = $("name-mismatch-field");
+  const nameMismatchInput = $("f-name_mismatch_acknowledged");
   const fileInput = $("photo-file");
   const video = $("camera");
   const canvas = $("snapshot");
@@ -138,17 +140,24 @@
 
   function showChecks(checks) {
     checks.forEach(function (check) { addCheck(check.field, check.ok, check.message, check.detail); });
+    /* A typed name that differs from the MRZ saves only once the officer confirms it. */
+    if (checks.some(function (check) { return check.code === "name_mismatch"; })) nameMismatchField.hidden = false;
   }
 
   function showError(error) {
     const params = (error.problem && error.problem.invalid_params) || [];
     params.forEach(function (param) {
       const field = String(param.name || "").replace(/^crossing\./, "");
-      if (field) addCheck(field, false, param.reason, "");
+      if (field && field !== "name_mismatch_acknowledged") addCheck(field, false, param.reason, "");
     });
     errorBox.textContent = error.message;
     errorBox.hidden = false;
     if (params.some(function (p) { return p.name === "photo"; })) overrideField.hidden = false;
+    if (params.some(function (p) { return p.name === "name_mismatch_acknowledged"; })) {
+      nameMismatchField.hidden = false;
+      errorBox.textContent = msg.nameMismatch;
+      nameMismatchInput.focus();
+    }
   }
 
   function clearError() {
@@ -347,6 +356,7 @@
       const text = value(name);
       if (text) crossing[name] = name === "vehicle_plate" ? text.toUpperCase() : text;
     });
+    if (nameMismatchInput.checked) crossing.name_mismatch_acknowledged = true;
     const guardian = value("guardian_crossing_id");
     if (guardian) crossing.guardian_crossing_id = guardian;
     const companions = Array.from(input("companions").selectedOptions).map(function (o) { return o.value; });
@@ -490,6 +500,7 @@
     summaryBox.textContent = "";
     qualityBox.textContent = "";
     overrideField.hidden = true;
+    nameMismatchField.hidden = true;
     preview.hidden = true;
     preview.removeAttribute("src");
     state.lastMrz = "";
@@ -519,7 +530,7 @@
 
   form.addEventListener("input", function (event) {
     const target = event.target;
-    if (target.name === "decision" || target === overrideInput) return;
+    if (target.name === "decision" || target === overrideInput || target === nameMismatchInput) return;
     invalidate();
   });
 
