@@ -60,9 +60,9 @@ from sync.peers import (
     too_many_requests,
     verify_request,
 )
+from sync.quarantine import answers_of, entry_view, list_quarantine
 from sync.records import REFERENCE_TYPES
 from sync.reference import changes_for_post
-from sync.quarantine import answers_of, entry_view, list_quarantine
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
@@ -107,20 +107,27 @@ def signed_json(request: Request[Any, Any, Any], content: dict[str, Any]) -> Res
     return Response(body, media_type="application/json", headers={SIGNATURE: _b64(signature)})
 
 
+async def _limit_enrolment(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    return _throttled(request, "enrol")
+
+
+async def _limit_link(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    return _throttled(request, "batch or photo")
+
+
 class SyncController(Controller):
     """/api/sync — the national node's side of the sync protocol."""
 
     path = "/api/sync"
     tags = ["sync"]
 
-    @post("/enrol", opt={"public": True}, status_code=HTTP_200_OK)
-    async def enrol(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        """A post presents the one-time code national's admin issued for its post code."""
+    @post("/enrol", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_enrolment)
+    async def enrol(
+        self, request: Request[Any, Any, Any], data: EnrolmentRequest
+    ) -> dict[str, Any]:
+        """A post presents the one-time code national's admin issued for its post code
+        (the source address's limit is checked before the body is read)."""
         node = node_of(request)
-        limited = _throttled(request, "enrol")
-        if limited is not None:
-            return limited
-        data = decode_as(await request.body(), EnrolmentRequest)
         try:
             async with node.db.write_transaction() as session:
                 answer = await receive_enrolment(
@@ -134,21 +141,16 @@ class SyncController(Controller):
         except Problem as exc:
             log_refusal(link_limits(request.app.state), _address(request), "enrolment", exc.detail)
             raise
-        return Response(
-            {
-                "national_code": answer.national_code,
-                "public_key": answer.national_key,
-                "status": answer.status,
-                "held_seq": answer.held_seq,
-            }
-        )
+        return {
+            "national_code": answer.national_code,
+            "public_key": answer.national_key,
+            "status": answer.status,
+            "held_seq": answer.held_seq,
+        }
 
-    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK)
+    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_link)
     async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
-        limited = _throttled(request, "batch")
-        if limited is not None:
-            return limited
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -170,12 +172,9 @@ class SyncController(Controller):
             }
         )
 
-    @post("/photos", opt={"public": True}, status_code=HTTP_200_OK)
+    @post("/photos", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_link)
     async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
-        limited = _throttled(request, "photo")
-        if limited is not None:
-            return limited
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
