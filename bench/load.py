@@ -203,7 +203,8 @@ async def flood_loop(
 async def _flood(url: str, floods: int, seconds: float) -> Counter[int]:
     seen: Counter[int] = Counter()
     until = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         await asyncio.gather(*(flood_loop(client, i, until, seen) for i in range(floods)))
     return seen
 
@@ -224,7 +225,9 @@ async def run_phase(
     if floods:
         attacker = Process(target=flood_process, args=(url, floods, seconds, answers))
         attacker.start()
-    limits = httpx.Limits(max_connections=len(headers) + 4)
+    # drop idle connections before the server does (uvicorn: 5 s), so that no request is
+    # sent on a connection the server is closing
+    limits = httpx.Limits(max_connections=len(headers) + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as officers:
         started = time.monotonic()
         until = started + seconds

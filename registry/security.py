@@ -3,7 +3,8 @@
 Argon2 costs about 0.1 s of CPU and 64 MB by design. On the server it never runs on the
 event loop nor under the node's write lock: ``hash_password_off_loop`` and
 ``check_password_off_loop`` run it on a small dedicated thread pool (at most
-``PASSWORD_WORKERS`` at once, so a login flood cannot take every core from the desk).
+``PASSWORD_WORKERS`` at once, at a lower CPU priority than the event loop, so a login
+flood cannot take the cores from the desk).
 An unknown username is checked against a dummy hash of the same parameters, so that it
 costs what a known one costs.
 """
@@ -44,7 +45,21 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 PASSWORD_WORKERS = max(1, (os.cpu_count() or 2) // 2)
-_password_pool = ThreadPoolExecutor(max_workers=PASSWORD_WORKERS, thread_name_prefix="argon2")
+PASSWORD_NICENESS = 10  # below the event loop's threads: desk requests come first
+
+
+def _lower_priority() -> None:
+    """Run this password thread (and the lane threads argon2 starts from it) at a lower
+    CPU priority than the event loop, on Linux where priority is per thread."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
+
+
+_password_pool = ThreadPoolExecutor(
+    max_workers=PASSWORD_WORKERS, thread_name_prefix="argon2", initializer=_lower_priority
+)
 _dummy_hash: str | None = None
 _dummy_lock = threading.Lock()
 
