@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -111,8 +112,6 @@ async def issue_invitation(
 ) -> tuple[str, EnrolmentInvitation]:
     """National: a one-time code that enrols ``node_code`` (audited; the code itself is
     returned once and only its hash is kept). Earlier unused codes for the post lapse."""
-    import re
-
     if node.settings.role != "national":
         raise Problem(409, "Not national", field="node_code", detail="only national invites posts")
     if not re.fullmatch(POST_CODE_PATTERN, node_code) or node_code == node.settings.node_code:
@@ -124,7 +123,7 @@ async def issue_invitation(
             422,
             "Invalid validity",
             field="hours",
-            detail=f"a code is valid for 1 to {MAX_INVITATION_HOURS} hours",
+            detail=f"a code is valid for more than 0 and at most {MAX_INVITATION_HOURS} hours",
         )
     peer = await session.get(SyncPeer, node_code)
     if peer is not None and peer.role != "post":
@@ -155,7 +154,7 @@ async def issue_invitation(
         detail={
             "expires_at": invitation.expires_at.isoformat(),
             "superseded": superseded or 0,
-            "rotates_key_of": peer.status if peer is not None else None,
+            "post_status": peer.status if peer is not None else None,  # a key rotation
         },
     )
     return code, invitation
