@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, partial
 from typing import Any
@@ -64,10 +64,14 @@ from registry.services.crossings import crossing_view, traveller_view
 from registry.services.registration import age_on, allowed_until_of, current_version_filter
 from registry.services.search import (
     MAX_RESULTS,
+    NAME_QUERY,
+    NUMBER_QUERY,
+    POST_QUERY,
     _audit_search,
     _name_candidates,
     _views_with_people,
     may_overstay,
+    query_text,
 )
 from registry.stays import overstay_days
 from registry.watchlists import template_vector
@@ -203,6 +207,7 @@ async def hq_search_by_document(
     and documents in three round trips; national answers in one, the document lookup being
     the query HQ runs most.
     """
+    number = query_text(number, NUMBER_QUERY, "number")
     number_norm = normalise_document_number(number)
     if not number_norm:
         raise Problem(422, "Invalid document number", field="number")
@@ -302,6 +307,7 @@ async def hq_search_by_name(
 ) -> list[dict[str, Any]]:
     """Traveller records of every post whose name is close to ``name`` (transliteration-aware,
     order-independent), optionally born on ``date_of_birth``; best score first."""
+    name = query_text(name, NAME_QUERY, "name")
     key = name_key(name, "")
     if not key:
         raise Problem(422, "Invalid name", field="name", detail="the name has no letters")
@@ -362,6 +368,8 @@ async def hq_search_crossings(
     offset: int = 0,
 ) -> dict[str, Any]:
     """One page of crossings matching every given filter, newest first."""
+    if filters.post is not None:
+        filters = replace(filters, post=query_text(filters.post, POST_QUERY, "post"))
     _check_page(limit, offset)
     query = (
         _filtered_crossings(node, filters)

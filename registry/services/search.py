@@ -19,12 +19,25 @@ from registry.audit import audit
 from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
 from registry.names import name_key, normalise_document_number
 from registry.node import Node
-from registry.problems import Problem
+from registry.problems import Problem, text_refused_problem
 from registry.services.crossings import crossing_view, traveller_view
 from registry.services.registration import allowed_until_of, current_version_filter
 from registry.stays import StayRules, overstay_days, stored_nationality_forms
+from registry.text import TextRefused, TextRule, clean_text, identifier, person_name
 
 MAX_RESULTS = 500
+NAME_QUERY = person_name(200)
+NUMBER_QUERY = identifier(40, min_length=1)
+POST_QUERY = identifier(32, min_length=1)
+
+
+def query_text(value: str, rule: TextRule, field: str) -> str:
+    """A search term as clean text (``registry.text``): searches are audited with their
+    terms, so a term must be storable text, or the search is refused (422) before it runs."""
+    try:
+        return clean_text(value, rule, field)
+    except TextRefused as refused:
+        raise text_refused_problem(refused) from refused
 NAME_SCORE_CUTOFF = 80.0
 
 
@@ -86,6 +99,7 @@ async def search_by_document(
     number: str,
 ) -> list[dict[str, Any]]:
     """Crossings made on this document (exact, on the normalised number)."""
+    number = query_text(number, NUMBER_QUERY, "number")
     number_norm = normalise_document_number(number)
     if not number_norm:
         raise Problem(422, "Invalid document number", field="number")
@@ -140,6 +154,7 @@ async def search_by_name(
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Travellers whose normalised name is close to the query (transliteration-aware)."""
+    name = query_text(name, NAME_QUERY, "name")
     key = name_key(name, "")
     if not key:
         raise Problem(422, "Invalid name", field="name", detail="the name has no letters")
