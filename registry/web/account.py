@@ -16,6 +16,7 @@ from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.services.officers import LoginThrottled, login
 from registry.web.i18n import LANGUAGES, N_, supported
+from registry.web.messages import TEXT_REFUSALS, text_refused_text
 from registry.web.nav import home_for
 from registry.web.render import forget_banner, redirect, render, safe_next, translator
 from registry.web.security import (
@@ -85,7 +86,8 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
 async def _login_refused(
     request: Request[Any, Any, Any], form: dict[str, str], problem: Problem
 ) -> Response[str]:
-    """The login page again: 401 for a wrong password, 429 (Retry-After) when throttled."""
+    """The login page again: 401 for a wrong password, 429 (Retry-After) when throttled,
+    422 naming the username when it is not clean text (nothing audited then)."""
     _ = translator(request)
     if isinstance(problem, LoginThrottled):
         seconds = int(problem.headers["Retry-After"])
@@ -93,6 +95,8 @@ async def _login_refused(
             error = _(LOGIN_LOCKED) % {"minutes": max(1, -(-seconds // 60))}
         else:
             error = _(LOGIN_WAIT) % {"seconds": seconds}
+    elif problem.invalid_params and problem.invalid_params[0].get("code") in TEXT_REFUSALS:
+        error = text_refused_text(problem.invalid_params[0], _)
     else:
         error = _(LOGIN_FAILED)
     response = await render(
