@@ -111,7 +111,8 @@ async def _limit_enrolment(request: Request[Any, Any, Any]) -> Response[Any] | N
     return _throttled(request, "enrol")
 
 
-async def _limit_link(request: Request[Any, Any, Any]) -> Response[Any] | None:
+async def limit_link(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """A 429 answer when this address sends batches or photos too fast (else None)."""
     return _throttled(request, "batch or photo")
 
 
@@ -148,7 +149,7 @@ class SyncController(Controller):
             "held_seq": answer.held_seq,
         }
 
-    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_link)
+    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
     async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
         body = await request.body()
@@ -172,7 +173,7 @@ class SyncController(Controller):
             }
         )
 
-    @post("/photos", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_link)
+    @post("/photos", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
     async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node = node_of(request)
         body = await request.body()

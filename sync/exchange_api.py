@@ -16,7 +16,7 @@ from registry.api.auth import node_of
 from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.problems import Problem, problem_response
-from sync.api import signed_json
+from sync.api import limit_link, signed_json
 from sync.batches import BatchRejected, read_header
 from sync.client import SyncError
 from sync.exchange import (
@@ -37,6 +37,7 @@ from sync.liaison import (
     run_reconciliation,
 )
 from sync.models import HitQuery
+from sync.peers import header_signed_by, link_limits, log_refusal
 
 LIAISON = ("liaison",)
 
@@ -62,7 +63,7 @@ class PartnerController(Controller):
     tags = ["exchange"]
     opt = {"public": True}  # authenticated by the agreement's keys, not by tokens
 
-    @post("/batches", status_code=HTTP_200_OK)
+    @post("/batches", status_code=HTTP_200_OK, before_request=limit_link)
     async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
         node, exchange = node_of(request), exchange_of(request)
         body = await request.body()
@@ -81,10 +82,15 @@ class PartnerController(Controller):
         except BatchGap as gap:
             return Response({"ack": gap.ack, "reason": gap.reason}, status_code=409)
         except BatchRejected as exc:
-            async with node.db.write_transaction() as session:
-                await record_rejection(
-                    session, node=node, origin="partner", reason=exc.reason, detail=str(exc)
-                )
+            partner = exchange.partner
+            if header_signed_by(request.headers, partner.node, partner.public_key):
+                async with node.db.write_transaction() as session:
+                    await record_rejection(
+                        session, node=node, origin="partner", reason=exc.reason, detail=str(exc)
+                    )
+            else:  # junk: not audited, only logged (rate-limited)
+                address = request.client.host if request.client else "unknown"
+                log_refusal(link_limits(request.app.state), address, "exchange batch", str(exc))
             return problem_response(
                 403 if exc.reason in ("bad_signature", "unknown_sender") else 400,
                 "Batch rejected",

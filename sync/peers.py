@@ -355,17 +355,25 @@ async def signer_of_batch(session: AsyncSession, headers: Mapping[str, str]) -> 
     verifies against that post's key; None for junk (unsigned, badly signed, unknown
     sender). Only a refusal signed by the post it names is audited and counted against it."""
     try:
-        header, signature = read_header(headers)
+        header, _ = read_header(headers)
     except BatchRejected:
         return None
     peer = await session.get(SyncPeer, header.origin)
     if peer is None or peer.role != "post":
         return None
+    return peer if header_signed_by(headers, header.origin, peer.public_key) else None
+
+
+def header_signed_by(headers: Mapping[str, str], origin: str, public_key: str) -> bool:
+    """Whether a batch or photo header names ``origin`` and is signed by ``public_key``."""
     try:
-        public_key_from_text(peer.public_key).verify(signature, header.canonical())
-    except (InvalidSignature, ValueError):
-        return None
-    return peer
+        header, signature = read_header(headers)
+        if header.origin != origin:
+            return False
+        public_key_from_text(public_key).verify(signature, header.canonical())
+    except (BatchRejected, InvalidSignature, ValueError):
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- per-address limits

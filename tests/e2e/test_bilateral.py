@@ -266,6 +266,13 @@ def test_exchange_reconcile_and_liaison(countries: dict[str, Country]) -> None:
         params={"status": "open"},
     ).json()
     forged = next(c for c in cases if c["kind"] == "data_mismatch")
+    poisoned = httpx.post(  # a note travels to the partner: it must be clean text
+        f"{mr.cluster.national.url}/api/liaison/discrepancies/{forged['id']}/notes",
+        headers=_liaison(mr),
+        json={"note": "forged\u0000\u202e", "resolution": "referred"},
+    )
+    assert poisoned.status_code == 422, poisoned.text
+    assert poisoned.json()["invalid_params"][0]["name"] == "note"
     resolved = httpx.post(
         f"{mr.cluster.national.url}/api/liaison/discrepancies/{forged['id']}/notes",
         headers=_liaison(mr),
@@ -380,3 +387,49 @@ def test_revocation_stops_exchange_and_retention_purges(countries: dict[str, Cou
     )
     assert check.returncode == 0  # the file itself is in force; the revocation is recorded
     assert json.loads(check.stdout)["exchange_allowed"] is True
+
+
+def test_junk_partner_batches_are_refused_without_an_audit_event(
+    countries: dict[str, Country],
+) -> None:
+    """A batch naming the partner but not signed with its agreement key is refused and
+    only logged; one the partner really signed (altered on the way) is audited."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from registry.receipts import load_or_create_node_key
+    from sync.batches import OutboxRecord, SignedBatch, sign_batch
+
+    mr, ml = countries["MRT"], countries["MLI"]
+    url = f"{ml.cluster.national.url}/api/exchange/batches"
+    records = [OutboxRecord(1, "crossing", "x", {"id": "x"})]
+
+    def batch(key: Ed25519PrivateKey) -> SignedBatch:
+        return sign_batch(
+            records,
+            kind="exchange",
+            origin="MR-NATIONAL",
+            destination="ML-NATIONAL",
+            after_seq=0,
+            key=key,
+        )
+
+    def rejected() -> int:
+        return int(
+            ml.cluster.national_rows(
+                "SELECT count(*) FROM audit_event WHERE action = 'sync_rejected'"
+            )[0][0]
+        )
+
+    forged = batch(Ed25519PrivateKey.generate())
+    for _ in range(3):
+        response = httpx.post(url, content=forged.body, headers=forged.http_headers())
+        assert response.status_code == 403 and "bad_signature" in response.text
+    unsigned = httpx.post(url, content=b"junk", headers={"content-type": "application/json"})
+    assert 400 <= unsigned.status_code < 500
+    assert rejected() == 0
+    genuine = batch(
+        load_or_create_node_key(mr.cluster.root / "MR-NATIONAL" / "keys" / "node_ed25519.pem")
+    )
+    altered = httpx.post(url, content=genuine.body + b"x", headers=genuine.http_headers())
+    assert altered.status_code == 400 and "altered" in altered.text
+    assert rejected() == 1
