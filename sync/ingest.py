@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -162,17 +163,18 @@ def _bulk_decoder() -> msgspec.json.Decoder[Any]:
 Decoded = dict[str, list[tuple[int, str, Any]]]
 
 
-def _decode_tables(raw: bytes, *, bulk: bool) -> Decoded:
+def _decode_tables(raw: bytes, *, bulk: bool) -> tuple[Decoded, bool]:
     """The body's tables: (seq, record_id, row), rows as COPY structs (``bulk``, but
     officers) or undecoded JSON. The fast path decodes the whole body in one typed pass;
     should any row fail it, the body is read table by table and row by row, and a row that
     cannot be read (or belongs to a table posts may not push) becomes an ``_Unreadable``
-    to quarantine. Raises BatchRejected only when the body itself is unreadable."""
+    to quarantine. Returns the tables and whether every row was read in the one pass.
+    Raises BatchRejected only when the body itself is unreadable."""
     generic = dict[str, list[tuple[int, str, msgspec.Raw]]]
     if bulk:
         try:
             body = _bulk_decoder().decode(raw)
-            return {t: rows for t in POST_RECORD_TYPES if (rows := getattr(body, t))}
+            return {t: rows for t in POST_RECORD_TYPES if (rows := getattr(body, t))}, True
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass  # a bad row somewhere: read record by record below
     try:
@@ -192,7 +194,7 @@ def _decode_tables(raw: bytes, *, bulk: bool) -> Decoded:
             ]
         else:
             decoded[record_type] = list(rows)
-    return decoded
+    return decoded, False
 
 
 def _struct_or_unreadable(record_type: str, raw: msgspec.Raw) -> Any:
@@ -254,57 +256,73 @@ class _Validation:
         payload = _payload(record_type, row, self.bulk)
         self.quarantine.append(quarantined(seq, record_type, record_id, reason, detail, payload))
 
-    def table(self, record_type: str, rows: list[tuple[int, str, Any]]) -> list[tuple[int, Any]]:
+    def table(
+        self, record_type: str, rows: list[tuple[int, str, Any]], *, readable: bool = False
+    ) -> list[tuple[int, Any]]:
         """One table's rows that may be stored, as (seq, row): COPY tuples (bulk, but
-        officers) or column dicts."""
-        readable: list[tuple[int, str, Any]] = []
-        for seq, record_id, row in rows:
-            if isinstance(row, _Unreadable):
+        officers) or column dicts. ``readable``: every row decoded (the batch's one-pass
+        decode succeeded), so none is looked at one by one unless a check fails.
+
+        Each check runs a column at a time in C (a column read off the decoded structs,
+        counted, measured, joined and searched); only a column that fails is walked row
+        by row to name the rows."""
+        if not readable:
+            unreadable = [r for r in rows if isinstance(r[2], _Unreadable)]
+            for seq, record_id, row in unreadable:
                 self.refuse(record_type, seq, record_id, row.reason, row.detail, row)
-            else:
-                readable.append((seq, record_id, row))
-        if record_type not in POST_RECORD_TYPES:
+            if unreadable:
+                rows = [r for r in rows if not isinstance(r[2], _Unreadable)]
+        if record_type not in POST_RECORD_TYPES or not rows:
             return []
+        column: Callable[[str], list[Any]]
         if self.bulk and record_type != OFFICER:
-            names, values = self._tuples(record_type, readable)
-            columns: list[Any] = list(zip(*values, strict=True)) if values else []
+            structs = list(map(itemgetter(2), rows))
+            converter = copy_rows(record_type)
+            names = converter.names
+            try:
+                values = converter.tuples(structs)
+            except ValueError:  # a binary column that is not hex: convert row by row
+                rows = list(rows)
+                values = self._tuples(record_type, rows)  # drops rows it cannot convert
+                structs = list(map(itemgetter(2), rows))
+
+            def column(name: str) -> list[Any]:
+                return list(map(attrgetter(name), structs))
+
         else:
-            values = self._dicts(record_type, readable)
+            rows = list(rows)
+            values = self._dicts(record_type, rows)
             names = tuple(table_for(record_type).columns.keys())
-            columns = [[row.get(n) for row in values] for n in names] if values else []
+
+            def column(name: str) -> list[Any]:
+                return [row.get(name) for row in values]
+
         if not values:
             return []
-        problems = self._owner_problems(record_type, names, columns)
-        for i, why in bad_text_rows(record_type, names, columns).items():
+        problems = self._owner_problems(record_type, names, column)
+        for i, why in bad_text_rows(record_type, names, column).items():
             problems.setdefault(i, ("unstorable_text", why))
-        problems.update(
-            (i, p)
-            for i, p in self._dependent_problems(record_type, names, columns).items()
-            if i not in problems
-        )
+        for i, problem in self._dependent_problems(record_type, names, column).items():
+            problems.setdefault(i, problem)
         if not problems:
-            return [(seq, row) for (seq, _, _), row in zip(readable, values, strict=True)]
+            return list(zip(map(itemgetter(0), rows), values, strict=True))
         kept: list[tuple[int, Any]] = []
         refused = self.refused_ids.setdefault(record_type, {})
-        key = names.index(IDENTITY.get(record_type, "id")) if record_type != "audit_event" else None
-        for i, ((seq, record_id, original), row) in enumerate(zip(readable, values, strict=True)):
+        keys = column(IDENTITY.get(record_type, "id")) if record_type != "audit_event" else None
+        for i, ((seq, record_id, original), row) in enumerate(zip(rows, values, strict=True)):
             problem = problems.get(i)
             if problem is None:
                 kept.append((seq, row))
                 continue
             self.refuse(record_type, seq, record_id, problem[0], problem[1], original)
-            if key is not None:
-                refused[str(columns[key][i])] = f"{record_type} {record_id}"
+            if keys is not None:
+                refused[str(keys[i])] = f"{record_type} {record_id}"
         return kept
 
-    def _tuples(
-        self, record_type: str, rows: list[tuple[int, str, Any]]
-    ) -> tuple[tuple[str, ...], list[Any]]:
+    def _tuples(self, record_type: str, rows: list[tuple[int, str, Any]]) -> list[Any]:
+        """COPY tuples of the rows, one by one; a row that cannot be converted is
+        quarantined and removed from ``rows``."""
         converter = copy_rows(record_type)
-        try:
-            return converter.names, converter.tuples([row for _, _, row in rows])
-        except ValueError:
-            pass  # a binary column that is not hex: convert row by row
         values: list[Any] = []
         for seq, record_id, row in list(rows):
             try:
@@ -312,7 +330,7 @@ class _Validation:
             except ValueError as exc:
                 self.refuse(record_type, seq, record_id, "malformed", f"{record_type}: {exc}", row)
                 rows.remove((seq, record_id, row))
-        return converter.names, values
+        return values
 
     def _dicts(self, record_type: str, rows: list[tuple[int, str, Any]]) -> list[Any]:
         values: list[Any] = []
@@ -325,13 +343,13 @@ class _Validation:
         return values
 
     def _owner_problems(
-        self, record_type: str, names: tuple[str, ...], columns: list[Any]
+        self, record_type: str, names: tuple[str, ...], column: Callable[[str], list[Any]]
     ) -> dict[int, tuple[str, str]]:
         owner = "home_post" if record_type == OFFICER else "origin"
         if owner not in names:
             return {}
-        claims = columns[names.index(owner)]
-        if list(claims).count(self.origin) == len(claims):  # the usual case, in C
+        claims = column(owner)
+        if claims.count(self.origin) == len(claims):  # the usual case, in C
             return {}
         return {
             i: ("forged_origin", f"claims {owner} {claim}, sent by {self.origin}")
@@ -340,20 +358,20 @@ class _Validation:
         }
 
     def _dependent_problems(
-        self, record_type: str, names: tuple[str, ...], columns: list[Any]
+        self, record_type: str, names: tuple[str, ...], column: Callable[[str], list[Any]]
     ) -> dict[int, tuple[str, str]]:
         if not self.refused_ids:
             return {}
         problems: dict[int, tuple[str, str]] = {}
-        for column, referred in _cascade_references(record_type):
+        for name, referred in _cascade_references(record_type):
             refused = self.refused_ids.get(referred)
-            if not refused or column not in names:
+            if not refused or name not in names:
                 continue
-            for i, value in enumerate(columns[names.index(column)]):
+            for i, value in enumerate(column(name)):
                 if value is not None and str(value) in refused and i not in problems:
                     problems[i] = (
                         "quarantined_reference",
-                        f"{record_type}.{column} refers to {refused[str(value)]}, quarantined",
+                        f"{record_type}.{name} refers to {refused[str(value)]}, quarantined",
                     )
         return problems
 
@@ -447,12 +465,14 @@ def receive_batch(
     """Verify a post's batch and decode every record; raise BatchRejected. Call it, and
     apply and drop the batch, inside ``gc_paused``."""
     raw = verified_body(header, signature, body, sender_key, destination=destination)
-    decoded = _decode_tables(raw, bulk=bulk)
+    decoded, readable = _decode_tables(raw, bulk=bulk)
     check_range(header, ([seq for seq, _, _ in rows] for rows in decoded.values()))
-    return validated_batch(header, decoded, bulk=bulk)
+    return validated_batch(header, decoded, bulk=bulk, readable=readable)
 
 
-def validated_batch(header: BatchHeader, decoded: Decoded, *, bulk: bool) -> ReceivedBatch:
+def validated_batch(
+    header: BatchHeader, decoded: Decoded, *, bulk: bool, readable: bool = False
+) -> ReceivedBatch:
     """A decoded batch checked record by record without the database (origin claims,
     text the database cannot store, references to records quarantined with them): what
     fails is quarantined, the rest is ready to store. Tables in dependency order."""
@@ -460,7 +480,7 @@ def validated_batch(header: BatchHeader, decoded: Decoded, *, bulk: bool) -> Rec
     tables: dict[str, list[tuple[int, Any]]] = {}
     ordered = [t for t in POST_RECORD_TYPES if t in decoded]
     for record_type in ordered + [t for t in decoded if t not in POST_RECORD_TYPES]:
-        kept = validation.table(record_type, decoded[record_type])
+        kept = validation.table(record_type, decoded[record_type], readable=readable)
         if kept:
             tables[record_type] = kept
     return ReceivedBatch(header, tables, bulk, quarantined=validation.quarantine)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -90,25 +90,25 @@ def refused_text(value: str, limit: int | None) -> str | None:
 
 
 def bad_text_rows(
-    record_type: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    record_type: str, names: Sequence[str], column: Callable[[str], Sequence[Any]]
 ) -> dict[int, str]:
     """Rows (by index) whose text cannot be stored, and why, for one table's rows given
-    column by column (``columns[i]`` holds column ``names[i]`` of every row).
+    column by column (``column(name)`` holds that column of every row, for the columns in
+    ``names``).
 
     Vectorised: each text column is checked whole first (its longest value, and one regex
     search over all its values joined), which costs a few C-level passes; only a column
     that fails is scanned row by row to name the rows."""
     bad: dict[int, str] = {}
-    index = {name: i for i, name in enumerate(names)}
+    present = set(names)
     for name, limit in _text_limits(record_type):
-        i = index.get(name)
-        if i is None:
+        if name not in present:
             continue
-        column = columns[i]
-        too_long = limit is not None and max(map(len, filter(None, column)), default=0) > limit
-        if not too_long and not _REFUSED_TEXT.search("".join(filter(None, column))):
+        values = column(name)
+        too_long = limit is not None and max(map(len, filter(None, values)), default=0) > limit
+        if not too_long and not _REFUSED_TEXT.search("".join(filter(None, values))):
             continue
-        for row, value in enumerate(column):
+        for row, value in enumerate(values):
             if isinstance(value, str) and row not in bad:
                 why = refused_text(value, limit)
                 if why:
