@@ -8,10 +8,12 @@ see; so a client (and the fuzzing test) would meet status codes the document nev
 
 - every operation: 400 (malformed request);
 - every operation behind a login: 401 (no or expired login) and 403 (role);
-- an operation with a path parameter: 404 (no such record, or one the role may not see);
+- an operation with a path parameter: 404 (no such record, or one the role may not see) and
+  409 (the record's state forbids it, e.g. details of a hit not yet approved);
 - an operation with query parameters: 422 (a value refused, e.g. a range that ends first);
 - an operation with a body: 413 (too large), 415 (content type) and 422 (refused content);
-- a POST: 409 (conflict with what is stored: a superseded crossing, a reused key);
+- a POST: 409 (conflict with what is stored: a superseded crossing, a reused key), and
+  every exchange and liaison operation: 409 while no agreement is in force;
 - login and node-to-node endpoints: 429 (throttled, with ``Retry-After``);
 - registration: 503 (too many photos decoding at once; try again).
 """
@@ -29,6 +31,7 @@ from registry.schemas import RegistrationRequest
 PROBLEM_SCHEMA = "Problem"
 PUBLIC = {"/api/health", "/api/auth/login"}
 THROTTLED_PREFIXES = ("/api/auth/login", "/api/sync/", "/api/exchange/")
+AGREEMENT_PREFIXES = ("/api/exchange/", "/api/liaison/")  # 409 while no agreement is in force
 REGISTRATION = ("/api/crossings", "post")
 REASONS = {
     400: "Malformed request: the problem names the field",
@@ -72,12 +75,12 @@ def _codes(path: str, method: str, operation: dict[str, Any]) -> set[int]:
         codes |= {401, 403}
     places = {parameter.get("in") for parameter in operation.get("parameters", [])}
     if "path" in places:
-        codes.add(404)
+        codes |= {404, 409}
     if "query" in places:
         codes.add(422)
     if method in WRITE_METHODS:
         codes |= {413, 415, 422}
-    if method == "post":
+    if method == "post" or path.startswith(AGREEMENT_PREFIXES):
         codes.add(409)
     if path.startswith(THROTTLED_PREFIXES):
         codes.add(429)

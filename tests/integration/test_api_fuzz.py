@@ -1,6 +1,7 @@
 """Fuzzing the whole API with schemathesis, as every role and as nobody, against a real post
-(`borderpost serve` on SQLite): no operation may answer a server error, and none may answer
-a status code its OpenAPI document does not name.
+(`borderpost serve` on SQLite) and a real national node (PostgreSQL, with its sync, peer and
+HQ operations): no operation may answer a server error, and none may answer a status code
+its OpenAPI document does not name.
 
 The number of examples per operation is bounded so that the run takes a few minutes; the
 seed is fixed so that a failure can be replayed (`st replay` with the printed test case id).
@@ -8,14 +9,18 @@ seed is fixed so that a failure can be replayed (`st replay` with the printed te
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import create_pg_database, drop_pg_database, pg_url
 from tests.servers import ServerProcess, cli, node_env
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
@@ -26,11 +31,26 @@ EXAMPLES = "12"
 SEED = "20261204"
 
 
-@pytest.fixture(scope="module")
-def fuzzed_post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """A post with one account of every role, each logged in before any fuzzing starts
-    (fuzzing the login throttles this address)."""
-    env = node_env(tmp_path_factory.mktemp("fuzzed-post"), node_code="MR-GOGUI")
+@pytest.fixture(scope="module", params=["post", "national"])
+def fuzzed_node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A post (SQLite) or a national node (PostgreSQL) with one account of every role, each
+    logged in before any fuzzing starts (fuzzing the login throttles this address)."""
+    data_dir = tmp_path_factory.mktemp(f"fuzzed-{request.param}")
+    database = ""
+    if request.param == "post":
+        env = node_env(data_dir, node_code="MR-GOGUI")
+    else:
+        database = f"bp_fuzz_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        asyncio.run(create_pg_database(database))
+        env = node_env(
+            data_dir,
+            role="national",
+            node_code="MR-NATIONAL",
+            database_url=pg_url(database),
+            secret_key="fuzz-secret-" + "x" * 40,
+        )
     cli(env, "db", "upgrade")
     for role in ROLES:
         cli(
@@ -51,6 +71,8 @@ def fuzzed_post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield server.url, tokens
     finally:
         server.stop()
+        if database:
+            asyncio.run(drop_pg_database(database))
 
 
 def schemathesis(url: str, *headers: str) -> subprocess.CompletedProcess[str]:
@@ -67,9 +89,9 @@ def schemathesis(url: str, *headers: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("role", [*ROLES, None])
 def test_no_server_error_and_no_undocumented_status(
-    fuzzed_post: tuple[str, dict[str, str]], role: str | None
+    fuzzed_node: tuple[str, dict[str, str]], role: str | None
 ) -> None:
-    url, tokens = fuzzed_post
+    url, tokens = fuzzed_node
     headers = [f"Authorization: Bearer {tokens[role]}"] if role else []
     run = schemathesis(url, *headers)
     summary = run.stdout[-12000:]
