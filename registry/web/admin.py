@@ -37,7 +37,7 @@ from registry.services.officers import (
 from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
 from registry.web.i18n import LANGUAGES
 from registry.web.liaison import module_available
-from registry.web.messages import ROLE_NAMES, label
+from registry.web.messages import ROLE_NAMES, TEXT_REFUSALS, label, text_refused_text
 from registry.web.nav import ADMIN
 from registry.web.render import forget_banner, redirect, render, translator
 
@@ -202,6 +202,34 @@ async def _posts_page(
     )
 
 
+async def _officers_page(
+    request: Request[Any, Any, Any],
+    *,
+    status_code: int = 200,
+    error: str = "",
+    values: dict[str, str] | None = None,
+) -> Response[str]:
+    """The accounts page; after a refused form, with its error and the values typed."""
+    node = node_of(request)
+    national = node.settings.role == "national"
+    async with node.db.session() as session:
+        found = await list_officers(session, post=None if national else node.settings.node_code)
+    _ = translator(request)
+    return await render(
+        request,
+        "admin_officers.html",
+        status_code=status_code,
+        active="admin_officers",
+        officers=_officer_rows(found, _),
+        roles=[(code, label(ROLE_NAMES, code, _)) for code in ROLE_NAMES],
+        language_codes=LANGUAGES,
+        national=national,
+        locks=await login_locks(node),
+        form_error=error,
+        values=values or {},
+    )
+
+
 class AdminPagesController(Controller):
     """/web/admin"""
 
@@ -211,21 +239,7 @@ class AdminPagesController(Controller):
 
     @get("/officers")
     async def officers(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
-        national = node.settings.role == "national"
-        async with node.db.session() as session:
-            found = await list_officers(session, post=None if national else node.settings.node_code)
-        _ = translator(request)
-        return await render(
-            request,
-            "admin_officers.html",
-            active="admin_officers",
-            officers=_officer_rows(found, _),
-            roles=[(code, label(ROLE_NAMES, code, _)) for code in ROLE_NAMES],
-            language_codes=LANGUAGES,
-            national=national,
-            locks=await login_locks(node),
-        )
+        return await _officers_page(request)
 
     @post("/officers")
     async def create(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
@@ -237,7 +251,18 @@ class AdminPagesController(Controller):
         }
         fields["password"] = str(form.get("password", ""))
         payload = {k: v for k, v in fields.items() if v}
-        data = decode_as(msgspec.json.encode(payload), OfficerCreate)
+        try:
+            data = decode_as(msgspec.json.encode(payload), OfficerCreate)
+        except Problem as problem:
+            refused = problem.invalid_params[0] if problem.invalid_params else {}
+            if refused.get("code") not in TEXT_REFUSALS:
+                raise
+            # text that is not clean: the form again, filled in, with the reason translated
+            _ = translator(request)
+            kept = {name: value for name, value in fields.items() if name != "password"}
+            return await _officers_page(
+                request, status_code=422, error=text_refused_text(refused, _), values=kept
+            )
         password_hash = await new_password_hash(data.password)
         async with node.db.write_transaction() as session:
             await create_officer(

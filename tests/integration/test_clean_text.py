@@ -224,7 +224,9 @@ async def test_admin_account_form_refuses_a_control_character_in_the_full_name(
         },
     )
     assert response.status_code == 422
-    assert "full_name" in response.text
+    assert "Texte refusé dans full_name" in response.text  # the admin's language
+    assert 'value="desk.two"' in response.text  # the form keeps what was typed
+    assert "correct-horse-battery" not in response.text  # but never the password
     assert await web.audit_count(action="create", record_type="officer") == before
 
 
