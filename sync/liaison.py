@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from registry.problems import Problem
+from registry.problems import Problem, text_refused_problem
+from registry.text import TextRefused, clean_text, identifier, paragraphs
 from sync.agreements import pseudonym
 from sync.exchange import BUNDLE, Exchange
 from sync.models import Discrepancy, PartnerRecord
@@ -22,6 +23,8 @@ from sync.reconcile import CrossingFact, ReconcileConfig, ReconcileResult, recon
 from sync.reconcile import report as reconcile_report
 
 RESOLUTIONS = ("explained", "data_error_corrected", "referred", "false_alarm")
+NOTE = paragraphs(2000, min_length=1)  # a liaison note (registry.text)
+CASE_ID = identifier(80, min_length=1)
 CASE_NAMESPACE = uuid.UUID("6f1c1c3e-8c1e-4a5e-9a53-0b7d3d2f7a10")
 
 
@@ -196,7 +199,13 @@ async def annotate(
     note: str,
     resolution: str | None = None,
 ) -> Discrepancy:
-    """Add a note, optionally resolving; the change travels to the partner."""
+    """Add a note, optionally resolving; the change travels to the partner, so the note (and
+    the case id looked up) must be clean text (``registry.text``), or 422 naming the field."""
+    try:
+        case_id_ = clean_text(case_id_, CASE_ID, "discrepancy_id")
+        note = clean_text(note, NOTE, "note")
+    except TextRefused as refused:
+        raise text_refused_problem(refused) from refused
     case = await session.get(Discrepancy, case_id_)
     if case is None:
         raise Problem(404, "Unknown discrepancy", field="discrepancy_id")
