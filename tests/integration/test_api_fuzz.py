@@ -13,6 +13,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,10 @@ def schemathesis(url: str, *headers: str) -> subprocess.CompletedProcess[str]:
     command += ["--exclude-path", "/api/auth/logout"]
     for header in headers:
         command += ["--header", header]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # Run outside the repository: schemathesis keeps its state in .schemathesis/ there.
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir()
+    )
 
 
 @pytest.mark.slow
