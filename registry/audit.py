@@ -212,22 +212,10 @@ class CheckpointRefused(RuntimeError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class ChainHead:
-    """The last event of a chain and how many events end with it."""
-
-    count: int
-    seq: int
-    id: uuid.UUID
-    hash: str
-
-
-async def chain_head_event(session: AsyncSession, origin: str) -> ChainHead | None:
-    """The chain's last event and the number of events up to it (None if it is empty).
-
-    The count runs up to the head's seq, so events appended meanwhile do not skew it.
-    """
-    head = (
+async def _last_event(session: AsyncSession, origin: str) -> Any:
+    """(seq, id, hash) of the chain's last event, or None; one index read. Counts run up
+    to its seq (``_count_up_to``), so events appended meanwhile do not skew them."""
+    return (
         await session.execute(
             select(AuditEvent.seq, AuditEvent.id, AuditEvent.hash)
             .where(AuditEvent.origin == origin)
@@ -235,10 +223,6 @@ async def chain_head_event(session: AsyncSession, origin: str) -> ChainHead | No
             .limit(1)
         )
     ).first()
-    if head is None:
-        return None
-    count = await _count_up_to(session, origin, head.seq)
-    return ChainHead(count, head.seq, head.id, head.hash)
 
 
 async def _count_up_to(session: AsyncSession, origin: str, seq: int) -> int:
@@ -263,7 +247,7 @@ async def _departure(session: AsyncSession, checkpoint: AuditCheckpoint) -> str 
         )
     )
     if event is None:
-        empty = await chain_head_event(session, checkpoint.origin) is None
+        empty = await _last_event(session, checkpoint.origin) is None
         return "missing" if empty else "truncated"
     if event.hash != checkpoint.head_hash:
         return "rechained"
@@ -285,9 +269,9 @@ async def make_checkpoint(
     chain is empty. Raises ``CheckpointRefused`` if the chain no longer holds what the
     latest checkpoint signed. Run it in a write transaction.
     """
-    head = await chain_head_event(session, origin)
+    last = await _last_event(session, origin)
     previous = await latest_checkpoint(session, origin)
-    if head is None:
+    if last is None:
         if previous is not None:
             raise CheckpointRefused(
                 "missing",
@@ -296,7 +280,7 @@ async def make_checkpoint(
             )
         return None
     if previous is not None:
-        moved = previous.head_id != head.id or previous.event_count != head.count
+        moved = previous.head_id != last.id  # counting waits until a checkpoint is due
         stale = max_age is not None and utcnow() - previous.made_at >= max_age
         if not (force or moved or stale):
             return None
@@ -310,10 +294,10 @@ async def make_checkpoint(
             )
     checkpoint = AuditCheckpoint(
         origin=origin,
-        event_count=head.count,
-        head_seq=head.seq,
-        head_id=head.id,
-        head_hash=head.hash,
+        event_count=await _count_up_to(session, origin, last.seq),
+        head_seq=last.seq,
+        head_id=last.id,
+        head_hash=last.hash,
         made_at=utcnow(),
         signature="",
     )
