@@ -45,6 +45,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 
@@ -52,11 +53,13 @@ from registry.confusables import LOWERCASE_LOOKALIKES, TS39_LATIN_PROTOTYPES
 
 __all__ = [
     "fold_lookalikes",
+    "form_similarity",
     "name_key",
     "name_similarity",
     "names_match",
     "normalise_document_number",
     "normalise_name",
+    "similarity_form",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -261,6 +264,7 @@ _SKELETON_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@lru_cache(maxsize=1 << 16)  # names are few and repeat: most tokens are seen before
 def _skeleton(token: str) -> str:
     """Generic phonetic fold of one lowercase a-z token.
 
@@ -377,9 +381,10 @@ def _is_mark(char: str) -> bool:
 def _latin_tokens(text: str) -> list[str]:
     """Arabic-transliterated text -> lowercase a-z tokens without accents or punctuation."""
     text = _PRENASALISED.sub(r"\1", text.casefold())
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(char for char in text if not _is_mark(char))
-    text = text.translate(_UNDECOMPOSED_LATIN)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(char for char in text if not _is_mark(char))
+        text = text.translate(_UNDECOMPOSED_LATIN)
     return _NOT_LATIN.sub(" ", text).split()
 
 
@@ -437,11 +442,22 @@ def name_key(surname: str, given_names: str) -> str:
     return " ".join(sorted(_name_tokens(surname) + _name_tokens(given_names)))
 
 
-def _similarity_form(text: str) -> str:
-    """Sorted tokens without the filiation particles (ould/mint/ben), which carry no identity."""
+def similarity_form(text: str) -> str:
+    """What ``name_similarity`` compares: the sorted tokens of the name's key without the
+    filiation particles (ould/mint/ben), which carry no identity. Compute it once for a name
+    compared many times (the watchlist matcher keeps it for every listed name)."""
     tokens = _name_tokens(text)
     meaningful = [token for token in tokens if token not in _PARTICLES] or tokens
     return " ".join(sorted(meaningful))
+
+
+def form_similarity(left: str, right: str) -> float:
+    """``name_similarity`` of two names given by their ``similarity_form``."""
+    if not left or not right:
+        return 0.0
+    sort_score = fuzz.token_sort_ratio(left, right)
+    set_score = fuzz.token_set_ratio(left, right)
+    return round((sort_score + set_score) / 2, 2)
 
 
 def name_similarity(a: str, b: str) -> float:
@@ -451,12 +467,7 @@ def name_similarity(a: str, b: str) -> float:
     ``token_set_ratio`` (tolerates one name being a subset of the other). Particles
     ould/mint/ben are ignored. Empty names never match anything (0.0).
     """
-    left, right = _similarity_form(a), _similarity_form(b)
-    if not left or not right:
-        return 0.0
-    sort_score = fuzz.token_sort_ratio(left, right)
-    set_score = fuzz.token_set_ratio(left, right)
-    return round((sort_score + set_score) / 2, 2)
+    return form_similarity(similarity_form(a), similarity_form(b))
 
 
 def names_match(a: str, b: str, threshold: float = 85.0) -> bool:

@@ -92,7 +92,7 @@ from registry.models import (
     utcnow,
 )
 from registry.mrz import MrzResult
-from registry.names import name_key, name_similarity, normalise_document_number
+from registry.names import form_similarity, name_key, normalise_document_number, similarity_form
 from registry.outbox import enqueue, insert_rows, row_of
 from registry.problems import Problem, text_refused_problem
 from registry.schemas import CleanText, CountryCode, DocumentInput, TravellerInput
@@ -399,6 +399,7 @@ class _Listed:
     kind: str
     action: str
     name_key: str
+    name_form: str  # registry.names.similarity_form of name_key, computed once
     date_of_birth: date | None
     document: tuple[str, str] | None
     valid_from: date
@@ -463,12 +464,15 @@ def _listed(entry: WatchlistEntry) -> _Listed:
     listed_key = entry.name_key
     if not (surname.isascii() and given_names.isascii()):
         listed_key = name_key(surname, given_names)
+    if entry.kind != "person":
+        listed_key = ""
     return _Listed(
         entry_id=entry.entry_id,
         version=entry.version,
         kind=entry.kind,
         action=entry.action,
-        name_key=listed_key if entry.kind == "person" else "",
+        name_key=listed_key,
+        name_form=similarity_form(listed_key) if listed_key else "",
         date_of_birth=entry.date_of_birth,
         document=document,
         valid_from=entry.valid_from,
@@ -617,9 +621,10 @@ class WatchlistMatcher:
             hits: list[WatchlistHit] = []
             for issuing_state, number_norm in probe.documents:
                 hits += self._document_hits(listing, day, issuing_state, number_norm)
-            for key in probe.name_keys:
-                for date_of_birth in probe.dates_of_birth:
-                    hits += self._name_hits(listing, day, key, date_of_birth)
+            if probe.name_keys:
+                candidates = self._name_candidates(listing, probe.dates_of_birth, day)
+                for key in probe.name_keys:
+                    hits += self._name_hits(candidates, key)
             if face_encoding is not None:
                 hits += self._face_hits(listing, day, template_vector(face_encoding))
         best: dict[tuple[uuid.UUID, str], WatchlistHit] = {}
@@ -638,26 +643,36 @@ class WatchlistMatcher:
         return [listed.hit("document", 100.0) for listed in found if listed.covers(day)]
 
     def _name_candidates(
-        self, listing: _Listing, date_of_birth: date | None
-    ) -> Iterable[tuple[uuid.UUID, float]]:
-        if date_of_birth is None:
-            for ids in listing.names.values():
-                yield from ((entry_id, self.name_only_threshold) for entry_id in ids)
-            return
-        yield from ((i, self.name_threshold) for i in listing.names.get(date_of_birth, ()))
-        yield from ((i, self.name_only_threshold) for i in listing.names.get(None, ()))
+        self, listing: _Listing, dates_of_birth: Iterable[date | None], day: date
+    ) -> list[tuple[_Listed, float]]:
+        """The person entries in force that a name may hit, each with the lowest threshold
+        any of the traveller's dates of birth allows: ``name_threshold`` for an entry with
+        that date, ``name_only_threshold`` when the entry or the traveller has none."""
+        thresholds: dict[uuid.UUID, float] = {}
 
-    def _name_hits(
-        self, listing: _Listing, day: date, key: str, date_of_birth: date | None
-    ) -> list[WatchlistHit]:
+        def offer(ids: Iterable[uuid.UUID], threshold: float) -> None:
+            for entry_id in ids:
+                if threshold < thresholds.get(entry_id, float("inf")):
+                    thresholds[entry_id] = threshold
+
+        for date_of_birth in dates_of_birth:
+            if date_of_birth is None:
+                for ids in listing.names.values():
+                    offer(ids, self.name_only_threshold)
+            else:
+                offer(listing.names.get(date_of_birth, ()), self.name_threshold)
+                offer(listing.names.get(None, ()), self.name_only_threshold)
+        found = ((listing.entries[entry_id], limit) for entry_id, limit in thresholds.items())
+        return [(listed, limit) for listed, limit in found if listed.covers(day)]
+
+    @staticmethod
+    def _name_hits(candidates: list[tuple[_Listed, float]], key: str) -> list[WatchlistHit]:
         if not key:
             return []
+        form = similarity_form(key)
         hits = []
-        for entry_id, threshold in self._name_candidates(listing, date_of_birth):
-            listed = listing.entries[entry_id]
-            if not listed.covers(day):
-                continue
-            similarity = name_similarity(key, listed.name_key)
+        for listed, threshold in candidates:
+            similarity = form_similarity(form, listed.name_form)
             if similarity >= threshold:
                 hits.append(listed.hit("name_dob", float(similarity)))
         return hits
