@@ -35,6 +35,26 @@ if TYPE_CHECKING:
 # needed for that (between 1x and 2x of it).
 PORTRAIT_WORKING_SIDE = DEFAULT_MAX_SIDE
 _TOO_LARGE = ("too_large_bytes", "too_many_pixels")
+BUSY_RETRY_SECONDS = 2
+
+
+class PhotoRefused(Problem):
+    """A portrait refused before or while decoding: ``reason`` is the
+    :class:`~biometrics.imaging.ImageRejected` code, or ``busy`` (too many photos waiting),
+    so the pages can say it in the officer's language (``registry.web.messages``)."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        field: str,
+        detail: str,
+        title: str = "Photo refused",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, title, field=field, detail=detail, headers=headers)
+        self.reason = reason
 
 
 def _decode_portrait(
@@ -52,7 +72,7 @@ def _decode_portrait(
         )
     except ImageRejected as exc:
         status = 413 if exc.reason in _TOO_LARGE else 422
-        raise Problem(status, "Photo refused", field=field, detail=exc.message) from exc
+        raise PhotoRefused(status, exc.reason, field=field, detail=exc.message) from exc
 
 
 @dataclass(frozen=True)
@@ -192,11 +212,13 @@ class DecodeSlots:
         """Hold one decode slot; refuse (503) when too many photos already wait."""
         semaphore = self._semaphore()
         if semaphore.locked() and self.waiting >= self.max_waiting:
-            raise Problem(
+            raise PhotoRefused(
                 503,
-                "Too many photos at once",
+                "busy",
+                title="Too many photos at once",
                 field=field,
                 detail="the post is busy decoding other photos: send this one again shortly",
+                headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
             )
         self.waiting += 1
         try:
@@ -227,9 +249,9 @@ async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo
     """Analyse an uploaded portrait in a worker thread, within the node's photo limits and
     the process's decode slots."""
     if len(data) > settings.max_photo_bytes:  # refused at once, without waiting for a slot
-        raise Problem(
+        raise PhotoRefused(
             413,
-            "Photo refused",
+            "too_large_bytes",
             field=field,
             detail=f"image is {len(data)} bytes; the limit is {settings.max_photo_bytes} bytes",
         )

@@ -41,7 +41,7 @@ class Settings:
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photo_pixels: int = 12_000_000  # a portrait: 12 MP at most ...
     max_photo_side: int = 4000  # ... and 4000 px a side
-    photo_decode_slots: int = 2  # photos decoded at once by this process
+    photo_decode_slots: int = 1  # photos decoded at once (a 2-core post: one core for the loop)
     photo_decode_waiting: int = 16  # photos waiting for a slot; more are answered 503
     offline_warning_days: int = 7
     stay_rules_json: str = ""

@@ -25,7 +25,7 @@ from registry.audit import audit
 from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from registry.photos import AnalysedPhoto, analyse_upload
+from registry.photos import AnalysedPhoto, PhotoRefused, analyse_upload
 from registry.problems import Problem
 from registry.receipts import qr_svg
 from registry.schemas import RegistrationRequest, decode_as
@@ -39,11 +39,13 @@ from registry.web.messages import (
     DECISIONS,
     DIRECTIONS,
     MODES,
+    PHOTO_REFUSED,
     PURPOSES,
     QUALITY_TEXT,
     SEXES,
     instruction_text,
     label,
+    photo_refusal_text,
 )
 from registry.web.photo_cache import PhotoCache
 from registry.web.render import HTML, language_of, render, static_url, translator
@@ -71,8 +73,18 @@ def photo_cache(request: Request[Any, Any, Any]) -> PhotoCache:
     return cache  # type: ignore[no-any-return]
 
 
-async def _analyse(node: Node, data: bytes) -> AnalysedPhoto:
-    return await analyse_upload(data, node.settings, field="photo")
+async def _analyse(node: Node, data: bytes, _: Any) -> AnalysedPhoto:
+    """Analyse an uploaded portrait; a refusal is said in the officer's language."""
+    try:
+        return await analyse_upload(data, node.settings, field="photo")
+    except PhotoRefused as refused:
+        raise Problem(
+            refused.status,
+            _(PHOTO_REFUSED),
+            field="photo",
+            detail=photo_refusal_text(refused.reason, node.settings, _),
+            headers=refused.headers,
+        ) from refused
 
 
 def quality_view(photo: AnalysedPhoto, ticket: str, _: Any) -> dict[str, Any]:
@@ -179,7 +191,7 @@ class DeskController(Controller):
         data = await _upload(request, "photo")
         if data is None:
             raise Problem(422, "Photo missing", field="photo", detail="send a `photo` file")
-        analysed = await _analyse(node_of(request), data)
+        analysed = await _analyse(node_of(request), data, translator(request))
         ticket = photo_cache(request).put(officer.id, analysed)
         return quality_view(analysed, ticket, translator(request))
 
@@ -216,7 +228,7 @@ class DeskController(Controller):
             ticket = await _form_text(request, "photo_ticket")
             photo = photo_cache(request).get(officer.id, ticket)
             if photo is None and (data := await _upload(request, "photo")) is not None:
-                photo = await _analyse(node, data)
+                photo = await _analyse(node, data, translator(request))
             if photo is None and ticket is not None:
                 raise Problem(
                     409, "Photo expired", field="photo_ticket", detail="send the photo file again"

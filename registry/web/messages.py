@@ -211,3 +211,32 @@ def _offline_text(banner: dict[str, Any], _: Gettext) -> str:
         "limit": banner.get("limit"),
         "backlog": banner.get("backlog"),
     }
+
+
+# Why a portrait was refused (registry.photos.PhotoRefused.reason), in the officer's language.
+PHOTO_REFUSED = N_("Photo refused")
+PHOTO_REFUSALS = {
+    "empty": N_("The photo file is empty."),
+    "too_large_bytes": N_("The photo file is too large."),
+    "too_many_pixels": N_(
+        "The photo is too large: at most %(side)s pixels a side and %(megapixels)s megapixels."
+    ),
+    "not_an_image": N_("This file is not a photo."),
+    "unsupported_type": N_("This image format is not accepted: send a JPEG, PNG or WebP photo."),
+    "unsupported_mode": N_(
+        "Black-and-white (1-bit), 16-bit and other unusual images are not accepted: "
+        "send an ordinary colour or greyscale photo."
+    ),
+    "corrupt": N_("The photo file is damaged."),
+    "busy": N_("The post is busy with other photos: send this one again in a moment."),
+}
+
+
+def photo_refusal_text(reason: str, settings: Any, _: Gettext) -> str:
+    """Why a portrait was refused, for the desk (``settings`` gives the size limits)."""
+    if reason not in PHOTO_REFUSALS:
+        return _(PHOTO_REFUSED)
+    return _(PHOTO_REFUSALS[reason]) % {
+        "side": settings.max_photo_side,
+        "megapixels": round(settings.max_photo_pixels / 1_000_000, 1),
+    }

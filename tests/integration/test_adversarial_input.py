@@ -29,11 +29,14 @@ from registry.models import Photo
 from registry.photos import DecodeSlots
 from registry.problems import Problem
 from registry.receipts import base45_decode
+from registry.web.i18n import gettext_for
+from registry.web.messages import PHOTO_REFUSALS
 from registry.web.security import CONTENT_SECURITY_POLICY
 from tests.conftest import NodeUnderTest, base_settings, national_settings, unique_number
 from tests.integration.test_bad_input import huge_png, snapshot
 from tests.integration.test_crash_and_cli import _login, migrated_env  # noqa: F401 - fixture
 from tests.integration.test_registration import td3
+from tests.integration.test_web_security import Web, web, wire_web  # noqa: F401 - fixtures
 from tests.servers import ServerProcess, cli
 
 OVERRIDE = "test portrait without a face"
@@ -458,3 +461,27 @@ def test_receipt_binding_is_keyed_and_checked_offline_by_the_key_holder(
     )
     assert wrong.returncode == 1
     assert json.loads(wrong.stdout)["reason"] == "document_mismatch"
+
+
+async def test_the_desk_says_why_a_photo_is_refused_in_the_officers_language(
+    web: Web,  # noqa: F811 - the fixture imported above
+) -> None:
+    await web.login("officer")  # French, the default language
+    refused = await web.client.post(
+        "/web/desk/photo",
+        files={"photo": ("bilevel.png", huge_png(4000, 3000), "image/png")},
+        headers=web.headers(),
+    )
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["title"] == gettext_for("fr")("Photo refused") == "Photo refusée"
+    assert problem["detail"] == gettext_for("fr")(PHOTO_REFUSALS["unsupported_mode"])
+    assert problem["detail"].startswith("Les images en noir et blanc")
+    assert problem["invalid_params"][0]["name"] == "photo"
+    too_large = await web.client.post(
+        "/web/desk/photo",
+        files={"photo": ("bomb.png", huge_png(6324, 6324), "image/png")},
+        headers=web.headers(),
+    )
+    assert too_large.status_code == 413
+    assert "4000" in too_large.json()["detail"] and "12.0" in too_large.json()["detail"]
