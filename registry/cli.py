@@ -107,6 +107,27 @@ def db_current() -> None:
     sys.exit(0 if current == head else 1)
 
 
+@db.command("rekey-names")
+def db_rekey_names() -> None:
+    """Bring stored traveller name keys up to the current name folding (look-alike letters,
+    invisible characters, Arabic spelling variants); names in ASCII are left alone. Run it
+    on every node after upgrading; prints how many travellers were read, checked, changed."""
+    from registry.db import Database
+    from registry.services.name_keys import rekey_travellers
+
+    settings = _settings()
+    database = Database(settings)
+
+    async def work() -> Any:
+        try:
+            async with database.write_transaction() as session:
+                return await rekey_travellers(session, origin=settings.node_code)
+        finally:
+            await database.dispose()
+
+    _emit(_run(work).as_dict())
+
+
 @main.command()
 def bootstrap() -> None:
     """Make sure an admin account exists; print how to log in."""
