@@ -207,8 +207,12 @@ async def test_audit_chain_holds_with_hostile_search_text(post_node: NodeUnderTe
     hostile = [
         f'Ould","prev_hash":"{GENESIS_HASH}',
         '"prev_hash":"' + "f" * 64 + '"}',
-        "Ÿoussef Ğül \\ \" ' \u0001",
+        "Ÿoussef Ğül \\ \" ' \u00a0\u2603",
     ]
+    refused = await post_node.client.get(  # control characters are not clean text
+        "/api/search/name", params={"name": "Ould \u0001"}, headers=post_node.auth("supervisor")
+    )
+    assert refused.status_code == 422 and refused.json()["invalid_params"][0]["name"] == "name"
     for name in hostile:
         response = await post_node.client.get(
             "/api/search/name", params={"name": name}, headers=post_node.auth("supervisor")
