@@ -31,8 +31,10 @@ from tests.audit_tamper import (
     make_events,
     wipe,
 )
+from tests.conftest import PASSWORD as CONFTEST_PASSWORD
 from tests.conftest import NodeUnderTest
 from tests.e2e.cluster import mrz
+from tests.integration.test_web_security import Web, web, wire_web  # noqa: F401 - fixtures
 from tests.servers import ServerProcess, cli, node_env
 
 POST = "MR-GOGUI"
@@ -281,3 +283,41 @@ async def test_every_read_of_a_referral_photo_or_receipt_is_audited(
         response = await client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.text)
         assert await _events(post_node, action="read", **where) == before + 1, path
+
+
+async def test_every_page_read_of_a_referral_or_receipt_is_audited(
+    web: Web,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The pages read through the same audited services: the printable receipt slip, the
+    referral list and one referral."""
+    await web.login("officer")
+    saved = await web.client.post(
+        "/web/desk/register",
+        files={"crossing": (None, json.dumps({"direction": "entry", "mrz": mrz("W1234567")}))},
+        headers=web.headers(),
+    )
+    assert saved.status_code == 201, saved.text
+    crossing_id = saved.json()["id"]
+    desk = await web.client.post(
+        "/api/auth/login", json={"username": "officer", "password": CONFTEST_PASSWORD}
+    )
+    referral = await web.client.post(
+        f"/api/crossings/{crossing_id}/referrals",
+        json={"category": "unaccompanied_minor", "note": "alone"},
+        headers={"Authorization": f"Bearer {desk.json()['token']}"},
+    )
+    assert referral.status_code == 201, referral.text
+    referral_id = referral.json()["referral_id"]
+    await web.login("officer")
+    slip = {"record_id": crossing_id, "purpose": "receipt_html", "action": "read"}
+    before = await web.audit_count(**slip)
+    assert (await web.client.get(f"/web/receipts/{crossing_id}")).status_code == 200
+    assert await web.audit_count(**slip) == before + 1
+    await web.login("protection")
+    for path, where in (
+        ("/web/referrals", {"record_type": "protection_referral", "record_id": "list"}),
+        (f"/web/referrals/{referral_id}", {"record_id": referral_id, "action": "read"}),
+    ):
+        before = await web.audit_count(**where)
+        assert (await web.client.get(path)).status_code == 200, path
+        assert await web.audit_count(**where) == before + 1, path
