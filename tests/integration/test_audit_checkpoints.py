@@ -199,6 +199,10 @@ async def test_checkpoints_are_made_when_the_chain_moves_or_daily(post_node: Nod
         assert verdict.checkpoint.id == moved.id
     async with post_node.db.write_transaction() as session:
         assert await make_checkpoint(session, origin="MR-EMPTY", key=node.signing_key) is None
+    over_http = await post_node.client.get("/api/audit/verify", headers=post_node.auth("admin"))
+    assert over_http.status_code == 200, over_http.text
+    assert over_http.json()["ok"] is True
+    assert over_http.json()["checkpoint"]["event_count"] >= moved.event_count
 
 
 async def test_checkpointing_refuses_a_chain_cut_short(post_node: NodeUnderTest) -> None:
