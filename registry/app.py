@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         watchlist_refresh = asyncio.create_task(
             refresh_periodically(node, every_seconds=settings.watchlist_refresh_seconds)
         )
+        audit_checkpoints = asyncio.create_task(keep_checkpoints(node))  # at least daily
         reference_refresh = asyncio.create_task(
             refresh_reference_periodically(node, every_seconds=settings.watchlist_refresh_seconds)
         )
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 exchanger.stop()
                 await exchanging
             watchlist_refresh.cancel()
+            audit_checkpoints.cancel()
             reference_refresh.cancel()
             if background is not None:
                 await background
