@@ -339,7 +339,9 @@ async def keep_checkpoints(node: Node, *, every_seconds: float = CHECKPOINT_POLL
 async def checkpoints_for_sync(node: Node) -> list[AuditCheckpoint]:
     """Post side, before a push: checkpoint the chain if it moved, then every checkpoint
     national has not stored yet. The push that follows carries every event they count,
-    so national receives them only after the events (see ``SyncClient.sync_once``)."""
+    so national receives them only after the events (see ``SyncClient.sync_once``).
+    Checkpoints this node's key did not sign (altered, or signed with a key since lost)
+    stay behind: national would refuse them, and with them the others."""
     try:
         await checkpoint_if_due(node)
     except CheckpointRefused as exc:
@@ -353,7 +355,16 @@ async def checkpoints_for_sync(node: Node) -> list[AuditCheckpoint]:
             )
             .order_by(AuditCheckpoint.made_at)
         )
-        return list((await session.scalars(query)).all())
+        undelivered = list((await session.scalars(query)).all())
+    own_key = node.signing_key.public_key()
+    sendable = [c for c in undelivered if checkpoint_signed_by(c, own_key)]
+    if len(sendable) < len(undelivered):  # signed by a key this post no longer has
+        log.error(
+            "%d audit checkpoints are not signed by this node's key and stay here; "
+            "run `borderpost audit verify`",
+            len(undelivered) - len(sendable),
+        )
+    return sendable
 
 
 async def mark_delivered(node: Node, checkpoints: Sequence[AuditCheckpoint]) -> None:

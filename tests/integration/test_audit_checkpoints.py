@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from sqlalchemy import func, select
 
-from registry.audit import CheckpointRefused, checkpoint_if_due, make_checkpoint, verify_chain
-from registry.models import AuditEvent
+from registry.audit import (
+    CheckpointRefused,
+    _b64,
+    checkpoint_if_due,
+    checkpoint_message,
+    checkpoints_for_sync,
+    make_checkpoint,
+    verify_chain,
+)
+from registry.models import AuditCheckpoint, AuditEvent
 from registry.node import Node
 from tests.audit_tamper import (
     REFERRAL_READ,
@@ -217,6 +226,24 @@ async def test_checkpointing_refuses_a_chain_cut_short(post_node: NodeUnderTest)
     with pytest.raises(CheckpointRefused) as refused:
         await checkpoint_if_due(node, force=True)
     assert refused.value.reason == "truncated"
+
+
+async def test_a_checkpoint_signed_with_a_lost_key_is_kept_back(post_node: NodeUnderTest) -> None:
+    """A post whose key was replaced keeps checkpoints its new key did not sign: sending
+    them would have national refuse the whole upload, sync after sync."""
+    node = _in_test_loop(post_node)
+    for _ in range(2):
+        read = await post_node.client.get("/api/referrals/", headers=post_node.auth("protection"))
+        assert read.status_code == 200
+        made = await checkpoint_if_due(node, force=True)
+        assert made is not None
+    lost_key = Ed25519PrivateKey.generate()
+    async with post_node.db.write_transaction() as session:
+        stored = await session.get(AuditCheckpoint, made.id)
+        assert stored is not None
+        stored.signature = _b64(lost_key.sign(checkpoint_message(stored)))
+    pending = {c.id for c in await checkpoints_for_sync(node)}
+    assert made.id not in pending and pending, pending
 
 
 def _in_test_loop(post_node: NodeUnderTest) -> Node:
