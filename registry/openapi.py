@@ -61,7 +61,20 @@ def _problem_schema() -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "code": {
+                            "type": "string",
+                            "description": "why text was refused (registry.text): "
+                            "control_character, line_break, format_character, surrogate, "
+                            "noncharacter, private_use, required, too_short, too_long, "
+                            "derived_too_long, not_text",
+                        },
+                        "char": {"type": "string", "description": "the refused character"},
+                        "limit": {"type": "string", "description": "the length limit"},
+                        "derived": {"type": "string", "description": "the derived form"},
+                    },
                 },
             },
         },
