@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from biometrics.imaging import ImageRejected, decode_image, downscale, to_jpeg
+from biometrics.imaging import PORTRAIT_MODES, ImageRejected, decode_image, downscale, to_jpeg
 
 ORIENTATION = 0x0112
 
@@ -24,9 +24,9 @@ def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def rejection(data: bytes, **limits: int) -> str:
+def rejection(data: bytes, **limits: object) -> str:
     with pytest.raises(ImageRejected) as caught:
-        decode_image(data, **limits)
+        decode_image(data, **limits)  # type: ignore[arg-type]
     assert caught.value.message
     return caught.value.reason
 
@@ -284,3 +284,52 @@ def test_downscale_never_enlarges() -> None:
     assert same is image and scale == 1.0
     with pytest.raises(ValueError):
         downscale(image, 0)
+
+
+# ---------------------------------------------------------------- portraits (issue 13)
+@pytest.mark.parametrize(
+    ("mode", "make"),
+    [
+        ("1", lambda: bomb_png(3000)),  # bilevel, 9 MP: within the size limits
+        ("I;16", lambda: encode(Image.fromarray(np.zeros((8, 8), np.uint16)), "PNG")),
+    ],
+)
+def test_portrait_modes_refuse_exotic_modes_before_decoding(
+    monkeypatch: pytest.MonkeyPatch, mode: str, make: object
+) -> None:
+    data = make()  # type: ignore[operator]
+    assert Image.open(io.BytesIO(data)).mode.startswith(mode[0])
+
+    def no_decoding(self: Image.Image) -> None:
+        raise AssertionError("pixels must not be decoded for a refused mode")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    assert rejection(data, modes=PORTRAIT_MODES) == "unsupported_mode"
+
+
+def test_side_limit_is_checked_on_the_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(Image.new("RGB", (4001, 10)), "PNG")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: None)
+    assert rejection(data, max_side=4000) == "too_many_pixels"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_working_side_decodes_between_one_and_two_times_it(fmt: str) -> None:
+    big = Image.fromarray(np.full((2400, 3600, 3), 90, np.uint8))
+    decoded = decode_image(encode(big, fmt), working_side=800)
+    assert 800 <= max(decoded.size) < 1600 and decoded.mode == "RGB"
+    assert decoded.size[0] > decoded.size[1]  # the aspect is kept
+    small = Image.new("RGB", (300, 200), (1, 2, 3))
+    assert decode_image(encode(small, fmt), working_side=800).size == (300, 200)  # no upscale
+
+
+def test_working_side_keeps_exif_orientation() -> None:
+    image = Image.new("RGB", (3200, 1600), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 800, 800))  # red block at the top-left
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6  # "rotate 90 degrees clockwise to display"
+    data = encode(image, "JPEG", exif=exif.tobytes(), quality=95)
+    decoded = decode_image(data, working_side=400)
+    assert decoded.size == (400, 800)  # drafted to 1/4, then turned upright
+    top_right = np.asarray(decoded)[10:50, 350:390].mean(axis=(0, 1))
+    assert top_right[0] > 200 and top_right[2] < 60
