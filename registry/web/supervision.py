@@ -22,7 +22,8 @@ from registry.models import AuditEvent, Crossing, Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
 from registry.services.officers import list_officers
-from registry.watchlists import adjudicate, open_alerts
+from registry.text import TextRefused, clean_text
+from registry.watchlists import ADJUDICATION_REASON, adjudicate, open_alerts
 from registry.web.messages import (
     DECISIONS,
     DIRECTIONS,
@@ -31,6 +32,7 @@ from registry.web.messages import (
     WATCHLIST_ACTIONS,
     instruction_text,
     label,
+    text_refused_text,
 )
 from registry.web.nav import ALERT_DESK, SUPERVISION
 from registry.web.render import redirect, render, translator
@@ -49,19 +51,7 @@ class AlertPagesController(Controller):
 
     @get("/")
     async def queue(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            alerts = await open_alerts(session, node=node, officer=officer)
-        _ = translator(request)
-        for alert in alerts:
-            alert["instruction_text"] = instruction_text(alert["instruction"], _)
-            alert["evidence_text"] = label(EVIDENCE, alert["evidence"], _)
-            alert["action_text"] = label(WATCHLIST_ACTIONS, alert.get("action"), _)
-            crossing = alert["crossing"]
-            crossing["direction_text"] = label(DIRECTIONS, crossing["direction"], _)
-            crossing["decision_text"] = label(DECISIONS, crossing["decision"], _)
-            alert["may_decide"] = _may_decide(officer, alert)
-        return await render(request, "alerts.html", active="alerts", alerts=alerts)
+        return await _queue_page(request, officer)
 
     @post("/{alert_id:uuid}/adjudication")
     async def decide(
@@ -77,6 +67,15 @@ class AlertPagesController(Controller):
             raise Problem(
                 422, "Reason missing", field="reason", detail="give a reason (3 characters or more)"
             )
+        try:
+            reason = clean_text(reason, ADJUDICATION_REASON, "reason")
+        except TextRefused as refused:  # the queue again, this alert's form filled in
+            _ = translator(request)
+            param = {"name": "reason", "code": refused.code, **refused.params()}
+            kept = {"alert_id": str(alert_id), "outcome": str(outcome), "reason": reason}
+            return await _queue_page(
+                request, officer, status_code=422, error=text_refused_text(param, _), kept=kept
+            )
         async with node.db.write_transaction() as session:
             await adjudicate(
                 session,
@@ -87,6 +86,38 @@ class AlertPagesController(Controller):
                 reason=reason.strip()[:1000],
             )
         return redirect("/web/alerts?done=adjudicated")
+
+
+async def _queue_page(
+    request: Request[Any, Any, Any],
+    officer: Officer,
+    *,
+    status_code: int = 200,
+    error: str = "",
+    kept: dict[str, str] | None = None,
+) -> Response[str]:
+    """The open alerts; after a refused decision, its form keeps what was typed."""
+    node = node_of(request)
+    async with node.db.write_transaction() as session:
+        alerts = await open_alerts(session, node=node, officer=officer)
+    _ = translator(request)
+    for alert in alerts:
+        alert["instruction_text"] = instruction_text(alert["instruction"], _)
+        alert["evidence_text"] = label(EVIDENCE, alert["evidence"], _)
+        alert["action_text"] = label(WATCHLIST_ACTIONS, alert.get("action"), _)
+        crossing = alert["crossing"]
+        crossing["direction_text"] = label(DIRECTIONS, crossing["direction"], _)
+        crossing["decision_text"] = label(DECISIONS, crossing["decision"], _)
+        alert["may_decide"] = _may_decide(officer, alert)
+    return await render(
+        request,
+        "alerts.html",
+        status_code=status_code,
+        active="alerts",
+        alerts=alerts,
+        form_error=error,
+        kept=kept or {},
+    )
 
 
 def _may_decide(officer: Officer, alert: dict[str, Any]) -> bool:

@@ -400,3 +400,49 @@ async def test_hostile_search_terms_are_refused_before_they_are_audited(
         assert response.status_code in (400, 422), response.text
         assert field in _names(response.json())
     assert (await _count(post_node, AuditEvent), await _count(post_node, OutboxEntry)) == before
+
+
+async def test_alert_form_refuses_a_hostile_reason_and_keeps_the_decision(
+    web: Web,  # noqa: F811
+) -> None:
+    listed = number()
+    supervisor = {"Authorization": f"Bearer {await _api_token(web, 'supervisor')}"}
+    entry = await web.client.post(
+        "/api/watchlist/entries",
+        json={
+            "kind": "document",
+            "reason": "stolen",
+            "action": "refer_secondary",
+            "issuing_state": "MLI",
+            "document_number": listed,
+        },
+        headers=supervisor,
+    )
+    assert entry.status_code == 201, entry.text
+    officer = {"Authorization": f"Bearer {await _api_token(web, 'officer')}"}
+    saved = await web.client.post(
+        "/api/crossings", json={"direction": "entry", "mrz": td3(listed)}, headers=officer
+    )
+    assert saved.status_code == 201 and saved.json()["alerts"], saved.text
+    alerts = await web.client.get("/api/alerts", headers=supervisor)
+    alert_id = alerts.json()[0]["id"]
+    await web.login("supervisor")
+    before = await web.audit_count(action="adjudicate")
+    response = await web.client.post(
+        f"/web/alerts/{alert_id}/adjudication",
+        data={"csrf_token": web.csrf, "outcome": "dismissed", "reason": "same name\u202e only"},
+    )
+    assert response.status_code == 422
+    assert "Texte refusé dans reason" in response.text
+    assert 'value="dismissed" checked' in response.text  # the decision is kept
+    assert await web.audit_count(action="adjudicate") == before
+
+
+async def _api_token(client: Web, username: str) -> str:
+    from tests.conftest import PASSWORD
+
+    login = await client.client.post(
+        "/api/auth/login", json={"username": username, "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    return str(login.json()["token"])
