@@ -118,7 +118,10 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     title = {401: "Not authenticated", 403: "Forbidden", 404: "Not found"}.get(
         exc.status_code, "Request refused"
     )
-    return problem_response(exc.status_code, title, exc.detail or title)
+    detail = exc.detail or title
+    # a body Litestar could not parse (malformed JSON or multipart): name the body
+    params = [{"name": "body", "reason": detail}] if exc.status_code == 400 else None
+    return problem_response(exc.status_code, title, detail, params)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

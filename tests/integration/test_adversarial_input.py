@@ -485,3 +485,26 @@ async def test_the_desk_says_why_a_photo_is_refused_in_the_officers_language(
     )
     assert too_large.status_code == 413
     assert "4000" in too_large.json()["detail"] and "12.0" in too_large.json()["detail"]
+
+
+MALFORMED_BODIES = [
+    ("/api/crossings", b'--xyz\r\nContent-Disposition: form-data; name="crossing"\r\n\r\n{"d',
+     "multipart/form-data; boundary=xyz"),
+    ("/api/crossings", b'{"direction": "\xff\xfe"}', "application/json"),
+    ("/api/auth/login", b"\xff\xfe", "application/json"),
+    ("/api/auth/login", b'{"username": "x", "password": NaN}', "application/json"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("url", "body", "content_type"), MALFORMED_BODIES)
+async def test_a_malformed_body_is_400_naming_the_body(
+    post_node: NodeUnderTest, url: str, body: bytes, content_type: str
+) -> None:
+    before = await snapshot(post_node)
+    response = await post_node.client.post(
+        url, content=body, headers={**post_node.auth("officer"), "content-type": content_type}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["invalid_params"][0]["name"] == "body"
+    assert await snapshot(post_node) == before
