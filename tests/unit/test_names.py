@@ -249,6 +249,11 @@ def test_fold_lookalikes_leaves_latin_names_as_nfkc_gives_them() -> None:
     for name in ("Ouédraogo", "Zoë Ørsted-Ñúñez", "N’DIAYE", "ɓuuba ɗiallo", "Traoré"):
         assert fold_lookalikes(name) == unicodedata.normalize("NFKC", name)
     assert fold_lookalikes("OUEDR\u0410OGO\u200b") == "OUEDRAOGO"
+    # Every letter of Latin-1 and Latin Extended-A (the accented letters of names) is kept.
+    for code in range(0xC0, 0x180):
+        letter = chr(code)
+        if unicodedata.category(letter).startswith("L"):
+            assert fold_lookalikes(letter) == unicodedata.normalize("NFKC", letter), hex(code)
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x24F)))
