@@ -12,7 +12,9 @@ Pipeline of ``normalise_name`` (``fold_lookalikes`` is steps 1-2):
    joiners, bidirectional overrides and isolates, soft hyphen, BOM...) and the other
    default-ignorable code points (variation selectors, combining grapheme joiner, Hangul
    fillers). Someone typing ``OUED<ZWSP>RAOGO`` or a right-to-left override gets the key of
-   ``OUEDRAOGO``, not two tokens.
+   ``OUEDRAOGO``, not two tokens; Latin text under a right-to-left override is taken in the
+   order it is displayed. ``registry.text`` refuses these characters at input; this step is
+   for what arrives otherwise (rows stored earlier, synced records, imports).
 2. Confusables skeleton (Unicode TS #39) for Latin: a Cyrillic, Greek, Armenian, Cherokee,
    Coptic, Lisu... letter that looks like a Latin letter becomes that letter (Cyrillic ``А``,
    Greek ``Ο`` -> ``A``, ``O``); the table and its provenance are in ``registry.confusables``.
@@ -36,8 +38,10 @@ Steps 1-2 (added with the look-alike folding) leave names written in Latin lette
 without accents, exactly as before: stored keys (``traveller.name_key``, national's
 ``traveller_name_key`` dictionary, ``watchlist_entry.name_key``) and pseudonyms of such names
 stay valid. Only names that contained invisible characters or look-alike letters, or Arabic
-spelling variants, get a new key; the watchlist matcher recomputes its keys from the listed
-names when it loads, so it never depends on a stored key.
+spelling variants, get a new key (exotic Latin letters such as ``ƀ`` or ``ɑ``, which used to
+fall out of the key, now count as their look-alike). The watchlist matcher keys non-ASCII
+listed names again when it loads, and ``borderpost db rekey-names``
+(``registry.services.name_keys``) brings stored traveller keys up to date.
 """
 
 from __future__ import annotations
