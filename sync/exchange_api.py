@@ -16,6 +16,8 @@ from registry.api.auth import node_of
 from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.problems import Problem, problem_response
+from registry.schemas import CleanText
+from registry.text import document_number_rule, given_names_rule, surname_rule
 from sync.api import limit_link, signed_json
 from sync.batches import BatchRejected, read_header
 from sync.client import SyncError
@@ -30,6 +32,7 @@ from sync.exchange import (
 from sync.exchange_client import signed_partner_call, verify_partner_request
 from sync.ingest import BatchGap, record_rejection
 from sync.liaison import (
+    NOTE,
     annotate,
     discrepancy_view,
     list_discrepancies,
@@ -151,12 +154,19 @@ async def _incoming(session: Any, reference: str) -> HitQuery:
     return query
 
 
-class HitQueryInput(msgspec.Struct, forbid_unknown_fields=True):
+QUERY_NUMBER = document_number_rule(40)
+QUERY_SURNAME = surname_rule(120, min_length=1)
+QUERY_GIVEN_NAMES = given_names_rule(200)
+
+
+class HitQueryInput(CleanText, forbid_unknown_fields=True):
+    """A liaison officer's hit/no-hit question; its text is clean text (registry.text)."""
+
     kind: Literal["document", "name_dob"]
     issuing_state: Annotated[str, Meta(pattern=r"^[A-Z]{1,3}<{0,2}$")] | None = None
-    number: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
-    surname: Annotated[str, Meta(min_length=1, max_length=120)] | None = None
-    given_names: Annotated[str, Meta(max_length=200)] | None = None
+    number: Annotated[str, Meta(min_length=1, max_length=40), QUERY_NUMBER] | None = None
+    surname: Annotated[str, Meta(min_length=1, max_length=120), QUERY_SURNAME] | None = None
+    given_names: Annotated[str, Meta(max_length=200), QUERY_GIVEN_NAMES] | None = None
     date_of_birth: date | None = None
 
 
@@ -167,8 +177,8 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True):
 Resolution = Literal["explained", "data_error_corrected", "referred", "false_alarm"]
 
 
-class Note(msgspec.Struct, forbid_unknown_fields=True):
-    note: Annotated[str, Meta(min_length=1, max_length=2000)]
+class Note(CleanText, forbid_unknown_fields=True):
+    note: Annotated[str, Meta(min_length=1, max_length=2000), NOTE]
     resolution: Literal["explained", "data_error_corrected", "referred", "false_alarm"] | None = (
         None
     )

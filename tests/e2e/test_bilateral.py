@@ -271,7 +271,7 @@ def test_exchange_reconcile_and_liaison(countries: dict[str, Country]) -> None:
         headers=_liaison(mr),
         json={"note": "forged\u0000\u202e", "resolution": "referred"},
     )
-    assert poisoned.status_code == 422, poisoned.text
+    assert poisoned.status_code in (400, 422), poisoned.text
     assert poisoned.json()["invalid_params"][0]["name"] == "note"
     resolved = httpx.post(
         f"{mr.cluster.national.url}/api/liaison/discrepancies/{forged['id']}/notes",
