@@ -247,7 +247,9 @@ def decode_slots(settings: Settings) -> DecodeSlots:
 
 async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo") -> AnalysedPhoto:
     """Analyse an uploaded portrait in a worker thread, within the node's photo limits and
-    the process's decode slots."""
+    the process's decode slots. A request cancelled meanwhile (the client went away) keeps
+    its slot until its thread has finished: a thread cannot be stopped, and a slot freed
+    early would let uploads that are dropped at once decode without limit."""
     if len(data) > settings.max_photo_bytes:  # refused at once, without waiting for a slot
         raise PhotoRefused(
             413,
@@ -256,11 +258,20 @@ async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo
             detail=f"image is {len(data)} bytes; the limit is {settings.max_photo_bytes} bytes",
         )
     async with decode_slots(settings).slot(field):
-        return await asyncio.to_thread(
-            analyse_photo,
-            data,
-            max_bytes=settings.max_photo_bytes,
-            max_pixels=settings.max_photo_pixels,
-            max_side=settings.max_photo_side,
-            field=field,
+        work = asyncio.ensure_future(
+            asyncio.to_thread(
+                analyse_photo,
+                data,
+                max_bytes=settings.max_photo_bytes,
+                max_pixels=settings.max_photo_pixels,
+                max_side=settings.max_photo_side,
+                field=field,
+            )
         )
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait([work])  # the thread runs on: hold the slot until it ends
+            if not work.cancelled():
+                work.exception()  # its refusal, if any, is nobody's to answer any more
+            raise

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from registry.api.params import MAX_OFFSET
 from registry.app import create_app
 from registry.json_limits import MAX_JSON_DEPTH, json_depth
 from registry.models import Photo
-from registry.photos import DecodeSlots
+from registry.photos import DecodeSlots, analyse_upload, decode_slots
 from registry.problems import Problem
 from registry.receipts import base45_decode
 from registry.web.i18n import gettext_for
@@ -508,3 +509,26 @@ async def test_a_malformed_body_is_400_naming_the_body(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["invalid_params"][0]["name"] == "body"
     assert await snapshot(post_node) == before
+
+
+@pytest.mark.faces
+async def test_a_dropped_upload_keeps_its_decode_slot_until_its_thread_ends(
+    tmp_path: Path,
+) -> None:
+    settings = replace(
+        base_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"),
+        photo_decode_slots=1,
+        photo_decode_waiting=3,
+    )
+    noise = np.random.default_rng(7).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(noise), "WEBP", quality=80, method=0)  # slow to decode
+    limiter = decode_slots(settings)
+    upload = asyncio.create_task(analyse_upload(data, settings))
+    await asyncio.sleep(0.05)
+    assert limiter.decoding == 1
+    upload.cancel()  # the client went away; the decoding thread cannot be stopped
+    await asyncio.sleep(0.02)
+    assert limiter.decoding == 1  # so its slot stays taken until the thread is done
+    with pytest.raises(asyncio.CancelledError):
+        await upload
+    assert limiter.decoding == 0 and limiter.waiting == 0
