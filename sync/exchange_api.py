@@ -85,8 +85,10 @@ class PartnerController(Controller):
         except BatchGap as gap:
             return Response({"ack": gap.ack, "reason": gap.reason}, status_code=409)
         except BatchRejected as exc:
-            partner = exchange.partner
-            if header_signed_by(request.headers, partner.node, partner.public_key):
+            partner = exchange.partner if exchange is not None else None
+            if partner is not None and header_signed_by(
+                request.headers, partner.node, partner.public_key
+            ):
                 async with node.db.write_transaction() as session:
                     await record_rejection(
                         session, node=node, origin="partner", reason=exc.reason, detail=str(exc)

@@ -103,3 +103,17 @@ def test_no_server_error_and_no_undocumented_status(
     assert run.returncode == 0, summary
     health = httpx.get(f"{url}/api/health")
     assert health.status_code == 200  # the server survived the run
+
+
+def test_junk_partner_batch_without_agreement_is_refused_not_a_crash(
+    fuzzed_node: tuple[str, dict[str, str]],
+) -> None:
+    """Found by the fuzzing: an unsigned batch to /api/exchange/batches on a national node
+    with no agreement answered 500 (the refusal path read the absent agreement's partner)."""
+    url, _ = fuzzed_node
+    answer = httpx.post(
+        f"{url}/api/exchange/batches",
+        content=b"not a batch",
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert 400 <= answer.status_code < 500, answer.text
