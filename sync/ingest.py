@@ -398,12 +398,14 @@ class ReceivedBatch:
     )
 
     def rows(self, record_type: str, after: int) -> list[tuple[int, Any]]:
-        """One table's (seq, row) past seq ``after`` still to store."""
+        """One table's (seq, row) past seq ``after`` still to store (the table's own list,
+        not a copy, in the usual case: every row new and none quarantined)."""
+        rows = self.tables.get(record_type, [])
         excluded = self.excluded
+        if not excluded and (not rows or rows[0][0] > after):
+            return rows
         return [
-            (seq, row)
-            for seq, row in self.tables.get(record_type, [])
-            if seq > after and not (excluded and seq in excluded)
+            (seq, row) for seq, row in rows if seq > after and not (excluded and seq in excluded)
         ]
 
     def record_id(self, record_type: str, row: Any) -> str:
