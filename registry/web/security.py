@@ -361,11 +361,16 @@ def _same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
 async def request_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """App-level guard after ``authorize``: 415 for a JSON endpoint sent another content
-    type; 403 for a cookie-authenticated change outside ``/web`` without the session's
-    CSRF token in ``X-CSRF-Token`` or from another origin (``/web`` has ``csrf_guard``)."""
+    """App-level guard after ``authorize``, for unsafe methods: first 403 for a
+    cookie-authenticated change without the session's CSRF token (outside ``/web``: in
+    ``X-CSRF-Token``, from the node's own origin; under ``/web``: ``csrf_guard``), then 415
+    for a JSON endpoint sent another content type. Nothing of the body is used before."""
     if connection.scope.get("method", "GET") not in UNSAFE_METHODS:
         return
+    if is_web_path(connection.scope["path"]):
+        await csrf_guard(connection, handler)
+    elif not handler.opt.get("public"):
+        _check_api_csrf(connection)
     content_type = connection.headers.get("content-type", "")
     if _expects_json(handler) and (content_type or _has_body(connection)):
         if not _is_json(content_type):
@@ -375,11 +380,12 @@ async def request_guard(
                 field="content-type",
                 detail="send the body as application/json",
             )
-    if is_web_path(connection.scope["path"]) or handler.opt.get("public"):
-        return
+
+
+def _check_api_csrf(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     token = session_token(connection)
     if token is None:
-        return  # bearer-authenticated, or anonymous on a public route
+        return  # bearer-authenticated, or anonymous (refused by ``authorize``)
     expected = csrf_token(connection.app.state.node, token)
     submitted = connection.headers.get(CSRF_HEADER, "")
     if not submitted or not hmac.compare_digest(expected, submitted):

@@ -78,11 +78,18 @@ async def test_cross_origin_cookie_request_cannot_create_an_admin(served: Served
             answer = await client.post("/api/officers/", **attack)  # type: ignore[arg-type]
             assert answer.status_code == 403, (attack, answer.text)
             assert answer.headers["content-type"].startswith("application/problem+json")
-        # a JSON body sent as text/plain (what a cross-site form can send) is refused as such
+        # a JSON body sent as text/plain (what a cross-site form can send): refused too,
+        # with the token as well (then for its content type)
         plain = await client.post(
             "/api/officers/",
             content=json.dumps(new_admin("planted.f")),
             headers={"Content-Type": "text/plain", "Origin": EVIL},
+        )
+        assert plain.status_code == 403
+        plain = await client.post(
+            "/api/officers/",
+            content=json.dumps(new_admin("planted.g")),
+            headers={"Content-Type": "text/plain", "Origin": origin, "X-CSRF-Token": csrf},
         )
         assert plain.status_code == 415
         assert plain.json()["invalid_params"][0]["name"] == "content-type"

@@ -474,7 +474,8 @@ async def test_desk_check_gives_instructions_only(web: Web) -> None:
             "issuing_state": "MLI",
             "document_number": doc,
         },
-        headers={"X-CSRF-Token": web.csrf},
+        # a cookie request to the API: the page's CSRF token, from the node's own origin
+        headers={"X-CSRF-Token": web.csrf, "Origin": "http://testserver.local"},
     )
     assert entry.status_code == 201, entry.text
     await web.login("officer")
