@@ -12,7 +12,10 @@ existing officer or for an unknown username, turn about, without waiting for Ret
 
 Targets (issue 13): p95 of all officer requests under 1 s and no error in either phase;
 registration p95 with the flood at most 2x its value without.
-Usage: .venv/bin/python bench/load.py [--officers 50] [--floods 6] [--seconds 60]
+Without ``--think`` the officers never pause (a capacity test: about 1.5 requests a second
+per officer, where a real desk makes one registration a minute); ``--think 1`` pauses a
+second after each request.
+Usage: .venv/bin/python bench/load.py [--officers 50] [--floods 6] [--seconds 60] [--think 0]
 """
 
 from __future__ import annotations
@@ -138,8 +141,10 @@ async def officer_loop(
     counter: itertools.count[int],
     until: float,
     phase: Phase,
+    think: float,
 ) -> None:
-    """Register, search the document, search the name, until the phase ends."""
+    """Register, search the document, search the name, until the phase ends, pausing
+    ``think`` seconds after each request."""
     registered: list[str] = []
 
     async def timed(kind: str, request: httpx.Request) -> None:
@@ -152,6 +157,8 @@ async def officer_loop(
         phase.latencies[kind].append(time.perf_counter() - started)
         if response.status_code >= 300:
             phase.errors[f"{kind}: {response.status_code}"] += 1
+        if think:
+            await asyncio.sleep(think)
 
     while time.monotonic() < until:
         mrz, number, surname = mrz_for(phase.name[0].upper(), index, next(counter))
@@ -219,7 +226,12 @@ def flood_process(url: str, floods: int, seconds: float, answers: Queue) -> None
 
 
 async def run_phase(
-    url: str, headers: list[dict[str, str]], floods: int, seconds: float, name: str
+    url: str,
+    headers: list[dict[str, str]],
+    floods: int,
+    seconds: float,
+    name: str,
+    think: float = 0.0,
 ) -> Phase:
     phase = Phase(name)
     counter = itertools.count()
@@ -235,7 +247,10 @@ async def run_phase(
         started = time.monotonic()
         until = started + seconds
         await asyncio.gather(
-            *(officer_loop(officers, i, h, counter, until, phase) for i, h in enumerate(headers))
+            *(
+                officer_loop(officers, i, h, counter, until, phase, think)
+                for i, h in enumerate(headers)
+            )
         )
         phase.seconds = time.monotonic() - started
     if attacker is not None:
@@ -273,10 +288,17 @@ def main() -> None:
     parser.add_argument("--officers", type=int, default=50)
     parser.add_argument("--floods", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds an officer pauses after each request (0: none, a capacity test)",
+    )
     args = parser.parse_args()
     print(
         f"post: borderpost serve (SQLite), {args.officers} officers, "
-        f"{args.seconds:.0f} s per phase, login flood of {args.floods} loops; "
+        f"{args.seconds:.0f} s per phase, pause {args.think:g} s after each request, "
+        f"login flood of {args.floods} loops; "
         "each phase on a fresh post"
     )
     phases = []
@@ -284,7 +306,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bp-load-") as tmp:
             server, headers = prepare_post(Path(tmp), args.officers)
             try:
-                phase = run_phase(server.url, headers, floods, args.seconds, name)
+                phase = run_phase(server.url, headers, floods, args.seconds, name, args.think)
                 phases.append(asyncio.run(phase))
             finally:
                 server.stop()
