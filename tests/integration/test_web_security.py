@@ -182,6 +182,7 @@ def unsafe_web_routes(app: Any) -> list[tuple[str, tuple[str, ...]]]:
             if "POST" in handler.http_methods and not handler.opt.get("public"):
                 path = re.sub(r"\{[^}:]+:uuid\}", str(uuid.uuid4()), str(route.path))
                 path = re.sub(r"\{[^}:]+:str\}", "x", path)
+                path = re.sub(r"\{[^}:]+:int\}", "1", path)
                 found.append((path, tuple(handler.opt["roles"])))
     return found
 
