@@ -114,9 +114,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if exchanger is not None and exchanging is not None:
                 exchanger.stop()
                 await exchanging
-            watchlist_refresh.cancel()
-            audit_checkpoints.cancel()
-            reference_refresh.cancel()
+            periodic = (watchlist_refresh, audit_checkpoints, reference_refresh)
+            for task in periodic:
+                task.cancel()
+            # Wait for them to end: a task cancelled inside a query still holds its
+            # connection, and disposing of the engine under it can hang the shutdown.
+            await asyncio.gather(*periodic, return_exceptions=True)
             if background is not None:
                 await background
             await node.db.dispose()
@@ -139,10 +142,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *web_routes(settings),
         ],
         middleware=web_middleware(settings),
-        guards=[authorize, request_guard],
-        dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
         before_send=[security_headers],
         request_class=BorderpostRequest,
+        guards=[authorize, request_guard],
+        dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"node": node}),

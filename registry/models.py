@@ -356,6 +356,7 @@ class AlertAdjudication(SQLModel, table=True):
     officer_id: uuid.UUID = Field(foreign_key="officer.id")
     created_at: datetime = _ts(default_factory=utcnow)
 
+
 class IdempotencyKey(SQLModel, table=True):
     """The crossing a registration with an ``Idempotency-Key`` header registered: the same
     officer sending the same key again gets that crossing back, and nothing new is
