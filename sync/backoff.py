@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from abc import ABC, abstractmethod
 
 import httpx
 
@@ -33,7 +34,7 @@ def jittered_backoff(
     return (rng or random).uniform(0.0, ceiling)
 
 
-class ResilientRunner:
+class ResilientRunner(ABC):
     """Run ``cycle`` every ``interval`` seconds until ``stop``; any exception but
     cancellation is logged and followed by a jittered exponential back-off up to
     ``max_backoff`` seconds, then the cycle is tried again."""
@@ -59,9 +60,9 @@ class ResilientRunner:
         self.last_error: str | None = None
         self.delay = interval  # the wait before the next cycle
 
+    @abstractmethod
     async def cycle(self) -> None:
         """One round of work; subclasses implement it."""
-        raise NotImplementedError
 
     def next_delay(self) -> float:
         """Seconds to wait after the cycle just run (``interval`` after a success)."""

@@ -307,8 +307,6 @@ async def retry_entry(
     partner's record through the partner's). Stored: the entry is marked retried. Still
     refused: it stays pending with the new reason. Audited either way; the caller commits
     (write transaction)."""
-    from registry.audit import audit
-
     entry = await _pending_entry(session, entry_id)
     still = await _reapply(session, node, entry)
     by = officer.username if officer is not None else "cli"
@@ -316,11 +314,27 @@ async def retry_entry(
         entry.status, entry.resolved_by, entry.resolved_at = RETRIED, by, utcnow()
     else:
         entry.reason, entry.detail = still.reason, still.detail
+    outcome = {"stored": still is None, "reason": None if still is None else still.reason}
+    await _audit_resolution(session, node, officer, "quarantine_retry", entry, outcome)
+    return entry
+
+
+async def _audit_resolution(
+    session: AsyncSession,
+    node: Any,
+    officer: Any | None,
+    action: str,
+    entry: SyncQuarantine,
+    outcome: dict[str, Any],
+) -> None:
+    """The audit event of an admin's retry or discard of a quarantine entry."""
+    from registry.audit import audit
+
     await audit(
         session,
         origin=node.settings.node_code,
         officer=officer,
-        action="quarantine_retry",
+        action=action,
         record_type="sync_quarantine",
         record_id=str(entry.id),
         purpose="sync",
@@ -329,11 +343,9 @@ async def retry_entry(
             "seq": entry.seq,
             "record_type": entry.record_type,
             "record_id": entry.record_id,
-            "stored": still is None,
-            "reason": None if still is None else still.reason,
+            **outcome,
         },
     )
-    return entry
 
 
 async def _reapply(session: AsyncSession, node: Any, entry: SyncQuarantine) -> Quarantined | None:
@@ -349,26 +361,11 @@ async def discard_entry(
     session: AsyncSession, *, node: Any, entry_id: int, officer: Any | None
 ) -> SyncQuarantine:
     """Mark a pending quarantine entry discarded (kept, never applied); audited."""
-    from registry.audit import audit
-
     entry = await _pending_entry(session, entry_id)
     entry.status = DISCARDED
     entry.resolved_by = officer.username if officer is not None else "cli"
     entry.resolved_at = utcnow()
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="quarantine_discard",
-        record_type="sync_quarantine",
-        record_id=str(entry.id),
-        purpose="sync",
-        detail={
-            "origin": entry.origin,
-            "seq": entry.seq,
-            "record_type": entry.record_type,
-            "record_id": entry.record_id,
-            "reason": entry.reason,
-        },
+    await _audit_resolution(
+        session, node, officer, "quarantine_discard", entry, {"reason": entry.reason}
     )
     return entry
