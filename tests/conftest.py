@@ -286,13 +286,10 @@ class LiveNode:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-@pytest.fixture
-async def live_post(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncIterator[LiveNode]:
+async def serve(app: Any) -> tuple[str, Any, asyncio.Task[None]]:
+    """Start uvicorn on a free port in the test's event loop; the URL, the server, its task."""
     import uvicorn
 
-    url = await seeded_backend.backend.fresh_url(tmp_path)
-    settings = base_settings(tmp_path, url)
-    app = create_app(settings)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -302,9 +299,18 @@ async def live_post(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncItera
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, task
+
+
+@pytest.fixture
+async def live_post(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncIterator[LiveNode]:
+    url = await seeded_backend.backend.fresh_url(tmp_path)
+    settings = base_settings(tmp_path, url)
+    app = create_app(settings)
+    base, server, task = await serve(app)
     database = Database(settings)
     try:
-        yield LiveNode(f"http://127.0.0.1:{port}", app.state.node, seeded_backend.tokens, database)
+        yield LiveNode(base, app.state.node, seeded_backend.tokens, database)
     finally:
         server.should_exit = True
         await task

@@ -4,12 +4,9 @@ fixture is shared by the integration tests through tests/integration/conftest.py
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,45 +14,20 @@ from sqlalchemy import select
 from registry.app import create_app
 from registry.db import Database
 from registry.models import AuditEvent
-from registry.node import Node
-from tests.conftest import SeededBackend, base_settings
+from tests.conftest import LiveNode, SeededBackend, base_settings, serve
 
 LOCKOUT_FAILURES = 6
 LOCKOUT_SECONDS = 8.0
 
 
 @dataclass
-class ServedNode:
-    """An app served by a real uvicorn server in the test's event loop."""
-
-    url: str
-    node: Node
-    tokens: dict[str, str]
-    db: Database
-
-    def auth(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
+class ServedNode(LiveNode):
+    """A node served by a real uvicorn server in the test's event loop, with its audit."""
 
     async def actions(self, *names: str) -> list[AuditEvent]:
         async with self.db.session() as session:
             query = select(AuditEvent).where(AuditEvent.action.in_(names)).order_by(AuditEvent.seq)
             return list((await session.scalars(query)).all())
-
-
-async def serve(app: Any) -> tuple[str, Any, asyncio.Task[None]]:
-    """Start uvicorn on a free port; returns the URL, the server and its task."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, task
 
 
 @pytest.fixture
