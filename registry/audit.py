@@ -21,6 +21,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.db import Database, lock_for_write
+from registry.group_commit import GroupCommit
 from registry.models import AuditCheckpoint, AuditEvent, Officer, utcnow, uuid7
 from registry.outbox import enqueue
 from registry.problems import Problem, field_from_message
@@ -98,18 +101,23 @@ _APPEND_ON_POSTGRESQL = text(
 )
 
 
-async def _append(session: AsyncSession, row: dict[str, Any]) -> None:
-    """Link the event to the chain head and insert it; fills ``prev_hash`` and ``hash``."""
-    if session.bind.dialect.name == "postgresql":
-        before, after = _canonical_around_prev_hash(row)
-        values = {**row, "detail": json.dumps(row["detail"]), "genesis": GENESIS_HASH}
-        values.update(before=before, after=after)
-        linked = (await session.execute(_APPEND_ON_POSTGRESQL, values)).one()
-        row["prev_hash"], row["hash"] = linked.prev_hash, linked.hash
-        return
-    row["prev_hash"] = await chain_head(session, row["origin"])
-    row["hash"] = _hash_fields(row)
-    await session.execute(_INSERT_EVENT, [row])
+async def _append_on_postgresql(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Link the event to the chain head and insert it in one round trip; fills
+    ``prev_hash`` and ``hash``."""
+    before, after = _canonical_around_prev_hash(row)
+    values = {**row, "detail": json.dumps(row["detail"]), "genesis": GENESIS_HASH}
+    values.update(before=before, after=after)
+    linked = (await session.execute(_APPEND_ON_POSTGRESQL, values)).one()
+    row["prev_hash"], row["hash"] = linked.prev_hash, linked.hash
+
+
+def chain_rows(head: str, rows: Sequence[dict[str, Any]]) -> str:
+    """Link events (column dicts, in order) after the chain head ``head``: fills each one's
+    ``prev_hash`` and ``hash``; returns the new head."""
+    for row in rows:
+        row["prev_hash"] = head
+        head = row["hash"] = _hash_fields(row)
+    return head
 
 
 # Built once: audit() runs on every read of personal data, so it stays lean.
@@ -128,8 +136,7 @@ async def chain_head(session: AsyncSession, origin: str) -> str:
     return head or GENESIS_HASH
 
 
-async def audit(
-    session: AsyncSession,
+def event_row(
     *,
     origin: str,
     officer: Officer | None,
@@ -138,15 +145,9 @@ async def audit(
     record_id: str | uuid.UUID,
     purpose: str,
     detail: dict[str, Any] | None = None,
-) -> str:
-    """Append one event to the chain (and to the outbox) inside the caller's transaction.
-
-    The caller must hold the node write lock (``Database.write_transaction``) until it commits.
-    ``detail`` lists any further records the action read or wrote. A post's events travel
-    to national through the outbox; a national node's own events never leave it (no
-    peer receives them), so national does not queue them.
-    """
-    row: dict[str, Any] = {
+) -> dict[str, Any]:
+    """A new audit event's columns, not yet linked to the chain."""
+    return {
         "id": uuid7(),
         "origin": origin,
         "at": utcnow(),
@@ -157,10 +158,89 @@ async def audit(
         "purpose": purpose,
         "detail": detail or {},
     }
-    await _append(session, row)
+
+
+async def append_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Append events (one node's, in order) to the chain and, on a post, to the outbox,
+    inside the caller's transaction; the caller holds the node write lock."""
+    if not rows:
+        return
+    if session.bind.dialect.name == "postgresql":
+        for row in rows:
+            await _append_on_postgresql(session, row)
+    else:
+        chain_rows(await chain_head(session, rows[0]["origin"]), rows)
+        await session.execute(_INSERT_EVENT, list(rows))
     if session.info.get("role") != "national":
-        await enqueue(session, AuditEvent(**row))
-    return str(row["hash"])
+        await enqueue(session, *(AuditEvent(**row) for row in rows))
+
+
+_DEFERRED = "audit_deferred"  # session.info key: events of an audited read, written after it
+
+
+async def audit(
+    session: AsyncSession,
+    *,
+    origin: str,
+    officer: Officer | None,
+    action: str,
+    record_type: str,
+    record_id: str | uuid.UUID,
+    purpose: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one event to the chain (and to the outbox) inside the caller's transaction.
+
+    The caller must hold the node write lock (``Database.write_transaction``) until it commits,
+    or read in an ``audited_read`` session (the event is then written, with those of other
+    reads, once the read is done, and before its answer leaves).
+    ``detail`` lists any further records the action read or wrote. A post's events travel
+    to national through the outbox; a national node's own events never leave it (no
+    peer receives them), so national does not queue them.
+    """
+    row = event_row(
+        origin=origin,
+        officer=officer,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
+        purpose=purpose,
+        detail=detail,
+    )
+    deferred = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append(row)
+        return
+    await append_events(session, [row])
+
+
+class AuditJournal(GroupCommit[list[dict[str, Any]], None]):
+    """Writes the audit events of reads by group commit: the searches, lists and views
+    running at once share one transaction and one fsync, instead of each holding the write
+    lock for its whole query and committing alone."""
+
+    def __init__(self, db: Database, max_batch: int = 256) -> None:
+        super().__init__(db, max_batch)
+
+    async def transaction(self, items: list[list[dict[str, Any]]]) -> list[None | BaseException]:
+        async with self.db.sessions() as session, session.begin():
+            await lock_for_write(session)
+            await append_events(session, [row for rows in items for row in rows])
+        return [None] * len(items)
+
+
+@asynccontextmanager
+async def audited_read(node: Node) -> AsyncIterator[AsyncSession]:
+    """A session for a read of personal data that takes no write lock: the ``audit`` events
+    the read appends are written by the node's ``AuditJournal`` when the block ends without
+    error, and the block's caller gets its answer only once they are committed. A read
+    that fails writes nothing (as a rolled-back write transaction would)."""
+    events: list[dict[str, Any]] = []
+    async with node.db.sessions() as session:
+        session.info[_DEFERRED] = events
+        yield session
+    if events:
+        await node.audit_journal.submit(events)
 
 
 # ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.audit import AuditJournal
 from registry.db import Database
 from registry.idempotency import IdempotencyLocks
 from registry.receipts import load_or_create_node_key, receipt_binding_key
@@ -26,11 +27,15 @@ class Node:
     signing_key: Ed25519PrivateKey
     trusted_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     registrations: Any = None  # RegistrationWriter (group commit), set by build()
+    audit_journal: AuditJournal = field(init=False)  # audit events of reads (group commit)
     tokens: TokenCache = field(default_factory=TokenCache)
     watchlists: WatchlistMatcher = field(default_factory=WatchlistMatcher)
     logins: LoginThrottle = field(default_factory=LoginThrottle)  # failed-login throttling
     idempotency: IdempotencyLocks = field(default_factory=IdempotencyLocks)  # Idempotency-Key
     stay_rules_override: StayRules | None = None  # pulled from national, if any
+
+    def __post_init__(self) -> None:
+        self.audit_journal = AuditJournal(self.db)
 
     @property
     def receipt_binding_key(self) -> bytes:

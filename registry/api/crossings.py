@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
 from registry.api.params import Offset
-from registry.audit import audit
+from registry.audit import audit, audited_read
 from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
 from registry.models import Officer, utcnow
 from registry.node import Node
@@ -128,7 +128,7 @@ class CrossingController(Controller):
         node = node_of(request)
         until = _aware(until, "until") if until else utcnow()
         since = _aware(since, "since") if since else until - timedelta(days=1)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await search_crossings(
                 session,
                 node=node,
@@ -145,7 +145,7 @@ class CrossingController(Controller):
         self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
     ) -> dict[str, Any]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await read_crossing(
                 session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
             )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.api.auth import node_of
 from registry.api.params import Offset
 from registry.api.search import CountryParam
+from registry.audit import audited_read
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.services.hq import (
@@ -94,7 +95,7 @@ class HqController(Controller):
         number: Annotated[str, Parameter(min_length=1, max_length=40)],
     ) -> list[dict[str, Any]]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await hq_search_by_document(
                 session, node=node, officer=officer, issuing_state=issuing_state, number=number
             )
@@ -109,7 +110,7 @@ class HqController(Controller):
         limit: LimitParam = 50,
     ) -> list[dict[str, Any]]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await hq_search_by_name(
                 session,
                 node=node,
@@ -135,7 +136,7 @@ class HqController(Controller):
     ) -> dict[str, Any]:
         node = node_of(request)
         filters = CrossingFilter(date_from, date_to, post, direction, nationality, decision)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await hq_search_crossings(
                 session, node=node, officer=officer, filters=filters, limit=limit, offset=offset
             )
@@ -145,7 +146,7 @@ class HqController(Controller):
         self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
     ) -> dict[str, Any]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await person_timeline(
                 session, node=node, officer=officer, traveller_id=traveller_id
             )
@@ -267,7 +268,7 @@ class HqController(Controller):
     ) -> dict[str, Any]:
         node = node_of(request)
         day = as_of or utcnow().astimezone(node.settings.zone).date()
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await cross_post_stays(
                 session,
                 node=node,

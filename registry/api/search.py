@@ -10,6 +10,7 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from registry.api.auth import CROSSING_READERS, node_of
+from registry.audit import audited_read
 from registry.models import Officer, utcnow
 from registry.services.search import (
     open_stays,
@@ -39,7 +40,7 @@ class SearchController(Controller):
         number: Annotated[str, Parameter(min_length=1, max_length=40)],
     ) -> list[dict[str, Any]]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await search_by_document(
                 session, node=node, officer=officer, issuing_state=issuing_state, number=number
             )
@@ -54,7 +55,7 @@ class SearchController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> list[dict[str, Any]]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await search_by_name(
                 session,
                 node=node,
@@ -69,7 +70,7 @@ class SearchController(Controller):
         self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
     ) -> dict[str, Any]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await traveller_history(
                 session, node=node, officer=officer, traveller_id=traveller_id
             )
@@ -96,7 +97,7 @@ class SearchController(Controller):
     ) -> list[dict[str, Any]]:
         node = node_of(request)
         day = as_of or utcnow().astimezone(node.settings.zone).date()
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await open_stays(
                 session, node=node, officer=officer, as_of=day, overstays_only=overstays_only
             )

@@ -72,6 +72,7 @@ from registry.services.search import (
     _views_with_people,
     may_overstay,
     query_text,
+    travellers_by_id,
 )
 from registry.stays import overstay_days
 from registry.watchlists import template_vector
@@ -284,7 +285,9 @@ async def name_matches(
     filter (same birth date, else any name token of 3+ letters), scored in Python.
     """
     if not is_postgresql(session):
-        return _scored(key, await _name_candidates(session, key, date_of_birth), cutoff)[:limit]
+        candidates = await _name_candidates(session, key, date_of_birth)
+        found = await travellers_by_id(session, (i for i, _ in candidates))
+        return _scored(key, found.values(), cutoff)[:limit]
     if date_of_birth is None:
         keys = await _similar_keys(session, key, cutoff)
         return await _travellers_with_keys(session, keys, limit)

@@ -1,12 +1,6 @@
-"""Group commit for registrations: concurrent registrations are written in one transaction.
-
-SQLite allows one writer at a time, and with aiosqlite every statement costs a thread hop.
-Instead of one transaction per registration, whoever holds the node write lock drains every
-registration waiting at that moment and writes them together: the reads are prefetched for
-the whole batch, the rows go in with one executemany per table, and one fsync acknowledges
-them all. No request is answered before the commit that holds its crossing, so an
-acknowledged registration is durable. A batch that fails as a whole is retried one
-registration at a time, so one bad registration never takes others down with it.
+"""Group commit for registrations (``registry.group_commit``): concurrent registrations are
+written in one transaction. The reads are prefetched for the whole batch, the rows go in
+with one executemany per table, and one fsync acknowledges them all.
 """
 
 from __future__ import annotations
@@ -14,31 +8,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from registry.audit import chain_head, event_hash
+from registry.audit import chain_head, chain_rows, event_row
 from registry.db import lock_for_write
+from registry.group_commit import GroupCommit
 from registry.models import (
     Alert,
     AuditEvent,
     Crossing,
     IdempotencyKey,
-    OutboxEntry,
     Photo,
     TravelDocument,
     Traveller,
-    utcnow,
 )
 from registry.names import name_key
 from registry.node import Node
-from registry.outbox import record_id_of, record_payload, row_of
+from registry.outbox import enqueue, row_of
 from registry.photos import discard_photos, store_photos
 from registry.problems import Problem
 from registry.services.registration import (
@@ -221,16 +212,13 @@ def _audit_event(
     alerts: list[Alert],
     state: _BatchState,
 ) -> None:
-    event = AuditEvent(
+    row = event_row(
         origin=node.settings.node_code,
-        at=utcnow(),
-        officer_id=item.officer.id,
+        officer=item.officer,
         action="create",
         record_type="crossing",
-        record_id=str(crossing.id),
+        record_id=crossing.id,
         purpose="registration",
-        prev_hash=state.audit_head,
-        hash="",
         detail={
             "traveller": str(crossing.traveller_id),
             "document": str(crossing.document_id),
@@ -239,9 +227,8 @@ def _audit_event(
             "photo_quality_override": item.quality_override,
         },
     )
-    event.hash = event_hash(event)
-    state.audit_head = event.hash
-    _add(state, event)
+    state.audit_head = chain_rows(state.audit_head, [row])
+    _add(state, AuditEvent(**row))
 
 
 def _build(node: Node, item: PreparedRegistration, state: _BatchState) -> Registration:
@@ -304,70 +291,24 @@ INSERT_ORDER: tuple[type[SQLModel], ...] = (
 )
 
 
-def _outbox_rows(records: Iterable[SQLModel]) -> list[dict[str, Any]]:
-    now = utcnow()
-    return [
-        {
-            "record_type": r.__tablename__,
-            "record_id": record_id_of(r),  # type: ignore[attr-defined]
-            "payload": record_payload(r),
-            "created_at": now,
-        }
-        for r in records
-    ]
-
-
 async def _write(session: AsyncSession, state: _BatchState) -> None:
     for model in INSERT_ORDER:
         rows = state.new_rows.get(model)
         if rows:
             await session.execute(insert(model.__table__), [row_of(r) for r in rows])  # type: ignore[attr-defined]
-    if state.outbox:
-        await session.execute(insert(OutboxEntry.__table__), _outbox_rows(state.outbox))  # type: ignore[attr-defined]
+    await enqueue(session, *state.outbox)
 
 
-class RegistrationWriter:
+class RegistrationWriter(GroupCommit[PreparedRegistration, Registration]):
     """Queues prepared registrations and writes them in batches under the node write lock."""
 
     def __init__(self, node: Node, max_batch: int = MAX_BATCH) -> None:
+        super().__init__(node.db, max_batch)
         self.node = node
-        self.max_batch = max_batch
-        self._pending: list[tuple[PreparedRegistration, asyncio.Future[Registration]]] = []
-        self.batches_written = 0
-        self.largest_batch = 0
 
-    async def submit(self, item: PreparedRegistration) -> Registration:
-        """Register one crossing; returns once it is committed (or raises its Problem)."""
-        future: asyncio.Future[Registration] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        async with self.node.db.write_lock:
-            if not future.done():
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                await self._write_batch(batch)
-        return await future
-
-    async def _write_batch(
-        self, batch: list[tuple[PreparedRegistration, asyncio.Future[Registration]]]
-    ) -> None:
-        try:
-            results = await self._transaction([item for item, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - a batch failure is retried item by item
-            if len(batch) == 1:
-                batch[0][1].set_exception(exc)
-                return
-            for pair in batch:
-                await self._write_batch([pair])
-            return
-        self.batches_written += 1
-        self.largest_batch = max(self.largest_batch, len(batch))
-        for (_, future), result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _transaction(self, items: list[PreparedRegistration]) -> list[Registration | Problem]:
+    async def transaction(
+        self, items: list[PreparedRegistration]
+    ) -> list[Registration | BaseException]:
         """Build and write the batch; portraits are written to disk only for registrations
         that passed every check, before the commit that names them, and taken back if the
         commit fails: a refused registration leaves no file behind."""
@@ -376,7 +317,7 @@ class RegistrationWriter:
             async with self.node.db.sessions() as session, session.begin():
                 await lock_for_write(session)
                 state = await _prefetch(session, self.node, items)
-                results: list[Registration | Problem] = []
+                results: list[Registration | BaseException] = []
                 for item in items:
                     try:
                         results.append(_build(self.node, item, state))

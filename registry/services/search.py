@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -38,6 +39,8 @@ def query_text(value: str, rule: TextRule, field: str) -> str:
         return clean_text(value, rule, field)
     except TextRefused as refused:
         raise text_refused_problem(refused) from refused
+
+
 NAME_SCORE_CUTOFF = 80.0
 
 
@@ -134,14 +137,27 @@ class NameHit:
 
 async def _name_candidates(
     session: AsyncSession, key: str, date_of_birth: date | None
-) -> list[Traveller]:
-    query = select(Traveller)
+) -> list[tuple[uuid.UUID, str]]:
+    """(traveller id, name key) of every traveller who shares a name part (3 letters or
+    more) with the query, or was born on ``date_of_birth``: two columns, not whole
+    travellers, since a common name part (SEKOU, MOHAMED) matches a large share of them."""
+    query = select(Traveller.id, Traveller.name_key)
     if date_of_birth is not None:
         query = query.where(Traveller.date_of_birth == date_of_birth)
     else:
         tokens = [t for t in key.split() if len(t) >= 3] or key.split()
         query = query.where(or_(*[Traveller.name_key.contains(t) for t in tokens]))
-    return list((await session.scalars(query.limit(50_000))).all())
+    return [(row[0], row[1]) for row in await session.execute(query.limit(50_000))]
+
+
+async def travellers_by_id(
+    session: AsyncSession, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Traveller]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    query = select(Traveller).where(Traveller.id.in_(wanted))
+    return {t.id: t for t in await session.scalars(query)}
 
 
 async def search_by_name(
@@ -161,12 +177,13 @@ async def search_by_name(
     candidates = await _name_candidates(session, key, date_of_birth)
     scored = process.extract(
         key,
-        [c.name_key for c in candidates],
+        [name_key for _, name_key in candidates],
         scorer=fuzz.token_sort_ratio,
         score_cutoff=NAME_SCORE_CUTOFF,
         limit=min(limit, MAX_RESULTS),
     )
-    hits = [NameHit(candidates[index], score) for _, score, index in scored]
+    travellers = await travellers_by_id(session, {candidates[index][0] for _, _, index in scored})
+    hits = [NameHit(travellers[candidates[index][0]], score) for _, score, index in scored]
     await _audit_search(
         session,
         node,

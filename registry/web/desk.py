@@ -21,7 +21,7 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from registry.api.auth import FRONT_DESK, node_of
-from registry.audit import audit
+from registry.audit import audit, audited_read
 from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
@@ -127,7 +127,7 @@ def _recent_option(view: dict[str, Any], _: Any) -> dict[str, str]:
 async def recent_registrations(node: Node, officer: Officer, _: Any) -> list[dict[str, str]]:
     """This post's registrations of the last hours (for guardians, companions, reprints)."""
     until = utcnow()
-    async with node.db.write_transaction() as session:
+    async with audited_read(node) as session:
         views = await search_crossings(
             session,
             node=node,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.api.auth import node_of
 from registry.api.hq import CSV_MEDIA_TYPE, table_csv
 from registry.api.params import Offset
+from registry.audit import audited_read
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
@@ -424,7 +425,7 @@ class HqPagesController(Controller):
             (nationality or "").upper(),
         )
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             results = await run_search(session, node, officer, query, translator(request))
         return await render(
             request, "hq_search.html", active="hq_search", query=query.form(), **results
@@ -435,7 +436,7 @@ class HqPagesController(Controller):
         self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
     ) -> Response[str]:
         node = node_of(request)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             timeline = await person_timeline(
                 session, node=node, officer=officer, traveller_id=traveller_id
             )

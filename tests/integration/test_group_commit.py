@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from registry.audit import verify_chain
-from registry.models import Crossing, OutboxEntry, Traveller
+from registry.models import AuditEvent, Crossing, OutboxEntry, Traveller
 from tests.conftest import LiveNode, unique_number
 from tests.integration.test_registration import td3
 
@@ -70,3 +70,60 @@ async def test_same_traveller_twice_in_one_batch(live_post: LiveNode) -> None:
     assert exit_["traveller"]["id"] == again["traveller"]["id"] == entry["traveller"]["id"]
     async with live_post.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(Traveller)) == 9
+
+
+async def test_concurrent_searches_are_each_audited_in_shared_commits(
+    live_post: LiveNode,
+) -> None:
+    """Searches read without the write lock; their audit events are group-committed, each
+    one written (and chained, and queued for national) before its answer leaves."""
+    number = unique_number()
+    status, _ = await _post(live_post, {"direction": "entry", "mrz": td3(number)})
+    assert status == 201
+
+    async def search(n: int) -> int:
+        async with httpx.AsyncClient(base_url=live_post.url, timeout=30) as client:
+            response = await client.get(
+                "/api/search/document",
+                params={"issuing_state": "MLI", "number": number if n % 2 else f"Z{n:07d}"},
+                headers=live_post.auth("officer"),
+            )
+        assert response.status_code == 200
+        return len(response.json())
+
+    async with live_post.db.session() as session:
+        before = await session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "search")
+        )
+    found = await asyncio.gather(*(search(n) for n in range(40)))
+    assert found == [1 if n % 2 else 0 for n in range(40)]
+    async with live_post.db.session() as session:
+        searches = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "search").order_by(AuditEvent.seq)
+            )
+        ).all()[before:]
+        queued = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.record_id.in_([str(e.id) for e in searches]))
+        )
+        verdict = await verify_chain(session, live_post.node.settings.node_code)
+    assert len(searches) == 40 and queued == 40
+    assert sum(1 for e in searches if e.detail["results"]) == 20
+    assert verdict.ok, verdict
+    journal = live_post.node.audit_journal
+    assert journal.largest_batch > 1
+    assert journal.batches_written < 40
+
+
+async def test_a_refused_search_writes_no_audit_event(live_post: LiveNode) -> None:
+    async with live_post.db.session() as session:
+        before = await session.scalar(select(func.count()).select_from(AuditEvent))
+    async with httpx.AsyncClient(base_url=live_post.url, timeout=30) as client:
+        response = await client.get(
+            "/api/search/name", params={"name": "---"}, headers=live_post.auth("officer")
+        )
+    assert response.status_code == 422
+    async with live_post.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(AuditEvent)) == before
