@@ -9,10 +9,10 @@ included) after every middleware has added its own.
 - ``X-Content-Type-Options: nosniff`` on every response.
 - On every HTML response, a Content-Security-Policy with ``frame-ancestors 'none'``. The web
   pages keep their own, stricter policy (:data:`registry.web.security.CONTENT_SECURITY_POLICY`,
-  set by the web middleware), whose ``frame-ancestors 'self'`` lets the desk print its
-  receipt slip in a same-origin frame; the API's receipt slip gets the same policy with
-  ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``; any other HTML (the API
-  documentation) at least ``frame-ancestors 'none'``.
+  set by the web middleware); the API's receipt slip gets the same policy and
+  ``X-Frame-Options: DENY``; any other HTML (the API documentation) at least
+  ``frame-ancestors 'none'``. No page is ever framed: the desk prints its receipt slip from
+  a ``srcdoc`` frame it fills itself.
 - ``Strict-Transport-Security`` when the request came over TLS (scheme ``https``, as set by
   the ASGI server, behind a proxy with ``--proxy-headers``).
 
@@ -30,10 +30,8 @@ STATIC_PREFIX = "/static/"
 HSTS = b"max-age=31536000; includeSubDomains"
 NO_STORE = b"no-store"
 NOSNIFF = b"nosniff"
-# The receipt slip served by the API: the pages' policy, never framed.
-RECEIPT_POLICY = CONTENT_SECURITY_POLICY.replace(
-    "frame-ancestors 'self'", "frame-ancestors 'none'"
-).encode()
+# The receipt slip served by the API: the pages' policy (never framed).
+RECEIPT_POLICY = CONTENT_SECURITY_POLICY.encode()
 # Other HTML (the OpenAPI viewer loads its own scripts): no framing, no plugins, no <base>.
 MINIMAL_HTML_POLICY = b"frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 

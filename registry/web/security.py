@@ -22,7 +22,8 @@
   body, or ``opt={"body": "json"}``) must declare ``application/json``; anything else is
   refused with 415 before its body is read (``request_guard``).
 - **Headers.** Pages get a Content-Security-Policy without any inline script or style,
-  ``frame-ancestors 'self'``, no referrer, ``nosniff`` and ``Cache-Control: no-store``.
+  ``frame-ancestors 'none'`` (no page may be framed, not even by the node's own pages:
+  the desk shows its receipt slip in a ``srcdoc`` frame it fills itself), no referrer, ``nosniff`` and ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -78,14 +79,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",
-        "frame-ancestors 'self'",
+        "frame-ancestors 'none'",
     )
 )
 PAGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"x-frame-options", b"DENY"),
     (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
     (b"cache-control", b"no-store"),
 )

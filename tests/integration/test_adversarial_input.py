@@ -225,6 +225,8 @@ async def test_web_pages_keep_their_policy_and_tls_gets_hsts(post_node: NodeUnde
     login = await post_node.client.get("/web/login")
     assert login.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert login.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY  # no page is ever framed
+    assert login.headers["x-frame-options"] == "DENY"
     over_tls = await post_node.client.get(
         "https://testserver.local/api/auth/me", headers=post_node.auth("officer")
     )

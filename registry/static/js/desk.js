@@ -444,7 +444,7 @@
     });
     $("receipt-80").href = result.receipt_80mm_url;
     $("receipt-a4").href = result.receipt_a4_url;
-    $("receipt-frame").src = result.receipt_url;
+    showReceipt(result.receipt_url);
     saved.hidden = false;
     document.querySelectorAll(".recent-select").forEach(function (select) {
       const option = document.createElement("option");
@@ -466,6 +466,14 @@
       link.textContent = pair[0];
       links.appendChild(link);
     });
+  }
+
+  // No page may be framed (frame-ancestors 'none'): the slip is fetched and shown in a
+  // srcdoc frame, which inherits this page's policy; its own script opens the print dialog.
+  async function showReceipt(url) {
+    const frame = $("receipt-frame");
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    frame.srcdoc = response.ok ? await response.text() : "";
   }
 
   function remember() {
