@@ -21,17 +21,9 @@ from registry.text import document_number_rule, given_names_rule, surname_rule
 from sync.api import limit_link, signed_json
 from sync.batches import BatchRejected, read_header
 from sync.client import SyncError
-from sync.exchange import (
-    Exchange,
-    answer_hit_query,
-    query_pseudonym,
-    receive_from_partner,
-    release_details,
-    require_in_force,
-)
-from sync.exchange_client import signed_partner_call, verify_partner_request
-from sync.ingest import BatchGap, record_rejection
-from sync.liaison import (
+from sync.exchange.client import signed_partner_call, verify_partner_request
+from sync.exchange.hits import answer_hit_query, query_pseudonym, release_details
+from sync.exchange.liaison import (
     NOTE,
     annotate,
     discrepancy_view,
@@ -39,6 +31,8 @@ from sync.liaison import (
     period_report,
     run_reconciliation,
 )
+from sync.exchange.service import Exchange, receive_from_partner, require_in_force
+from sync.ingest import BatchGap, record_rejection
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
 

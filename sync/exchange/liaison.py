@@ -17,10 +17,11 @@ from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.text import TextRefused, clean_text, identifier, paragraphs
 from sync.agreements import pseudonym
-from sync.exchange import BUNDLE, Exchange
+from sync.exchange.service import BUNDLE, Exchange
 from sync.models import Discrepancy, PartnerRecord
 from sync.reconcile import CrossingFact, ReconcileConfig, ReconcileResult, reconcile
 from sync.reconcile import report as reconcile_report
+from sync.records import insert_missing
 
 RESOLUTIONS = ("explained", "data_error_corrected", "referred", "false_alarm")
 NOTE = paragraphs(2000, min_length=1)  # a liaison note (registry.text)
@@ -226,8 +227,6 @@ async def annotate(
         case.status, case.resolution = "resolved", resolution
     case.updated_at = utcnow()
     await session.flush()
-    from sync.records import insert_missing
-
     await insert_missing(
         session,
         "exchange_outbox",

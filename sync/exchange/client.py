@@ -18,7 +18,7 @@ from registry.receipts import public_key_from_text
 from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
-from sync.exchange import (
+from sync.exchange.service import (
     Exchange,
     audit_export,
     outgoing_records,
