@@ -408,7 +408,9 @@ def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
     when exchange under it is allowed today."""
     from datetime import date
 
-    from sync.agreements import AgreementError, check_report, read_hmac_key
+    from sync.exchange.model import AgreementError
+    from sync.exchange.pseudonyms import read_hmac_key
+    from sync.exchange.report import check_report
 
     try:
         key = read_hmac_key(key_file) if key_file else None

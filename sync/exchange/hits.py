@@ -19,7 +19,7 @@ from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller
 from registry.node import Node
 from registry.problems import Problem
-from sync.agreements import pseudonym
+from sync.exchange.pseudonyms import pseudonym
 from sync.exchange.service import Exchange, partner_bundle
 from sync.models import HitQuery
 

@@ -16,7 +16,7 @@ from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.text import TextRefused, clean_text, identifier, paragraphs
-from sync.agreements import pseudonym
+from sync.exchange.pseudonyms import pseudonym
 from sync.exchange.service import BUNDLE, Exchange
 from sync.models import Discrepancy, PartnerRecord
 from sync.reconcile import CrossingFact, ReconcileConfig, ReconcileResult, reconcile

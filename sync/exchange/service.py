@@ -1,9 +1,9 @@
 """Exchange with the partner country under the data-sharing agreement.
 
 National to partner uses the same signed, acknowledged batches as post to national. What
-leaves is decided at send time by ``sync.agreements.filter_record`` (the one enforcement
-point); what arrives is checked against the same agreement, stored apart from national
-records, and purged when retention runs out. Hit/no-hit queries are in
+leaves is decided at send time by ``sync.exchange.enforcement.filter_record`` (the one
+enforcement point); what arrives is checked against the same agreement, stored apart from
+national records, and purged when retention runs out. Hit/no-hit queries are in
 ``sync.exchange.hits``. Every export, import, purge and revocation is audited with the
 agreement version.
 """
@@ -26,15 +26,12 @@ from registry.node import Node
 from registry.outbox import record_payload
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
-from sync.agreements import (
-    Agreement,
-    Party,
-    agreement_status,
-    filter_record,
-    load_agreement,
-    read_hmac_key,
-)
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
+from sync.exchange.enforcement import filter_record
+from sync.exchange.model import Agreement, Party
+from sync.exchange.parsing import load_agreement
+from sync.exchange.pseudonyms import read_hmac_key
+from sync.exchange.signing import agreement_status
 from sync.models import AgreementRevocation, Discrepancy, ExchangeOutbox, PartnerRecord
 from sync.quarantine import (
     RECORD_ID_MAX,
