@@ -501,8 +501,8 @@ def reconcile_command(since: Any, until: Any, pair: str | None, output: str) -> 
     """Reconcile our exits and entries with the partner's and print the report."""
     from datetime import timedelta
 
-    from sync.exchange.liaison import list_discrepancies, period_report, run_reconciliation
-    from sync.reconcile import report_csv
+    from sync.reconcile.report import period_report, report_csv
+    from sync.reconcile.service import list_discrepancies, run_reconciliation
 
     node = _node()
     exchange = _exchange_or_fail(node)

@@ -25,7 +25,7 @@ from registry.web.i18n import N_
 from registry.web.nav import LIAISON
 from registry.web.render import redirect, render, translator
 
-BILATERAL_MODULES = ("sync.exchange.service", "sync.exchange.liaison")
+BILATERAL_MODULES = ("sync.exchange.service", "sync.exchange.liaison", "sync.reconcile.service")
 OUTCOMES = {
     "matched": N_("Matched"),
     "pending": N_("Pending"),
@@ -143,13 +143,9 @@ class LiaisonPagesController(Controller):
         until: date | None,
         pair: tuple[str, str] | None,
     ) -> Response[str]:
-        from sync.exchange.liaison import (
-            discrepancy_view,
-            list_discrepancies,
-            period_report,
-            run_reconciliation,
-        )
         from sync.exchange.service import require_in_force
+        from sync.reconcile.report import discrepancy_view, period_report
+        from sync.reconcile.service import list_discrepancies, run_reconciliation
 
         node = node_of(request)
         today = utcnow().date()

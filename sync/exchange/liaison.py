@@ -1,194 +1,23 @@
-"""Liaison work at a national node: reconcile our crossings at paired posts with the
-partner's, keep each discrepancy with its notes and resolution (shared with the partner,
-so both sides see the same status), and report per period and post pair."""
+"""Liaison notes on discrepancy cases: a liaison officer annotates (and may resolve) a case
+that reconciliation found (``sync.reconcile.service``), and the change travels to the
+partner through the exchange outbox, so both sides see the same status and notes.
+"""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
-
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
-from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
+from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.text import TextRefused, clean_text, identifier, paragraphs
-from sync.exchange.pseudonyms import pseudonym
-from sync.exchange.service import BUNDLE, Exchange
-from sync.models import Discrepancy, PartnerRecord
-from sync.reconcile import CrossingFact, ReconcileConfig, ReconcileResult, reconcile
-from sync.reconcile import report as reconcile_report
+from sync.models import Discrepancy
 from sync.records import insert_missing
 
 RESOLUTIONS = ("explained", "data_error_corrected", "referred", "false_alarm")
 NOTE = paragraphs(2000, min_length=1)  # a liaison note (registry.text)
 CASE_ID = identifier(80, min_length=1)
-CASE_NAMESPACE = uuid.UUID("6f1c1c3e-8c1e-4a5e-9a53-0b7d3d2f7a10")
-
-
-def case_id(kind: str, ids: list[str]) -> str:
-    """The same id on both sides: derived from the kind and every crossing involved."""
-    return str(uuid.uuid5(CASE_NAMESPACE, kind + "|" + ",".join(sorted(ids))))
-
-
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-async def our_facts(
-    session: AsyncSession, exchange: Exchange, posts: set[str], since: datetime, until: datetime
-) -> list[CrossingFact]:
-    rows = await session.execute(
-        select(Crossing, TravelDocument, Traveller)
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
-        .where(
-            Crossing.post.in_(posts), Crossing.occurred_at >= since, Crossing.occurred_at < until
-        )
-    )
-    facts = []
-    for crossing, document, traveller in rows:
-        doc = pseudonym(
-            "document_number",
-            document.number_norm,
-            hmac_key=exchange.hmac_key,
-            issuing_state=document.issuing_state,
-        )
-        if doc is None:
-            continue
-        facts.append(
-            CrossingFact(
-                id=str(crossing.id),
-                post=crossing.post,
-                direction=crossing.direction,
-                occurred_at=crossing.occurred_at,
-                doc_pseudonym=doc,
-                nationality=traveller.nationality,
-                date_of_birth=traveller.date_of_birth,
-                document_expiry=document.expiry_date,
-            )
-        )
-    return facts
-
-
-async def their_facts(
-    session: AsyncSession, since: datetime, until: datetime
-) -> list[CrossingFact]:
-    rows = await session.scalars(
-        select(PartnerRecord).where(
-            PartnerRecord.record_type == BUNDLE,
-            PartnerRecord.occurred_at >= since,
-            PartnerRecord.occurred_at < until,
-        )
-    )
-    facts = []
-    for record in rows:
-        crossing = record.payload.get("crossing", {})
-        document = record.payload.get("travel_document", {})
-        traveller = record.payload.get("traveller", {})
-        doc = document.get("number")
-        if not doc or not crossing.get("occurred_at"):
-            continue
-        facts.append(
-            CrossingFact(
-                id=str(crossing.get("id", record.record_id)),
-                post=str(crossing.get("post")),
-                direction=str(crossing.get("direction")),
-                occurred_at=datetime.fromisoformat(crossing["occurred_at"]),
-                doc_pseudonym=doc,
-                nationality=traveller.get("nationality"),
-                date_of_birth=traveller.get("date_of_birth"),
-                document_expiry=document.get("expiry_date"),
-            )
-        )
-    return facts
-
-
-async def run_reconciliation(
-    session: AsyncSession,
-    *,
-    node: Node,
-    exchange: Exchange,
-    since: date,
-    until: date,
-    officer: Officer | None,
-    window: timedelta = timedelta(hours=24),
-) -> ReconcileResult:
-    """Reconcile a period (with a window's margin on each side) and record discrepancies."""
-    pairs = exchange.agreement.pairs_for(exchange.ours.node)
-    start, end = _start(since) - window, _start(until) + window
-    ours = await our_facts(session, exchange, {p for p, _ in pairs}, start, end)
-    theirs = await their_facts(session, start, end)
-    result = reconcile(
-        ours, theirs, pairs=pairs, config=ReconcileConfig(as_of=utcnow(), window=window)
-    )
-    await _record_discrepancies(session, result)
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="reconcile",
-        record_type="reconciliation",
-        record_id=f"{since}:{until}",
-        purpose="liaison",
-        detail={
-            "ours": len(ours),
-            "theirs": len(theirs),
-            "discrepancies": len(result.discrepancies),
-        },
-    )
-    return result
-
-
-async def _record_discrepancies(session: AsyncSession, result: ReconcileResult) -> None:
-    for case in result.discrepancies:
-        identifier = case_id(case.kind.value, [*case.our_ids, *case.their_ids])
-        if await session.get(Discrepancy, identifier) is not None:
-            continue  # kept with its notes and status
-        session.add(
-            Discrepancy(
-                id=identifier,
-                our_post=case.pair[0],
-                their_post=case.pair[1],
-                kind=case.kind.value,
-                our_ids=list(case.our_ids),
-                their_ids=list(case.their_ids),
-                doc_pseudonym=case.doc_pseudonym,
-                reason=case.reason,
-                at=case.at,
-            )
-        )
-    await session.flush()
-
-
-def discrepancy_view(case: Discrepancy) -> dict[str, Any]:
-    return {
-        "id": case.id,
-        "our_post": case.our_post,
-        "their_post": case.their_post,
-        "kind": case.kind,
-        "our_ids": case.our_ids,
-        "their_ids": case.their_ids,
-        "reason": case.reason,
-        "at": case.at.isoformat(),
-        "status": case.status,
-        "resolution": case.resolution,
-        "notes": case.notes,
-    }
-
-
-async def list_discrepancies(
-    session: AsyncSession, *, our_post: str | None = None, status: str | None = None
-) -> list[Discrepancy]:
-    query = select(Discrepancy).order_by(Discrepancy.at)
-    if our_post:
-        query = query.where(Discrepancy.our_post == our_post)
-    if status:
-        query = query.where(Discrepancy.status == status)
-    return list((await session.scalars(query)).all())
 
 
 async def annotate(
@@ -243,21 +72,3 @@ async def annotate(
         detail={"resolution": resolution},
     )
     return case
-
-
-def period_report(
-    result: ReconcileResult,
-    cases: list[Discrepancy],
-    *,
-    since: date,
-    until: date,
-    pair: tuple[str, str] | None,
-) -> dict[str, Any]:
-    """The reconciliation report plus the open discrepancies with their liaison status."""
-    body = reconcile_report(result, period=(since, until), pair=pair)
-    body["open_discrepancies"] = [
-        discrepancy_view(c)
-        for c in cases
-        if c.status == "open" and (pair is None or c.our_post == pair[0])
-    ]
-    return body
