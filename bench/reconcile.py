@@ -1,4 +1,4 @@
-"""Crossing reconciliation benchmark: ``sync.reconcile.reconcile`` vs a naive nested loop.
+"""Crossing reconciliation benchmark: ``sync.reconcile.core.reconcile`` vs a naive nested loop.
 
 Synthetic month on two post pairs: N trips (default 1,000,000), each an exit on our side
 and, normally, an entry on the partner side minutes later (5% of them recorded up to 9 min
@@ -11,11 +11,12 @@ every 5 days with the same document. Each discrepancy kind hits 2% of trips:
 * timing (half: entry 30-120 min before the exit; half: 13-20 h travel) -> timing_anomaly
 
 The generator knows the ground truth, and the run checks that ``reconcile`` reports exactly
-those counts. Timings: ``reconcile`` on columns (``FactTable``) and on ``CrossingFact``
-objects (conversion included). Then a 10k-crossing sample (all crossings of a random subset
-of documents) runs through both ``reconcile`` and ``naive_reconcile``, an honest
-nested-loop implementation of the same rules written from the module docstring (no
-grouping, no sorting by key, no numpy); their outcome counts must agree.
+those counts. Timings: ``reconcile`` on columns (a ``FactTable`` built by ``fact_table``)
+and on ``CrossingFact`` objects (conversion included). Then a 10k-crossing sample (all
+crossings of a random subset of documents) runs through both ``reconcile`` and
+``naive_reconcile``, an honest nested-loop implementation of the same rules written from the
+docstring of ``sync.reconcile.core`` (no grouping, no sorting by key, no numpy); their
+outcome counts must agree.
 
 Usage: python bench/reconcile.py [--trips 1000000] [--sample 10000] [--seed 7]
 """
@@ -35,16 +36,19 @@ from typing import Any
 import numpy as np
 
 try:
-    from sync.reconcile import (
-        CrossingFact,
-        FactTable,
-        Outcome,
-        ReconcileConfig,
-        reconcile,
-    )
+    from sync.reconcile.core import reconcile
 except ImportError:  # running from a checkout that is not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from sync.reconcile import CrossingFact, FactTable, Outcome, ReconcileConfig, reconcile
+    from sync.reconcile.core import reconcile
+from sync.reconcile.model import (
+    MISSING,
+    BoolArray,
+    CrossingFact,
+    FactTable,
+    IntArray,
+    Outcome,
+    ReconcileConfig,
+)
 
 PAIRS = [("MR-GOGUI", "ML-GOGUI"), ("MR-KOBENI", "ML-NIORO")]
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -56,7 +60,7 @@ SHARE = (0.92, 0.02, 0.02, 0.02, 0.02)
 
 @dataclass
 class Synthetic:
-    ours: dict[str, Any]  # FactTable.from_columns keyword arguments
+    ours: dict[str, Any]  # fact_table keyword arguments
     theirs: dict[str, Any]
     expected: Counter[str]
     config: ReconcileConfig
@@ -65,6 +69,39 @@ class Synthetic:
 # ------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------
+def fact_table(
+    *,
+    ids: list[str],
+    posts: list[str],
+    directions: BoolArray,
+    times: IntArray,
+    docs: list[str],
+    names: list[str | None] | None = None,
+    nationalities: list[str | None] | None = None,
+    dobs: IntArray | None = None,
+    expiries: IntArray | None = None,
+) -> FactTable:
+    """A ``FactTable`` from generated columns: ``directions`` a bool is-exit array, ``times``
+    Unix seconds, ``dobs``/``expiries`` date ordinals; omitted optional columns are unknown."""
+    size = len(ids)
+    unknown: list[str | None] = [None] * size
+
+    def ordinals(column: IntArray | None) -> IntArray:
+        return column.astype(np.int64) if column is not None else np.full(size, MISSING, np.int64)
+
+    return FactTable(
+        ids=ids,
+        posts=posts,
+        is_exit=directions.astype(np.bool_),
+        times=times.astype(np.int64),
+        docs=docs,
+        names=names if names is not None else unknown,
+        nationalities=nationalities if nationalities is not None else unknown,
+        dobs=ordinals(dobs),
+        expiries=ordinals(expiries),
+    )
+
+
 def _documents(count: int) -> list[str]:
     text = os.urandom(32 * count).hex()
     return [text[64 * i : 64 * (i + 1)] for i in range(count)]
@@ -325,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - started:.1f}s")  # fmt: skip
 
     started = time.perf_counter()
-    ours_table = FactTable.from_columns(**data.ours)
-    theirs_table = FactTable.from_columns(**data.theirs)
+    ours_table = fact_table(**data.ours)
+    theirs_table = fact_table(**data.theirs)
     result = reconcile(ours_table, theirs_table, pairs=PAIRS, config=data.config)
     columns_seconds = time.perf_counter() - started
     total = ours_n + theirs_n
@@ -355,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     sample_n = len(ours_s["ids"]) + len(theirs_s["ids"])
     started = time.perf_counter()
     fast = reconcile(
-        FactTable.from_columns(**ours_s),
-        FactTable.from_columns(**theirs_s),
+        fact_table(**ours_s),
+        fact_table(**theirs_s),
         pairs=PAIRS,
         config=data.config,
     )

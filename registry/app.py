@@ -42,12 +42,12 @@ from registry.settings import Settings, load_settings
 from registry.watchlists import refresh_periodically
 from registry.web.routes import web_middleware, web_routes
 from registry.web.security import request_guard
-from sync.agreements import AgreementError
 from sync.api import PeerController, SyncController
 from sync.api import status as sync_status_route
-from sync.exchange import Exchange, load_exchange
-from sync.exchange_api import LiaisonController, PartnerController
-from sync.exchange_client import ExchangeRunner
+from sync.exchange.client import ExchangeRunner
+from sync.exchange.controller import LiaisonController, PartnerController
+from sync.exchange.model import AgreementError
+from sync.exchange.service import Exchange, load_exchange
 from sync.reference import refresh_node_reference, refresh_reference_periodically
 from sync.runner import SyncRunner
 

@@ -3,7 +3,7 @@ long as the service runs, backing off after failures with exponential delays and
 jitter, so that posts cut off by the same outage do not all retry in lockstep.
 
 Used by the post's sync runner (``sync.runner.SyncRunner``) and national's exchange runner
-(``sync.exchange_client.ExchangeRunner``).
+(``sync.exchange.client.ExchangeRunner``).
 """
 
 from __future__ import annotations

@@ -408,7 +408,9 @@ def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
     when exchange under it is allowed today."""
     from datetime import date
 
-    from sync.agreements import AgreementError, check_report, read_hmac_key
+    from sync.exchange.model import AgreementError
+    from sync.exchange.pseudonyms import read_hmac_key
+    from sync.exchange.report import check_report
 
     try:
         key = read_hmac_key(key_file) if key_file else None
@@ -423,7 +425,7 @@ def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
 
 
 def _exchange_or_fail(node: Node) -> Any:
-    from sync.exchange import load_exchange
+    from sync.exchange.service import load_exchange
 
     exchange = load_exchange(node)
     if exchange is None:
@@ -435,7 +437,7 @@ def _exchange_or_fail(node: Node) -> Any:
 @click.option("--reason", required=True)
 def agreement_revoke(reason: str) -> None:
     """Stop all exchange under the current agreement version, at once."""
-    from sync.exchange import revoke_agreement
+    from sync.exchange.service import revoke_agreement
 
     node = _node()
     exchange = _exchange_or_fail(node)
@@ -459,7 +461,7 @@ def exchange_group() -> None:
 def exchange_now() -> None:
     """Push queued records to the partner now."""
     from sync.client import SyncError
-    from sync.exchange_client import push_to_partner
+    from sync.exchange.client import push_to_partner
 
     node = _node()
     exchange = _exchange_or_fail(node)
@@ -479,7 +481,7 @@ def exchange_now() -> None:
 @exchange_group.command("purge")
 def exchange_purge() -> None:
     """Delete partner records whose retention has run out (audited)."""
-    from sync.exchange import load_exchange, purge_expired
+    from sync.exchange.service import load_exchange, purge_expired
 
     node = _node()
 
@@ -499,8 +501,8 @@ def reconcile_command(since: Any, until: Any, pair: str | None, output: str) -> 
     """Reconcile our exits and entries with the partner's and print the report."""
     from datetime import timedelta
 
-    from sync.liaison import list_discrepancies, period_report, run_reconciliation
-    from sync.reconcile import report_csv
+    from sync.reconcile.report import period_report, report_csv
+    from sync.reconcile.service import list_discrepancies, run_reconciliation
 
     node = _node()
     exchange = _exchange_or_fail(node)

@@ -817,7 +817,7 @@ async def _complete(
     if batch.bulk:
         await add_dictionary_keys(session, _dictionary_keys(batch, stored.after))
     if node.settings.agreement_file:  # the agreement filters at send time
-        from sync.exchange import queue_for_partner
+        from sync.exchange.service import queue_for_partner
 
         await queue_for_partner(session, _crossing_ids(batch, held))
     kept = batch.quarantine_past(held)
@@ -1011,7 +1011,7 @@ async def retry_record(session: AsyncSession, *, node: Node, entry: Any) -> Quar
     await _check_references(session, batch, 0)
     await _store(session, batch, 0)
     if node.settings.agreement_file and not batch.quarantine_past(0):
-        from sync.exchange import queue_for_partner
+        from sync.exchange.service import queue_for_partner
 
         await queue_for_partner(session, _crossing_ids(batch, 0))
     found = batch.quarantine_past(0)

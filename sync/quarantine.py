@@ -349,7 +349,7 @@ async def _audit_resolution(
 
 
 async def _reapply(session: AsyncSession, node: Any, entry: SyncQuarantine) -> Quarantined | None:
-    from sync.exchange import PARTNER_TYPES, retry_partner_record
+    from sync.exchange.service import PARTNER_TYPES, retry_partner_record
     from sync.ingest import retry_record
 
     if entry.record_type in PARTNER_TYPES:

@@ -144,7 +144,10 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
 
 def _agreements(node: Node) -> list[dict[str, Any]]:
     """The node's data-sharing agreement (``agreement_file`` setting) with its status."""
-    from sync.agreements import AgreementError, agreement_status, describe, load_agreement
+    from sync.exchange.model import AgreementError
+    from sync.exchange.parsing import load_agreement
+    from sync.exchange.report import describe
+    from sync.exchange.signing import agreement_status
 
     path = getattr(node.settings, "agreement_file", "")
     if not path:
@@ -401,7 +404,7 @@ class AdminPagesController(Controller):
     @get("/agreements")
     async def agreements(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
         node = node_of(request)
-        available = module_available("sync.agreements")
+        available = module_available("sync.exchange.model")
         return await render(
             request,
             "admin_agreements.html",

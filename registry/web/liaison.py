@@ -1,10 +1,10 @@
 """Liaison pages (national node): reconciliation report per post pair, discrepancies with
 notes and resolution, the partner's requests for details, and hit/no-hit queries.
 
-Everything goes through ``sync.liaison`` and ``sync.exchange`` (which audit, and refuse any
-exchange unless the agreement is in force). Asking the partner a hit/no-hit question is done
-by the page's script through ``POST /api/liaison/hits``, the API's own flow. A node without
-the bilateral module or without a configured agreement says so plainly.
+Everything goes through ``sync.exchange`` and ``sync.reconcile`` (which audit, and refuse
+any exchange unless the agreement is in force). Asking the partner a hit/no-hit question is
+done by the page's script through ``POST /api/liaison/hits``, the API's own flow. A node
+without the bilateral module or without a configured agreement says so plainly.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from registry.web.i18n import N_
 from registry.web.nav import LIAISON
 from registry.web.render import redirect, render, translator
 
-BILATERAL_MODULES = ("sync.exchange", "sync.liaison")
+BILATERAL_MODULES = ("sync.exchange.service", "sync.exchange.liaison", "sync.reconcile.service")
 OUTCOMES = {
     "matched": N_("Matched"),
     "pending": N_("Pending"),
@@ -143,13 +143,9 @@ class LiaisonPagesController(Controller):
         until: date | None,
         pair: tuple[str, str] | None,
     ) -> Response[str]:
-        from sync.exchange import require_in_force
-        from sync.liaison import (
-            discrepancy_view,
-            list_discrepancies,
-            period_report,
-            run_reconciliation,
-        )
+        from sync.exchange.service import require_in_force
+        from sync.reconcile.report import discrepancy_view, period_report
+        from sync.reconcile.service import list_discrepancies, run_reconciliation
 
         node = node_of(request)
         today = utcnow().date()
@@ -205,7 +201,7 @@ class LiaisonPagesController(Controller):
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="case_id", detail="no liaison work here")
-        from sync.liaison import annotate
+        from sync.exchange.liaison import annotate
 
         form = await request.form()
         text = str(form.get("note", "")).strip()
@@ -230,7 +226,8 @@ class LiaisonPagesController(Controller):
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="reference", detail="no liaison work here")
-        from sync.exchange import release_details, require_in_force
+        from sync.exchange.hits import release_details
+        from sync.exchange.service import require_in_force
 
         approve = (await request.form()).get("approve") == "1"
         node = node_of(request)

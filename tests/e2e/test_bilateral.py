@@ -21,7 +21,8 @@ import pytest
 
 from registry.mrz import build_td3
 from registry.receipts import load_or_create_node_key
-from sync.agreements import key_check, pseudonym, sign_agreement
+from sync.exchange.pseudonyms import key_check, pseudonym
+from sync.exchange.signing import sign_agreement
 from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
 from tests.e2e.cluster import PASSWORD, Cluster, Post, enrol
 from tests.servers import ServerProcess, cli, node_env

@@ -584,7 +584,8 @@ def write_agreement(root: Path, national_key: Any) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from registry.receipts import public_key_to_text
-    from sync.agreements import key_check, sign_agreement
+    from sync.exchange.pseudonyms import key_check
+    from sync.exchange.signing import sign_agreement
 
     hmac_key = secrets.token_bytes(32)
     key_file = root / "hmac.key"

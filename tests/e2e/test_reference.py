@@ -20,8 +20,8 @@ import pytest
 from registry.mrz import build_td3
 from registry.node import Node
 from registry.settings import load_settings
-from sync.exchange import load_exchange
-from sync.exchange_client import ExchangeRunner
+from sync.exchange.client import ExchangeRunner
+from sync.exchange.service import load_exchange
 from sync.peers import sign_request
 from sync.runner import SyncRunner
 from tests.conftest import drop_pg_database, missing, pg_reachable

@@ -23,26 +23,19 @@ from hypothesis import strategies as st
 
 from registry.names import name_key, normalise_document_number, normalise_name
 from registry.receipts import public_key_to_text
-from sync.agreements import (
-    CLEAR,
+from sync.exchange.enforcement import filter_record
+from sync.exchange.model import (
     PSEUDONYMISABLE,
-    PSEUDONYMISED,
     RECORD_TYPES,
     Agreement,
     AgreementError,
-    agreement_status,
     canonical_content,
-    check_report,
-    describe,
-    filter_record,
-    key_check,
-    load_agreement,
-    pseudonym,
     purge_before,
-    read_hmac_key,
-    sign_agreement,
-    signature_valid,
 )
+from sync.exchange.parsing import load_agreement
+from sync.exchange.pseudonyms import key_check, pseudonym, read_hmac_key
+from sync.exchange.report import CLEAR, PSEUDONYMISED, check_report, describe
+from sync.exchange.signing import agreement_status, sign_agreement, signature_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "agreements" / "mr-ml-2026.toml"

@@ -309,7 +309,7 @@ def test_arabic_final_heh_reads_like_teh_marbuta() -> None:
 def test_exchange_pseudonyms_use_the_same_folding() -> None:
     """The partner's hit/no-hit query and the shared records carry HMACs of these keys: a
     look-alike spelling of a listed name gives the same pseudonym as the plain spelling."""
-    from sync.agreements import pseudonym
+    from sync.exchange.pseudonyms import pseudonym
 
     secret = b"k" * 32
     plain = pseudonym("name_key", "OUEDRAOGO", hmac_key=secret, given_names="IBRAHIM")

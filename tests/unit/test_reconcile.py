@@ -17,18 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.reconcile import naive_reconcile
-from sync.reconcile import (
+from bench.reconcile import fact_table, naive_reconcile
+from sync.reconcile.core import reconcile
+from sync.reconcile.model import (
     CrossingFact,
     Discrepancy,
     FactTable,
     Outcome,
     ReconcileConfig,
     ReconcileResult,
-    reconcile,
-    report,
-    report_csv,
 )
+from sync.reconcile.report import report, report_csv
 
 GOGUI = ("MR-GOGUI", "ML-GOGUI")
 KOBENI = ("MR-KOBENI", "ML-NIORO")
@@ -366,7 +365,7 @@ def test_epoch_seconds_and_columns_give_the_same_result(result: ReconcileResult)
 
 
 def test_from_columns_accepts_arrays() -> None:
-    table = FactTable.from_columns(
+    table = fact_table(
         ids=["a", "b"],
         posts=["MR-GOGUI", "MR-GOGUI"],
         directions=np.array([True, False]),
@@ -453,8 +452,8 @@ def test_same_counts_as_the_naive_implementation(
     )
     our_columns, their_columns = columns(ours, "o"), columns(theirs, "t")
     result = reconcile(
-        FactTable.from_columns(**our_columns),  # type: ignore[arg-type]
-        FactTable.from_columns(**their_columns),  # type: ignore[arg-type]
+        fact_table(**our_columns),  # type: ignore[arg-type]
+        fact_table(**their_columns),  # type: ignore[arg-type]
         pairs=PAIRS,
         config=config,
     )
@@ -474,8 +473,8 @@ def test_input_order_does_not_change_counts(
 ) -> None:
     def run(our_rows: list[tuple], their_rows: list[tuple]) -> Counter[Outcome]:
         result = reconcile(
-            FactTable.from_columns(**columns(our_rows, "o")),  # type: ignore[arg-type]
-            FactTable.from_columns(**columns(their_rows, "t")),  # type: ignore[arg-type]
+            fact_table(**columns(our_rows, "o")),  # type: ignore[arg-type]
+            fact_table(**columns(their_rows, "t")),  # type: ignore[arg-type]
             pairs=PAIRS,
             config=CONFIG,
         )

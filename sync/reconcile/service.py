@@ -1,12 +1,16 @@
-"""Liaison work at a national node: reconcile our crossings at paired posts with the
-partner's, keep each discrepancy with its notes and resolution (shared with the partner,
-so both sides see the same status), and report per period and post pair."""
+"""Reconciliation at a national node: load both sides' crossings, reconcile, keep the cases.
+
+Our crossings at the paired posts are read from the registry with their document
+pseudonyms (the agreement's HMAC key); the partner's come from the records it sent under the
+agreement (``sync.exchange``). Each discrepancy is stored once as a case, under an id both
+sides derive alike, and keeps its notes and resolution across runs (``sync.exchange.liaison``
+adds them). Every run is audited.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,17 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from registry.problems import Problem, text_refused_problem
-from registry.text import TextRefused, clean_text, identifier, paragraphs
-from sync.agreements import pseudonym
-from sync.exchange import BUNDLE, Exchange
+from sync.exchange.pseudonyms import pseudonym
+from sync.exchange.service import BUNDLE, Exchange
 from sync.models import Discrepancy, PartnerRecord
-from sync.reconcile import CrossingFact, ReconcileConfig, ReconcileResult, reconcile
-from sync.reconcile import report as reconcile_report
+from sync.reconcile.core import reconcile
+from sync.reconcile.model import CrossingFact, ReconcileConfig, ReconcileResult
 
-RESOLUTIONS = ("explained", "data_error_corrected", "referred", "false_alarm")
-NOTE = paragraphs(2000, min_length=1)  # a liaison note (registry.text)
-CASE_ID = identifier(80, min_length=1)
 CASE_NAMESPACE = uuid.UUID("6f1c1c3e-8c1e-4a5e-9a53-0b7d3d2f7a10")
 
 
@@ -40,6 +39,7 @@ def _start(day: date) -> datetime:
 async def our_facts(
     session: AsyncSession, exchange: Exchange, posts: set[str], since: datetime, until: datetime
 ) -> list[CrossingFact]:
+    """Our crossings at ``posts`` in [since, until), with their document pseudonyms."""
     rows = await session.execute(
         select(Crossing, TravelDocument, Traveller)
         .join(TravelDocument, TravelDocument.id == Crossing.document_id)
@@ -76,6 +76,7 @@ async def our_facts(
 async def their_facts(
     session: AsyncSession, since: datetime, until: datetime
 ) -> list[CrossingFact]:
+    """The partner's crossings in [since, until), from the bundles it sent."""
     rows = await session.scalars(
         select(PartnerRecord).where(
             PartnerRecord.record_type == BUNDLE,
@@ -163,102 +164,13 @@ async def _record_discrepancies(session: AsyncSession, result: ReconcileResult) 
     await session.flush()
 
 
-def discrepancy_view(case: Discrepancy) -> dict[str, Any]:
-    return {
-        "id": case.id,
-        "our_post": case.our_post,
-        "their_post": case.their_post,
-        "kind": case.kind,
-        "our_ids": case.our_ids,
-        "their_ids": case.their_ids,
-        "reason": case.reason,
-        "at": case.at.isoformat(),
-        "status": case.status,
-        "resolution": case.resolution,
-        "notes": case.notes,
-    }
-
-
 async def list_discrepancies(
     session: AsyncSession, *, our_post: str | None = None, status: str | None = None
 ) -> list[Discrepancy]:
+    """Stored discrepancy cases in time order, optionally of one post and status."""
     query = select(Discrepancy).order_by(Discrepancy.at)
     if our_post:
         query = query.where(Discrepancy.our_post == our_post)
     if status:
         query = query.where(Discrepancy.status == status)
     return list((await session.scalars(query)).all())
-
-
-async def annotate(
-    session: AsyncSession,
-    *,
-    node: Node,
-    officer: Officer,
-    case_id_: str,
-    note: str,
-    resolution: str | None = None,
-) -> Discrepancy:
-    """Add a note, optionally resolving; the change travels to the partner, so the note (and
-    the case id looked up) must be clean text (``registry.text``), or 422 naming the field."""
-    try:
-        case_id_ = clean_text(case_id_, CASE_ID, "discrepancy_id")
-        note = clean_text(note, NOTE, "note")
-    except TextRefused as refused:
-        raise text_refused_problem(refused) from refused
-    case = await session.get(Discrepancy, case_id_)
-    if case is None:
-        raise Problem(404, "Unknown discrepancy", field="discrepancy_id")
-    if resolution is not None and resolution not in RESOLUTIONS:
-        raise Problem(
-            422, "Unknown resolution", field="resolution", detail=f"one of {', '.join(RESOLUTIONS)}"
-        )
-    case.notes = [
-        *case.notes,
-        {
-            "at": utcnow().isoformat(),
-            "by": officer.username,
-            "origin": node.settings.node_code,
-            "text": note,
-        },
-    ]
-    if resolution is not None:
-        case.status, case.resolution = "resolved", resolution
-    case.updated_at = utcnow()
-    await session.flush()
-    from sync.records import insert_missing
-
-    await insert_missing(
-        session,
-        "exchange_outbox",
-        [{"record_type": "discrepancy", "record_id": case.id, "created_at": utcnow()}],
-    )
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="annotate",
-        record_type="discrepancy",
-        record_id=case.id,
-        purpose="liaison",
-        detail={"resolution": resolution},
-    )
-    return case
-
-
-def period_report(
-    result: ReconcileResult,
-    cases: list[Discrepancy],
-    *,
-    since: date,
-    until: date,
-    pair: tuple[str, str] | None,
-) -> dict[str, Any]:
-    """The reconciliation report plus the open discrepancies with their liaison status."""
-    body = reconcile_report(result, period=(since, until), pair=pair)
-    body["open_discrepancies"] = [
-        discrepancy_view(c)
-        for c in cases
-        if c.status == "open" and (pair is None or c.our_post == pair[0])
-    ]
-    return body

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
+from sqlalchemy import select
 
 from registry.api.auth import node_of
 from registry.audit import audit
@@ -21,26 +22,16 @@ from registry.text import document_number_rule, given_names_rule, surname_rule
 from sync.api import limit_link, signed_json
 from sync.batches import BatchRejected, read_header
 from sync.client import SyncError
-from sync.exchange import (
-    Exchange,
-    answer_hit_query,
-    query_pseudonym,
-    receive_from_partner,
-    release_details,
-    require_in_force,
-)
-from sync.exchange_client import signed_partner_call, verify_partner_request
+from sync.exchange.client import signed_partner_call, verify_partner_request
+from sync.exchange.hits import answer_hit_query, query_pseudonym, release_details
+from sync.exchange.liaison import NOTE, annotate
+from sync.exchange.service import Exchange, receive_from_partner, require_in_force
 from sync.ingest import BatchGap, record_rejection
-from sync.liaison import (
-    NOTE,
-    annotate,
-    discrepancy_view,
-    list_discrepancies,
-    period_report,
-    run_reconciliation,
-)
+from sync.links import link_client
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
+from sync.reconcile.report import discrepancy_view, period_report, report_csv
+from sync.reconcile.service import list_discrepancies, run_reconciliation
 
 LIAISON = ("liaison",)
 
@@ -278,8 +269,6 @@ class LiaisonController(Controller):
     @get("/requests")
     async def pending(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         node = node_of(request)
-        from sqlalchemy import select
-
         async with node.db.session() as session:
             rows = (
                 await session.scalars(
@@ -358,8 +347,6 @@ class LiaisonController(Controller):
             )
             cases = await list_discrepancies(session)
         if format == "csv":
-            from sync.reconcile import report_csv
-
             return Response(report_csv(result, pair=chosen), media_type="text/csv")
         return Response(period_report(result, cases, since=since, until=until, pair=chosen))
 
@@ -398,8 +385,6 @@ async def _call(
     node: Any, exchange: Exchange, method: str, path: str, body: bytes = b""
 ) -> dict[str, Any]:
     try:
-        from sync.links import link_client
-
         async with link_client(node.settings, exchange.partner.url, timeout=30) as http:
             return await signed_partner_call(node, exchange, http, method, path, body)
     except (SyncError, httpx.HTTPError) as exc:

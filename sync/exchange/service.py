@@ -1,18 +1,18 @@
 """Exchange with the partner country under the data-sharing agreement.
 
 National to partner uses the same signed, acknowledged batches as post to national. What
-leaves is decided at send time by ``sync.agreements.filter_record`` (the one enforcement
-point); what arrives is checked against the same agreement, stored apart from national
-records, and purged when retention runs out. Hit/no-hit queries answer yes or no and a
-reference; details leave only on an explicit request that the holder approves. Every
-export, import, purge and release is audited with the agreement version.
+leaves is decided at send time by ``sync.exchange.enforcement.filter_record`` (the one
+enforcement point); what arrives is checked against the same agreement, stored apart from
+national records, and purged when retention runs out. Hit/no-hit queries are in
+``sync.exchange.hits``. Every export, import, purge and revocation is audited with the
+agreement version.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,19 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
+from registry.outbox import record_payload
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
-from sync.agreements import (
-    Agreement,
-    Party,
-    agreement_status,
-    filter_record,
-    load_agreement,
-    pseudonym,
-    read_hmac_key,
-)
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
-from sync.models import AgreementRevocation, ExchangeOutbox, HitQuery, PartnerRecord
+from sync.exchange.enforcement import filter_record
+from sync.exchange.model import Agreement, Party
+from sync.exchange.parsing import load_agreement
+from sync.exchange.pseudonyms import read_hmac_key
+from sync.exchange.signing import agreement_status
+from sync.models import AgreementRevocation, Discrepancy, ExchangeOutbox, PartnerRecord
 from sync.quarantine import (
     RECORD_ID_MAX,
     Quarantined,
@@ -109,32 +106,31 @@ async def queue_for_partner(session: AsyncSession, crossing_ids: list[str]) -> N
 
 
 # ------------------------------------------------------------------ sending
-async def _bundle(
+async def partner_bundle(
     session: AsyncSession, exchange: Exchange, crossing_id: str
 ) -> dict[str, Any] | None:
+    """A crossing with its traveller and document as they may leave (``filter_record``), or
+    None when the crossing is unknown, at a post the agreement does not cover, or not shared."""
     crossing = await session.get(Crossing, uuid.UUID(crossing_id))
     if crossing is None or crossing.post not in exchange.our_posts:
         return None
     traveller = await session.get(Traveller, crossing.traveller_id)
     document = await session.get(TravelDocument, crossing.document_id)
     key, agreement = exchange.hmac_key, exchange.agreement
-    parts = {"crossing": filter_record(agreement, "crossing", _plain(crossing), hmac_key=key)}
+    parts = {
+        "crossing": filter_record(agreement, "crossing", record_payload(crossing), hmac_key=key)
+    }
     if traveller is not None:
-        parts["traveller"] = filter_record(agreement, "traveller", _plain(traveller), hmac_key=key)
+        parts["traveller"] = filter_record(
+            agreement, "traveller", record_payload(traveller), hmac_key=key
+        )
     if document is not None:
         parts["travel_document"] = filter_record(
-            agreement, "travel_document", _plain(document), hmac_key=key
+            agreement, "travel_document", record_payload(document), hmac_key=key
         )
     if parts["crossing"] is None:
         return None
     return {k: v for k, v in parts.items() if v is not None}
-
-
-def _plain(record: Any) -> dict[str, Any]:
-    """JSON-safe column values of a row, as they would leave."""
-    from registry.outbox import record_payload
-
-    return record_payload(record)
 
 
 async def outgoing_records(
@@ -165,11 +161,9 @@ async def _outgoing_payload(
     session: AsyncSession, exchange: Exchange, row: ExchangeOutbox
 ) -> tuple[str, dict[str, Any]] | None:
     if row.record_type == "crossing":
-        bundle = await _bundle(session, exchange, row.record_id)
+        bundle = await partner_bundle(session, exchange, row.record_id)
         return (BUNDLE, bundle) if bundle is not None else None
     if row.record_type == "discrepancy":
-        from sync.models import Discrepancy
-
         case = await session.get(Discrepancy, row.record_id)
         if case is None:
             return None
@@ -353,8 +347,6 @@ async def retry_partner_record(
 
 async def apply_partner_resolution(session: AsyncSession, payload: dict[str, Any]) -> None:
     """The partner resolved a discrepancy we share: take its status and notes."""
-    from sync.models import Discrepancy
-
     case = await session.get(Discrepancy, str(payload.get("id", "")))
     if case is None:
         return
@@ -417,142 +409,3 @@ async def revoke_agreement(
         purpose="exchange",
         detail={"version": agreement.version, "reason": reason},
     )
-
-
-# ------------------------------------------------------------------ hit / no-hit
-def query_pseudonym(exchange: Exchange, kind: str, query: dict[str, Any]) -> str:
-    """The pseudonym a liaison query is made of (never the clear value)."""
-    key = exchange.hmac_key
-    if kind == "document":
-        value = pseudonym(
-            "document_number",
-            query.get("number"),
-            hmac_key=key,
-            issuing_state=query.get("issuing_state"),
-        )
-    else:
-        name = pseudonym(
-            "name_key", query.get("surname"), hmac_key=key, given_names=query.get("given_names")
-        )
-        value = f"{name}|{query.get('date_of_birth')}" if name else None
-    if not value:
-        raise Problem(
-            422,
-            "Nothing to query",
-            field="number" if kind == "document" else "surname",
-            detail="the query normalises to nothing",
-        )
-    return value
-
-
-async def _local_matches(
-    session: AsyncSession, exchange: Exchange, kind: str, value: str
-) -> list[str]:
-    """Our crossings whose pseudonymised document (or name+DOB) equals the query."""
-    key = exchange.hmac_key
-    rows = await session.execute(
-        select(
-            Crossing.id,
-            TravelDocument.issuing_state,
-            TravelDocument.number_norm,
-            Traveller.surname,
-            Traveller.given_names,
-            Traveller.date_of_birth,
-        )
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
-        .where(Crossing.post.in_(exchange.our_posts))  # only posts the agreement covers
-    )
-    matches = []
-    for crossing_id, state, number, surname, given, dob in rows:
-        if kind == "document":
-            candidate = pseudonym("document_number", number, hmac_key=key, issuing_state=state)
-        else:
-            name = pseudonym("name_key", surname, hmac_key=key, given_names=given)
-            candidate = f"{name}|{dob.isoformat() if dob else None}"
-        if candidate == value:
-            matches.append(str(crossing_id))
-    return matches
-
-
-async def answer_hit_query(
-    session: AsyncSession, *, node: Node, exchange: Exchange, kind: str, value: str
-) -> dict[str, Any]:
-    """Incoming query from the partner: yes or no, and a reference. Nothing else."""
-    matches = await _local_matches(session, exchange, kind, value)
-    reference = str(uuid.uuid4())
-    session.add(
-        HitQuery(
-            reference=reference,
-            direction="incoming",
-            partner=exchange.partner.node,
-            kind=kind,
-            pseudonym=value,
-            hit=bool(matches),
-            matched_ids=matches,
-            asked_by=exchange.partner.node,
-        )
-    )
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=None,
-        action="hit_query",
-        record_type="hit_query",
-        record_id=reference,
-        purpose="exchange",
-        detail={
-            "kind": kind,
-            "hit": bool(matches),
-            "agreement": exchange.agreement.id,
-            "version": exchange.agreement.version,
-        },
-    )
-    return {"hit": bool(matches), "reference": reference}
-
-
-async def release_details(
-    session: AsyncSession,
-    *,
-    node: Node,
-    exchange: Exchange,
-    officer: Officer,
-    reference: str,
-    approve: bool,
-) -> HitQuery:
-    """Our liaison decides on the partner's request for details; approval releases the
-    matched crossings, filtered through the agreement like any export."""
-    query = await session.get(HitQuery, reference)
-    if query is None or query.direction != "incoming":
-        raise Problem(404, "Unknown reference", field="reference")
-    if query.detail_status != "pending":
-        raise Problem(
-            409,
-            "Nothing to decide",
-            field="reference",
-            detail=f"the request is {query.detail_status}",
-        )
-    query.detail_status = "approved" if approve else "refused"
-    query.detail_decided_by = officer.username
-    if approve:
-        bundles = [await _bundle(session, exchange, i) for i in query.matched_ids]
-        query.released = [b for b in bundles if b is not None]
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="release" if approve else "refuse_release",
-        record_type="hit_query",
-        record_id=reference,
-        purpose="exchange",
-        detail={
-            "agreement": exchange.agreement.id,
-            "version": exchange.agreement.version,
-            "records": len(query.released),
-        },
-    )
-    return query
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

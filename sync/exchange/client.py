@@ -7,26 +7,36 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import time
 from typing import Any
 
 import httpx
 from cryptography.exceptions import InvalidSignature
 
+from registry.models import utcnow
 from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
-from sync.exchange import (
+from sync.exchange.service import (
     Exchange,
     audit_export,
     outgoing_records,
     purge_expired,
     require_in_force,
 )
+from sync.links import link_client
 from sync.models import SyncCheckpoint
-from sync.peers import MAX_REQUEST_AGE_SECONDS, REQUEST_SIGNATURE, TIME_HEADER, sign_request
+from sync.peers import (
+    MAX_REQUEST_AGE_SECONDS,
+    NODE_HEADER,
+    REQUEST_SIGNATURE,
+    TIME_HEADER,
+    _request_message,
+    sign_request,
+)
 
 log = logging.getLogger("borderpost.exchange")
 SCAN, ACKED = "exchange_scan", "exchange_ack"
@@ -39,8 +49,6 @@ async def _position(node: Node, peer: str, channel: str) -> int:
 
 
 async def _save(node: Node, peer: str, **positions: int) -> None:
-    from registry.models import utcnow
-
     async with node.db.write_transaction() as session:
         for channel, position in positions.items():
             checkpoint = await session.get(SyncCheckpoint, (peer, channel))
@@ -127,10 +135,6 @@ def verify_partner_request(
     exchange: Exchange, headers: Any, method: str, path: str, body: bytes
 ) -> None:
     """The request must be signed by the agreement's partner node, recently."""
-    import time
-
-    from sync.peers import NODE_HEADER, _request_message
-
     if headers.get(NODE_HEADER) != exchange.partner.node:
         raise Problem(
             403, "Unknown node", field=NODE_HEADER, detail="only the agreement's partner may ask"
@@ -173,7 +177,5 @@ class ExchangeRunner(ResilientRunner):
     async def cycle(self) -> None:
         async with self.node.db.write_transaction() as session:
             await purge_expired(session, node=self.node, exchange=self.exchange)
-        from sync.links import link_client
-
         async with link_client(self.node.settings, self.exchange.partner.url, timeout=30) as http:
             await push_to_partner(self.node, self.exchange, http)
