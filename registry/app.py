@@ -39,7 +39,7 @@ from registry.openapi import complete_openapi
 from registry.problems import EXCEPTION_HANDLERS
 from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
-from registry.watchlists import refresh_periodically
+from registry.watchlists.matcher import refresh_periodically
 from registry.web import web_middleware, web_routes
 from registry.web.security import request_guard
 from sync.agreements import AgreementError

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from registry.watchlists import ImportReport
+    from registry.watchlists.csv_files import ImportReport
 
 EXIT_REJECTED_ROWS = 1
 EXIT_FILE_REFUSED = 2
@@ -54,7 +54,7 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
     from registry.cli import _run, _settings
     from registry.migrate import SchemaNotCurrent, ensure_schema_current
     from registry.node import Node
-    from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
+    from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist_csv
 
     node = Node.build(_settings())
     columns = (TextColumn("checking rows"), BarColumn(), MofNCompleteColumn())
@@ -89,7 +89,7 @@ def watchlist_export(csv_file: Path) -> None:
     from registry.cli import _run, _settings
     from registry.migrate import SchemaNotCurrent, ensure_schema_current
     from registry.node import Node
-    from registry.watchlists import export_watchlist_csv
+    from registry.watchlists.csv_files import export_watchlist_csv
 
     node = Node.build(_settings())
 

@@ -75,7 +75,7 @@ from registry.services.search import (
     travellers_by_id,
 )
 from registry.stays import overstay_days
-from registry.watchlists import template_vector
+from registry.watchlists.content import template_vector
 
 PERIODS = ("day", "week", "month")
 AGE_BANDS: tuple[tuple[int, str], ...] = ((18, "0-17"), (30, "18-29"), (45, "30-44"), (60, "45-59"))

@@ -23,7 +23,8 @@ from registry.node import Node
 from registry.problems import Problem
 from registry.services.officers import list_officers
 from registry.text import TextRefused, clean_text
-from registry.watchlists import ADJUDICATION_REASON, adjudicate, open_alerts
+from registry.watchlists.alerts import adjudicate, open_alerts
+from registry.watchlists.schemas import ADJUDICATION_REASON
 from registry.web.messages import (
     DECISIONS,
     DIRECTIONS,
