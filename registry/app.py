@@ -29,7 +29,6 @@ from registry.api.crossings import CrossingController
 from registry.api.hq import HqController
 from registry.api.receipts import ReceiptController
 from registry.api.search import SearchController
-from registry.api.watchlists import register_watchlist_routes
 from registry.audit import keep_checkpoints
 from registry.headers import security_headers
 from registry.json_limits import BorderpostRequest
@@ -39,6 +38,7 @@ from registry.openapi import complete_openapi
 from registry.problems import EXCEPTION_HANDLERS
 from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
+from registry.watchlists.controller import register_watchlist_routes
 from registry.watchlists.matcher import refresh_periodically
 from registry.web import web_middleware, web_routes
 from registry.web.security import request_guard
