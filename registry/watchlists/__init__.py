@@ -10,6 +10,7 @@ see of an alert, and CSV import/export.
 - ``alerts``: the alerts of a registration, their views, open alerts, adjudication, figures.
 - ``csv_files`` (and ``csv_rows``, its row checks): import and export of watchlist CSV files.
 - ``controller``: the ``/api/alerts`` and ``/api/watchlist/entries`` endpoints (Litestar).
+- ``cli``: ``borderpost watchlist import|export``.
 
 Import from the module itself: this package re-exports nothing, so the node, which needs only
 the matcher, does not load the rest.
