@@ -3,7 +3,7 @@
 Creates a throwaway database, migrates it, loads N crossings (default 5,000,000) with their
 travellers and documents by COPY (10 posts, 3 years, weighted nationalities, names drawn from
 lists of transliteration variants, 1% refused, 0.5% corrected), runs ANALYZE, then times
-``registry.services.hq`` calls inside the node's write transaction (query + audit + commit):
+``registry.hq`` calls inside the node's write transaction (query + audit + commit):
 
 - a document lookup (target p95 <= 5 ms);
 - a fuzzy name search with date of birth, and one without (target p95 <= 100 ms);
@@ -41,16 +41,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from registry.migrate import upgrade_database  # noqa: E402
-from registry.models import Officer  # noqa: E402
-from registry.names import name_key, normalise_document_number  # noqa: E402
-from registry.node import Node  # noqa: E402
-from registry.services.hq import (  # noqa: E402
+from registry.hq import (  # noqa: E402
     ensure_month_partitions,
     flow_statistics,
     hq_search_by_document,
     hq_search_by_name,
 )
+from registry.migrate import upgrade_database  # noqa: E402
+from registry.models import Officer  # noqa: E402
+from registry.names import name_key, normalise_document_number  # noqa: E402
+from registry.node import Node  # noqa: E402
 from registry.settings import Settings  # noqa: E402
 from tests.conftest import PG_ADMIN_URL  # noqa: E402
 

@@ -26,21 +26,21 @@ from registry.api.admin import (
 )
 from registry.api.auth import authorize, current_officer
 from registry.api.crossings import CrossingController
-from registry.api.hq import HqController
 from registry.api.receipts import ReceiptController
 from registry.api.search import SearchController
 from registry.audit import keep_checkpoints
 from registry.headers import security_headers
+from registry.hq.controller import HqController
+from registry.hq.partitions import ensure_month_partitions
 from registry.json_limits import BorderpostRequest
 from registry.migrate import ensure_schema_current
 from registry.node import Node
 from registry.openapi import complete_openapi
 from registry.problems import EXCEPTION_HANDLERS
-from registry.services.hq import ensure_month_partitions
 from registry.settings import Settings, load_settings
 from registry.watchlists.controller import register_watchlist_routes
 from registry.watchlists.matcher import refresh_periodically
-from registry.web import web_middleware, web_routes
+from registry.web.routes import web_middleware, web_routes
 from registry.web.security import request_guard
 from sync.agreements import AgreementError
 from sync.api import PeerController, SyncController

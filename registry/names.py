@@ -51,7 +51,7 @@ import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from registry.confusables import LOWERCASE_LOOKALIKES, TS39_LATIN_PROTOTYPES
 
@@ -59,10 +59,14 @@ __all__ = [
     "fold_lookalikes",
     "form_similarity",
     "name_key",
+    "candidate_patterns",
     "name_similarity",
     "names_match",
     "normalise_document_number",
     "normalise_name",
+    "query_form",
+    "query_score",
+    "rank_by_query",
     "similarity_form",
 ]
 
@@ -116,6 +120,12 @@ _VARIANT_TABLE: dict[str, str] = {
         "abdelkadir abdulkadir abdoulkader abdelqader abdulqadir abdelkadeer abdelkhader "
         "abdelqadir abdalkader"
     ),
+    # West African surnames and given names written with c/k, dj/di, kh/k across French,
+    # English and Portuguese conventions
+    "camara": "kamara",
+    "coulibaly": "kulibali koulibaly couloubaly kouloubaly culibaly",
+    "diallo": "djallo jallo dyallo",
+    "kalifa": "khalifa",
     "abdelrahman": (
         "abderrahmane abderahmane abdourahmane abdurrahman abdulrahman abdelrahmane abderrahman "
         "abdarrahman abdourahman abdurahman abderahman"
@@ -472,6 +482,79 @@ def name_similarity(a: str, b: str) -> float:
     ould/mint/ben are ignored. Empty names never match anything (0.0).
     """
     return form_similarity(similarity_form(a), similarity_form(b))
+
+
+def query_form(text: str) -> tuple[str, ...]:
+    """The name parts a name search looks for: the query's key tokens without the filiation
+    particles (ould/mint/ben), in any order; all of them if the query is only particles."""
+    tokens = _name_tokens(text)
+    return tuple(token for token in tokens if token not in _PARTICLES) or tuple(tokens)
+
+
+QUERY_PART_CUTOFF = 80.0  # a query part matches a name part at this rapidfuzz ratio or more
+UNMENTIONED_PART_COST = 0.5  # ranking only: a name with parts the query did not give ranks lower
+
+
+def query_score(query: tuple[str, ...], name_key: str) -> float:
+    """How well a traveller's name (its ``name_key``) answers a name search (0..100).
+
+    Each query part is paired with the closest name part not taken yet (rapidfuzz ``ratio``
+    on the keys, so accents, transliteration variants and Arabic script are already folded);
+    a part with no pair scoring ``QUERY_PART_CUTOFF`` fails the whole name (0). The score is
+    the mean of the pairs, less ``UNMENTIONED_PART_COST`` for each name part the query did
+    not give, so that "Traore" finds every TRAORE and ranks TRAORE AWA before TRAORE AWA
+    KADIATOU. Any subset of the names, in any order, finds the person."""
+    parts = [token for token in name_key.split() if token not in _PARTICLES]
+    if not query or not parts or len(query) > len(parts):
+        return 0.0
+    total = 0.0
+    for wanted in sorted(query, key=len, reverse=True):
+        scores = [fuzz.ratio(wanted, part) for part in parts]
+        best = max(range(len(parts)), key=scores.__getitem__)
+        if scores[best] < QUERY_PART_CUTOFF:
+            return 0.0
+        total += scores[best]
+        del parts[best]
+    return round(total / len(query) - UNMENTIONED_PART_COST * len(parts), 2)
+
+
+def candidate_patterns(query: tuple[str, ...]) -> list[str]:
+    """SQL ``LIKE`` patterns over ``name_key`` that find every name holding a query part
+    (the candidates ``rank_by_query`` then scores): a part of 3 letters or more anywhere in
+    the key (it may be a fragment of a longer part: a typo, a variant the table lacks), a
+    shorter one (BA, SY, KA) only as a whole part."""
+    patterns: list[str] = []
+    for part in query:
+        if len(part) >= 3:
+            patterns.append(f"%{part}%")
+        else:
+            patterns += [part, f"{part} %", f"% {part} %", f"% {part}"]
+    return patterns
+
+
+PREFILTER = 400  # names re-scored by ``query_score`` after the C-level first pass
+
+
+def rank_by_query(
+    query: tuple[str, ...], keys: list[str], *, limit: int
+) -> list[tuple[int, float]]:
+    """(index into ``keys``, score) of the names that answer the query, best first, at most
+    ``limit``. A first pass in C (rapidfuzz ``token_set_ratio``, which scores a name holding
+    every query part 100) keeps the ``PREFILTER`` likeliest names of any number; only those
+    are scored by ``query_score``."""
+    if not query or not keys:
+        return []
+    text = " ".join(query)
+    likely = process.extract(
+        text,
+        keys,
+        scorer=fuzz.token_set_ratio,
+        score_cutoff=QUERY_PART_CUTOFF - 20,
+        limit=PREFILTER,
+    )
+    scored = [(index, query_score(query, keys[index])) for _, _, index in likely]
+    hits = [(index, score) for index, score in scored if score > 0]
+    return sorted(hits, key=lambda hit: (-hit[1], keys[hit[0]]))[:limit]
 
 
 def names_match(a: str, b: str, threshold: float = 85.0) -> bool:

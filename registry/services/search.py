@@ -44,7 +44,7 @@ def query_text(value: str, rule: TextRule, field: str) -> str:
 NAME_SCORE_CUTOFF = 80.0
 
 
-async def _audit_search(
+async def audit_search(
     session: AsyncSession,
     node: Node,
     officer: Officer,
@@ -64,7 +64,7 @@ async def _audit_search(
     )
 
 
-async def _views_with_people(
+async def views_with_people(
     session: AsyncSession, node: Node, crossings: list[Crossing]
 ) -> list[dict[str, Any]]:
     if not crossings:
@@ -118,7 +118,7 @@ async def search_by_document(
         .limit(MAX_RESULTS)
     )
     crossings = list((await session.scalars(query)).all())
-    await _audit_search(
+    await audit_search(
         session,
         node,
         officer,
@@ -126,7 +126,7 @@ async def search_by_document(
         {"issuing_state": issuing_state, "number": number},
         [str(c.id) for c in crossings],
     )
-    return await _views_with_people(session, node, crossings)
+    return await views_with_people(session, node, crossings)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class NameHit:
     score: float
 
 
-async def _name_candidates(
+async def name_candidates(
     session: AsyncSession, key: str, date_of_birth: date | None
 ) -> list[tuple[uuid.UUID, str]]:
     """(traveller id, name key) of every traveller who shares a name part (3 letters or
@@ -174,7 +174,7 @@ async def search_by_name(
     key = name_key(name, "")
     if not key:
         raise Problem(422, "Invalid name", field="name", detail="the name has no letters")
-    candidates = await _name_candidates(session, key, date_of_birth)
+    candidates = await name_candidates(session, key, date_of_birth)
     scored = process.extract(
         key,
         [name_key for _, name_key in candidates],
@@ -184,7 +184,7 @@ async def search_by_name(
     )
     travellers = await travellers_by_id(session, {candidates[index][0] for _, _, index in scored})
     hits = [NameHit(travellers[candidates[index][0]], score) for _, score, index in scored]
-    await _audit_search(
+    await audit_search(
         session,
         node,
         officer,
@@ -224,7 +224,7 @@ async def search_crossings(
         .offset(offset)
     )
     crossings = list((await session.scalars(query)).all())
-    await _audit_search(
+    await audit_search(
         session,
         node,
         officer,
@@ -232,7 +232,7 @@ async def search_crossings(
         {"since": since.isoformat(), "until": until.isoformat(), "direction": direction},
         [str(c.id) for c in crossings],
     )
-    return await _views_with_people(session, node, crossings)
+    return await views_with_people(session, node, crossings)
 
 
 async def traveller_history(
@@ -262,7 +262,7 @@ async def traveller_history(
         purpose="history",
         detail={"crossings": [str(c.id) for c in crossings]},
     )
-    views = await _views_with_people(session, node, crossings)
+    views = await views_with_people(session, node, crossings)
     return {"traveller": traveller_view(traveller), "crossings": views}
 
 
@@ -345,7 +345,7 @@ async def open_stays(
     crossings = [
         c for c, _ in entries if not overstays_only or overstay_days(limits[c.id], as_of) > 0
     ][:MAX_RESULTS]
-    await _audit_search(
+    await audit_search(
         session,
         node,
         officer,
@@ -353,7 +353,7 @@ async def open_stays(
         {"as_of": as_of.isoformat()},
         [str(c.id) for c in crossings],
     )
-    views = await _views_with_people(session, node, crossings)
+    views = await views_with_people(session, node, crossings)
     for view, crossing in zip(views, crossings, strict=True):
         until = limits[crossing.id]
         view["allowed_until"] = until.isoformat() if until else None

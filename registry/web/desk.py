@@ -49,6 +49,7 @@ from registry.web.messages import (
 )
 from registry.web.photo_cache import PhotoCache
 from registry.web.render import HTML, language_of, render, static_url, translator
+from registry.web.security import desk_draft_key
 
 RECENT_HOURS = 3
 RECENT_LIMIT = 30
@@ -176,6 +177,7 @@ class DeskController(Controller):
             modes=[(code, label(MODES, code, _)) for code in MODES],
             sexes=[(code, label(SEXES, code, _)) for code in SEXES],
             purposes=[label(PURPOSES, code, _) for code in PURPOSES],
+            draft_key=desk_draft_key(node, str(officer.id)),
         )
 
     @post("/mrz", status_code=200, opt={"body": "json"})

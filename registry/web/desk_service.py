@@ -177,6 +177,18 @@ async def _stay_checks(
     return list(stay.checks)
 
 
+def photo_checks(registration: RegistrationRequest, photo: AnalysedPhoto | None) -> list[Check]:
+    """What the quality gate said about the portrait, before the save would refuse it: a
+    refused photo without the officer's reason is a warning at the check, not a surprise at
+    the save; an accepted override stays a warning."""
+    if photo is None or photo.quality_passed:
+        return []
+    said = f"{photo.refusal or 'quality too low'} (score {photo.quality_score})"
+    if registration.photo_quality_override is None:
+        return [Check("photo_refused", "photo", f"photo refused by the quality gate: {said}")]
+    return [Check("photo_quality_override", "photo", f"officer override; gate said: {said}")]
+
+
 def desk_instructions(
     node: Node,
     identity: ResolvedIdentity,
@@ -207,6 +219,7 @@ async def desk_check(
     today = utcnow().astimezone(node.settings.zone).date()
     identity = resolve_identity(registration, today)
     checks = list(identity.checks) + minor_checks(registration, identity.traveller, today)
+    checks += photo_checks(registration, photo)
     instructions = desk_instructions(node, identity, today, photo, _)
     number_norm = normalise_document_number(identity.document.number)
     checks += await _stay_checks(

@@ -82,6 +82,7 @@ CHECK_TEXT = {
     "exit_without_entry": N_("No open entry recorded for this traveller"),
     "overstay": N_("Overstay"),
     "photo_quality_override": N_("Photo accepted by officer override"),
+    "photo_refused": N_("Photo refused: retake it, or give the reason for accepting it"),
     "name_mismatch": N_("Typed name differs from the MRZ name"),
     "check_digit_failed": N_("Check digit does not match"),
     "invalid_date": N_("Not a valid date"),

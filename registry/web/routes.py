@@ -14,12 +14,12 @@ from litestar.datastructures import CacheControlHeader
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from registry.hq.pages import HqPagesController
 from registry.settings import Settings
 from registry.web.account import AccountController
 from registry.web.admin import AdminPagesController
 from registry.web.desk import DeskController, ReceiptPageController
 from registry.web.errors import WEB_EXCEPTION_HANDLERS
-from registry.web.hq import HqPagesController
 from registry.web.liaison import LiaisonPagesController
 from registry.web.protection import ReferralPagesController
 from registry.web.render import STATIC_DIR

@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -134,6 +135,15 @@ def seen_age(node: Node, session_token: str, value: str, now: float | None = Non
         return None
     age = (time.time() if now is None else now) - int(stamp_text)
     return age if age >= -CLOCK_SKEW_SECONDS else None
+
+
+def desk_draft_key(node: Node, officer_id: str) -> str:
+    """The key (AES-256, base64url) under which the desk keeps one officer's half-finished
+    registration in the browser, so that it survives idle logout, Back and reload without
+    ever lying on disk in clear: the browser stores only the ciphertext, and the key comes
+    back only with a page served to that officer's session. Derived, never stored."""
+    mac = hmac.new(_session_key(node), f"desk-draft\n{officer_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
 def new_login_csrf() -> str:

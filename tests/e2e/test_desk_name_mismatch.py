@@ -31,6 +31,9 @@ def test_desk_asks_to_confirm_a_typed_name_that_differs_from_the_mrz(
     assert page.is_visible("#name-mismatch-field")
     assert french("Typed name differs from the MRZ name") in page.inner_text("#check-summary")
 
+    # a warning leaves no decision preselected: the officer chooses it
+    assert not page.is_checked('input[name="decision"][value="cleared"]')
+    page.check('input[name="decision"][value="cleared"]')
     page.click("#submit")  # save without the confirmation: refused, nothing saved
     wait_until(page, "!document.getElementById('desk-error').hidden")
     assert page.inner_text("#desk-error") == french(

@@ -749,6 +749,9 @@ def test_webcam_capture_shows_why_a_photo_is_refused_and_the_override_saves(
         page.fill("#f-photo_quality_override", "traveller wears a medical mask")
         page.click("#submit")
         page.wait_for_selector('#submit[data-state="save"]')
+        # the override is a warning: no decision preselected, the officer chooses it
+        assert not page.is_checked('input[name="decision"][value="cleared"]')
+        page.check('input[name="decision"][value="cleared"]')
         page.click("#submit")
         page.wait_for_selector("#saved:not([hidden])")
         href = page.get_attribute("#receipt-80", "href") or ""

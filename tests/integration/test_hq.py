@@ -31,9 +31,10 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
-from registry.api.hq import HqController
+from registry import hq
 from registry.app import create_app
 from registry.db import Database
+from registry.hq.controller import HqController
 from registry.ids import uuid7
 from registry.migrate import alembic_config
 from registry.models import (
@@ -49,7 +50,6 @@ from registry.models import (
 from registry.names import name_key, normalise_document_number
 from registry.node import Node
 from registry.outbox import insert_rows
-from registry.services import hq
 from registry.settings import Settings
 from registry.stays import StayRules
 from registry.watchlists.content import template_bytes

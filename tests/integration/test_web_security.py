@@ -25,10 +25,10 @@ from registry.db import Database
 from registry.models import AuditEvent, Crossing, Officer, OutboxEntry, Photo
 from registry.mrz import build_td3
 from registry.security import token_digest
-from registry.web import web_middleware, web_routes
 from registry.web.charts import Series, bar_chart, nice_maximum
 from registry.web.i18n import gettext_for
 from registry.web.nav import NAVIGATION
+from registry.web.routes import web_middleware, web_routes
 from registry.web.security import (
     CONTENT_SECURITY_POLICY,
     SEEN_COOKIE,

@@ -321,3 +321,51 @@ def test_exchange_pseudonyms_use_the_same_folding() -> None:
     assert pseudonym("name", "اسامه", hmac_key=secret) == pseudonym(
         "name", "أسامة", hmac_key=secret
     )
+
+
+# ---------------------------------------------------------------- name search (issue 16)
+@pytest.mark.parametrize(
+    ("query", "surname", "given"),
+    [
+        ("Traore", "TRAORE", "MOUSSA"),
+        ("Traoré", "TRAORE", "AWA"),
+        ("Mohamed", "OULD AHMED", "MOHAMED SALEM"),
+        ("Moussa", "TRAORE", "MOUSSA"),
+        ("Ahmed Salem", "OULD AHMED", "SALEM"),
+        ("Seydou Dembele", "DEMBELE", "SEYDOU KALIFA"),
+        ("Fatimetou", "MINT AHMED", "FATIMA"),
+        ("Keïta", "KEITA", "FANTA"),
+        ("Weld Sidi", "OULD SIDI", "MOHAMED"),
+        ("Mennt Abdallahi", "MINT ABDALLAHI", "AICHA"),
+        ("محمد", "DIALLO", "MOHAMED"),
+        ("Kamara Khalifa", "CAMARA", "KALIFA"),
+        ("Djallo", "DIALLO", "AWA"),
+        ("Ba", "BA", "IBRAHIM"),
+    ],
+)
+def test_any_subset_of_the_names_in_any_spelling_finds_the_person(
+    query: str, surname: str, given: str
+) -> None:
+    from registry.names import candidate_patterns, query_form, query_score
+
+    key = name_key(surname, given)
+    form = query_form(query)
+    assert query_score(form, key) >= 95, (form, key)
+    patterns = candidate_patterns(form)
+    like = [p.replace("%", ".*") for p in patterns]
+    assert any(re.fullmatch(p, key) for p in like), (patterns, key)  # the SQL filter finds it
+
+
+def test_name_search_ranks_fuller_matches_first_and_refuses_other_people() -> None:
+    from registry.names import query_form, rank_by_query
+
+    keys = [
+        name_key("TRAORE", "AWA KADIATOU"),
+        name_key("TRAORE", "AWA"),
+        name_key("DIALLO", "AWA"),
+        name_key("TRAORE", "MOUSSA"),
+    ]
+    ranked = rank_by_query(query_form("Awa Traoré"), keys, limit=10)
+    assert [keys[i] for i, _ in ranked] == [keys[1], keys[0]]
+    assert rank_by_query(query_form("Sissoko"), keys, limit=10) == []
+    assert query_form("Ould") == ("ould",)  # only particles: searched as they are

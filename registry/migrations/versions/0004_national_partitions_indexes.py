@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26 22:40:00.000000
 
-Indexes for the headquarters queries (``registry.services.hq``), on every dialect:
+Indexes for the headquarters queries (``registry.hq``), on every dialect:
 
 - ``ix_crossing_post_occurred`` crossing(post, occurred_at); on PostgreSQL it also INCLUDEs
   (direction, decision, id), so one post's flow statistics are an index-only scan;
@@ -30,7 +30,7 @@ PostgreSQL only (the national node):
   when there is none) through 12 months ahead, plus ``crossing_default`` for anything outside.
   Empty months are not created in advance: every query that cannot prune (by document, by
   traveller) visits every partition, and 120 partitions instead of 50 doubled the time of a
-  document lookup. ``registry.services.hq.ensure_month_partitions`` adds months at start-up
+  document lookup. ``registry.hq.partitions.ensure_month_partitions`` adds months at start-up
   (12 ahead, plus any month the default partition has received rows for, moving those rows);
   call it with ``since=`` before importing older history.
 

@@ -3,10 +3,18 @@
  * and the receipt, all on one screen and all by keyboard.
  *
  * Flow: MRZ lines + Enter -> the server parses them, the form fills and shows the checks,
- * focus moves to "Check & save" -> Enter runs the checks -> Enter saves (decision "cleared"
- * unless the watchlist asks for a referral, then the officer picks it) -> the receipt opens
- * in the page with the print dialog. The server is the single source of truth: this script
- * never parses an MRZ or decides anything itself.
+ * focus moves to "Check & save" -> Enter runs the checks -> with no warning at all, the
+ * decision "cleared" is preselected and Enter saves; with any warning (document, MRZ,
+ * minor, stay, name, photo, watchlist) no decision is preselected and the officer must
+ * choose one, with the warnings in view -> the receipt opens in the page with the print
+ * dialog, and a confirmation line shows at the top, by the MRZ box, for the next traveller.
+ * The server is the single source of truth: this script never parses an MRZ or decides
+ * anything itself.
+ *
+ * A half-finished registration is kept in the browser, encrypted (AES-GCM) under a key
+ * only the officer's pages carry (``data-draft-key``), so that it survives an idle logout,
+ * Back or a reload and never lies on disk in clear; it is dropped once saved or on "New
+ * traveller". Without WebCrypto (plain http) nothing is kept.
  */
 "use strict";
 
@@ -34,6 +42,9 @@
   const canvas = $("snapshot");
   const preview = $("photo-preview");
   const LAYOUTS = [[2, 44], [2, 36], [3, 30]];
+  const ONE_LINE_LENGTHS = [88, 72, 90];  // both (or all three) lines pasted on one line
+  const decidePanel = $("decide");
+  const DRAFT_STORE = "borderpost.desk.draft";
   const REMEMBERED = ["direction", "mode"];
   const state = {
     checked: false,
@@ -188,6 +199,7 @@
   }
 
   function complete(lines) {
+    if (lines.length === 1 && ONE_LINE_LENGTHS.indexOf(lines[0].length) >= 0) return true;
     return LAYOUTS.some(function (layout) {
       return lines.length === layout[0] && lines.every(function (line) { return line.length === layout[1]; });
     });
@@ -229,7 +241,8 @@
     const lines = mrzLines();
     if (complete(lines)) {
       state.mrzTimer = window.setTimeout(parseMrz, 250);
-    } else if (lines.length >= 2) {
+    } else if (lines.length >= 2 || (lines.length === 1 && lines[0].length >= 60)) {
+      /* Not a complete layout: the server explains what is wrong with it. */
       state.mrzTimer = window.setTimeout(parseMrz, 1500);
     }
   });
@@ -390,14 +403,22 @@
     summaryBox.appendChild(summary);
     setSubmitState(true);
     const defaultDecision = form.querySelector('input[name="decision"][data-default]');
-    if (result.instructions.length) {
-      /* A watchlist instruction: no preselected decision, the officer chooses it. */
-      form.querySelectorAll('input[name="decision"]').forEach(function (r) { r.checked = false; });
-      defaultDecision.focus();
+    form.querySelectorAll('input[name="decision"]').forEach(function (r) { r.checked = false; });
+    if (result.checks.length || result.instructions.length) {
+      /* Any warning: no preselected decision; the officer reads the warnings and chooses. */
+      errorBox.textContent = msg.warningsDecide;
+      errorBox.hidden = false;
+      defaultDecision.focus({ preventScroll: true });
     } else {
       defaultDecision.checked = true;
-      submit.focus();
+      submit.focus({ preventScroll: true });
     }
+    showWhole(decidePanel);
+  }
+
+  /* Bring a whole panel into view (the decision and its warnings, the confirmation). */
+  function showWhole(element) {
+    element.scrollIntoView({ block: element.offsetHeight < window.innerHeight ? "nearest" : "start" });
   }
 
   async function register(crossing, withPhotoFile) {
@@ -430,6 +451,7 @@
     const result = await register(crossing, false);
     showSaved(result);
     resetDesk();
+    window.scrollTo(0, 0);  // the confirmation line sits above the MRZ box, in view
   }
 
   function showSaved(result) {
@@ -446,6 +468,11 @@
     $("receipt-a4").href = result.receipt_a4_url;
     showReceipt(result.receipt_url);
     saved.hidden = false;
+    $("saved-banner-text").textContent = $("saved-summary").textContent +
+      (result.alerts.length ? " · " + msg.watchlist + ": " + result.alerts.join(" · ") : "");
+    $("saved-banner-80").href = result.receipt_80mm_url;
+    $("saved-banner-a4").href = result.receipt_a4_url;
+    $("saved-banner").hidden = false;
     document.querySelectorAll(".recent-select").forEach(function (select) {
       const option = document.createElement("option");
       option.value = result.recent.id;
@@ -496,7 +523,91 @@
     });
   }
 
+  /* ------------------------------------------------------------------ the draft */
+  const DRAFT_FIELDS = ["mrz", "document.issuing_state", "document.document_type", "document.number",
+    "document.expiry_date", "traveller.surname", "traveller.given_names", "traveller.surname_ar",
+    "traveller.given_names_ar", "traveller.nationality", "traveller.sex", "traveller.date_of_birth",
+    "mode", "vehicle_plate", "purpose", "destination", "remarks", "photo_quality_override"];
+
+  function fromBase64url(text) {
+    const plain = text.replace(/-/g, "+").replace(/_/g, "/");
+    return Uint8Array.from(window.atob(plain + "===".slice((plain.length + 3) % 4)), function (c) { return c.charCodeAt(0); });
+  }
+
+  function toBase64(bytes) {
+    return window.btoa(String.fromCharCode.apply(null, Array.from(bytes)));
+  }
+
+  let draftKey = null;
+  async function key() {
+    if (draftKey || !window.crypto.subtle || !form.dataset.draftKey) return draftKey;
+    draftKey = await window.crypto.subtle.importKey(
+      "raw", fromBase64url(form.dataset.draftKey), "AES-GCM", false, ["encrypt", "decrypt"]);
+    return draftKey;
+  }
+
+  async function keepDraft() {
+    const cipherKey = await key();
+    if (!cipherKey) return;
+    const draft = { direction: radio("direction"), saveKey: state.saveKey };
+    DRAFT_FIELDS.forEach(function (name) { draft[name] = name === "mrz" ? mrz.value : value(name); });
+    if (!DRAFT_FIELDS.some(function (name) { return draft[name] && name !== "mode" && name !== "document.document_type" && name !== "traveller.sex"; })) {
+      dropDraft();
+      return;
+    }
+    const iv = window.crypto.getRandomValues(new Uint8Array(12));
+    const sealed = await window.crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: iv }, cipherKey, new TextEncoder().encode(JSON.stringify(draft)));
+    try {
+      window.localStorage.setItem(DRAFT_STORE, toBase64(iv) + "." + toBase64(new Uint8Array(sealed)));
+    } catch (err) { /* storage full or private mode: nothing kept */ }
+  }
+
+  function dropDraft() {
+    try { window.localStorage.removeItem(DRAFT_STORE); } catch (err) { /* private mode */ }
+  }
+
+  async function restoreDraft() {
+    let stored = null;
+    try { stored = window.localStorage.getItem(DRAFT_STORE); } catch (err) { stored = null; }
+    const cipherKey = stored ? await key() : null;
+    if (!stored || !cipherKey) return;
+    const parts = stored.split(".");
+    let draft;
+    try {
+      const opened = await window.crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: fromBase64url(parts[0]) }, cipherKey, fromBase64url(parts[1] || ""));
+      draft = JSON.parse(new TextDecoder().decode(opened));
+    } catch (err) {
+      dropDraft();  // another officer's draft, or damaged: never shown
+      return;
+    }
+    DRAFT_FIELDS.forEach(function (name) {
+      if (name === "mrz") mrz.value = draft.mrz || "";
+      else if (draft[name] !== undefined) setField(name, draft[name]);
+    });
+    const direction = form.querySelector('input[name="direction"][value="' + draft.direction + '"]');
+    if (direction) direction.checked = true;
+    if (draft.saveKey) state.saveKey = draft.saveKey;  // a save that did go through answers again
+    const note = $("draft-note");
+    note.textContent = msg.draftRestored;
+    note.hidden = false;
+  }
+
+  let draftTimer = null;
+  form.addEventListener("input", function () {
+    window.clearTimeout(draftTimer);
+    draftTimer = window.setTimeout(keepDraft, 300);
+  });
+  form.addEventListener("change", function () {
+    window.clearTimeout(draftTimer);
+    draftTimer = window.setTimeout(keepDraft, 300);
+  });
+
   function resetDesk() {
+    window.clearTimeout(draftTimer);
+    dropDraft();
+    $("draft-note").hidden = true;
     state.saveKey = newSaveKey();
     remember();
     form.reset();
@@ -551,4 +662,5 @@
   });
 
   restore();
+  restoreDraft();
 })();

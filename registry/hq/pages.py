@@ -1,6 +1,6 @@
 """Headquarters pages (hq analysts; admins too): search across posts, a person's timeline,
 the statistics dashboard with server-drawn SVG charts, open stays and overstayers, and CSV
-exports. Every figure comes from ``registry.services.hq``, which audits each read."""
+exports. Every figure comes from the services of ``registry.hq``, which audit each read."""
 
 from __future__ import annotations
 
@@ -17,27 +17,29 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import node_of
-from registry.api.hq import CSV_MEDIA_TYPE, table_csv
 from registry.api.params import Offset
 from registry.audit import audited_read
-from registry.models import Officer, utcnow
-from registry.node import Node
-from registry.problems import Problem
-from registry.services.hq import (
-    AGE_BANDS,
-    OLDEST_BAND,
-    UNKNOWN_BAND,
+from registry.hq.controller import CSV_MEDIA_TYPE, table_csv
+from registry.hq.search import (
     CrossingFilter,
-    StatTable,
-    alert_statistics,
-    cross_post_stays,
-    demographic_statistics,
-    flow_statistics,
     hq_search_by_document,
     hq_search_by_name,
     hq_search_crossings,
-    person_timeline,
 )
+from registry.hq.statistics import (
+    AGE_BANDS,
+    OLDEST_BAND,
+    UNKNOWN_BAND,
+    StatTable,
+    alert_statistics,
+    demographic_statistics,
+    flow_statistics,
+)
+from registry.hq.stays import cross_post_stays
+from registry.hq.timeline import person_timeline
+from registry.models import Officer, utcnow
+from registry.node import Node
+from registry.problems import Problem
 from registry.services.search import MAX_RESULTS, open_stays
 from registry.web.charts import Series, bar_chart
 from registry.web.i18n import N_

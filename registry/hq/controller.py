@@ -22,20 +22,22 @@ from registry.api.auth import node_of
 from registry.api.params import Offset
 from registry.api.search import CountryParam
 from registry.audit import audited_read
-from registry.models import Officer, utcnow
-from registry.node import Node
-from registry.services.hq import (
+from registry.hq.search import (
     CrossingFilter,
-    StatTable,
-    alert_statistics,
-    cross_post_stays,
-    demographic_statistics,
-    flow_statistics,
     hq_search_by_document,
     hq_search_by_name,
     hq_search_crossings,
-    person_timeline,
 )
+from registry.hq.statistics import (
+    StatTable,
+    alert_statistics,
+    demographic_statistics,
+    flow_statistics,
+)
+from registry.hq.stays import cross_post_stays
+from registry.hq.timeline import person_timeline
+from registry.models import Officer, utcnow
+from registry.node import Node
 
 HQ_ROLES = ("hq_analyst", "admin")
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
