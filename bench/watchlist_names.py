@@ -29,22 +29,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 try:
-    from registry.watchlists import (
-        EntryContent,
-        TravellerProbe,
-        WatchlistMatcher,
-        build_version,
-        watchlist_entry_id,
-    )
+    from registry.watchlists.content import EntryContent, build_version, watchlist_entry_id
+    from registry.watchlists.matcher import TravellerProbe, WatchlistMatcher
 except ImportError:  # running from a checkout that is not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from registry.watchlists import (
-        EntryContent,
-        TravellerProbe,
-        WatchlistMatcher,
-        build_version,
-        watchlist_entry_id,
-    )
+    from registry.watchlists.content import EntryContent, build_version, watchlist_entry_id
+    from registry.watchlists.matcher import TravellerProbe, WatchlistMatcher
 from registry.names import name_key
 
 TARGET_SINGLE_MS = 20.0

@@ -28,7 +28,6 @@ from registry.api.auth import authorize, current_officer
 from registry.api.crossings import CrossingController
 from registry.api.receipts import ReceiptController
 from registry.api.search import SearchController
-from registry.api.watchlists import register_watchlist_routes
 from registry.audit import keep_checkpoints
 from registry.headers import security_headers
 from registry.hq.controller import HqController
@@ -39,7 +38,8 @@ from registry.node import Node
 from registry.openapi import complete_openapi
 from registry.problems import EXCEPTION_HANDLERS
 from registry.settings import Settings, load_settings
-from registry.watchlists import refresh_periodically
+from registry.watchlists.controller import register_watchlist_routes
+from registry.watchlists.matcher import refresh_periodically
 from registry.web.routes import web_middleware, web_routes
 from registry.web.security import request_guard
 from sync.api import PeerController, SyncController

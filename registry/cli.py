@@ -498,7 +498,7 @@ def audit_checkpoint() -> None:
 
 def _register_subcommands() -> None:
     from registry.cli_faces import faces
-    from registry.cli_watchlist import watchlist
+    from registry.watchlists.cli import watchlist
     from sync.cli import (
         agreement_group,
         exchange_group,

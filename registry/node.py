@@ -15,7 +15,7 @@ from registry.security import TokenCache
 from registry.settings import Settings
 from registry.stays import StayRules
 from registry.throttle import LoginPolicy, LoginThrottle
-from registry.watchlists import WatchlistMatcher
+from registry.watchlists.matcher import WatchlistMatcher
 
 
 @dataclass

@@ -23,7 +23,7 @@ from registry.node import Node
 from registry.outbox import enqueue
 from registry.receipts import public_key_from_text
 from registry.stays import StayRules
-from registry.watchlists import apply_to_matcher
+from registry.watchlists.matcher import apply_to_matcher
 from sync.models import ReferenceChange, SyncPeer
 from sync.records import insert_missing, row_from_payload, upsert_authoritative
 

@@ -30,7 +30,7 @@ from registry.services.crossings import (
 from registry.services.referrals import create_referral
 from registry.services.registration import Registration, prepare_registration
 from registry.services.search import search_crossings
-from registry.watchlists import desk_alert_view
+from registry.watchlists.alerts import desk_alert_view
 
 MULTIPART = "multipart/form-data"
 

@@ -24,7 +24,7 @@ from registry.problems import Problem
 from registry.services.crossings import traveller_view
 from registry.services.registration import current_version_filter
 from registry.services.search import views_with_people
-from registry.watchlists import template_vector
+from registry.watchlists.content import template_vector
 
 NAME_LINK_THRESHOLD = 90.0
 FACE_NAME_CANDIDATES = 1000

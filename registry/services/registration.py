@@ -35,7 +35,7 @@ from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
 from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
 from registry.stays import StayRules, allowed_stay_until, overstay_days, pair_stays, stay_limit
-from registry.watchlists import WatchlistHit, traveller_probe
+from registry.watchlists.matcher import WatchlistHit, traveller_probe
 
 STRUCTURAL_MRZ_PROBLEMS = {
     "wrong_line_count",

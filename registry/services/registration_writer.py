@@ -39,7 +39,7 @@ from registry.services.registration import (
     current_version_filter,
     sign_crossing_receipt,
 )
-from registry.watchlists import alerts_for_crossing
+from registry.watchlists.alerts import alerts_for_crossing
 
 MAX_BATCH = 64
 

@@ -34,7 +34,7 @@ from registry.services.officers import (
     release_lock,
     set_active,
 )
-from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
+from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist_csv
 from registry.web.i18n import LANGUAGES
 from registry.web.liaison import module_available
 from registry.web.messages import ROLE_NAMES, TEXT_REFUSALS, label, text_refused_text

@@ -32,7 +32,7 @@ from registry.schemas import RegistrationRequest, decode_as
 from registry.services.crossings import load_crossing
 from registry.services.registration import Check, Registration, prepare_registration
 from registry.services.search import search_crossings
-from registry.watchlists import desk_alert_view
+from registry.watchlists.alerts import desk_alert_view
 from registry.web.desk_service import check_view, desk_check, mrz_view
 from registry.web.i18n import environment
 from registry.web.messages import (

@@ -36,7 +36,8 @@ from registry.services.registration import (
     resolve_identity,
     traveller_crossings,
 )
-from registry.watchlists import INSTRUCTIONS, traveller_probe
+from registry.watchlists.matcher import traveller_probe
+from registry.watchlists.policy import INSTRUCTIONS
 from registry.web.i18n import N_
 from registry.web.messages import Gettext, check_text, instruction_text
 

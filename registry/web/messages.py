@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from registry.watchlists import INSTRUCTIONS
+from registry.watchlists.policy import INSTRUCTIONS
 from registry.web.i18n import N_
 
 Gettext = Callable[[str], str]

@@ -1,8 +1,8 @@
 """Supervisors and protection officers: the alert adjudication queue, and the supervisor's
 view of the post's officers (their crossings per day and their actions from the audit log).
 
-Alerts go through ``registry.watchlists`` (``open_alerts``, ``adjudicate``), which decide
-what each role may see and adjudicate. Reading an officer's activity is audited.
+Alerts go through ``registry.watchlists.alerts`` (``open_alerts``, ``adjudicate``), which
+decide what each role may see and adjudicate. Reading an officer's activity is audited.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from registry.node import Node
 from registry.problems import Problem
 from registry.services.officers import list_officers
 from registry.text import TextRefused, clean_text
-from registry.watchlists import ADJUDICATION_REASON, adjudicate, open_alerts
+from registry.watchlists.alerts import adjudicate, open_alerts
+from registry.watchlists.schemas import ADJUDICATION_REASON
 from registry.web.messages import (
     DECISIONS,
     DIRECTIONS,

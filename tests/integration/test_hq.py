@@ -52,7 +52,7 @@ from registry.node import Node
 from registry.outbox import insert_rows
 from registry.settings import Settings
 from registry.stays import StayRules
-from registry.watchlists import template_bytes
+from registry.watchlists.content import template_bytes
 from tests.conftest import (
     ROLES,
     create_pg_database,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from registry.mrz import build_td3
-from registry.watchlists import import_watchlist_csv
+from registry.watchlists.csv_files import import_watchlist_csv
 from registry.web.i18n import gettext_for
 from tests.conftest import NodeUnderTest, unique_number
 from tests.integration import test_web_security as web_security

@@ -17,22 +17,23 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from registry.api.watchlists import register_watchlist_routes
-from registry.cli_watchlist import watchlist
 from registry.models import Alert, AlertAdjudication, AuditEvent, OutboxEntry, WatchlistEntry
 from registry.node import Node
-from registry.watchlists import (
+from registry.watchlists.alerts import alerts_for_crossing, store_alerts
+from registry.watchlists.cli import watchlist
+from registry.watchlists.content import watchlist_entry_id
+from registry.watchlists.controller import register_watchlist_routes
+from registry.watchlists.csv_files import (
     CSV_COLUMNS,
     WatchlistFileRefused,
-    WatchlistHit,
-    WatchlistMatcher,
-    alerts_for_crossing,
     export_watchlist_csv,
     import_watchlist_csv,
+)
+from registry.watchlists.matcher import (
+    WatchlistHit,
+    WatchlistMatcher,
     matcher_of,
     refresh_periodically,
-    store_alerts,
-    watchlist_entry_id,
 )
 from tests.conftest import NodeUnderTest, unique_number
 

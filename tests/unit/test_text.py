@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import schemas, watchlists
+from registry import schemas
 from registry.models import (
     AlertAdjudication,
     Crossing,
@@ -32,6 +32,7 @@ from registry.text import (
     surname_rule,
     text_problem,
 )
+from registry.watchlists import schemas as watchlist_schemas
 
 
 def column(model: type, name: str) -> int:
@@ -56,18 +57,22 @@ FIELD_COLUMNS: list[tuple[str, TextRule, list[tuple[type, str]]]] = [
     ("full_name", officers.FULL_NAME, [(Officer, "full_name")]),
     ("username", officers.USERNAME, [(Officer, "username")]),
     ("home_post", officers.HOME_POST, [(Officer, "home_post")]),
-    ("watchlist.surname", watchlists.SURNAME, [(WatchlistEntry, "surname")]),
-    ("watchlist.given_names", watchlists.GIVEN_NAMES, [(WatchlistEntry, "given_names")]),
-    ("watchlist.reason", watchlists.LISTING_REASON, [(WatchlistEntry, "reason")]),
-    ("watchlist.change_reason", watchlists.CHANGE_REASON, [(WatchlistEntry, "change_reason")]),
-    ("watchlist.source", watchlists.SOURCE, [(WatchlistEntry, "source")]),
-    ("watchlist.external_id", watchlists.EXTERNAL_ID, [(WatchlistEntry, "external_id")]),
+    ("watchlist.surname", watchlist_schemas.SURNAME, [(WatchlistEntry, "surname")]),
+    ("watchlist.given_names", watchlist_schemas.GIVEN_NAMES, [(WatchlistEntry, "given_names")]),
+    ("watchlist.reason", watchlist_schemas.LISTING_REASON, [(WatchlistEntry, "reason")]),
+    (
+        "watchlist.change_reason",
+        watchlist_schemas.CHANGE_REASON,
+        [(WatchlistEntry, "change_reason")],
+    ),
+    ("watchlist.source", watchlist_schemas.SOURCE, [(WatchlistEntry, "source")]),
+    ("watchlist.external_id", watchlist_schemas.EXTERNAL_ID, [(WatchlistEntry, "external_id")]),
     (
         "watchlist.document_number",
-        watchlists.DOCUMENT_NUMBER,
+        watchlist_schemas.DOCUMENT_NUMBER,
         [(WatchlistEntry, "document_number")],
     ),
-    ("adjudication.reason", watchlists.ADJUDICATION_REASON, [(AlertAdjudication, "reason")]),
+    ("adjudication.reason", watchlist_schemas.ADJUDICATION_REASON, [(AlertAdjudication, "reason")]),
 ]
 
 # Characters that matter: NFKC expanders (U+FDFA is 18 characters under NFKC, U+FB2C is 3 under
@@ -120,7 +125,7 @@ def test_accepted_text_fits_every_column_it_reaches(
 def test_any_accepted_name_parts_fit_the_name_key(surname: str, given_names: str) -> None:
     for surname_rule_, given_rule in (
         (schemas.SURNAME, schemas.GIVEN_NAMES),
-        (watchlists.SURNAME, watchlists.GIVEN_NAMES),
+        (watchlist_schemas.SURNAME, watchlist_schemas.GIVEN_NAMES),
     ):
         left, right = accepted(surname_rule_, surname), accepted(given_rule, given_names)
         if left is None or right is None:
@@ -192,7 +197,7 @@ def test_lengths_are_checked_after_nfc() -> None:
 
 def test_document_numbers_refuse_what_number_norm_cannot_hold() -> None:
     with pytest.raises(TextRefused) as refused:
-        clean_text("\u00df" * 30, watchlists.DOCUMENT_NUMBER, "document_number")  # SS each
+        clean_text("\u00df" * 30, watchlist_schemas.DOCUMENT_NUMBER, "document_number")  # SS each
     assert refused.value.code == "derived_too_long" and refused.value.derived == "number_norm"
 
 

@@ -15,17 +15,15 @@ from registry.models import Alert, WatchlistEntry
 from registry.mrz import MrzResult, build_td3, parse_mrz
 from registry.names import name_key, normalise_document_number
 from registry.schemas import DocumentInput, TravellerInput
-from registry.watchlists import (
+from registry.watchlists.alerts import alert_view
+from registry.watchlists.content import (
     EntryContent,
-    WatchlistMatcher,
-    alert_view,
     build_version,
     content_problems,
-    face_score,
     template_bytes,
-    traveller_probe,
     watchlist_entry_id,
 )
+from registry.watchlists.matcher import WatchlistMatcher, face_score, traveller_probe
 
 DAY = date(2025, 6, 1)
 RNG = np.random.default_rng(7)

@@ -9,14 +9,23 @@ stdout. A running server picks the new versions up at its next watchlist refresh
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-if TYPE_CHECKING:
-    from registry.watchlists import ImportReport
+from registry.migrate import SchemaNotCurrent, ensure_schema_current
+from registry.node import Node
+from registry.settings import SettingsError, load_settings
+from registry.watchlists.csv_files import (
+    ImportReport,
+    WatchlistFileRefused,
+    export_watchlist_csv,
+    import_watchlist_csv,
+)
 
 EXIT_REJECTED_ROWS = 1
 EXIT_FILE_REFUSED = 2
@@ -25,6 +34,14 @@ EXIT_FILE_REFUSED = 2
 @click.group()
 def watchlist() -> None:
     """Watchlists: import and export CSV files."""
+
+
+def _node() -> Node:
+    """The node of the ``BORDERPOST_*`` settings; bad settings are a usage error."""
+    try:
+        return Node.build(load_settings())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _print_report(report: ImportReport) -> None:
@@ -48,15 +65,7 @@ def _print_report(report: ImportReport) -> None:
 )
 def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
     """Import FILE.csv: new entries, new versions of changed ones, rejected lines listed."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from registry.cli import _run, _settings
-    from registry.migrate import SchemaNotCurrent, ensure_schema_current
-    from registry.node import Node
-    from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
-
-    node = Node.build(_settings())
+    node = _node()
     columns = (TextColumn("checking rows"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rows", total=None)
@@ -74,7 +83,7 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
                 await node.db.dispose()
 
         try:
-            report = _run(work)
+            report = asyncio.run(work())
         except (WatchlistFileRefused, SchemaNotCurrent) as exc:
             click.echo(f"{csv_file.name} refused, nothing imported: {exc}", err=True)
             sys.exit(EXIT_FILE_REFUSED)
@@ -86,12 +95,7 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 def watchlist_export(csv_file: Path) -> None:
     """Export the current active entries to FILE.csv (UTF-8; face templates are not exported)."""
-    from registry.cli import _run, _settings
-    from registry.migrate import SchemaNotCurrent, ensure_schema_current
-    from registry.node import Node
-    from registry.watchlists import export_watchlist_csv
-
-    node = Node.build(_settings())
+    node = _node()
 
     async def work() -> int:
         try:
@@ -102,7 +106,7 @@ def watchlist_export(csv_file: Path) -> None:
             await node.db.dispose()
 
     try:
-        exported = _run(work)
+        exported = asyncio.run(work())
     except SchemaNotCurrent as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_FILE_REFUSED)

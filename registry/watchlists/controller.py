@@ -1,7 +1,7 @@
 """Watchlist and alert endpoints: open alerts and their adjudication, alert figures, and
 versioned watchlist entries (create, new version, deactivate, list, history).
 
-Role rules live in ``registry.watchlists``: the route roles below only say who may knock;
+Role rules live in ``registry.watchlists.policy``: the route roles below only say who may knock;
 the services decide per entry/alert action (``protect`` is for protection officers).
 """
 
@@ -17,23 +17,22 @@ from litestar.status_codes import HTTP_201_CREATED
 from registry.api.auth import node_of
 from registry.api.params import Offset
 from registry.models import Officer
-from registry.watchlists import (
+from registry.watchlists.alerts import adjudicate, adjudication_view, alert_figures, open_alerts
+from registry.watchlists.matcher import apply_to_matcher
+from registry.watchlists.schemas import (
     Action,
     AdjudicationRequest,
     DeactivationRequest,
     Kind,
     WatchlistEntryChange,
     WatchlistEntryCreate,
-    adjudicate,
-    adjudication_view,
-    alert_figures,
-    apply_to_matcher,
+)
+from registry.watchlists.service import (
     create_entry,
     deactivate_entry,
     entry_history,
     entry_view,
     list_entries,
-    open_alerts,
     update_entry,
 )
 

@@ -1,0 +1,284 @@
+"""Watchlist alerts: the rows a registration's hits raise, what each role may see of them
+(``policy.disclosure``), the open alerts at a post, the one human adjudication of each, and
+figures per kind of evidence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.audit import audit
+from registry.models import (
+    ALERT_EVIDENCE,
+    Alert,
+    AlertAdjudication,
+    Crossing,
+    Officer,
+    TravelDocument,
+    Traveller,
+    WatchlistEntry,
+)
+from registry.outbox import enqueue, insert_rows
+from registry.problems import Problem, text_refused_problem
+from registry.text import TextRefused, clean_text
+from registry.watchlists.matcher import WatchlistHit
+from registry.watchlists.policy import INSTRUCTIONS, PROTECT, disclosure, refuse_unless_adjudicates
+from registry.watchlists.schemas import ADJUDICATION_REASON
+from registry.watchlists.service import ID_CHUNK, iso_date
+
+if TYPE_CHECKING:
+    from registry.node import Node
+
+OPEN_ALERTS_LIMIT = 500
+
+
+def alerts_for_crossing(
+    crossing_id: uuid.UUID, hits: Sequence[WatchlistHit], origin: str
+) -> list[Alert]:
+    """Alert rows for the hits of one registration (not yet written)."""
+    return [
+        Alert(
+            origin=origin,
+            crossing_id=crossing_id,
+            entry_id=hit.entry_id,
+            entry_version=hit.entry_version,
+            kind=hit.kind,
+            evidence=hit.evidence,
+            score=hit.score,
+            distance=hit.distance,
+            band=hit.band,
+            action=hit.action,
+        )
+        for hit in hits
+    ]
+
+
+async def store_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
+    """Insert alerts and append them to the outbox (after their crossing was inserted)."""
+    if alerts:
+        await insert_rows(session, *alerts)
+        await enqueue(session, *alerts)
+
+
+def desk_alert_view(alert: Alert) -> dict[str, Any]:
+    """What the registration response shows, whoever registers: the instruction only.
+
+    Supervisors read the details through ``GET /api/alerts``; needing no entry, this view
+    costs no I/O, so the registration writer can build it inside its batch.
+    """
+    return alert_view(alert, None, role="officer")
+
+
+def alert_view(alert: Alert, entry: WatchlistEntry | None, *, role: str) -> dict[str, Any]:
+    """What ``role`` may see of an alert (see the module docstring)."""
+    view: dict[str, Any] = {
+        "id": str(alert.id),
+        "evidence": alert.evidence,
+        "instruction": INSTRUCTIONS.get(alert.action, INSTRUCTIONS["refer_secondary"]),
+    }
+    level = disclosure(role, alert.action)
+    if level == "instruction":
+        return view
+    view.update(
+        crossing_id=str(alert.crossing_id),
+        created_at=alert.created_at.isoformat(),
+        kind=alert.kind,
+        action=alert.action,
+        score=alert.score,
+        band=alert.band,
+        distance=alert.distance,
+        reason=entry.reason if entry else None,
+    )
+    if level == "full":
+        view.update(
+            entry_id=str(alert.entry_id),
+            entry_version=alert.entry_version,
+            entry=_listed_view(entry) if entry else None,
+        )
+    return view
+
+
+def _listed_view(entry: WatchlistEntry) -> dict[str, Any]:
+    return {
+        "external_id": entry.external_id,
+        "source": entry.source,
+        "surname": entry.surname,
+        "given_names": entry.given_names,
+        "date_of_birth": iso_date(entry.date_of_birth),
+        "nationality": entry.nationality,
+        "issuing_state": entry.issuing_state,
+        "document_number": entry.document_number,
+        "reason": entry.reason,
+        "valid_from": iso_date(entry.valid_from),
+        "valid_to": iso_date(entry.valid_to),
+    }
+
+
+async def entries_of_alerts(
+    session: AsyncSession, alerts: Sequence[Alert]
+) -> dict[tuple[uuid.UUID, int], WatchlistEntry]:
+    """The entry versions the alerts were raised on, keyed by (entry_id, version)."""
+    wanted = {(alert.entry_id, alert.entry_version) for alert in alerts}
+    ids = sorted({entry_id for entry_id, _ in wanted})
+    found: dict[tuple[uuid.UUID, int], WatchlistEntry] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        query = select(WatchlistEntry).where(
+            WatchlistEntry.entry_id.in_(ids[start : start + ID_CHUNK])
+        )
+        for entry in (await session.scalars(query)).all():
+            if (entry.entry_id, entry.version) in wanted:
+                found[(entry.entry_id, entry.version)] = entry
+    return found
+
+
+def _crossing_summary(node: Node, crossing: Crossing) -> dict[str, Any]:
+    return {
+        "id": str(crossing.id),
+        "post": crossing.post,
+        "direction": crossing.direction,
+        "occurred_at": crossing.occurred_at.isoformat(),
+        "occurred_at_local": crossing.occurred_at.astimezone(node.settings.zone).isoformat(),
+        "decision": crossing.decision,
+    }
+
+
+def _traveller_summary(traveller: Traveller, document: TravelDocument) -> dict[str, Any]:
+    return {
+        "id": str(traveller.id),
+        "surname": traveller.surname,
+        "given_names": traveller.given_names,
+        "date_of_birth": iso_date(traveller.date_of_birth),
+        "nationality": traveller.nationality,
+        "document": {"issuing_state": document.issuing_state, "number": document.number},
+    }
+
+
+def _not_adjudicated() -> Any:
+    return ~exists().where(AlertAdjudication.alert_id == Alert.id)
+
+
+async def open_alerts(
+    session: AsyncSession, *, node: Node, officer: Officer
+) -> list[dict[str, Any]]:
+    """Unadjudicated alerts at this post, oldest first, as the officer's role may see them.
+
+    Protection officers get only ``protect`` alerts; supervisors get those as instructions
+    only, without the traveller. The read is audited.
+    """
+    query = (
+        select(Alert, Crossing, Traveller, TravelDocument)
+        .join(Crossing, Crossing.id == Alert.crossing_id)
+        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
+        # `post + ""` stops SQLite from starting the join at every crossing of the post
+        .where((Crossing.post + "") == node.settings.node_code, _not_adjudicated())
+        .order_by(Alert.created_at, Alert.id)
+        .limit(OPEN_ALERTS_LIMIT)
+    )
+    if officer.role == "protection":
+        query = query.where(Alert.action == PROTECT)
+    rows = (await session.execute(query)).all()
+    entries = await entries_of_alerts(session, [row[0] for row in rows])
+    views = []
+    for alert, crossing, traveller, document in rows:
+        view = alert_view(
+            alert, entries.get((alert.entry_id, alert.entry_version)), role=officer.role
+        )
+        view["crossing"] = _crossing_summary(node, crossing)
+        if disclosure(officer.role, alert.action) != "instruction":
+            view["traveller"] = _traveller_summary(traveller, document)
+        views.append(view)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="alert",
+        record_id="open",
+        purpose="alert_review",
+        detail={"alerts": [view["id"] for view in views]},
+    )
+    return views
+
+
+async def adjudicate(
+    session: AsyncSession,
+    *,
+    node: Node,
+    officer: Officer,
+    alert_id: uuid.UUID,
+    outcome: str,
+    reason: str,
+) -> AlertAdjudication:
+    """Record the one human decision on an alert: 404 unknown, 409 already decided."""
+    try:
+        reason = clean_text(reason, ADJUDICATION_REASON, "reason")
+    except TextRefused as refused:
+        raise text_refused_problem(refused) from refused
+    alert = await session.get(Alert, alert_id)
+    if alert is None:
+        raise Problem(404, "Not found", field="alert_id", detail="no alert has this id")
+    refuse_unless_adjudicates(officer, alert)
+    decided = await session.scalar(
+        select(AlertAdjudication.id).where(AlertAdjudication.alert_id == alert_id)
+    )
+    if decided is not None:
+        raise Problem(
+            409, "Already adjudicated", field="alert_id", detail="this alert has been decided"
+        )
+    adjudication = AlertAdjudication(
+        origin=node.settings.node_code,
+        alert_id=alert.id,
+        outcome=outcome,
+        reason=reason.strip(),
+        officer_id=officer.id,
+    )
+    await insert_rows(session, adjudication)
+    await enqueue(session, adjudication)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="adjudicate",
+        record_type="alert",
+        record_id=alert.id,
+        purpose="alert_review",
+        detail={"adjudication": str(adjudication.id), "outcome": outcome},
+    )
+    return adjudication
+
+
+def adjudication_view(adjudication: AlertAdjudication) -> dict[str, Any]:
+    return {
+        "id": str(adjudication.id),
+        "alert_id": str(adjudication.alert_id),
+        "outcome": adjudication.outcome,
+        "reason": adjudication.reason,
+        "officer_id": str(adjudication.officer_id),
+        "created_at": adjudication.created_at.isoformat(),
+    }
+
+
+async def alert_figures(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Alerts raised, confirmed, dismissed and still open, per kind of evidence."""
+    figures = {
+        evidence: {"raised": 0, "confirmed": 0, "dismissed": 0, "open": 0}
+        for evidence in ALERT_EVIDENCE
+    }
+    query = (
+        select(Alert.evidence, AlertAdjudication.outcome, func.count())
+        .outerjoin(AlertAdjudication, AlertAdjudication.alert_id == Alert.id)
+        .group_by(Alert.evidence, AlertAdjudication.outcome)
+    )
+    for evidence, outcome, count in (await session.execute(query)).all():
+        bucket = figures.setdefault(
+            evidence, {"raised": 0, "confirmed": 0, "dismissed": 0, "open": 0}
+        )
+        bucket["raised"] += count
+        bucket[outcome or "open"] += count
+    return figures
