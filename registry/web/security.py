@@ -23,7 +23,8 @@
   refused with 415 before its body is read (``request_guard``).
 - **Headers.** Pages get a Content-Security-Policy without any inline script or style,
   ``frame-ancestors 'none'`` (no page may be framed, not even by the node's own pages:
-  the desk shows its receipt slip in a ``srcdoc`` frame it fills itself), no referrer, ``nosniff`` and ``Cache-Control: no-store``.
+  the desk shows its receipt slip in a ``srcdoc`` frame it fills itself), no referrer,
+  ``nosniff`` and ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
