@@ -46,6 +46,20 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
+from registry.crossings.records import crossing_view, traveller_view
+from registry.crossings.registration import age_on, allowed_until_of, current_version_filter
+from registry.crossings.search import (
+    MAX_RESULTS,
+    NAME_QUERY,
+    NUMBER_QUERY,
+    POST_QUERY,
+    _audit_search,
+    _name_candidates,
+    _views_with_people,
+    may_overstay,
+    query_text,
+    travellers_by_id,
+)
 from registry.models import (
     DECISIONS,
     DIRECTIONS,
@@ -60,20 +74,6 @@ from registry.models import (
 from registry.names import name_key, name_similarity, normalise_document_number
 from registry.node import Node
 from registry.problems import Problem
-from registry.services.crossings import crossing_view, traveller_view
-from registry.services.registration import age_on, allowed_until_of, current_version_filter
-from registry.services.search import (
-    MAX_RESULTS,
-    NAME_QUERY,
-    NUMBER_QUERY,
-    POST_QUERY,
-    _audit_search,
-    _name_candidates,
-    _views_with_people,
-    may_overstay,
-    query_text,
-    travellers_by_id,
-)
 from registry.stays import overstay_days
 from registry.watchlists import template_vector
 

@@ -20,6 +20,7 @@ from registry.api.auth import node_of
 from registry.api.hq import CSV_MEDIA_TYPE, table_csv
 from registry.api.params import Offset
 from registry.audit import audited_read
+from registry.crossings.search import MAX_RESULTS, open_stays
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
@@ -38,7 +39,6 @@ from registry.services.hq import (
     hq_search_crossings,
     person_timeline,
 )
-from registry.services.search import MAX_RESULTS, open_stays
 from registry.web.charts import Series, bar_chart
 from registry.web.i18n import N_
 from registry.web.messages import DECISIONS, DIRECTIONS, EVIDENCE, SEXES, UNKNOWN, label

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from registry.api.watchlists import register_watchlist_routes
-from registry.cli_watchlist import watchlist
+from registry.cli.watchlist import watchlist
 from registry.models import Alert, AlertAdjudication, AuditEvent, OutboxEntry, WatchlistEntry
 from registry.node import Node
 from registry.watchlists import (

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-if TYPE_CHECKING:
-    from registry.watchlists import ImportReport
+from registry.cli.helpers import build_node, run_on_node
+from registry.migrate import SchemaNotCurrent, ensure_schema_current
+from registry.watchlists import (
+    ImportReport,
+    WatchlistFileRefused,
+    export_watchlist_csv,
+    import_watchlist_csv,
+)
 
 EXIT_REJECTED_ROWS = 1
 EXIT_FILE_REFUSED = 2
@@ -48,15 +55,7 @@ def _print_report(report: ImportReport) -> None:
 )
 def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
     """Import FILE.csv: new entries, new versions of changed ones, rejected lines listed."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from registry.cli import _run, _settings
-    from registry.migrate import SchemaNotCurrent, ensure_schema_current
-    from registry.node import Node
-    from registry.watchlists import WatchlistFileRefused, import_watchlist_csv
-
-    node = Node.build(_settings())
+    node = build_node()
     columns = (TextColumn("checking rows"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rows", total=None)
@@ -65,16 +64,13 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
             bar.update(task, completed=done, total=total)
 
         async def work() -> ImportReport:
-            try:
-                await ensure_schema_current(node.db.engine)
-                return await import_watchlist_csv(
-                    node, csv_file, photos_dir=photos_dir, progress=progress
-                )
-            finally:
-                await node.db.dispose()
+            await ensure_schema_current(node.db.engine)
+            return await import_watchlist_csv(
+                node, csv_file, photos_dir=photos_dir, progress=progress
+            )
 
         try:
-            report = _run(work)
+            report = run_on_node(node, work)
         except (WatchlistFileRefused, SchemaNotCurrent) as exc:
             click.echo(f"{csv_file.name} refused, nothing imported: {exc}", err=True)
             sys.exit(EXIT_FILE_REFUSED)
@@ -86,23 +82,15 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 def watchlist_export(csv_file: Path) -> None:
     """Export the current active entries to FILE.csv (UTF-8; face templates are not exported)."""
-    from registry.cli import _run, _settings
-    from registry.migrate import SchemaNotCurrent, ensure_schema_current
-    from registry.node import Node
-    from registry.watchlists import export_watchlist_csv
-
-    node = Node.build(_settings())
+    node = build_node()
 
     async def work() -> int:
-        try:
-            await ensure_schema_current(node.db.engine)
-            async with node.db.write_transaction() as session:
-                return await export_watchlist_csv(session, csv_file, node=node)
-        finally:
-            await node.db.dispose()
+        await ensure_schema_current(node.db.engine)
+        async with node.db.write_transaction() as session:
+            return await export_watchlist_csv(session, csv_file, node=node)
 
     try:
-        exported = _run(work)
+        exported = run_on_node(node, work)
     except SchemaNotCurrent as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_FILE_REFUSED)
