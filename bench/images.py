@@ -129,7 +129,7 @@ class Server:
         return env
 
     def cli(self, *args: str, extra: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-c", "from registry.cli import main; main()", *args]
+        command = [sys.executable, "-c", "from registry.cli.main import main; main()", *args]
         subprocess.run(
             command, cwd=self.source, env={**self.env, **(extra or {})}, check=True,
             capture_output=True, timeout=300,
@@ -143,7 +143,7 @@ class Server:
             extra={"BORDERPOST_NEW_PASSWORD": PASSWORD},
         )  # fmt: skip
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - lives with the process
-        command = [sys.executable, "-c", "from registry.cli import main; main()", "serve"]
+        command = [sys.executable, "-c", "from registry.cli.main import main; main()", "serve"]
         self.process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=self.source, env=self.env, stdout=log, stderr=subprocess.STDOUT,

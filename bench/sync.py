@@ -36,13 +36,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from registry.crossings.registration import prepare_registration  # noqa: E402
+from registry.crossings.schemas import RegistrationRequest  # noqa: E402
 from registry.db import make_engine  # noqa: E402
 from registry.migrate import upgrade_database  # noqa: E402
 from registry.mrz import build_td3  # noqa: E402
 from registry.node import Node  # noqa: E402
-from registry.schemas import RegistrationRequest  # noqa: E402
-from registry.services.officers import create_officer  # noqa: E402
-from registry.services.registration import prepare_registration  # noqa: E402
+from registry.officers.service import create_officer  # noqa: E402
 from registry.settings import Settings  # noqa: E402
 from sync.batches import compress, encode_body  # noqa: E402
 from sync.client import IN_FLIGHT, NationalLink, SyncClient  # noqa: E402

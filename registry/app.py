@@ -16,27 +16,22 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
-from registry.api.admin import (
-    AuditController,
-    AuthController,
-    OfficerController,
-    PhotoController,
-    ReferralController,
-    health,
-)
+from registry.api.admin import AuditController, PhotoController, health
 from registry.api.auth import authorize, current_officer
-from registry.api.crossings import CrossingController
-from registry.api.receipts import ReceiptController
-from registry.api.search import SearchController
 from registry.audit import keep_checkpoints
+from registry.crossings.controller import CrossingController
+from registry.crossings.search_controller import SearchController
 from registry.headers import security_headers
 from registry.hq.controller import HqController
 from registry.hq.partitions import ensure_month_partitions
 from registry.json_limits import BorderpostRequest
 from registry.migrate import ensure_schema_current
 from registry.node import Node
+from registry.officers.controller import AuthController, OfficerController
 from registry.openapi import complete_openapi
 from registry.problems import EXCEPTION_HANDLERS
+from registry.receipts.controller import ReceiptController
+from registry.referrals.controller import CrossingReferralController, ReferralController
 from registry.settings import Settings, load_settings
 from registry.watchlists.controller import register_watchlist_routes
 from registry.watchlists.matcher import refresh_periodically
@@ -130,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             OfficerController,
             CrossingController,
+            CrossingReferralController,
             SearchController,
             ReceiptController,
             ReferralController,

@@ -7,7 +7,7 @@ them together in one transaction. Nobody is answered before the commit that hold
 item, so an acknowledged write is durable. A batch that fails as a whole is retried one
 item at a time, so one bad item never takes the others down with it.
 
-Used by registrations (``registry.services.registration_writer``) and by the audit events
+Used by registrations (``registry.crossings.registration_writer``) and by the audit events
 of reads (``registry.audit.AuditJournal``).
 """
 

@@ -27,8 +27,8 @@ from registry.models import Alert, IdempotencyKey, Officer, TravelDocument, Trav
 from registry.problems import Problem
 
 if TYPE_CHECKING:
+    from registry.crossings.registration import Registration
     from registry.node import Node
-    from registry.services.registration import Registration
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
@@ -98,8 +98,8 @@ async def replayed_registration(
 ) -> Registration:
     """The registration as it was answered the first time (the read is audited)."""
     from registry.audit import audit
-    from registry.services.crossings import load_crossing
-    from registry.services.registration import Registration
+    from registry.crossings.records import load_crossing
+    from registry.crossings.registration import Registration
 
     async with node.db.write_transaction() as session:
         crossing = await load_crossing(session, crossing_id)

@@ -51,7 +51,7 @@ class Node:
         key = load_or_create_node_key(settings.node_key_path)
         node = cls(settings=settings, db=Database(settings), signing_key=key)
         node.trusted_keys[settings.node_code] = key.public_key()
-        from registry.services.registration_writer import RegistrationWriter
+        from registry.crossings.registration_writer import RegistrationWriter
 
         node.registrations = RegistrationWriter(node)
         node.watchlists = WatchlistMatcher(face_tolerance=settings.face_tolerance)

@@ -26,7 +26,7 @@ import msgspec
 from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin  # private in Litestar 2
 
-from registry.schemas import RegistrationRequest
+from registry.crossings.schemas import RegistrationRequest
 
 PROBLEM_SCHEMA = "Problem"
 PUBLIC = {"/api/health", "/api/auth/login"}

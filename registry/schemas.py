@@ -1,10 +1,13 @@
-"""API boundary schemas (msgspec): validated requests, separate from the table models."""
+"""API boundary schemas (msgspec) shared by the slices: validated requests, separate from the
+table models. Here: the clean-text base of every request schema (``CleanText``), country
+codes, the document and traveller parts a registration and a watchlist match both read,
+and ``decode_as``. Each slice keeps its own requests in its ``schemas`` module
+(``registry.crossings.schemas``, ``registry.officers.schemas``, ...)."""
 
 from __future__ import annotations
 
 import typing
-import uuid
-from datetime import date, datetime
+from datetime import date
 from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -18,10 +21,7 @@ from registry.text import (
     TextRule,
     clean_text,
     document_number_rule,
-    free_line,
     given_names_rule,
-    identifier,
-    paragraphs,
     person_name,
     surname_rule,
 )
@@ -34,27 +34,10 @@ SURNAME = surname_rule(120, min_length=1)
 GIVEN_NAMES = given_names_rule(200)
 SURNAME_AR = person_name(120)
 GIVEN_NAMES_AR = person_name(200)
-FULL_NAME = person_name(200, min_length=1)
-USERNAME = identifier(64, min_length=1)
 DOCUMENT_NUMBER = document_number_rule(20)
-MRZ_TEXT = paragraphs(300, min_length=1)
-VEHICLE_PLATE = free_line(20)
-PURPOSE = free_line(40)
-DESTINATION = free_line(120)
-REMARKS = paragraphs(2000)
-OVERRIDE_REASON = free_line(300, min_length=3)
-CORRECTION_REASON = paragraphs(500, min_length=3)
-REFERRAL_NOTE = paragraphs(4000, min_length=1)
 ShortText = Annotated[str, Meta(min_length=1, max_length=120), SURNAME]
-Direction = Literal["entry", "exit"]
-Mode = Literal["foot", "car", "bus", "truck", "motorcycle", "animal", "boat", "other"]
-Decision = Literal["cleared", "referred", "refused"]
 Sex = Literal["M", "F", "X"]
-Role = Literal["officer", "supervisor", "protection", "hq_analyst", "liaison", "admin"]
 T = TypeVar("T")
-ReferralCategory = Literal[
-    "trafficking_suspected", "unaccompanied_minor", "separated_minor", "other_vulnerability"
-]
 
 
 @cache
@@ -102,69 +85,6 @@ class TravellerInput(CleanText, forbid_unknown_fields=True):
     given_names_ar: Annotated[str, Meta(max_length=200), GIVEN_NAMES_AR] | None = None
     date_of_birth: date | None = None
     sex: Sex = "X"
-
-
-class RegistrationRequest(CleanText, forbid_unknown_fields=True):
-    """One crossing: the document (typed and/or raw MRZ), the traveller and the context."""
-
-    direction: Direction
-    mode: Mode = "foot"
-    decision: Decision = "cleared"
-    mrz: Annotated[str, Meta(min_length=1, max_length=300), MRZ_TEXT] | None = None
-    document: DocumentInput | None = None
-    traveller: TravellerInput | None = None
-    vehicle_plate: Annotated[str, Meta(max_length=20), VEHICLE_PLATE] | None = None
-    purpose: Annotated[str, Meta(max_length=40), PURPOSE] | None = None
-    destination: Annotated[str, Meta(max_length=120), DESTINATION] | None = None
-    remarks: Annotated[str, Meta(max_length=2000), REMARKS] | None = None
-    guardian_crossing_id: uuid.UUID | None = None
-    companions: Annotated[list[uuid.UUID], Meta(max_length=30)] = []
-    occurred_at: datetime | None = None
-    photo_quality_override: (
-        Annotated[str, Meta(min_length=3, max_length=300), OVERRIDE_REASON] | None
-    ) = None
-    # The officer confirms a typed name that differs from the MRZ (registration check
-    # "name_mismatch"); without it such a registration is refused with 422.
-    name_mismatch_acknowledged: bool = False
-
-
-class CorrectionRequest(CleanText, forbid_unknown_fields=True):
-    """Fields a superseding version may change, with the reason for the correction."""
-
-    reason: Annotated[str, Meta(min_length=3, max_length=500), CORRECTION_REASON]
-    decision: Decision | None = None
-    mode: Mode | None = None
-    direction: Direction | None = None
-    vehicle_plate: Annotated[str, Meta(max_length=20), VEHICLE_PLATE] | None = None
-    purpose: Annotated[str, Meta(max_length=40), PURPOSE] | None = None
-    destination: Annotated[str, Meta(max_length=120), DESTINATION] | None = None
-    remarks: Annotated[str, Meta(max_length=2000), REMARKS] | None = None
-
-
-class LoginRequest(CleanText, forbid_unknown_fields=True):
-    """The username is cleaned before anything else sees it: a refused one is never audited.
-    The password is never cleaned (it is only hashed and compared)."""
-
-    username: Annotated[str, Meta(min_length=1, max_length=64), USERNAME]
-    password: Annotated[str, Meta(min_length=1, max_length=200)]
-
-
-class OfficerCreate(CleanText, forbid_unknown_fields=True):
-    username: Annotated[str, Meta(pattern=r"^[a-z0-9._-]{3,64}$"), USERNAME]
-    full_name: Annotated[str, Meta(min_length=1, max_length=200), FULL_NAME]
-    role: Role
-    password: Annotated[str, Meta(min_length=10, max_length=200)]
-    home_post: Annotated[str, Meta(pattern=r"^[A-Z]{2}-[A-Z0-9-]{2,28}$")] | None = None
-    language: Literal["fr", "ar", "en"] = "fr"
-
-
-class ReferralCreate(CleanText, forbid_unknown_fields=True):
-    category: ReferralCategory
-    note: Annotated[str, Meta(min_length=1, max_length=4000), REFERRAL_NOTE]
-
-
-class ReceiptVerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
-    payload: Annotated[str, Meta(min_length=4, max_length=400)]
 
 
 def decode_as(raw: bytes | str, schema: type[T], *, field_prefix: str = "") -> T:

@@ -9,7 +9,7 @@ the seconds to wait before one token is available (nothing is spent). Time is
 
 ``LoginThrottle`` slows failed logins down per account and per source address (an
 exponential delay, then a temporary lockout) and caps the password checks one address
-may ask for with a ``RateLimiter``; ``registry.services.officers.login`` uses it.
+may ask for with a ``RateLimiter``; ``registry.officers.service.login`` uses it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ approval, running a sync by hand with a progress bar, status and the digest chec
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,32 +13,11 @@ import click
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from registry.cli.helpers import build_node, emit, run_on_node
 from registry.node import Node
 from registry.problems import Problem
-from registry.settings import SettingsError, load_settings
 
 T = TypeVar("T")
-
-
-def _node() -> Node:
-    try:
-        return Node.build(load_settings())
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _run(node: Node, work: Callable[[], Awaitable[T]]) -> T:
-    async def wrapped() -> T:
-        try:
-            return await work()
-        finally:
-            await node.db.dispose()
-
-    return asyncio.run(wrapped())
-
-
-def _emit(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 @click.group("node")
@@ -70,7 +48,7 @@ def node_enrol(
     from sync.client import SyncError, enrol
     from sync.links import link_client
 
-    node = _node()
+    node = build_node()
 
     async def work() -> dict[str, Any]:
         async with link_client(
@@ -81,10 +59,10 @@ def node_enrol(
             )
 
     try:
-        answer = _run(node, work)
+        answer = run_on_node(node, work)
     except (SyncError, httpx.HTTPError) as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit(answer)
+    emit(answer)
     click.echo(
         f"Compare national's key with the one its operator reads to you: {answer['public_key']}",
         err=True,
@@ -107,7 +85,7 @@ def node_invite(code: str, hours: float) -> None:
     key (a post whose key was lost)."""
     from sync.peers import issue_invitation
 
-    node = _node()
+    node = build_node()
 
     async def work() -> tuple[str, Any]:
         async with node.db.write_transaction() as session:
@@ -116,10 +94,10 @@ def node_invite(code: str, hours: float) -> None:
             )
 
     try:
-        enrolment_code, invitation = _run(node, work)
+        enrolment_code, invitation = run_on_node(node, work)
     except Problem as exc:
         raise click.ClickException(exc.detail) from exc
-    _emit(
+    emit(
         {
             "node_code": code,
             "code": enrolment_code,
@@ -136,7 +114,7 @@ def node_remove(code: str) -> None:
     from sync.api import peer_view
     from sync.peers import remove_peer
 
-    node = _node()
+    node = build_node()
 
     async def work() -> dict[str, Any]:
         async with node.db.write_transaction() as session:
@@ -144,7 +122,7 @@ def node_remove(code: str) -> None:
             return {**peer_view(peer), "removed": True}
 
     try:
-        _emit(_run(node, work))
+        emit(run_on_node(node, work))
     except Problem as exc:
         raise click.ClickException(exc.detail) from exc
 
@@ -153,7 +131,7 @@ def _decide(code: str, status: str) -> None:
     from sync.api import peer_view
     from sync.peers import decide_peer
 
-    node = _node()
+    node = build_node()
 
     async def work() -> dict[str, Any]:
         from registry.outbox import enqueue
@@ -166,7 +144,7 @@ def _decide(code: str, status: str) -> None:
             return peer_view(peer)
 
     try:
-        _emit(_run(node, work))
+        emit(run_on_node(node, work))
     except Problem as exc:
         raise click.ClickException(exc.detail) from exc
 
@@ -192,13 +170,13 @@ def node_list() -> None:
     from sync.api import peer_view
     from sync.peers import list_peers
 
-    node = _node()
+    node = build_node()
 
     async def work() -> list[dict[str, Any]]:
         async with node.db.session() as session:
             return [peer_view(p) for p in await list_peers(session)]
 
-    _emit(_run(node, work))
+    emit(run_on_node(node, work))
 
 
 @click.group("sync")
@@ -227,7 +205,7 @@ def sync_now() -> None:
     from sync.client import SyncError
     from sync.status import sync_status
 
-    node = _node()
+    node = build_node()
 
     async def work() -> Any:
         status = await sync_status(node)
@@ -245,10 +223,10 @@ def sync_now() -> None:
         return report
 
     try:
-        report = _run(node, work)
+        report = run_on_node(node, work)
     except SyncError as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit(report.__dict__)
+    emit(report.__dict__)
 
 
 @sync_group.command("status")
@@ -257,9 +235,9 @@ def sync_status_command() -> None:
     national holds records of this post in quarantine (each one named)."""
     from sync.status import sync_status
 
-    node = _node()
-    status = _run(node, lambda: sync_status(node))
-    _emit(status)
+    node = build_node()
+    status = run_on_node(node, lambda: sync_status(node))
+    emit(status)
     if status["warning"]:
         click.echo(f"WARNING: {status['warning']}", err=True)
     for entry in status.get("quarantined", []):
@@ -290,7 +268,7 @@ def quarantine_list(status_filter: str, origin: str | None, payload: bool) -> No
     """Quarantine entries, newest first, as JSON."""
     from sync.quarantine import entry_view, list_quarantine
 
-    node = _node()
+    node = build_node()
 
     async def work() -> list[dict[str, Any]]:
         async with node.db.session() as session:
@@ -302,13 +280,13 @@ def quarantine_list(status_filter: str, origin: str | None, payload: bool) -> No
             )
             return [entry_view(e, with_payload=payload) for e in entries]
 
-    _emit(_run(node, work))
+    emit(run_on_node(node, work))
 
 
 def _resolve(entry_id: int, action: str) -> None:
     from sync.quarantine import QuarantineError, discard_entry, entry_view, retry_entry
 
-    node = _node()
+    node = build_node()
     resolve = retry_entry if action == "retry" else discard_entry
 
     async def work() -> dict[str, Any]:
@@ -317,10 +295,10 @@ def _resolve(entry_id: int, action: str) -> None:
             return entry_view(entry)
 
     try:
-        view = _run(node, work)
+        view = run_on_node(node, work)
     except (QuarantineError, Problem) as exc:
         raise click.ClickException(str(getattr(exc, "detail", exc))) from exc
-    _emit(view)
+    emit(view)
     if view["status"] == "pending":
         click.echo(f"still refused: {view['reason']}: {view['detail']}", err=True)
         sys.exit(1)
@@ -346,12 +324,12 @@ def sync_verify() -> None:
     """Compare per-day digests with national and resend only what it lacks."""
     from sync.client import SyncError, verify_digest
 
-    node = _node()
+    node = build_node()
     try:
-        report = _run(node, lambda: _client_work(node, verify_digest))
+        report = run_on_node(node, lambda: _client_work(node, verify_digest))
     except SyncError as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit(
+    emit(
         {
             "days_compared": report.days_compared,
             "days_differing": report.days_differing,
@@ -373,7 +351,7 @@ def rules_publish(rules_file: Path) -> None:
     """Publish a JSON rule set, e.g. {"default": {"max_days": 90, "window_days": 180}}."""
     from sync.reference import publish_stay_rules
 
-    node = _node()
+    node = build_node()
     try:
         rules = json.loads(rules_file.read_text())
     except ValueError as exc:
@@ -384,7 +362,7 @@ def rules_publish(rules_file: Path) -> None:
             await publish_stay_rules(session, node=node, rules=rules)
 
     try:
-        _run(node, work)
+        run_on_node(node, work)
     except ValueError as exc:
         raise click.ClickException(f"invalid rules: {exc}") from exc
     click.echo("published; posts apply them at their next pull")
@@ -418,9 +396,9 @@ def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
             agreement_file, today=date.today(), hmac_key_available=key is not None, hmac_key=key
         )
     except (AgreementError, ValueError) as exc:
-        _emit({"valid": False, "error": str(exc)})
+        emit({"valid": False, "error": str(exc)})
         sys.exit(1)
-    _emit(report)
+    emit(report)
     sys.exit(0 if report.get("exchange_allowed") else 1)
 
 
@@ -439,7 +417,7 @@ def agreement_revoke(reason: str) -> None:
     """Stop all exchange under the current agreement version, at once."""
     from sync.exchange.service import revoke_agreement
 
-    node = _node()
+    node = build_node()
     exchange = _exchange_or_fail(node)
 
     async def work() -> None:
@@ -448,7 +426,7 @@ def agreement_revoke(reason: str) -> None:
                 session, node=node, exchange=exchange, officer=None, reason=reason
             )
 
-    _run(node, work)
+    run_on_node(node, work)
     click.echo(f"agreement {exchange.agreement.id} v{exchange.agreement.version} revoked")
 
 
@@ -463,7 +441,7 @@ def exchange_now() -> None:
     from sync.client import SyncError
     from sync.exchange.client import push_to_partner
 
-    node = _node()
+    node = build_node()
     exchange = _exchange_or_fail(node)
 
     async def work() -> int:
@@ -473,7 +451,7 @@ def exchange_now() -> None:
             return await push_to_partner(node, exchange, http)
 
     try:
-        _emit({"sent": _run(node, work)})
+        emit({"sent": run_on_node(node, work)})
     except (SyncError, httpx.HTTPError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -483,13 +461,13 @@ def exchange_purge() -> None:
     """Delete partner records whose retention has run out (audited)."""
     from sync.exchange.service import load_exchange, purge_expired
 
-    node = _node()
+    node = build_node()
 
     async def work() -> int:
         async with node.db.write_transaction() as session:
             return await purge_expired(session, node=node, exchange=load_exchange(node))
 
-    _emit({"purged": _run(node, work)})
+    emit({"purged": run_on_node(node, work)})
 
 
 @click.command("reconcile")
@@ -504,7 +482,7 @@ def reconcile_command(since: Any, until: Any, pair: str | None, output: str) -> 
     from sync.reconcile.report import period_report, report_csv
     from sync.reconcile.service import list_discrepancies, run_reconciliation
 
-    node = _node()
+    node = build_node()
     exchange = _exchange_or_fail(node)
     start = since.date()
     end = until.date() if until else start.today() + timedelta(days=1)
@@ -517,8 +495,8 @@ def reconcile_command(since: Any, until: Any, pair: str | None, output: str) -> 
             )
             return result, await list_discrepancies(session)
 
-    result, cases = _run(node, work)
+    result, cases = run_on_node(node, work)
     if output == "csv":
         click.echo(report_csv(result, pair=chosen), nl=False)  # type: ignore[arg-type]
     else:
-        _emit(period_report(result, cases, since=start, until=end, pair=chosen))  # type: ignore[arg-type]
+        emit(period_report(result, cases, since=start, until=end, pair=chosen))  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from registry.app import create_app
 from registry.db import Database, make_engine
 from registry.migrate import upgrade_database
 from registry.node import Node
-from registry.services.officers import create_officer, login
+from registry.officers.service import create_officer, login
 from registry.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

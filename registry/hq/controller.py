@@ -19,8 +19,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import node_of
-from registry.api.params import Offset
-from registry.api.search import CountryParam
+from registry.api.params import CountryParam, Offset
 from registry.audit import audited_read
 from registry.hq.search import (
     CrossingFilter,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.api.auth import node_of
 from registry.api.params import Offset
 from registry.audit import audited_read
+from registry.crossings.search import MAX_RESULTS, open_stays
 from registry.hq.controller import CSV_MEDIA_TYPE, table_csv
 from registry.hq.search import (
     CrossingFilter,
@@ -40,7 +41,6 @@ from registry.hq.timeline import person_timeline
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
-from registry.services.search import MAX_RESULTS, open_stays
 from registry.web.charts import Series, bar_chart
 from registry.web.i18n import N_
 from registry.web.messages import DECISIONS, DIRECTIONS, EVIDENCE, SEXES, UNKNOWN, label

@@ -19,14 +19,9 @@ from sqlalchemy import Select, String, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.hq.shared import check_choice, check_page, in_range, is_postgresql, local_bounds
-from registry.models import DECISIONS, DIRECTIONS, Crossing, Officer, TravelDocument, Traveller
-from registry.names import name_key, name_similarity, normalise_document_number
-from registry.node import Node
-from registry.problems import Problem
-from registry.services.crossings import crossing_view, traveller_view
-from registry.services.registration import current_version_filter
-from registry.services.search import (
+from registry.crossings.records import crossing_view, traveller_view
+from registry.crossings.registration import current_version_filter
+from registry.crossings.search import (
     MAX_RESULTS,
     NAME_QUERY,
     NUMBER_QUERY,
@@ -37,6 +32,11 @@ from registry.services.search import (
     travellers_by_id,
     views_with_people,
 )
+from registry.hq.shared import check_choice, check_page, in_range, is_postgresql, local_bounds
+from registry.models import DECISIONS, DIRECTIONS, Crossing, Officer, TravelDocument, Traveller
+from registry.names import name_key, name_similarity, normalise_document_number
+from registry.node import Node
+from registry.problems import Problem
 
 NAME_CUTOFF = 85.0  # names.names_match's threshold; 80 lets different people through
 NAME_KEY_CANDIDATES = 100

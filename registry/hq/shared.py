@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.crossings.registration import current_version_filter
+from registry.crossings.search import MAX_RESULTS
 from registry.models import Crossing
 from registry.problems import Problem
-from registry.services.registration import current_version_filter
-from registry.services.search import MAX_RESULTS
 
 REFUSED = "refused"
 

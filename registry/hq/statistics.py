@@ -20,10 +20,10 @@ from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
+from registry.crossings.registration import age_on
 from registry.hq.shared import REFUSED, check_choice, in_range, is_postgresql, local_bounds
 from registry.models import Alert, AlertAdjudication, Crossing, Officer, Traveller
 from registry.node import Node
-from registry.services.registration import age_on
 
 PERIODS = ("day", "week", "month")
 AGE_BANDS: tuple[tuple[int, str], ...] = ((18, "0-17"), (30, "18-29"), (45, "30-44"), (60, "45-59"))

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.crossings.registration import allowed_until_of, current_version_filter
+from registry.crossings.search import audit_search, may_overstay, views_with_people
 from registry.hq.shared import REFUSED, check_page, local_bounds
 from registry.models import Crossing, Officer, TravelDocument, Traveller
 from registry.node import Node
-from registry.services.registration import allowed_until_of, current_version_filter
-from registry.services.search import audit_search, may_overstay, views_with_people
 from registry.stays import overstay_days
 
 

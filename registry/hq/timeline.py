@@ -17,13 +17,13 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
+from registry.crossings.records import traveller_view
+from registry.crossings.registration import current_version_filter
+from registry.crossings.search import views_with_people
 from registry.hq.search import DOB_CANDIDATES, NAME_CUTOFF, name_matches, score_names
 from registry.models import Crossing, Officer, Photo, TravelDocument, Traveller
 from registry.node import Node
 from registry.problems import Problem
-from registry.services.crossings import traveller_view
-from registry.services.registration import current_version_filter
-from registry.services.search import views_with_people
 from registry.watchlists.content import template_vector
 
 NAME_LINK_THRESHOLD = 90.0

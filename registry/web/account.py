@@ -12,9 +12,9 @@ from registry.api.auth import EVERYONE, node_of
 from registry.audit import audit
 from registry.models import Officer
 from registry.node import Node
+from registry.officers.service import LoginThrottled, login
 from registry.outbox import enqueue
 from registry.problems import Problem
-from registry.services.officers import LoginThrottled, login
 from registry.web.i18n import LANGUAGES, N_, supported
 from registry.web.messages import TEXT_REFUSALS, text_refused_text
 from registry.web.nav import home_for

@@ -1,6 +1,6 @@
 """Administration pages: accounts, posts (sync peers, on national), watchlist import with
 progress, agreements, and sync status. Every change goes through the services that audit it
-(``registry.services.officers``, ``sync.peers``, ``registry.watchlists``)."""
+(``registry.officers.service``, ``sync.peers``, ``registry.watchlists``)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,8 @@ from registry.api.auth import node_of
 from registry.api.params import RowId
 from registry.models import Officer, utcnow
 from registry.node import Node
-from registry.outbox import enqueue
-from registry.problems import Problem
-from registry.schemas import OfficerCreate, decode_as
-from registry.services.officers import (
+from registry.officers.schemas import OfficerCreate
+from registry.officers.service import (
     create_officer,
     list_officers,
     login_locks,
@@ -34,6 +32,9 @@ from registry.services.officers import (
     release_lock,
     set_active,
 )
+from registry.outbox import enqueue
+from registry.problems import Problem
+from registry.schemas import decode_as
 from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist_csv
 from registry.web.i18n import LANGUAGES
 from registry.web.liaison import module_available

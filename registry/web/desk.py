@@ -22,16 +22,17 @@ from msgspec import Meta
 
 from registry.api.auth import FRONT_DESK, node_of
 from registry.audit import audit, audited_read
+from registry.crossings.records import load_crossing
+from registry.crossings.registration import Check, Registration, prepare_registration
+from registry.crossings.schemas import RegistrationRequest
+from registry.crossings.search import search_crossings
 from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, PhotoRefused, analyse_upload
 from registry.problems import Problem
 from registry.receipts import qr_svg
-from registry.schemas import RegistrationRequest, decode_as
-from registry.services.crossings import load_crossing
-from registry.services.registration import Check, Registration, prepare_registration
-from registry.services.search import search_crossings
+from registry.schemas import decode_as
 from registry.watchlists.alerts import desk_alert_view
 from registry.web.desk_service import check_view, desk_check, mrz_view
 from registry.web.i18n import environment

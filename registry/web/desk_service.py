@@ -21,13 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
-from registry.models import Officer, TravelDocument, Traveller, utcnow
-from registry.mrz import MrzResult, parse_mrz
-from registry.names import normalise_document_number
-from registry.node import Node
-from registry.photos import AnalysedPhoto
-from registry.schemas import RegistrationRequest
-from registry.services.registration import (
+from registry.crossings.registration import (
     STRUCTURAL_MRZ_PROBLEMS,
     Check,
     ResolvedIdentity,
@@ -36,6 +30,12 @@ from registry.services.registration import (
     resolve_identity,
     traveller_crossings,
 )
+from registry.crossings.schemas import RegistrationRequest
+from registry.models import Officer, TravelDocument, Traveller, utcnow
+from registry.mrz import MrzResult, parse_mrz
+from registry.names import normalise_document_number
+from registry.node import Node
+from registry.photos import AnalysedPhoto
 from registry.watchlists.matcher import traveller_probe
 from registry.watchlists.policy import INSTRUCTIONS
 from registry.web.i18n import N_

@@ -1,4 +1,4 @@
-"""Protection referrals, for protection officers only (``registry.services.referrals``
+"""Protection referrals, for protection officers only (``registry.referrals.service``
 audits every read)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get
 
 from registry.api.auth import node_of
 from registry.models import Officer
-from registry.services.referrals import list_referrals, read_referral
+from registry.referrals.service import list_referrals, read_referral
 from registry.web.messages import DIRECTIONS, REFERRAL_CATEGORIES, label
 from registry.web.nav import PROTECTION
 from registry.web.render import render, translator

@@ -20,8 +20,8 @@ from registry.api.auth import node_of
 from registry.audit import audit
 from registry.models import AuditEvent, Crossing, Officer, utcnow
 from registry.node import Node
+from registry.officers.service import list_officers
 from registry.problems import Problem
-from registry.services.officers import list_officers
 from registry.text import TextRefused, clean_text
 from registry.watchlists.alerts import adjudicate, open_alerts
 from registry.watchlists.schemas import ADJUDICATION_REASON

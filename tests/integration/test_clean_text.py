@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from registry import schemas
+from registry.crossings import schemas as crossing_schemas
 from registry.models import AuditEvent, Crossing, OutboxEntry, Traveller, WatchlistEntry
 from registry.names import name_key
 from registry.text import TextRefused, TextRule, clean_text
@@ -326,7 +327,7 @@ def _accepted(rule: TextRule) -> st.SearchStrategy[str]:
     surname=_accepted(schemas.SURNAME),
     given_names=_accepted(schemas.GIVEN_NAMES),
     surname_ar=_accepted(schemas.SURNAME_AR),
-    remarks=_accepted(schemas.REMARKS),
+    remarks=_accepted(crossing_schemas.REMARKS),
 )
 async def test_accepted_names_and_remarks_are_stored_and_read_back(
     post_node: NodeUnderTest, surname: str, given_names: str, surname_ar: str, remarks: str

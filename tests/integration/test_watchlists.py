@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
+from registry.cli.watchlist import watchlist
 from registry.models import Alert, AlertAdjudication, AuditEvent, OutboxEntry, WatchlistEntry
 from registry.node import Node
 from registry.watchlists.alerts import alerts_for_crossing, store_alerts
-from registry.watchlists.cli import watchlist
 from registry.watchlists.content import watchlist_entry_id
 from registry.watchlists.controller import register_watchlist_routes
 from registry.watchlists.csv_files import (

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import schemas
+from registry.crossings import schemas as crossing_schemas
 from registry.models import (
     AlertAdjudication,
     Crossing,
@@ -21,7 +22,8 @@ from registry.models import (
     WatchlistEntry,
 )
 from registry.names import name_key, normalise_document_number
-from registry.services import officers
+from registry.officers import service as officers
+from registry.referrals import schemas as referral_schemas
 from registry.text import (
     CODES,
     TextRefused,
@@ -48,12 +50,12 @@ FIELD_COLUMNS: list[tuple[str, TextRule, list[tuple[type, str]]]] = [
     ("surname_ar", schemas.SURNAME_AR, [(Traveller, "surname_ar")]),
     ("given_names_ar", schemas.GIVEN_NAMES_AR, [(Traveller, "given_names_ar")]),
     ("document.number", schemas.DOCUMENT_NUMBER, [(TravelDocument, "number")]),
-    ("vehicle_plate", schemas.VEHICLE_PLATE, [(Crossing, "vehicle_plate")]),
-    ("purpose", schemas.PURPOSE, [(Crossing, "purpose")]),
-    ("destination", schemas.DESTINATION, [(Crossing, "destination")]),
-    ("remarks", schemas.REMARKS, [(Crossing, "remarks")]),
-    ("reason", schemas.CORRECTION_REASON, [(Crossing, "correction_reason")]),
-    ("note", schemas.REFERRAL_NOTE, [(ProtectionReferral, "note")]),
+    ("vehicle_plate", crossing_schemas.VEHICLE_PLATE, [(Crossing, "vehicle_plate")]),
+    ("purpose", crossing_schemas.PURPOSE, [(Crossing, "purpose")]),
+    ("destination", crossing_schemas.DESTINATION, [(Crossing, "destination")]),
+    ("remarks", crossing_schemas.REMARKS, [(Crossing, "remarks")]),
+    ("reason", crossing_schemas.CORRECTION_REASON, [(Crossing, "correction_reason")]),
+    ("note", referral_schemas.REFERRAL_NOTE, [(ProtectionReferral, "note")]),
     ("full_name", officers.FULL_NAME, [(Officer, "full_name")]),
     ("username", officers.USERNAME, [(Officer, "username")]),
     ("home_post", officers.HOME_POST, [(Officer, "home_post")]),
@@ -216,12 +218,12 @@ def test_request_schemas_clean_after_decoding() -> None:
     body = (
         b'{"direction":"entry","traveller":{"surname":" Tour\\u0065\\u0301 ","nationality":"MLI"}}'
     )
-    decoded = schemas.decode_as(body, schemas.RegistrationRequest)
+    decoded = schemas.decode_as(body, crossing_schemas.RegistrationRequest)
     assert decoded.traveller is not None and decoded.traveller.surname == "Tour\u00e9"
     with pytest.raises(Problem) as problem:
         schemas.decode_as(
             b'{"direction":"entry","traveller":{"surname":"x\\u0000","nationality":"MLI"}}',
-            schemas.RegistrationRequest,
+            crossing_schemas.RegistrationRequest,
         )
     param = problem.value.invalid_params[0]
     assert problem.value.status == 422

@@ -1,4 +1,5 @@
-"""Crossing endpoints: register (JSON or multipart with a photo), read, correct, refer."""
+"""Crossing endpoints: register (JSON or multipart with a photo), read, list by time range,
+versions, correct. Referring a crossing to protection is ``registry.referrals.controller``."""
 
 from __future__ import annotations
 
@@ -15,21 +16,21 @@ from litestar.status_codes import HTTP_201_CREATED
 from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
 from registry.api.params import Offset
 from registry.audit import audit, audited_read
-from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
-from registry.models import Officer, utcnow
-from registry.node import Node
-from registry.photos import AnalysedPhoto, analyse_upload
-from registry.problems import Problem
-from registry.schemas import CorrectionRequest, ReferralCreate, RegistrationRequest, decode_as
-from registry.services.crossings import (
+from registry.crossings.records import (
     correct_crossing,
     crossing_versions,
     crossing_view,
     read_crossing,
 )
-from registry.services.referrals import create_referral
-from registry.services.registration import Registration, prepare_registration
-from registry.services.search import search_crossings
+from registry.crossings.registration import Registration, prepare_registration
+from registry.crossings.schemas import CorrectionRequest, RegistrationRequest
+from registry.crossings.search import search_crossings
+from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
+from registry.models import Officer, utcnow
+from registry.node import Node
+from registry.photos import AnalysedPhoto, analyse_upload
+from registry.problems import Problem
+from registry.schemas import decode_as
 from registry.watchlists.alerts import desk_alert_view
 
 MULTIPART = "multipart/form-data"
@@ -193,32 +194,3 @@ class CrossingController(Controller):
                 reason=data.reason,
             )
         return crossing_view(node, corrected)
-
-    @post(
-        "/{crossing_id:uuid}/referrals",
-        opt={"roles": FRONT_DESK},
-        status_code=HTTP_201_CREATED,
-        summary="Attach a protection referral",
-    )
-    async def refer(
-        self,
-        request: Request[Any, Any, Any],
-        officer: Officer,
-        crossing_id: uuid.UUID,
-        data: ReferralCreate,
-    ) -> dict[str, Any]:
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            referral = await create_referral(
-                session,
-                node=node,
-                officer=officer,
-                crossing_id=crossing_id,
-                category=data.category,
-                note=data.note,
-            )
-        return {
-            "referral_id": str(referral.id),
-            "crossing_id": str(crossing_id),
-            "status": "referred to the protection officer",
-        }

@@ -65,6 +65,7 @@ __all__ = [
     "base45_encode",
     "binding_key_from_text",
     "binding_key_to_text",
+    "claims_view",
     "document_hash",
     "document_matches",
     "load_or_create_node_key",
@@ -310,6 +311,19 @@ def verify_receipt(payload: str, public_keys: Mapping[str, Ed25519PublicKey]) ->
     except InvalidSignature:
         raise ReceiptInvalid("bad_signature") from None
     return claims
+
+
+def claims_view(claims: ReceiptClaims) -> dict[str, object]:
+    """The verified claims as the API and ``borderpost receipt verify`` show them."""
+    return {
+        "valid": True,
+        "version": claims.version,
+        "crossing_id": str(claims.crossing_id),
+        "node_code": claims.node_code,
+        "direction": claims.direction,
+        "occurred_at": claims.occurred_at.isoformat(),
+        "document_hash": claims.document_hash.hex(),
+    }
 
 
 # ------------------------------------------------------------------------------------------

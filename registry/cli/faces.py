@@ -10,18 +10,20 @@ from typing import Any
 
 import click
 
+from biometrics.evaluate import evaluate_directory
+from biometrics.face import PortraitAnalysis, analyse_portrait, get_engine
+from biometrics.imaging import ImageRejected
+from registry.settings import SettingsError, load_settings
 
-def _analyse(path: Path) -> Any:
-    from biometrics.face import analyse_portrait
-    from biometrics.imaging import ImageRejected
 
+def _analyse(path: Path) -> PortraitAnalysis:
     try:
         return analyse_portrait(path.read_bytes())
     except ImageRejected as exc:
         raise click.ClickException(f"{path}: {exc.message}") from exc
 
 
-def _summary(path: Path, analysis: Any) -> dict[str, Any]:
+def _summary(path: Path, analysis: PortraitAnalysis) -> dict[str, Any]:
     return {
         "file": str(path),
         "faces_found": analysis.faces_found,
@@ -30,8 +32,6 @@ def _summary(path: Path, analysis: Any) -> dict[str, Any]:
 
 
 def _tolerance() -> float:
-    from registry.settings import SettingsError, load_settings
-
     try:
         return load_settings().face_tolerance
     except SettingsError:
@@ -50,8 +50,6 @@ def faces() -> None:
 def compare(first: Path, second: Path, tolerance: float | None) -> None:
     """Print the distance, whether it is a match, and each photo's quality, as JSON.
     Exit 0 on a match, 1 on no match, 2 when a photo has not exactly one face."""
-    from biometrics.face import get_engine
-
     limit = tolerance if tolerance is not None else _tolerance()
     a, b = _analyse(first), _analyse(second)
     report: dict[str, Any] = {
@@ -77,8 +75,6 @@ def compare(first: Path, second: Path, tolerance: float | None) -> None:
 def evaluate(folder: Path, threshold: float | None) -> None:
     """Accuracy in the style of ISO/IEC 19795 on files named <person>_<n>.<ext>: genuine and
     impostor pair counts, FNMR and FMR at the threshold and over a sweep, failures to enrol."""
-    from biometrics.evaluate import evaluate_directory
-
     result = evaluate_directory(
         folder, threshold=threshold if threshold is not None else _tolerance()
     )

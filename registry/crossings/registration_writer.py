@@ -16,6 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from registry.audit import chain_head, chain_rows, event_row
+from registry.crossings.registration import (
+    PreparedRegistration,
+    Registration,
+    compute_stay,
+    current_version_filter,
+    sign_crossing_receipt,
+)
 from registry.db import lock_for_write
 from registry.group_commit import GroupCommit
 from registry.models import (
@@ -32,13 +39,6 @@ from registry.node import Node
 from registry.outbox import enqueue, row_of
 from registry.photos import discard_photos, store_photos
 from registry.problems import Problem
-from registry.services.registration import (
-    PreparedRegistration,
-    Registration,
-    compute_stay,
-    current_version_filter,
-    sign_crossing_receipt,
-)
 from registry.watchlists.alerts import alerts_for_crossing
 
 MAX_BATCH = 64

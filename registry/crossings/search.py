@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from registry.audit import audit
+from registry.crossings.records import crossing_view, traveller_view
+from registry.crossings.registration import allowed_until_of, current_version_filter
 from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
 from registry.names import name_key, normalise_document_number
 from registry.node import Node
 from registry.problems import Problem, text_refused_problem
-from registry.services.crossings import crossing_view, traveller_view
-from registry.services.registration import allowed_until_of, current_version_filter
 from registry.stays import StayRules, overstay_days, stored_nationality_forms
 from registry.text import TextRefused, TextRule, clean_text, identifier, person_name
 

@@ -11,12 +11,18 @@ from litestar.response import Template
 
 from registry.api.auth import EVERYONE, FRONT_DESK, node_of
 from registry.audit import audit
+from registry.crossings.records import load_crossing
 from registry.models import Crossing, Officer, TravelDocument, Traveller
 from registry.node import Node
 from registry.problems import Problem
-from registry.receipts import ReceiptInvalid, qr_png, qr_svg, verify_receipt
-from registry.schemas import ReceiptVerifyRequest
-from registry.services.crossings import load_crossing
+from registry.receipts.schemas import ReceiptVerifyRequest
+from registry.receipts.signing import (
+    ReceiptInvalid,
+    claims_view,
+    qr_png,
+    qr_svg,
+    verify_receipt,
+)
 
 
 async def _receipt_of(
@@ -35,18 +41,6 @@ async def _receipt_of(
             purpose=f"receipt_{form}",
         )
     return node, crossing
-
-
-def claims_view(claims: Any) -> dict[str, Any]:
-    return {
-        "valid": True,
-        "version": claims.version,
-        "crossing_id": str(claims.crossing_id),
-        "node_code": claims.node_code,
-        "direction": claims.direction,
-        "occurred_at": claims.occurred_at.isoformat(),
-        "document_hash": claims.document_hash.hex(),
-    }
 
 
 class ReceiptController(Controller):

@@ -9,7 +9,6 @@ stdout. A running server picks the new versions up at its next watchlist refresh
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -17,9 +16,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from registry.cli.helpers import build_node, run_on_node
 from registry.migrate import SchemaNotCurrent, ensure_schema_current
-from registry.node import Node
-from registry.settings import SettingsError, load_settings
 from registry.watchlists.csv_files import (
     ImportReport,
     WatchlistFileRefused,
@@ -34,14 +32,6 @@ EXIT_FILE_REFUSED = 2
 @click.group()
 def watchlist() -> None:
     """Watchlists: import and export CSV files."""
-
-
-def _node() -> Node:
-    """The node of the ``BORDERPOST_*`` settings; bad settings are a usage error."""
-    try:
-        return Node.build(load_settings())
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _print_report(report: ImportReport) -> None:
@@ -65,7 +55,7 @@ def _print_report(report: ImportReport) -> None:
 )
 def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
     """Import FILE.csv: new entries, new versions of changed ones, rejected lines listed."""
-    node = _node()
+    node = build_node()
     columns = (TextColumn("checking rows"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rows", total=None)
@@ -74,16 +64,13 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
             bar.update(task, completed=done, total=total)
 
         async def work() -> ImportReport:
-            try:
-                await ensure_schema_current(node.db.engine)
-                return await import_watchlist_csv(
-                    node, csv_file, photos_dir=photos_dir, progress=progress
-                )
-            finally:
-                await node.db.dispose()
+            await ensure_schema_current(node.db.engine)
+            return await import_watchlist_csv(
+                node, csv_file, photos_dir=photos_dir, progress=progress
+            )
 
         try:
-            report = asyncio.run(work())
+            report = run_on_node(node, work)
         except (WatchlistFileRefused, SchemaNotCurrent) as exc:
             click.echo(f"{csv_file.name} refused, nothing imported: {exc}", err=True)
             sys.exit(EXIT_FILE_REFUSED)
@@ -95,18 +82,15 @@ def watchlist_import(csv_file: Path, photos_dir: Path | None) -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 def watchlist_export(csv_file: Path) -> None:
     """Export the current active entries to FILE.csv (UTF-8; face templates are not exported)."""
-    node = _node()
+    node = build_node()
 
     async def work() -> int:
-        try:
-            await ensure_schema_current(node.db.engine)
-            async with node.db.write_transaction() as session:
-                return await export_watchlist_csv(session, csv_file, node=node)
-        finally:
-            await node.db.dispose()
+        await ensure_schema_current(node.db.engine)
+        async with node.db.write_transaction() as session:
+            return await export_watchlist_csv(session, csv_file, node=node)
 
     try:
-        exported = asyncio.run(work())
+        exported = run_on_node(node, work)
     except SchemaNotCurrent as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_FILE_REFUSED)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.crossings.schemas import RegistrationRequest
 from registry.ids import uuid7
 from registry.models import (
     Alert,
@@ -33,7 +34,7 @@ from registry.node import Node
 from registry.photos import AnalysedPhoto
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
-from registry.schemas import DocumentInput, RegistrationRequest, TravellerInput
+from registry.schemas import DocumentInput, TravellerInput
 from registry.stays import StayRules, allowed_stay_until, overstay_days, pair_stays, stay_limit
 from registry.watchlists.matcher import WatchlistHit, traveller_probe
 

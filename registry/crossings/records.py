@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
+from registry.crossings.registration import sign_crossing_receipt
 from registry.models import Crossing, Officer, ProtectionReferral, TravelDocument, Traveller
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem
-from registry.services.registration import sign_crossing_receipt
 
 
 def traveller_view(traveller: Traveller) -> dict[str, Any]:

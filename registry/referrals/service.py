@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
+from registry.crossings.records import load_crossing, traveller_view
 from registry.models import Crossing, Officer, ProtectionReferral, Traveller
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem
-from registry.services.crossings import load_crossing, traveller_view
 
 
 def referral_view(

@@ -10,18 +10,15 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from registry.api.auth import CROSSING_READERS, node_of
+from registry.api.params import CountryParam
 from registry.audit import audited_read
-from registry.models import Officer, utcnow
-from registry.services.search import (
+from registry.crossings.search import (
     open_stays,
     search_by_document,
     search_by_name,
     traveller_history,
 )
-
-CountryParam = Annotated[
-    str, Parameter(pattern=r"^[A-Za-z]{1,3}<{0,2}$", min_length=3, max_length=3)
-]
+from registry.models import Officer, utcnow
 
 
 class SearchController(Controller):

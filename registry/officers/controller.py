@@ -1,0 +1,121 @@
+"""Account endpoints: log in and out (bearer token and session cookies), the acting officer,
+and account creation and listing for administrators.
+
+The guard that authenticates every request (``registry.api.auth``) stays in the app shell:
+every slice, the web pages and sync use it, and it reads tokens, not accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.status_codes import HTTP_201_CREATED
+
+from registry.api.auth import EVERYONE, node_of, token_from
+from registry.models import Officer
+from registry.officers.schemas import LoginRequest, OfficerCreate
+from registry.officers.service import (
+    create_officer,
+    list_officers,
+    login,
+    login_locks,
+    new_password_hash,
+    officer_view,
+)
+from registry.security import revoke_token
+from registry.web.security import cleared_cookies, csrf_token, session_cookies, source_address
+
+
+class AuthController(Controller):
+    """/api/auth"""
+
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post(
+        "/login",
+        opt={"public": True},
+        status_code=200,
+        responses={
+            401: ResponseSpec(None, description="Unknown username or wrong password"),
+            429: ResponseSpec(
+                None, description="Too many failed logins (Retry-After gives the seconds)"
+            ),
+        },
+    )
+    async def login(
+        self, request: Request[Any, Any, Any], data: LoginRequest
+    ) -> Response[dict[str, Any]]:
+        """A bearer token, and the session cookies for a browser client: a request made with
+        the cookie that changes something must send ``csrf_token`` in ``X-CSRF-Token``."""
+        node = node_of(request)
+        result = await login(
+            node, username=data.username, password=data.password, source=source_address(request)
+        )
+        cookies = session_cookies(
+            node,
+            result.token,
+            secure=request.url.scheme == "https",
+            ttl_hours=node.settings.token_ttl_hours,
+        )
+        body = {
+            "token": result.token,
+            "token_type": "bearer",
+            "csrf_token": csrf_token(node, result.token),
+            "officer": officer_view(result.officer),
+        }
+        return Response(body, cookies=cookies)
+
+    @post("/logout", opt={"roles": EVERYONE}, status_code=200)
+    async def logout(self, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+        node = node_of(request)
+        token = token_from(request)
+        async with node.db.write_transaction() as session:
+            if token:
+                await revoke_token(session, token)
+        if token:
+            node.tokens.evict(token)
+        return Response({"status": "logged out"}, cookies=cleared_cookies())
+
+    @get("/me", opt={"roles": EVERYONE})
+    async def me(self, officer: Officer) -> dict[str, Any]:
+        return officer_view(officer)
+
+
+class OfficerController(Controller):
+    """/api/officers"""
+
+    path = "/api/officers"
+    tags = ["officers"]
+
+    @post("/", opt={"roles": ("admin",)}, status_code=HTTP_201_CREATED)
+    async def create(
+        self, request: Request[Any, Any, Any], officer: Officer, data: OfficerCreate
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        password_hash = await new_password_hash(data.password)
+        async with node.db.write_transaction() as session:
+            created = await create_officer(
+                session,
+                node=node,
+                actor=officer,
+                username=data.username,
+                full_name=data.full_name,
+                role=data.role,
+                password=data.password,
+                home_post=data.home_post,
+                language=data.language,
+                password_hash=password_hash,
+            )
+        return officer_view(created)
+
+    @get("/", opt={"roles": ("admin", "supervisor")})
+    async def index(
+        self, request: Request[Any, Any, Any], officer: Officer
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.session() as session:
+            officers = await list_officers(session, post=node.settings.node_code)
+        locks = {lock.key: lock for lock in await login_locks(node) if lock.scope == "account"}
+        return [officer_view(o, locks.get(o.username)) for o in officers]

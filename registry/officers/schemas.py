@@ -1,0 +1,31 @@
+"""Request schemas of the officers slice (msgspec): logging in and creating an account."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from registry.schemas import CleanText
+from registry.text import identifier, person_name
+
+FULL_NAME = person_name(200, min_length=1)
+USERNAME = identifier(64, min_length=1)
+Role = Literal["officer", "supervisor", "protection", "hq_analyst", "liaison", "admin"]
+
+
+class LoginRequest(CleanText, forbid_unknown_fields=True):
+    """The username is cleaned before anything else sees it: a refused one is never audited.
+    The password is never cleaned (it is only hashed and compared)."""
+
+    username: Annotated[str, Meta(min_length=1, max_length=64), USERNAME]
+    password: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class OfficerCreate(CleanText, forbid_unknown_fields=True):
+    username: Annotated[str, Meta(pattern=r"^[a-z0-9._-]{3,64}$"), USERNAME]
+    full_name: Annotated[str, Meta(min_length=1, max_length=200), FULL_NAME]
+    role: Role
+    password: Annotated[str, Meta(min_length=10, max_length=200)]
+    home_post: Annotated[str, Meta(pattern=r"^[A-Z]{2}-[A-Z0-9-]{2,28}$")] | None = None
+    language: Literal["fr", "ar", "en"] = "fr"

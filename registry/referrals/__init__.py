@@ -1,0 +1,2 @@
+"""The referrals slice: protection referrals attached to crossings (``service``), their
+request (``schemas``) and endpoints (``controller``)."""

@@ -1,0 +1,76 @@
+"""Referral endpoints: the front desk refers a crossing to protection
+(``POST /api/crossings/{id}/referrals``); protection officers (and admin, for audit) list
+and read referrals (``/api/referrals``). Every read is audited by the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.status_codes import HTTP_201_CREATED
+
+from registry.api.auth import FRONT_DESK, PROTECTION_READERS, node_of
+from registry.models import Officer
+from registry.referrals.schemas import ReferralCreate
+from registry.referrals.service import create_referral, list_referrals, read_referral
+
+
+class CrossingReferralController(Controller):
+    """/api/crossings/{id}/referrals — under the crossing it refers, tagged with crossings."""
+
+    path = "/api/crossings"
+    tags = ["crossings"]
+
+    @post(
+        "/{crossing_id:uuid}/referrals",
+        opt={"roles": FRONT_DESK},
+        status_code=HTTP_201_CREATED,
+        summary="Attach a protection referral",
+    )
+    async def refer(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        crossing_id: uuid.UUID,
+        data: ReferralCreate,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            referral = await create_referral(
+                session,
+                node=node,
+                officer=officer,
+                crossing_id=crossing_id,
+                category=data.category,
+                note=data.note,
+            )
+        return {
+            "referral_id": str(referral.id),
+            "crossing_id": str(crossing_id),
+            "status": "referred to the protection officer",
+        }
+
+
+class ReferralController(Controller):
+    """/api/referrals — protection referrals, for protection officers (and admin, for audit)."""
+
+    path = "/api/referrals"
+    tags = ["protection"]
+    opt = {"roles": PROTECTION_READERS}
+
+    @get("/")
+    async def index(
+        self, request: Request[Any, Any, Any], officer: Officer
+    ) -> list[dict[str, Any]]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await list_referrals(session, node=node, officer=officer)
+
+    @get("/{referral_id:uuid}")
+    async def read(
+        self, request: Request[Any, Any, Any], officer: Officer, referral_id: uuid.UUID
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            return await read_referral(session, node=node, officer=officer, referral_id=referral_id)
