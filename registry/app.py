@@ -48,11 +48,13 @@ from sync.api import status as sync_status_route
 from sync.exchange import Exchange, load_exchange
 from sync.exchange_api import LiaisonController, PartnerController
 from sync.exchange_client import ExchangeRunner
+from sync.ingest.controller import IngestController
 from sync.reference import refresh_node_reference, refresh_reference_periodically
 from sync.runner import SyncRunner
 
 national_routes = [
     SyncController,
+    IngestController,
     PeerController,
     PartnerController,
     LiaisonController,

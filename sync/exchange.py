@@ -240,7 +240,7 @@ async def receive_from_partner(
     body: bytes,
 ) -> tuple[int, int]:
     """Verify and store a partner batch apart from national records. Returns (ack, stored)."""
-    from sync.ingest import BatchGap, _state_for_update
+    from sync.receiver import BatchGap, locked_ingest_state
 
     if header.origin != exchange.partner.node:
         raise BatchRejected("unknown_sender", f"{header.origin} is not party to the agreement")
@@ -251,7 +251,7 @@ async def receive_from_partner(
         public_key_from_text(exchange.partner.public_key),
         destination=node.settings.node_code,
     )
-    state = await _state_for_update(session, header.origin)
+    state = await locked_ingest_state(session, header.origin)
     if header.seq_to <= state.contiguous_seq:
         raise BatchGap(state.contiguous_seq, "replay")
     if header.after_seq > state.contiguous_seq:

@@ -30,7 +30,6 @@ from sync.exchange import (
     require_in_force,
 )
 from sync.exchange_client import signed_partner_call, verify_partner_request
-from sync.ingest import BatchGap, record_rejection
 from sync.liaison import (
     NOTE,
     annotate,
@@ -41,6 +40,7 @@ from sync.liaison import (
 )
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
+from sync.receiver import BatchGap, record_rejection
 
 LIAISON = ("liaison",)
 
