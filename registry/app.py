@@ -43,11 +43,13 @@ from sync.exchange.client import ExchangeRunner
 from sync.exchange.controller import LiaisonController, PartnerController
 from sync.exchange.model import AgreementError
 from sync.exchange.service import Exchange, load_exchange
+from sync.ingest.controller import IngestController
 from sync.reference import refresh_node_reference, refresh_reference_periodically
 from sync.runner import SyncRunner
 
 national_routes = [
     SyncController,
+    IngestController,
     PeerController,
     PartnerController,
     LiaisonController,

@@ -1,49 +1,30 @@
-"""Sync endpoints. Node-to-node calls are authenticated by Ed25519 signatures (batches,
-photos, signed requests), not by officer tokens; peer management needs an admin token."""
+"""Sync endpoints: enrolment, reference data, digests and peer management on national, and
+a post's own sync status; with the HTTP pieces the other sync endpoints share (per-address
+limits, signed JSON answers, a request's path and address). What a post pushes to national
+is ``sync.ingest.controller``. Node-to-node calls are authenticated by Ed25519 signatures
+(batches, photos, signed requests), not by officer tokens; peer management needs an admin
+token."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import date
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 
 from registry.api.auth import EVERYONE, node_of
 from registry.api.params import SequenceNumber
-from registry.audit import read_checkpoint_upload, store_received_checkpoints
 from registry.models import Officer, OutboxEntry
-from registry.node import Node
 from registry.outbox import enqueue
-from registry.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response
-from registry.receipts import public_key_from_text
+from registry.problems import PROBLEM_MEDIA_TYPE, Problem
 from registry.schemas import decode_as
-from sync.batches import SIGNATURE, BatchHeader, BatchRejected, _b64, read_header
+from sync.batches import SIGNATURE, _b64
 from sync.digest import bucket_ids, crossing_buckets, hour_buckets
-from sync.ingest import (
-    BatchGap,
-    IngestResult,
-    ReceivedBatch,
-    Turn,
-    apply_overlapped,
-    apply_received,
-    applying,
-    approved_sender,
-    gc_paused,
-    held_seq,
-    ingest_photo,
-    is_deadlock,
-    receive_batch,
-    record_rejection,
-)
-from sync.models import SyncPeer
 from sync.peers import (
     DEFAULT_INVITATION_HOURS,
     MAX_INVITATION_HOURS,
@@ -56,25 +37,14 @@ from sync.peers import (
     log_refusal,
     receive_enrolment,
     remove_peer,
-    signer_of_batch,
     too_many_requests,
     verify_request,
 )
-from sync.quarantine import answers_of, entry_view, list_quarantine
 from sync.records import REFERENCE_TYPES
 from sync.reference import changes_for_post
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
-PREDECESSOR_WAIT_S = 3.0
-PREDECESSOR_POLL_S = 0.05
-REJECTION_STATUS = {
-    "unknown_sender": 403,
-    "sender_not_approved": 403,
-    "bad_signature": 403,
-    "forged_origin": 403,
-    "forbidden_record": 403,
-}
 
 
 class EnrolmentRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -140,7 +110,9 @@ class SyncController(Controller):
                     proof=data.proof,
                 )
         except Problem as exc:
-            log_refusal(link_limits(request.app.state), _address(request), "enrolment", exc.detail)
+            log_refusal(
+                link_limits(request.app.state), client_address(request), "enrolment", exc.detail
+            )
             raise
         return {
             "national_code": answer.national_code,
@@ -149,74 +121,6 @@ class SyncController(Controller):
             "held_seq": answer.held_seq,
         }
 
-    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
-    async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        node = node_of(request)
-        body = await request.body()
-        try:
-            header, signature = read_header(request.headers)
-            async with node.db.sessions() as session:
-                peer = await approved_sender(session, header.origin)
-            with gc_paused():
-                result = await _receive_and_apply(node, header, signature, body, peer)
-        except BatchGap as gap:
-            return Response(
-                {"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409
-            )
-        except BatchRejected as exc:
-            return await _reject(request, exc, body)
-        return Response(
-            {
-                "ack": result.ack,
-                "applied": result.applied,
-                "quarantined": answers_of(result.quarantined),
-            }
-        )
-
-    @post("/photos", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
-    async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        node = node_of(request)
-        body = await request.body()
-        try:
-            header, signature = read_header(request.headers)
-            async with node.db.sessions() as session, session.begin():
-                photo = await ingest_photo(
-                    session, node=node, header=header, signature=signature, body=body
-                )
-        except BatchRejected as exc:
-            return await _reject(request, exc, body)
-        stored = None if photo.quarantined else photo.sha256
-        return Response({"stored": stored, "quarantined": answers_of(photo.quarantined)})
-
-    @get("/quarantine", opt={"public": True})
-    async def quarantine(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """What national holds in quarantine of the calling post's records (newest first,
-        every status), for the post's own status and banner."""
-        node = node_of(request)
-        async with node.db.session() as session:
-            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
-            entries = await list_quarantine(session, origin=peer.node_code, status=None)
-        return {"origin": peer.node_code, "entries": [entry_view(e) for e in entries]}
-
-    @post("/audit-checkpoints", opt={"public": True}, status_code=HTTP_200_OK)
-    async def audit_checkpoints(self, request: Request[Any, Any, Any]) -> dict[str, int]:
-        """A post's signed checkpoints of its audit chain, sent once national holds the
-        events they count. The request is signed by the post, each checkpoint too; national
-        keeps them all (``registry.audit.store_received_checkpoints``) or none."""
-        node = node_of(request)
-        body = await request.body()
-        async with node.db.session() as session:
-            peer = await verify_request(session, request.headers, "POST", _path(request), body)
-        checkpoints = read_checkpoint_upload(body)
-        async with node.db.write_transaction() as session:
-            stored = await store_received_checkpoints(
-                session,
-                sender=peer.node_code,
-                public_key=public_key_from_text(peer.public_key),
-                checkpoints=checkpoints,
-            )
-        return {"received": len(checkpoints), "stored": stored}
-
     @get("/reference", opt={"public": True})
     async def reference(
         self, request: Request[Any, Any, Any], since: SequenceNumber = 0
@@ -224,7 +128,7 @@ class SyncController(Controller):
         """Reference data changed since a version (an outbox seq), for an approved post."""
         node = node_of(request)
         async with node.db.session() as session:
-            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             rows = (
                 await session.execute(
                     select(OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.payload)
@@ -249,7 +153,7 @@ class SyncController(Controller):
         """Per-day bucket hashes of the crossings received from the calling post."""
         node = node_of(request)
         async with node.db.session() as session:
-            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             buckets = await crossing_buckets(session, peer.node_code)
         return {"origin": peer.node_code, "buckets": buckets}
 
@@ -257,7 +161,7 @@ class SyncController(Controller):
     async def digest_hours(self, request: Request[Any, Any, Any], day: str) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
-            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             buckets = await hour_buckets(session, peer.node_code, _day(day))
         return {"origin": peer.node_code, "day": day, "buckets": buckets}
 
@@ -269,7 +173,7 @@ class SyncController(Controller):
         if not (len(hour) == 2 and hour.isdigit() and int(hour) < 24):
             raise Problem(400, "Invalid hour", field="hour", detail="give HH, 00 to 23")
         async with node.db.session() as session:
-            peer = await verify_request(session, request.headers, "GET", _path(request), b"")
+            peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             ids = await bucket_ids(session, peer.node_code, _day(day), hour)
         return {"origin": peer.node_code, "day": day, "hour": hour, "ids": ids}
 
@@ -347,63 +251,12 @@ async def _decide(
     return peer_view(peer)
 
 
-async def _receive_and_apply(
-    node: Node, header: BatchHeader, signature: bytes, body: bytes, peer: SyncPeer
-) -> IngestResult:
-    """Verify, decode and apply a batch; the decoded rows are freed when this returns."""
-    batch = receive_batch(
-        header,
-        signature,
-        body,
-        public_key_from_text(peer.public_key),
-        destination=node.settings.node_code,
-        bulk=node.db.engine.dialect.name == "postgresql",
-    )
-    return await _apply_in_order(node, batch)
-
-
-async def _apply_in_order(node: Node, batch: ReceivedBatch) -> IngestResult:
-    """Apply a received batch in its own transaction.
-
-    A post keeps batches in flight, so the next one usually arrives while national is
-    still applying the one before. On PostgreSQL it is then applied in parallel and
-    commits after its predecessor (``apply_overlapped``); should the two deadlock in the
-    database, it is refused as a gap and the post resends it. Otherwise a batch that does
-    not yet follow what national holds waits up to ``PREDECESSOR_WAIT_S`` for its
-    predecessor before it is refused as a gap.
-    """
-    with applying(batch) as turn:
-        if turn.predecessor is None:
-            return await _apply_serially(node, batch, turn)
-        try:
-            async with node.db.sessions() as session, session.begin():
-                return await apply_overlapped(session, node=node, batch=batch, turn=turn)
-        except (DBAPIError, asyncpg.DeadlockDetectedError) as exc:
-            if not is_deadlock(exc):
-                raise
-        async with node.db.sessions() as session:
-            raise BatchGap(await held_seq(session, batch.header.origin), "deadlock")
-
-
-async def _apply_serially(node: Node, batch: ReceivedBatch, turn: Turn) -> IngestResult:
-    waited = 0.0
-    while True:
-        try:
-            async with node.db.sessions() as session, session.begin():
-                return await apply_received(session, node=node, batch=batch, turn=turn)
-        except BatchGap as gap:
-            if gap.reason != "gap" or waited >= PREDECESSOR_WAIT_S:
-                raise
-        await asyncio.sleep(PREDECESSOR_POLL_S)
-        waited += PREDECESSOR_POLL_S
-
-
-def _path(request: Request[Any, Any, Any]) -> str:
+def request_path(request: Request[Any, Any, Any]) -> str:
     query = request.scope.get("query_string", b"").decode()
     return request.scope["path"] + (f"?{query}" if query else "")
 
 
-def _address(request: Request[Any, Any, Any]) -> str:
+def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
@@ -411,40 +264,12 @@ def _throttled(request: Request[Any, Any, Any], what: str) -> Response[Any] | No
     """A 429 problem with Retry-After when this source address is over its limit."""
     limits = link_limits(request.app.state)
     limiter = limits.enrol if what == "enrol" else limits.batches
-    wait = limiter.allow(_address(request))
+    wait = limiter.allow(client_address(request))
     if wait == 0.0:
         return None
-    log_refusal(limits, _address(request), what, "rate limited")
+    log_refusal(limits, client_address(request), what, "rate limited")
     body, headers = too_many_requests(wait, what)
     return Response(body, status_code=429, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
-
-
-async def _reject(
-    request: Request[Any, Any, Any], exc: BatchRejected, body: bytes
-) -> Response[Any]:
-    """Refuse a batch or photo. Only one whose header is signed by the enrolled post it
-    names is audited and counted against that post; junk is only logged (rate-limited)."""
-    node = node_of(request)
-    async with node.db.sessions() as session:
-        signer = await signer_of_batch(session, request.headers)
-    if signer is None:
-        limits = link_limits(request.app.state)
-        wait = limits.junk.allow(_address(request))
-        if wait > 0.0:
-            problem, headers = too_many_requests(wait, "unsigned batch")
-            return Response(
-                problem, status_code=429, headers=headers, media_type=PROBLEM_MEDIA_TYPE
-            )
-        log_refusal(limits, _address(request), "batch", str(exc))
-    else:
-        async with node.db.write_transaction() as session:
-            await record_rejection(
-                session, node=node, origin=signer.node_code, reason=exc.reason, detail=str(exc)
-            )
-    status = REJECTION_STATUS.get(exc.reason, 400)
-    return problem_response(
-        status, "Batch rejected", f"{exc.reason}: {exc}", [{"name": "batch", "reason": exc.reason}]
-    )
 
 
 @get("/api/sync/status", opt={"roles": EVERYONE}, tags=["sync"])

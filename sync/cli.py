@@ -284,7 +284,8 @@ def quarantine_list(status_filter: str, origin: str | None, payload: bool) -> No
 
 
 def _resolve(entry_id: int, action: str) -> None:
-    from sync.quarantine import QuarantineError, discard_entry, entry_view, retry_entry
+    from sync.ingest.quarantine import QuarantineError, discard_entry, retry_entry
+    from sync.quarantine import entry_view
 
     node = build_node()
     resolve = retry_entry if action == "retry" else discard_entry

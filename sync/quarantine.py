@@ -7,10 +7,13 @@ lacks, a constraint) is kept in ``sync_quarantine`` with its reason and its payl
 received; the rest of the batch is stored, and the acknowledgement moves past it (national
 holds everything up to the acknowledged seq either stored or quarantined).
 
-This module holds what both sides share: the cheap, vectorised text checks national runs
-on a whole table before COPY, the quarantine entries and their storage, the admin's list,
-retry and discard on national, and the post's copy of national's answers about its own
-records (shown by ``sync status``, ``/api/sync/status`` and the pages' banner).
+This module holds what both sides share, and both of national's receivers (a post's
+batches, ``sync.ingest``; the partner's, ``sync.exchange``): the cheap, vectorised text
+checks national runs on a whole table before COPY, the quarantine entries and their
+storage, the admin's list on national, and the post's copy of national's answers about its
+own records (shown by ``sync status``, ``/api/sync/status`` and the pages' banner). The
+admin's retry and discard, which go back through either receiver, are
+``sync.ingest.quarantine``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sqlalchemy.types import TypeDecorator
 
 from registry.models import utcnow
 from sync.models import SyncQuarantine
-from sync.records import table_for
+from sync.records import insert_missing, table_for
 
 PENDING, RETRIED, DISCARDED = "pending", "retried", "discarded"
 PHOTO_FILE = "photo_file"  # a photo's file, pushed apart from its row
@@ -171,8 +174,6 @@ async def keep(session: AsyncSession, origin: str, entries: Sequence[Quarantined
     already quarantined, e.g. sent again, is kept once)."""
     if not entries:
         return
-    from sync.records import insert_missing
-
     now = utcnow()
     await insert_missing(
         session,
@@ -279,93 +280,3 @@ async def pending_for_status(session: AsyncSession, origin: str) -> list[dict[st
 
 def answers_of(entries: Iterable[Quarantined]) -> list[dict[str, Any]]:
     return [e.answer() for e in entries]
-
-
-# ------------------------------------------------------------------ national's admin
-class QuarantineError(LookupError):
-    """No such quarantine entry, or it is no longer pending."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
-async def _pending_entry(session: AsyncSession, entry_id: int) -> SyncQuarantine:
-    entry = await session.get(SyncQuarantine, entry_id, with_for_update=True)
-    if entry is None:
-        raise QuarantineError("unknown", f"no quarantine entry {entry_id}")
-    if entry.status != PENDING:
-        raise QuarantineError("resolved", f"quarantine entry {entry_id} is {entry.status}")
-    return entry
-
-
-async def retry_entry(
-    session: AsyncSession, *, node: Any, entry_id: int, officer: Any | None
-) -> SyncQuarantine:
-    """Apply a quarantined record again through the normal idempotent ingest path (a
-    partner's record through the partner's). Stored: the entry is marked retried. Still
-    refused: it stays pending with the new reason. Audited either way; the caller commits
-    (write transaction)."""
-    entry = await _pending_entry(session, entry_id)
-    still = await _reapply(session, node, entry)
-    by = officer.username if officer is not None else "cli"
-    if still is None:
-        entry.status, entry.resolved_by, entry.resolved_at = RETRIED, by, utcnow()
-    else:
-        entry.reason, entry.detail = still.reason, still.detail
-    outcome = {"stored": still is None, "reason": None if still is None else still.reason}
-    await _audit_resolution(session, node, officer, "quarantine_retry", entry, outcome)
-    return entry
-
-
-async def _audit_resolution(
-    session: AsyncSession,
-    node: Any,
-    officer: Any | None,
-    action: str,
-    entry: SyncQuarantine,
-    outcome: dict[str, Any],
-) -> None:
-    """The audit event of an admin's retry or discard of a quarantine entry."""
-    from registry.audit import audit
-
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action=action,
-        record_type="sync_quarantine",
-        record_id=str(entry.id),
-        purpose="sync",
-        detail={
-            "origin": entry.origin,
-            "seq": entry.seq,
-            "record_type": entry.record_type,
-            "record_id": entry.record_id,
-            **outcome,
-        },
-    )
-
-
-async def _reapply(session: AsyncSession, node: Any, entry: SyncQuarantine) -> Quarantined | None:
-    from sync.exchange.service import PARTNER_TYPES, retry_partner_record
-    from sync.ingest import retry_record
-
-    if entry.record_type in PARTNER_TYPES:
-        return await retry_partner_record(session, node=node, entry=entry)
-    return await retry_record(session, node=node, entry=entry)
-
-
-async def discard_entry(
-    session: AsyncSession, *, node: Any, entry_id: int, officer: Any | None
-) -> SyncQuarantine:
-    """Mark a pending quarantine entry discarded (kept, never applied); audited."""
-    entry = await _pending_entry(session, entry_id)
-    entry.status = DISCARDED
-    entry.resolved_by = officer.username if officer is not None else "cli"
-    entry.resolved_at = utcnow()
-    await _audit_resolution(
-        session, node, officer, "quarantine_discard", entry, {"reason": entry.reason}
-    )
-    return entry

@@ -453,7 +453,7 @@ class AdminPagesController(Controller):
         node = node_of(request)
         if node.settings.role == "post" or action not in ("retry", "discard"):
             raise Problem(404, "Not found", field="action", detail="no such action here")
-        from sync.quarantine import QuarantineError, discard_entry, retry_entry
+        from sync.ingest.quarantine import QuarantineError, discard_entry, retry_entry
 
         resolve = retry_entry if action == "retry" else discard_entry
         try:

@@ -26,10 +26,10 @@ from sync.exchange.client import signed_partner_call, verify_partner_request
 from sync.exchange.hits import answer_hit_query, query_pseudonym, release_details
 from sync.exchange.liaison import NOTE, annotate
 from sync.exchange.service import Exchange, receive_from_partner, require_in_force
-from sync.ingest import BatchGap, record_rejection
 from sync.links import link_client
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
+from sync.receiver import BatchGap, record_rejection
 from sync.reconcile.report import discrepancy_view, period_report, report_csv
 from sync.reconcile.service import list_discrepancies, run_reconciliation
 

@@ -41,6 +41,7 @@ from sync.quarantine import (
     quarantined,
     refused_text,
 )
+from sync.receiver import BatchGap, locked_ingest_state
 from sync.records import REFUSED_ROW, insert_missing
 
 BUNDLE = "crossing_bundle"
@@ -234,8 +235,6 @@ async def receive_from_partner(
     body: bytes,
 ) -> tuple[int, int]:
     """Verify and store a partner batch apart from national records. Returns (ack, stored)."""
-    from sync.ingest import BatchGap, _state_for_update
-
     if header.origin != exchange.partner.node:
         raise BatchRejected("unknown_sender", f"{header.origin} is not party to the agreement")
     records = verify_batch(
@@ -245,7 +244,7 @@ async def receive_from_partner(
         public_key_from_text(exchange.partner.public_key),
         destination=node.settings.node_code,
     )
-    state = await _state_for_update(session, header.origin)
+    state = await locked_ingest_state(session, header.origin)
     if header.seq_to <= state.contiguous_seq:
         raise BatchGap(state.contiguous_seq, "replay")
     if header.after_seq > state.contiguous_seq:

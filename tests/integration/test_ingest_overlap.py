@@ -28,10 +28,14 @@ from registry.names import name_key
 from registry.node import Node
 from registry.outbox import record_id_of, record_payload
 from registry.receipts import public_key_to_text
-from sync import api, ingest
 from sync.batches import RecordRow, sign_batch
-from sync.ingest import BatchGap, ReceivedBatch, applying, is_deadlock, receive_batch
+from sync.ingest import apply as ingest  # holds _store, _applying and OVERLAP_WAIT_S
+from sync.ingest import controller as api  # holds _apply_in_order
+from sync.ingest.apply import applying
+from sync.ingest.store import is_deadlock
+from sync.ingest.validation import ReceivedBatch, receive_batch
 from sync.models import SyncPeer
+from sync.receiver import BatchGap
 from tests.conftest import (
     create_pg_database,
     drop_pg_database,

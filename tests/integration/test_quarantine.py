@@ -21,10 +21,11 @@ from registry.models import Crossing, Officer, TravelDocument, Traveller
 from registry.names import name_key
 from registry.node import Node
 from registry.security import hash_password, verify_password
-from sync import api
 from sync.batches import BatchHeader, RecordRow
-from sync.ingest import ingest_photo
-from sync.quarantine import discard_entry, list_quarantine, retry_entry
+from sync.ingest import controller as api  # holds _apply_in_order
+from sync.ingest.photos import ingest_photo
+from sync.ingest.quarantine import discard_entry, retry_entry
+from sync.quarantine import list_quarantine
 from tests.integration import test_ingest_overlap as overlap
 from tests.integration.test_ingest_overlap import (
     GOGUI,

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync import ingest
-from sync.ingest import gc_paused
+from sync.ingest import decode
+from sync.ingest.decode import gc_paused
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def test_the_collector_resumes_when_the_last_batch_in_hand_is_done() -> None:
 def test_overlapping_batches_do_not_keep_the_collector_paused_for_ever(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ingest, "MAX_GC_PAUSE_S", -1.0)  # any pause is too long
+    monkeypatch.setattr(decode, "MAX_GC_PAUSE_S", -1.0)  # any pause is too long
     with gc_paused():
         with gc_paused():
             pass

@@ -11,7 +11,7 @@ crossing, migration 0007) do nothing in a transaction that set
 Every other writer is unchanged.
 
 Why: national applies a post's consecutive batches in parallel transactions that commit in
-order (``sync.ingest.apply_overlapped``). A dictionary key new to both batches (a common
+order (``sync.ingest.apply.apply_overlapped``). A dictionary key new to both batches (a common
 name seen for the first time) made the earlier batch wait in PostgreSQL for the later
 one's uncommitted key, while the later one waited in the application for the earlier one:
 a cycle the database cannot see. The ingest path sets the flag and inserts the batch's
