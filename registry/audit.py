@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.db import Database, lock_for_write
 from registry.group_commit import GroupCommit
@@ -122,9 +123,9 @@ def chain_rows(head: str, rows: Sequence[dict[str, Any]]) -> str:
 
 # Built once: audit() runs on every read of personal data, so it stays lean.
 _CHAIN_HEAD = (
-    select(AuditEvent.hash)
+    select(col(AuditEvent.hash))
     .where(AuditEvent.origin == bindparam("origin"))
-    .order_by(AuditEvent.seq.desc())
+    .order_by(col(AuditEvent.seq).desc())
     .limit(1)
 )
 _INSERT_EVENT = insert(AuditEvent)
@@ -297,24 +298,24 @@ async def _last_event(session: AsyncSession, origin: str) -> Any:
     to its seq (``_count_up_to``), so events appended meanwhile do not skew them."""
     return (
         await session.execute(
-            select(AuditEvent.seq, AuditEvent.id, AuditEvent.hash)
+            select(col(AuditEvent.seq), col(AuditEvent.id), col(AuditEvent.hash))
             .where(AuditEvent.origin == origin)
-            .order_by(AuditEvent.seq.desc())
+            .order_by(col(AuditEvent.seq).desc())
             .limit(1)
         )
     ).first()
 
 
 async def _count_up_to(session: AsyncSession, origin: str, seq: int) -> int:
-    query = select(func.count()).where(AuditEvent.origin == origin, AuditEvent.seq <= seq)
+    query = select(func.count()).where(col(AuditEvent.origin) == origin, col(AuditEvent.seq) <= seq)
     return int(await session.scalar(query) or 0)
 
 
 async def latest_checkpoint(session: AsyncSession, origin: str) -> AuditCheckpoint | None:
     return await session.scalar(
         select(AuditCheckpoint)
-        .where(AuditCheckpoint.origin == origin)
-        .order_by(AuditCheckpoint.made_at.desc(), AuditCheckpoint.event_count.desc())
+        .where(col(AuditCheckpoint.origin) == origin)
+        .order_by(col(AuditCheckpoint.made_at).desc(), col(AuditCheckpoint.event_count).desc())
         .limit(1)
     )
 
@@ -323,7 +324,7 @@ async def _departure(session: AsyncSession, checkpoint: AuditCheckpoint) -> str 
     """How the chain departs from what ``checkpoint`` signed (a verdict code), if it does."""
     event = await session.scalar(
         select(AuditEvent).where(
-            AuditEvent.origin == checkpoint.origin, AuditEvent.id == checkpoint.head_id
+            col(AuditEvent.origin) == checkpoint.origin, col(AuditEvent.id) == checkpoint.head_id
         )
     )
     if event is None:
@@ -430,10 +431,10 @@ async def checkpoints_for_sync(node: Node) -> list[AuditCheckpoint]:
         query = (
             select(AuditCheckpoint)
             .where(
-                AuditCheckpoint.origin == node.settings.node_code,
+                col(AuditCheckpoint.origin) == node.settings.node_code,
                 AuditCheckpoint.delivered_at.is_(None),  # type: ignore[union-attr]
             )
-            .order_by(AuditCheckpoint.made_at)
+            .order_by(col(AuditCheckpoint.made_at))
         )
         undelivered = list((await session.scalars(query)).all())
     own_key = node.signing_key.public_key()
@@ -545,7 +546,7 @@ async def store_received_checkpoints(
                 detail=f"the checkpoint is not signed by {sender}'s enrolled key",
             )
     ids = [c.id for c in checkpoints]
-    known = select(AuditCheckpoint.id).where(AuditCheckpoint.id.in_(ids))  # type: ignore[attr-defined]
+    known = select(col(AuditCheckpoint.id)).where(col(AuditCheckpoint.id).in_(ids))  # type: ignore[attr-defined]
     held = set((await session.scalars(known)).all())
     fresh = [c for c in checkpoints if c.id not in held]
     arrived = utcnow()
@@ -611,8 +612,8 @@ async def _events_in_order(
     while True:
         query = (
             select(AuditEvent)
-            .where(AuditEvent.origin == origin, AuditEvent.seq > last_seq)
-            .order_by(AuditEvent.seq)
+            .where(col(AuditEvent.origin) == origin, col(AuditEvent.seq) > last_seq)
+            .order_by(col(AuditEvent.seq))
             .limit(batch)
         )
         rows = (await session.scalars(query)).all()
@@ -672,8 +673,8 @@ async def verify_chain(
         (
             await session.scalars(
                 select(AuditCheckpoint)
-                .where(AuditCheckpoint.origin == origin)
-                .order_by(AuditCheckpoint.made_at, AuditCheckpoint.event_count)
+                .where(col(AuditCheckpoint.origin) == origin)
+                .order_by(col(AuditCheckpoint.made_at), col(AuditCheckpoint.event_count))
             )
         ).all()
     )
@@ -750,7 +751,9 @@ async def _shorter_than(
         problem = f"the chain is empty but {signed}: every event was deleted"
         return ChainVerdict(False, 0, None, problem, "missing", checkpoint, held)
     head = await session.scalar(
-        select(AuditEvent).where(AuditEvent.origin == origin, AuditEvent.id == checkpoint.head_id)
+        select(AuditEvent).where(
+            col(AuditEvent.origin) == origin, col(AuditEvent.id) == checkpoint.head_id
+        )
     )
     if head is not None:
         problem = (

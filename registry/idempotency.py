@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from registry.models import Alert, IdempotencyKey, Officer, TravelDocument, Traveller
 from registry.problems import Problem
@@ -86,7 +87,7 @@ async def registered_crossing(node: Node, officer: Officer, key: str) -> uuid.UU
     """The crossing this officer already registered with this key, if any."""
     async with node.db.session() as session:
         found = await session.scalar(
-            select(IdempotencyKey.crossing_id).where(
+            select(col(IdempotencyKey.crossing_id)).where(
                 IdempotencyKey.officer_id == officer.id, IdempotencyKey.key == key
             )
         )
@@ -107,7 +108,7 @@ async def replayed_registration(
         document = await session.get(TravelDocument, crossing.document_id)
         alerts = (
             await session.scalars(
-                select(Alert).where(Alert.crossing_id == crossing.id).order_by(Alert.id)
+                select(Alert).where(col(Alert.crossing_id) == crossing.id).order_by(col(Alert.id))
             )
         ).all()
         await audit(

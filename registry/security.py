@@ -24,6 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.models import AuthToken, Officer, utcnow
 
@@ -119,8 +120,8 @@ async def officer_for_token(
         return cached
     query = (
         select(Officer, AuthToken)
-        .join(AuthToken, AuthToken.officer_id == Officer.id)
-        .where(AuthToken.token_hash == token_digest(token))
+        .join(AuthToken, col(AuthToken.officer_id) == col(Officer.id))
+        .where(col(AuthToken.token_hash) == token_digest(token))
     )
     row = (await session.execute(query)).first()
     if row is None:

@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
+from sqlmodel import col
 
 from registry.api.auth import EVERYONE, node_of
 from registry.api.params import SequenceNumber
@@ -131,14 +132,19 @@ class SyncController(Controller):
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             rows = (
                 await session.execute(
-                    select(OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.payload)
-                    .where(OutboxEntry.seq > since, OutboxEntry.record_type.in_(REFERENCE_TYPES))
+                    select(
+                        col(OutboxEntry.seq), col(OutboxEntry.record_type), col(OutboxEntry.payload)
+                    )
+                    .where(
+                        col(OutboxEntry.seq) > since,
+                        col(OutboxEntry.record_type).in_(REFERENCE_TYPES),
+                    )
                     .order_by(OutboxEntry.seq)
                     .limit(REFERENCE_PAGE)
                 )
             ).all()
             latest = await session.scalar(
-                select(OutboxEntry.seq).order_by(OutboxEntry.seq.desc()).limit(1)
+                select(col(OutboxEntry.seq)).order_by(col(OutboxEntry.seq).desc()).limit(1)
             )
         complete = len(rows) < REFERENCE_PAGE
         version = (latest or since) if complete else rows[-1].seq

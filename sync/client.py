@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Select, Text, bindparam, select, type_coerce, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import (
     CHECKPOINT_UPLOAD_MAX,
@@ -63,7 +64,7 @@ class NationalLink:
 
 
 async def national_link(session: AsyncSession) -> NationalLink | None:
-    peer = await session.scalar(select(SyncPeer).where(SyncPeer.role == "national"))
+    peer = await session.scalar(select(SyncPeer).where(col(SyncPeer.role) == "national"))
     if peer is None or not peer.url:
         return None
     return NationalLink(
@@ -415,7 +416,7 @@ def _outbox_query(photos_only: bool) -> Select[Any]:
     if photos_only:
         query = query.where(OutboxEntry.record_type == "photo")
     else:
-        query = query.where(OutboxEntry.record_type.in_(POST_RECORD_TYPES))
+        query = query.where(col(OutboxEntry.record_type).in_(POST_RECORD_TYPES))
     return query.order_by(OutboxEntry.seq).limit(bindparam("limit", 1))
 
 
@@ -584,10 +585,10 @@ async def _follow_national(session: AsyncSession, national: str, held: int) -> N
     if held <= position:
         return
     shift = held - position
-    later = OutboxEntry.seq > position
-    await session.execute(update(OutboxEntry).where(later).values(seq=-OutboxEntry.seq))
+    later = col(OutboxEntry.seq) > position
+    await session.execute(update(OutboxEntry).where(later).values(seq=-col(OutboxEntry.seq)))
     await session.execute(
-        update(OutboxEntry).where(OutboxEntry.seq < 0).values(seq=shift - OutboxEntry.seq)
+        update(OutboxEntry).where(col(OutboxEntry.seq) < 0).values(seq=shift - col(OutboxEntry.seq))
     )
     if checkpoint is None:
         session.add(SyncCheckpoint(peer=national, channel="records", position=held))

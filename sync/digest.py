@@ -12,13 +12,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.models import Crossing
 
 
 async def _ids_by_day(session: AsyncSession, origin: str) -> dict[str, list[str]]:
     rows = await session.execute(
-        select(Crossing.id, Crossing.occurred_at).where(Crossing.origin == origin)
+        select(col(Crossing.id), col(Crossing.occurred_at)).where(col(Crossing.origin) == origin)
     )
     days: dict[str, list[str]] = defaultdict(list)
     for crossing_id, occurred_at in rows:
@@ -41,7 +42,7 @@ async def crossing_buckets(session: AsyncSession, origin: str) -> dict[str, dict
 async def _day_rows(session: AsyncSession, origin: str, day: str) -> list[tuple[str, datetime]]:
     start = datetime.combine(date.fromisoformat(day), time.min, tzinfo=UTC)
     rows = await session.execute(
-        select(Crossing.id, Crossing.occurred_at).where(
+        select(col(Crossing.id), col(Crossing.occurred_at)).where(
             Crossing.origin == origin,
             Crossing.occurred_at >= start,
             Crossing.occurred_at < start + timedelta(days=1),

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import Officer, utcnow
@@ -131,7 +132,8 @@ async def issue_invitation(
     superseded = (
         await session.execute(
             delete(EnrolmentInvitation).where(
-                EnrolmentInvitation.node_code == node_code, EnrolmentInvitation.used_at.is_(None)
+                col(EnrolmentInvitation.node_code) == node_code,
+                col(EnrolmentInvitation.used_at).is_(None),
             )
         )
     ).rowcount
@@ -164,7 +166,10 @@ async def open_invitations(session: AsyncSession) -> list[EnrolmentInvitation]:
     """Codes issued and neither used nor expired (never the codes themselves)."""
     query = (
         select(EnrolmentInvitation)
-        .where(EnrolmentInvitation.used_at.is_(None), EnrolmentInvitation.expires_at > utcnow())
+        .where(
+            col(EnrolmentInvitation.used_at).is_(None),
+            col(EnrolmentInvitation.expires_at) > utcnow(),
+        )
         .order_by(EnrolmentInvitation.node_code)
     )
     return list((await session.scalars(query)).all())
@@ -205,7 +210,7 @@ async def receive_enrolment(
         ) from exc
     invitation = await session.scalar(
         select(EnrolmentInvitation)
-        .where(EnrolmentInvitation.code_sha256 == code_sha256(code))
+        .where(col(EnrolmentInvitation.code_sha256) == code_sha256(code))
         .with_for_update()
     )
     now = utcnow()

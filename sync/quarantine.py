@@ -30,6 +30,7 @@ import msgspec
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import col
 
 from registry.models import utcnow
 from sync.models import SyncQuarantine
@@ -225,9 +226,9 @@ async def list_quarantine(
 ) -> list[SyncQuarantine]:
     query = select(SyncQuarantine).order_by(SyncQuarantine.id.desc()).limit(limit)  # type: ignore[union-attr]
     if origin is not None:
-        query = query.where(SyncQuarantine.origin == origin)
+        query = query.where(col(SyncQuarantine.origin) == origin)
     if status is not None:
-        query = query.where(SyncQuarantine.status == status)
+        query = query.where(col(SyncQuarantine.status) == status)
     return list((await session.scalars(query)).all())
 
 
@@ -243,9 +244,9 @@ async def note_answers(
         seq, record_type = int(answer["seq"]), str(answer["record_type"])[:40]
         entry = await session.scalar(
             select(SyncQuarantine).where(
-                SyncQuarantine.origin == origin,
-                SyncQuarantine.seq == seq,
-                SyncQuarantine.record_type == record_type,
+                col(SyncQuarantine.origin) == origin,
+                col(SyncQuarantine.seq) == seq,
+                col(SyncQuarantine.record_type) == record_type,
             )
         )
         status = str(answer.get("status") or PENDING)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.node import Node
@@ -33,7 +34,7 @@ async def locked_ingest_state(session: AsyncSession, origin: str) -> IngestState
         "ingest_state",
         [{"origin": origin, "contiguous_seq": 0, "batches_accepted": 0, "batches_rejected": 0}],
     )
-    query = select(IngestState).where(IngestState.origin == origin).with_for_update()
+    query = select(IngestState).where(col(IngestState.origin) == origin).with_for_update()
     state = await session.scalar(query)
     assert state is not None
     return state

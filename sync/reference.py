@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.models import Officer, WatchlistEntry
 from registry.node import Node
@@ -55,7 +56,7 @@ async def forget_foreign_password_hashes(node: Node) -> int:
     look-up first, so the usual pull writes nothing. Returns how many were blanked."""
     foreign = (Officer.home_post != node.settings.node_code) & (Officer.password_hash != "")
     async with node.db.session() as session:
-        if await session.scalar(select(Officer.id).where(foreign).limit(1)) is None:
+        if await session.scalar(select(col(Officer.id)).where(foreign).limit(1)) is None:
             return 0
     async with node.db.write_transaction() as session:
         result = await session.execute(update(Officer).where(foreign).values(password_hash=""))
@@ -92,11 +93,13 @@ async def apply_reference_changes(node: Node, changes: list[dict[str, Any]]) -> 
 async def refresh_node_reference(node: Node) -> None:
     """Load approved posts' keys (to verify their receipts) and the latest stay rules."""
     async with node.db.session() as session:
-        peers = (await session.scalars(select(SyncPeer).where(SyncPeer.status == "approved"))).all()
+        peers = (
+            await session.scalars(select(SyncPeer).where(col(SyncPeer.status) == "approved"))
+        ).all()
         rules = await session.scalar(
-            select(ReferenceChange.payload)
+            select(col(ReferenceChange.payload))
             .where(ReferenceChange.record_type == "stay_rules")
-            .order_by(ReferenceChange.version.desc())
+            .order_by(col(ReferenceChange.version).desc())
             .limit(1)
         )
     for peer in peers:

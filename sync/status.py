@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from registry.models import OutboxEntry, utcnow
 from registry.node import Node
@@ -16,13 +17,13 @@ from sync.quarantine import pending_for_status
 async def sync_status(node: Node) -> dict[str, Any]:
     """Backlog, last success and a warning once offline longer than the configured limit."""
     async with node.db.session() as session:
-        national = await session.scalar(select(SyncPeer).where(SyncPeer.role == "national"))
+        national = await session.scalar(select(SyncPeer).where(col(SyncPeer.role) == "national"))
         newest = await session.scalar(select(func.max(OutboxEntry.seq))) or 0
         checkpoints = {c.channel: c for c in (await session.scalars(select(SyncCheckpoint))).all()}
         records = checkpoints.get("records")
         position = records.position if records else 0
         backlog = await session.scalar(
-            select(func.count()).select_from(OutboxEntry).where(OutboxEntry.seq > position)
+            select(func.count()).select_from(OutboxEntry).where(col(OutboxEntry.seq) > position)
         )
         quarantined = await pending_for_status(session, node.settings.node_code)
     last_success = records.last_success_at if records else None

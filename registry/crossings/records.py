@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.registration import sign_crossing_receipt
@@ -96,7 +97,9 @@ def _iso_or_none(value: Any) -> str | None:
 
 
 async def has_referral(session: AsyncSession, crossing_id: uuid.UUID) -> bool:
-    query = select(ProtectionReferral.id).where(ProtectionReferral.crossing_id == crossing_id)
+    query = select(col(ProtectionReferral.id)).where(
+        col(ProtectionReferral.crossing_id) == crossing_id
+    )
     return (await session.scalar(query.limit(1))) is not None
 
 
@@ -129,7 +132,7 @@ async def read_crossing(
 
 
 async def successor_of(session: AsyncSession, crossing_id: uuid.UUID) -> Crossing | None:
-    query = select(Crossing).where(Crossing.supersedes == crossing_id)
+    query = select(Crossing).where(col(Crossing.supersedes) == crossing_id)
     return await session.scalar(query)
 
 

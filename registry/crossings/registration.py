@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.crossings.schemas import RegistrationRequest
 from registry.ids import uuid7
@@ -84,7 +85,7 @@ def current_version_filter() -> Any:
     not in ``superseded_crossing`` (kept by triggers on crossing, migration 0007). One probe
     of a small table on every node; on the partitioned national table the former
     ``NOT EXISTS`` over ``crossing.supersedes`` probed every monthly partition per row."""
-    return ~exists().where(SupersededCrossing.id == Crossing.id)
+    return ~exists().where(col(SupersededCrossing.id) == col(Crossing.id))
 
 
 def _parse_mrz_or_refuse(raw: str, today: date) -> MrzResult:
@@ -233,8 +234,8 @@ async def traveller_crossings(session: AsyncSession, traveller_id: uuid.UUID) ->
     """Current versions of a traveller's crossings, oldest first."""
     query = (
         select(Crossing)
-        .where(Crossing.traveller_id == traveller_id, current_version_filter())
-        .order_by(Crossing.occurred_at)
+        .where(col(Crossing.traveller_id) == traveller_id, current_version_filter())
+        .order_by(col(Crossing.occurred_at))
     )
     return list((await session.scalars(query)).all())
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from registry.audit import chain_head, chain_rows, event_row
 from registry.crossings.registration import (
@@ -68,14 +68,14 @@ async def _prefetch(
     documents = (
         await session.scalars(
             select(TravelDocument).where(
-                TravelDocument.origin == origin,
+                col(TravelDocument.origin) == origin,
                 tuple_(TravelDocument.issuing_state, TravelDocument.number_norm).in_(keys),
             )
         )
     ).all()
     traveller_ids = {d.traveller_id for d in documents}
     travellers = (
-        (await session.scalars(select(Traveller).where(Traveller.id.in_(traveller_ids)))).all()
+        (await session.scalars(select(Traveller).where(col(Traveller.id).in_(traveller_ids)))).all()
         if documents
         else []
     )
@@ -84,10 +84,10 @@ async def _prefetch(
             await session.scalars(
                 select(Crossing)
                 .where(
-                    Crossing.traveller_id.in_(traveller_ids),
+                    col(Crossing.traveller_id).in_(traveller_ids),
                     current_version_filter(),
                 )
-                .order_by(Crossing.occurred_at)
+                .order_by(col(Crossing.occurred_at))
             )
         ).all()
         if documents
@@ -98,13 +98,21 @@ async def _prefetch(
         history[crossing.traveller_id].append(crossing)
     linked = {c for item in items for c in item.linked_crossings}
     known = (
-        set((await session.scalars(select(Crossing.id).where(Crossing.id.in_(linked)))).all())
+        set(
+            (
+                await session.scalars(select(col(Crossing.id)).where(col(Crossing.id).in_(linked)))
+            ).all()
+        )
         if linked
         else set()
     )
     shas = {item.photo.photo.sha256 for item in items if item.photo}
     photos = (
-        set((await session.scalars(select(Photo.sha256).where(Photo.sha256.in_(shas)))).all())
+        set(
+            (
+                await session.scalars(select(col(Photo.sha256)).where(col(Photo.sha256).in_(shas)))
+            ).all()
+        )
         if shas
         else set()
     )

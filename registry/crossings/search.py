@@ -15,6 +15,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.records import crossing_view, traveller_view
@@ -73,7 +74,7 @@ async def views_with_people(
         t.id: t
         for t in (
             await session.scalars(
-                select(Traveller).where(Traveller.id.in_({c.traveller_id for c in crossings}))
+                select(Traveller).where(col(Traveller.id).in_({c.traveller_id for c in crossings}))
             )
         ).all()
     }
@@ -82,7 +83,7 @@ async def views_with_people(
         for d in (
             await session.scalars(
                 select(TravelDocument).where(
-                    TravelDocument.id.in_({c.document_id for c in crossings})
+                    col(TravelDocument.id).in_({c.document_id for c in crossings})
                 )
             )
         ).all()
@@ -108,13 +109,13 @@ async def search_by_document(
         raise Problem(422, "Invalid document number", field="number")
     query = (
         select(Crossing)
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
+        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
         .where(
-            TravelDocument.number_norm == number_norm,
-            TravelDocument.issuing_state == issuing_state.upper(),
+            col(TravelDocument.number_norm) == number_norm,
+            col(TravelDocument.issuing_state) == issuing_state.upper(),
             current_version_filter(),
         )
-        .order_by(Crossing.occurred_at.desc())
+        .order_by(col(Crossing.occurred_at).desc())
         .limit(MAX_RESULTS)
     )
     crossings = list((await session.scalars(query)).all())
@@ -141,12 +142,12 @@ async def name_candidates(
     """(traveller id, name key) of every traveller who shares a name part (3 letters or
     more) with the query, or was born on ``date_of_birth``: two columns, not whole
     travellers, since a common name part (SEKOU, MOHAMED) matches a large share of them."""
-    query = select(Traveller.id, Traveller.name_key)
+    query = select(col(Traveller.id), col(Traveller.name_key))
     if date_of_birth is not None:
         query = query.where(Traveller.date_of_birth == date_of_birth)
     else:
         tokens = [t for t in key.split() if len(t) >= 3] or key.split()
-        query = query.where(or_(*[Traveller.name_key.contains(t) for t in tokens]))
+        query = query.where(or_(*[col(Traveller.name_key).contains(t) for t in tokens]))
     return [(row[0], row[1]) for row in await session.execute(query.limit(50_000))]
 
 
@@ -156,7 +157,7 @@ async def travellers_by_id(
     wanted = set(ids)
     if not wanted:
         return {}
-    query = select(Traveller).where(Traveller.id.in_(wanted))
+    query = select(Traveller).where(col(Traveller.id).in_(wanted))
     return {t.id: t for t in await session.scalars(query)}
 
 
@@ -219,7 +220,7 @@ async def search_crossings(
     query = (
         select(Crossing)
         .where(*conditions)
-        .order_by(Crossing.occurred_at.desc())
+        .order_by(col(Crossing.occurred_at).desc())
         .limit(min(limit, MAX_RESULTS))
         .offset(offset)
     )
@@ -248,8 +249,8 @@ async def traveller_history(
         raise Problem(404, "Not found", field="traveller_id", detail="no traveller has this id")
     query = (
         select(Crossing)
-        .where(Crossing.traveller_id == traveller_id, current_version_filter())
-        .order_by(Crossing.occurred_at)
+        .where(col(Crossing.traveller_id) == traveller_id, current_version_filter())
+        .order_by(col(Crossing.occurred_at))
     )
     crossings = list((await session.scalars(query)).all())
     await audit(
@@ -271,11 +272,11 @@ def _open_entry_condition() -> Any:
     later_exit = aliased(Crossing)
     superseded = aliased(SupersededCrossing)
     return and_(
-        Crossing.direction == "entry",
+        col(Crossing.direction) == "entry",
         current_version_filter(),
         ~exists().where(
-            later_exit.traveller_id == Crossing.traveller_id,
-            later_exit.occurred_at > Crossing.occurred_at,
+            later_exit.traveller_id == col(Crossing.traveller_id),
+            later_exit.occurred_at > col(Crossing.occurred_at),
             ~exists().where(superseded.id == later_exit.id),
         ),
     )
@@ -325,7 +326,7 @@ async def open_stays(
     """
     rules, zone = node.stay_rules, node.settings.zone
     query = (
-        select(Crossing, Traveller.nationality)
+        select(Crossing, col(Traveller.nationality))
         .join(Traveller, Traveller.id == Crossing.traveller_id)
         .where(_open_entry_condition())
         .order_by(Crossing.occurred_at)
@@ -370,8 +371,8 @@ async def _traveller_histories(
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         query = (
             select(Crossing)
-            .where(Crossing.traveller_id.in_(chunk), current_version_filter())
-            .order_by(Crossing.occurred_at)
+            .where(col(Crossing.traveller_id).in_(chunk), current_version_filter())
+            .order_by(col(Crossing.occurred_at))
         )
         for crossing in (await session.scalars(query)).all():
             histories[crossing.traveller_id].append(crossing)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, String, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.crossings.records import crossing_view, traveller_view
 from registry.crossings.registration import current_version_filter
@@ -48,14 +49,14 @@ def _document_query() -> Any:
     """Built once (the statement is the hot path of HQ): parameters are bound per call."""
     return (
         select(Crossing, Traveller, TravelDocument)
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
+        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
         .where(
-            TravelDocument.number_norm == bindparam("number_norm"),
-            TravelDocument.issuing_state == bindparam("issuing_state"),
+            col(TravelDocument.number_norm) == bindparam("number_norm"),
+            col(TravelDocument.issuing_state) == bindparam("issuing_state"),
             current_version_filter(),
         )
-        .order_by(Crossing.occurred_at.desc(), Crossing.id.desc())
+        .order_by(col(Crossing.occurred_at).desc(), col(Crossing.id).desc())
         .limit(MAX_RESULTS)
     )
 
@@ -155,7 +156,7 @@ async def name_matches(
         return await _travellers_with_keys(session, keys, limit)
     query = (
         select(Traveller)
-        .where(Traveller.date_of_birth == date_of_birth, Traveller.name_key.op("%")(key))
+        .where(col(Traveller.date_of_birth) == date_of_birth, col(Traveller.name_key).op("%")(key))
         .limit(DOB_CANDIDATES)
     )
     return score_names(key, (await session.scalars(query)).all(), cutoff)[:limit]
@@ -211,14 +212,14 @@ def _filtered_crossings(node: Node, filters: CrossingFilter) -> Select[Any]:
     start, end = local_bounds(node.settings.zone, filters.date_from, filters.date_to)
     query = select(Crossing).where(*in_range(start, end))
     if filters.post:
-        query = query.where(Crossing.post == filters.post)
+        query = query.where(col(Crossing.post) == filters.post)
     if filters.direction:
-        query = query.where(Crossing.direction == filters.direction)
+        query = query.where(col(Crossing.direction) == filters.direction)
     if filters.decision:
-        query = query.where(Crossing.decision == filters.decision)
+        query = query.where(col(Crossing.decision) == filters.decision)
     if filters.nationality:
-        query = query.join(Traveller, Traveller.id == Crossing.traveller_id).where(
-            Traveller.nationality == filters.nationality.upper()
+        query = query.join(Traveller, col(Traveller.id) == col(Crossing.traveller_id)).where(
+            col(Traveller.nationality) == filters.nationality.upper()
         )
     return query
 
@@ -238,7 +239,7 @@ async def hq_search_crossings(
     check_page(limit, offset)
     query = (
         _filtered_crossings(node, filters)
-        .order_by(Crossing.occurred_at.desc(), Crossing.id.desc())
+        .order_by(col(Crossing.occurred_at).desc(), col(Crossing.id).desc())
         .limit(limit + 1)
         .offset(offset)
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.registration import age_on
@@ -95,7 +96,7 @@ def _movement(direction: str, decision: str) -> str:
 
 
 def _movement_sql() -> Any:
-    return case((Crossing.decision == REFUSED, REFUSED), else_=Crossing.direction)
+    return case((col(Crossing.decision) == REFUSED, REFUSED), else_=col(Crossing.direction))
 
 
 async def _flow_counts(
@@ -120,7 +121,12 @@ async def _flow_counts(
             counts[(post_code, day)][kind] += count
         return counts
     zone = node.settings.zone
-    query = select(Crossing.post, Crossing.occurred_at, Crossing.direction, Crossing.decision)
+    query = select(
+        col(Crossing.post),
+        col(Crossing.occurred_at),
+        col(Crossing.direction),
+        col(Crossing.decision),
+    )
     for post_code, when, direction, decision in (
         await session.execute(query.where(*conditions))
     ).all():
@@ -176,7 +182,7 @@ async def flow_statistics(
 
 def _age_band_sql(local_day: Any) -> Any:
     years = func.date_part("year", func.age(local_day, Traveller.date_of_birth))
-    whens = [(Traveller.date_of_birth.is_(None), UNKNOWN_BAND)]
+    whens = [(col(Traveller.date_of_birth).is_(None), UNKNOWN_BAND)]
     whens += [(years < limit, band) for limit, band in AGE_BANDS]
     return case(*whens, else_=OLDEST_BAND)
 
@@ -277,7 +283,7 @@ async def alert_statistics(
     """
     start, end = local_bounds(node.settings.zone, date_from, date_to)
     query = (
-        select(Alert.origin, Alert.evidence, AlertAdjudication.outcome, func.count())
+        select(col(Alert.origin), col(Alert.evidence), col(AlertAdjudication.outcome), func.count())
         .outerjoin(AlertAdjudication, AlertAdjudication.alert_id == Alert.id)
         .where(Alert.created_at >= start, Alert.created_at < end)
         .group_by(Alert.origin, Alert.evidence, AlertAdjudication.outcome)

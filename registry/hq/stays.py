@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.crossings.registration import allowed_until_of, current_version_filter
 from registry.crossings.search import audit_search, may_overstay, views_with_people
@@ -50,7 +51,8 @@ async def _open_entries(
     it, so crossing is not read twice.
     """
     rank = func.row_number().over(
-        partition_by=_document_key(), order_by=(Crossing.occurred_at.desc(), Crossing.id.desc())
+        partition_by=_document_key(),
+        order_by=(col(Crossing.occurred_at).desc(), col(Crossing.id).desc()),
     )
     latest = (
         select(
@@ -90,7 +92,7 @@ async def _histories(
     histories: dict[tuple[str, str], list[Crossing]] = defaultdict(list)
     for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500)):
         query = (
-            select(TravelDocument.issuing_state, TravelDocument.number_norm, Crossing)
+            select(col(TravelDocument.issuing_state), col(TravelDocument.number_norm), Crossing)
             .join(TravelDocument, TravelDocument.id == Crossing.document_id)
             .where(
                 tuple_(*_document_key()).in_(chunk),
@@ -182,6 +184,7 @@ async def _crossings_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[
     if not ids:
         return []
     rows = {
-        c.id: c for c in (await session.scalars(select(Crossing).where(Crossing.id.in_(ids)))).all()
+        c.id: c
+        for c in (await session.scalars(select(Crossing).where(col(Crossing.id).in_(ids)))).all()
     }
     return [rows[crossing_id] for crossing_id in ids]

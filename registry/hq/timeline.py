@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.records import traveller_view
@@ -63,12 +64,12 @@ Evidence = list[tuple[uuid.UUID, dict[str, Any]]]
 
 async def _document_links(session: AsyncSession, root: Traveller) -> Evidence:
     """Other records holding a document with the same issuing state and normalised number."""
-    mine = select(TravelDocument.issuing_state, TravelDocument.number_norm).where(
+    mine = select(col(TravelDocument.issuing_state), col(TravelDocument.number_norm)).where(
         TravelDocument.traveller_id == root.id
     )
     query = select(TravelDocument).where(
         tuple_(TravelDocument.issuing_state, TravelDocument.number_norm).in_(mine),
-        TravelDocument.traveller_id != root.id,
+        col(TravelDocument.traveller_id) != root.id,
     )
     documents = (await session.scalars(query)).all()
     return [
@@ -90,7 +91,7 @@ async def _same_birth_date(session: AsyncSession, root: Traveller) -> list[Trave
         return []
     query = (
         select(Traveller)
-        .where(Traveller.date_of_birth == root.date_of_birth, Traveller.id != root.id)
+        .where(col(Traveller.date_of_birth) == root.date_of_birth, col(Traveller.id) != root.id)
         .limit(DOB_CANDIDATES)
     )
     return list((await session.scalars(query)).all())
@@ -119,9 +120,9 @@ async def _face_templates(
     vectors: dict[uuid.UUID, dict[str, np.ndarray]] = defaultdict(dict)
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         query = (
-            select(Crossing.traveller_id, Photo.sha256, Photo.face_encoding)
+            select(col(Crossing.traveller_id), col(Photo.sha256), col(Photo.face_encoding))
             .join(Photo, Photo.sha256 == Crossing.photo_sha256)
-            .where(Crossing.traveller_id.in_(chunk), Photo.face_encoding.is_not(None))
+            .where(col(Crossing.traveller_id).in_(chunk), col(Photo.face_encoding).is_not(None))
         )
         for traveller_id, sha256, encoding in (await session.execute(query)).all():
             vectors[traveller_id][sha256] = template_vector(encoding)
@@ -152,7 +153,7 @@ async def _travellers_by_id(
     wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await session.scalars(select(Traveller).where(Traveller.id.in_(wanted)))
+    rows = await session.scalars(select(Traveller).where(col(Traveller.id).in_(wanted)))
     return {t.id: t for t in rows.all()}
 
 
@@ -204,8 +205,8 @@ async def person_timeline(
     ids = [root.id, *(link.traveller.id for link in links)]
     query = (
         select(Crossing)
-        .where(Crossing.traveller_id.in_(ids), current_version_filter())
-        .order_by(Crossing.occurred_at, Crossing.id)
+        .where(col(Crossing.traveller_id).in_(ids), current_version_filter())
+        .order_by(col(Crossing.occurred_at), col(Crossing.id))
     )
     crossings = list((await session.scalars(query)).all())
     await audit(

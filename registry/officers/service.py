@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import ROLES, AuthToken, Officer
@@ -88,7 +89,9 @@ async def create_officer(
         raise Problem(422, "Unknown role", field="role", detail=f"role must be one of {ROLES}")
     post = home_post or node.settings.node_code
     taken = await session.scalar(
-        select(Officer.id).where(Officer.username == username, Officer.home_post == post)
+        select(col(Officer.id)).where(
+            col(Officer.username) == username, col(Officer.home_post) == post
+        )
     )
     if taken is not None:
         raise Problem(409, "Username taken", field="username", detail="this username exists")
@@ -121,7 +124,7 @@ async def create_officer(
 async def list_officers(session: AsyncSession, *, post: str | None) -> list[Officer]:
     query = select(Officer).order_by(Officer.username)
     if post is not None:
-        query = query.where(Officer.home_post == post)
+        query = query.where(col(Officer.home_post) == post)
     return list((await session.scalars(query)).all())
 
 
@@ -264,7 +267,9 @@ async def ensure_bootstrap_admin(session: AsyncSession, *, node: Node) -> str | 
 
     Returns the new password (to show once), or None when an admin already exists.
     """
-    existing = await session.scalar(select(Officer.id).where(Officer.role == "admin").limit(1))
+    existing = await session.scalar(
+        select(col(Officer.id)).where(col(Officer.role) == "admin").limit(1)
+    )
     if existing is not None:
         return None
     password = secrets.token_urlsafe(12)
@@ -281,7 +286,9 @@ async def ensure_bootstrap_admin(session: AsyncSession, *, node: Node) -> str | 
 
 
 async def _find(session: AsyncSession, username: str, home_post: str) -> Officer | None:
-    query = select(Officer).where(Officer.username == username, Officer.home_post == home_post)
+    query = select(Officer).where(
+        col(Officer.username) == username, col(Officer.home_post) == home_post
+    )
     return await session.scalar(query)
 
 
@@ -343,5 +350,5 @@ async def set_active(
 
 async def _revoke_all_tokens(session: AsyncSession, officer: Officer) -> None:
     await session.execute(
-        update(AuthToken).where(AuthToken.officer_id == officer.id).values(revoked=True)
+        update(AuthToken).where(col(AuthToken.officer_id) == officer.id).values(revoked=True)
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.records import load_crossing, traveller_view
@@ -78,7 +79,9 @@ async def _with_context(session: AsyncSession, referral: ProtectionReferral) -> 
 async def list_referrals(
     session: AsyncSession, *, node: Node, officer: Officer, limit: int = 200
 ) -> list[dict[str, Any]]:
-    query = select(ProtectionReferral).order_by(ProtectionReferral.created_at.desc()).limit(limit)
+    query = (
+        select(ProtectionReferral).order_by(col(ProtectionReferral.created_at).desc()).limit(limit)
+    )
     referrals = list((await session.scalars(query)).all())
     await audit(
         session,

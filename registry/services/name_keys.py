@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import Traveller
@@ -39,7 +40,12 @@ class RekeyReport:
 async def rekey_travellers(session: AsyncSession, *, origin: str) -> RekeyReport:
     """Recompute ``traveller.name_key`` where the name is not ASCII; update those that differ
     and audit the change once (ids of the rows changed). Call inside a write transaction."""
-    query = select(Traveller.id, Traveller.surname, Traveller.given_names, Traveller.name_key)
+    query = select(
+        col(Traveller.id),
+        col(Traveller.surname),
+        col(Traveller.given_names),
+        col(Traveller.name_key),
+    )
     read = checked = 0
     changes: list[dict[str, object]] = []
     rows = await session.stream(query.execution_options(yield_per=CHUNK))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import (
@@ -128,7 +129,7 @@ async def entries_of_alerts(
     found: dict[tuple[uuid.UUID, int], WatchlistEntry] = {}
     for start in range(0, len(ids), ID_CHUNK):
         query = select(WatchlistEntry).where(
-            WatchlistEntry.entry_id.in_(ids[start : start + ID_CHUNK])
+            col(WatchlistEntry.entry_id).in_(ids[start : start + ID_CHUNK])
         )
         for entry in (await session.scalars(query)).all():
             if (entry.entry_id, entry.version) in wanted:
@@ -159,7 +160,7 @@ def _traveller_summary(traveller: Traveller, document: TravelDocument) -> dict[s
 
 
 def _not_adjudicated() -> Any:
-    return ~exists().where(AlertAdjudication.alert_id == Alert.id)
+    return ~exists().where(col(AlertAdjudication.alert_id) == col(Alert.id))
 
 
 async def open_alerts(
@@ -172,16 +173,16 @@ async def open_alerts(
     """
     query = (
         select(Alert, Crossing, Traveller, TravelDocument)
-        .join(Crossing, Crossing.id == Alert.crossing_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
+        .join(Crossing, col(Crossing.id) == col(Alert.crossing_id))
+        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
+        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
         # `post + ""` stops SQLite from starting the join at every crossing of the post
-        .where((Crossing.post + "") == node.settings.node_code, _not_adjudicated())
-        .order_by(Alert.created_at, Alert.id)
+        .where((col(Crossing.post) + "") == node.settings.node_code, _not_adjudicated())
+        .order_by(col(Alert.created_at), col(Alert.id))
         .limit(OPEN_ALERTS_LIMIT)
     )
     if officer.role == "protection":
-        query = query.where(Alert.action == PROTECT)
+        query = query.where(col(Alert.action) == PROTECT)
     rows = (await session.execute(query)).all()
     entries = await entries_of_alerts(session, [row[0] for row in rows])
     views = []
@@ -225,7 +226,7 @@ async def adjudicate(
         raise Problem(404, "Not found", field="alert_id", detail="no alert has this id")
     refuse_unless_adjudicates(officer, alert)
     decided = await session.scalar(
-        select(AlertAdjudication.id).where(AlertAdjudication.alert_id == alert_id)
+        select(col(AlertAdjudication.id)).where(col(AlertAdjudication.alert_id) == alert_id)
     )
     if decided is not None:
         raise Problem(
@@ -271,7 +272,7 @@ async def alert_figures(session: AsyncSession) -> dict[str, dict[str, int]]:
         for evidence in ALERT_EVIDENCE
     }
     query = (
-        select(Alert.evidence, AlertAdjudication.outcome, func.count())
+        select(col(Alert.evidence), col(AlertAdjudication.outcome), func.count())
         .outerjoin(AlertAdjudication, AlertAdjudication.alert_id == Alert.id)
         .group_by(Alert.evidence, AlertAdjudication.outcome)
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import Officer, WatchlistEntry
@@ -258,7 +259,7 @@ async def _current_versions_of(
     found: dict[uuid.UUID, WatchlistEntry] = {}
     for start in range(0, len(entry_ids), ID_CHUNK):
         chunk = entry_ids[start : start + ID_CHUNK]
-        query = current_versions_query().where(WatchlistEntry.entry_id.in_(chunk))
+        query = current_versions_query().where(col(WatchlistEntry.entry_id).in_(chunk))
         for entry in (await session.scalars(query)).all():
             found[entry.entry_id] = entry
     return found
@@ -357,7 +358,7 @@ async def export_watchlist_csv(
     """
     query = (
         current_versions_query()
-        .where(WatchlistEntry.active.is_(True))
+        .where(col(WatchlistEntry.active).is_(True))
         .order_by(WatchlistEntry.source, WatchlistEntry.external_id)
     )
     entries = list((await session.scalars(query)).all())

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import WATCHLIST_ACTIONS, Officer, WatchlistEntry, utcnow
@@ -55,7 +56,8 @@ def current_versions_query() -> Any:
     newer = aliased(WatchlistEntry)
     return select(WatchlistEntry).where(
         ~exists().where(
-            newer.entry_id == WatchlistEntry.entry_id, newer.version > WatchlistEntry.version
+            newer.entry_id == col(WatchlistEntry.entry_id),
+            newer.version > col(WatchlistEntry.version),
         )
     )
 
@@ -63,8 +65,8 @@ def current_versions_query() -> Any:
 async def current_version(session: AsyncSession, entry_id: uuid.UUID) -> WatchlistEntry | None:
     query = (
         select(WatchlistEntry)
-        .where(WatchlistEntry.entry_id == entry_id)
-        .order_by(WatchlistEntry.version.desc())
+        .where(col(WatchlistEntry.entry_id) == entry_id)
+        .order_by(col(WatchlistEntry.version).desc())
         .limit(1)
     )
     return await session.scalar(query)
@@ -264,13 +266,13 @@ async def list_entries(
     """Current versions the officer may manage; the read is audited."""
     query = current_versions_query()
     visible = [a for a in WATCHLIST_ACTIONS if may_manage(officer.role, a)]
-    query = query.where(WatchlistEntry.action.in_(visible))
+    query = query.where(col(WatchlistEntry.action).in_(visible))
     if kind is not None:
         query = query.where(WatchlistEntry.kind == kind)
     if action is not None:
         query = query.where(WatchlistEntry.action == action)
     if not include_inactive:
-        query = query.where(WatchlistEntry.active.is_(True))
+        query = query.where(col(WatchlistEntry.active).is_(True))
     query = query.order_by(WatchlistEntry.source, WatchlistEntry.external_id)
     entries = list((await session.scalars(query.limit(limit).offset(offset))).all())
     await _audit_read(session, node, officer, "list", [e.id for e in entries])
@@ -284,8 +286,8 @@ async def entry_history(
     await _visible_current(session, officer, entry_id)
     query = (
         select(WatchlistEntry)
-        .where(WatchlistEntry.entry_id == entry_id)
-        .order_by(WatchlistEntry.version)
+        .where(col(WatchlistEntry.entry_id) == entry_id)
+        .order_by(col(WatchlistEntry.version))
     )
     versions = list((await session.scalars(query)).all())
     await _audit_read(session, node, officer, str(entry_id), [e.id for e in versions])

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.registration import (
@@ -148,14 +149,14 @@ async def _stay_checks(
 ) -> list[Check]:
     """The stay outcome (open entry, overstay, allowance) from this post's history."""
     query = select(TravelDocument, Traveller).join(
-        Traveller, Traveller.id == TravelDocument.traveller_id
+        Traveller, col(Traveller.id) == col(TravelDocument.traveller_id)
     )
     row = (
         await session.execute(
             query.where(
-                TravelDocument.origin == node.settings.node_code,
-                TravelDocument.issuing_state == issuing_state,
-                TravelDocument.number_norm == number_norm,
+                col(TravelDocument.origin) == node.settings.node_code,
+                col(TravelDocument.issuing_state) == issuing_state,
+                col(TravelDocument.number_norm) == number_norm,
             )
         )
     ).first()

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from sqlalchemy import select
+from sqlmodel import col
 
 from registry.api.auth import node_of
 from registry.audit import audit
@@ -91,7 +92,7 @@ async def _queries(session: Any) -> tuple[list[Any], list[Any]]:
         (
             await session.scalars(
                 select(HitQuery).where(
-                    HitQuery.direction == "incoming", HitQuery.detail_status == "pending"
+                    col(HitQuery.direction) == "incoming", col(HitQuery.detail_status) == "pending"
                 )
             )
         ).all()
@@ -100,8 +101,8 @@ async def _queries(session: Any) -> tuple[list[Any], list[Any]]:
         (
             await session.scalars(
                 select(HitQuery)
-                .where(HitQuery.direction == "outgoing")
-                .order_by(HitQuery.created_at.desc())
+                .where(col(HitQuery.direction) == "outgoing")
+                .order_by(col(HitQuery.created_at).desc())
                 .limit(RECENT_QUERIES)
             )
         ).all()

@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.api.auth import node_of
 from registry.audit import audit
@@ -136,9 +137,9 @@ async def officer_activity(
     since = utcnow() - timedelta(days=ACTIVITY_DAYS)
     rows = (
         await session.execute(
-            select(Crossing.occurred_at, Crossing.direction, Crossing.decision).where(
-                Crossing.officer_id == subject.id, Crossing.occurred_at >= since
-            )
+            select(
+                col(Crossing.occurred_at), col(Crossing.direction), col(Crossing.decision)
+            ).where(Crossing.officer_id == subject.id, Crossing.occurred_at >= since)
         )
     ).all()
     zone = node.settings.zone
@@ -151,8 +152,8 @@ async def officer_activity(
         (
             await session.scalars(
                 select(AuditEvent)
-                .where(AuditEvent.officer_id == subject.id)
-                .order_by(AuditEvent.seq.desc())
+                .where(col(AuditEvent.officer_id) == subject.id)
+                .order_by(col(AuditEvent.seq).desc())
                 .limit(ACTIVITY_EVENTS)
             )
         ).all()

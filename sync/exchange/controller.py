@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
+from sqlmodel import col
 
 from registry.api.auth import node_of
 from registry.audit import audit
@@ -273,7 +274,8 @@ class LiaisonController(Controller):
             rows = (
                 await session.scalars(
                     select(HitQuery).where(
-                        HitQuery.direction == "incoming", HitQuery.detail_status == "pending"
+                        col(HitQuery.direction) == "incoming",
+                        col(HitQuery.detail_status) == "pending",
                     )
                 )
             ).all()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller
@@ -65,7 +66,7 @@ async def _local_matches(
         )
         .join(TravelDocument, TravelDocument.id == Crossing.document_id)
         .join(Traveller, Traveller.id == Crossing.traveller_id)
-        .where(Crossing.post.in_(exchange.our_posts))  # only posts the agreement covers
+        .where(col(Crossing.post).in_(exchange.our_posts))  # only posts the agreement covers
     )
     matches = []
     for crossing_id, state, number, surname, given, dob in rows:

@@ -19,6 +19,7 @@ import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
@@ -142,8 +143,8 @@ async def outgoing_records(
         (
             await session.execute(
                 select(ExchangeOutbox)
-                .where(ExchangeOutbox.seq > after)
-                .order_by(ExchangeOutbox.seq)
+                .where(col(ExchangeOutbox.seq) > after)
+                .order_by(col(ExchangeOutbox.seq))
                 .limit(limit)
             )
         )
@@ -363,11 +364,11 @@ async def purge_expired(session: AsyncSession, *, node: Node, exchange: Exchange
     """Delete partner records past their retention; audited with the agreement version."""
     now = utcnow()
     doomed = await session.scalar(
-        select(func.count()).select_from(PartnerRecord).where(PartnerRecord.expires_at < now)
+        select(func.count()).select_from(PartnerRecord).where(col(PartnerRecord.expires_at) < now)
     )
     if not doomed:
         return 0
-    await session.execute(delete(PartnerRecord).where(PartnerRecord.expires_at < now))
+    await session.execute(delete(PartnerRecord).where(col(PartnerRecord.expires_at) < now))
     agreement = exchange.agreement if exchange else None
     await audit(
         session,

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
@@ -42,10 +43,12 @@ async def our_facts(
     """Our crossings at ``posts`` in [since, until), with their document pseudonyms."""
     rows = await session.execute(
         select(Crossing, TravelDocument, Traveller)
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
+        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
         .where(
-            Crossing.post.in_(posts), Crossing.occurred_at >= since, Crossing.occurred_at < until
+            col(Crossing.post).in_(posts),
+            col(Crossing.occurred_at) >= since,
+            col(Crossing.occurred_at) < until,
         )
     )
     facts = []
@@ -79,9 +82,9 @@ async def their_facts(
     """The partner's crossings in [since, until), from the bundles it sent."""
     rows = await session.scalars(
         select(PartnerRecord).where(
-            PartnerRecord.record_type == BUNDLE,
-            PartnerRecord.occurred_at >= since,
-            PartnerRecord.occurred_at < until,
+            col(PartnerRecord.record_type) == BUNDLE,
+            col(PartnerRecord.occurred_at) >= since,
+            col(PartnerRecord.occurred_at) < until,
         )
     )
     facts = []
@@ -168,9 +171,9 @@ async def list_discrepancies(
     session: AsyncSession, *, our_post: str | None = None, status: str | None = None
 ) -> list[Discrepancy]:
     """Stored discrepancy cases in time order, optionally of one post and status."""
-    query = select(Discrepancy).order_by(Discrepancy.at)
+    query = select(Discrepancy).order_by(col(Discrepancy.at))
     if our_post:
-        query = query.where(Discrepancy.our_post == our_post)
+        query = query.where(col(Discrepancy.our_post) == our_post)
     if status:
-        query = query.where(Discrepancy.status == status)
+        query = query.where(col(Discrepancy.status) == status)
     return list((await session.scalars(query)).all())
