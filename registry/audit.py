@@ -124,7 +124,7 @@ def chain_rows(head: str, rows: Sequence[dict[str, Any]]) -> str:
 # Built once: audit() runs on every read of personal data, so it stays lean.
 _CHAIN_HEAD = (
     select(col(AuditEvent.hash))
-    .where(AuditEvent.origin == bindparam("origin"))
+    .where(col(AuditEvent.origin) == bindparam("origin"))
     .order_by(col(AuditEvent.seq).desc())
     .limit(1)
 )
@@ -299,7 +299,7 @@ async def _last_event(session: AsyncSession, origin: str) -> Any:
     return (
         await session.execute(
             select(col(AuditEvent.seq), col(AuditEvent.id), col(AuditEvent.hash))
-            .where(AuditEvent.origin == origin)
+            .where(col(AuditEvent.origin) == origin)
             .order_by(col(AuditEvent.seq).desc())
             .limit(1)
         )

@@ -88,7 +88,7 @@ async def registered_crossing(node: Node, officer: Officer, key: str) -> uuid.UU
     async with node.db.session() as session:
         found = await session.scalar(
             select(col(IdempotencyKey.crossing_id)).where(
-                IdempotencyKey.officer_id == officer.id, IdempotencyKey.key == key
+                col(IdempotencyKey.officer_id) == officer.id, col(IdempotencyKey.key) == key
             )
         )
     return found

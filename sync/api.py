@@ -139,7 +139,7 @@ class SyncController(Controller):
                         col(OutboxEntry.seq) > since,
                         col(OutboxEntry.record_type).in_(REFERENCE_TYPES),
                     )
-                    .order_by(OutboxEntry.seq)
+                    .order_by(col(OutboxEntry.seq))
                     .limit(REFERENCE_PAGE)
                 )
             ).all()

@@ -411,13 +411,13 @@ def _outbox_query(photos_only: bool) -> Select[Any]:
     locally (e.g. a post's own watchlist entry) stays here."""
     raw_payload = type_coerce(OutboxEntry.payload, Text)
     query = select(
-        OutboxEntry.seq, OutboxEntry.record_type, OutboxEntry.record_id, raw_payload
-    ).where(OutboxEntry.seq > bindparam("after", 0))
+        col(OutboxEntry.seq), col(OutboxEntry.record_type), col(OutboxEntry.record_id), raw_payload
+    ).where(col(OutboxEntry.seq) > bindparam("after", 0))
     if photos_only:
-        query = query.where(OutboxEntry.record_type == "photo")
+        query = query.where(col(OutboxEntry.record_type) == "photo")
     else:
         query = query.where(col(OutboxEntry.record_type).in_(POST_RECORD_TYPES))
-    return query.order_by(OutboxEntry.seq).limit(bindparam("limit", 1))
+    return query.order_by(col(OutboxEntry.seq)).limit(bindparam("limit", 1))
 
 
 @cache

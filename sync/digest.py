@@ -43,9 +43,9 @@ async def _day_rows(session: AsyncSession, origin: str, day: str) -> list[tuple[
     start = datetime.combine(date.fromisoformat(day), time.min, tzinfo=UTC)
     rows = await session.execute(
         select(col(Crossing.id), col(Crossing.occurred_at)).where(
-            Crossing.origin == origin,
-            Crossing.occurred_at >= start,
-            Crossing.occurred_at < start + timedelta(days=1),
+            col(Crossing.origin) == origin,
+            col(Crossing.occurred_at) >= start,
+            col(Crossing.occurred_at) < start + timedelta(days=1),
         )
     )
     return [(str(i), t.astimezone(UTC)) for i, t in rows]

@@ -54,7 +54,9 @@ async def forget_foreign_password_hashes(node: Node) -> int:
     """Post: blank the password hash of every account homed elsewhere (copies pulled before
     posts received only their own accounts). Such accounts cannot log in here anyway; a
     look-up first, so the usual pull writes nothing. Returns how many were blanked."""
-    foreign = (Officer.home_post != node.settings.node_code) & (Officer.password_hash != "")
+    foreign = (col(Officer.home_post) != node.settings.node_code) & (
+        col(Officer.password_hash) != ""
+    )
     async with node.db.session() as session:
         if await session.scalar(select(col(Officer.id)).where(foreign).limit(1)) is None:
             return 0
@@ -98,7 +100,7 @@ async def refresh_node_reference(node: Node) -> None:
         ).all()
         rules = await session.scalar(
             select(col(ReferenceChange.payload))
-            .where(ReferenceChange.record_type == "stay_rules")
+            .where(col(ReferenceChange.record_type) == "stay_rules")
             .order_by(col(ReferenceChange.version).desc())
             .limit(1)
         )

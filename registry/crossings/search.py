@@ -144,7 +144,7 @@ async def name_candidates(
     travellers, since a common name part (SEKOU, MOHAMED) matches a large share of them."""
     query = select(col(Traveller.id), col(Traveller.name_key))
     if date_of_birth is not None:
-        query = query.where(Traveller.date_of_birth == date_of_birth)
+        query = query.where(col(Traveller.date_of_birth) == date_of_birth)
     else:
         tokens = [t for t in key.split() if len(t) >= 3] or key.split()
         query = query.where(or_(*[col(Traveller.name_key).contains(t) for t in tokens]))
@@ -275,9 +275,9 @@ def _open_entry_condition() -> Any:
         col(Crossing.direction) == "entry",
         current_version_filter(),
         ~exists().where(
-            later_exit.traveller_id == col(Crossing.traveller_id),
+            col(later_exit.traveller_id) == col(Crossing.traveller_id),
             later_exit.occurred_at > col(Crossing.occurred_at),
-            ~exists().where(superseded.id == later_exit.id),
+            ~exists().where(col(superseded.id) == col(later_exit.id)),
         ),
     )
 
@@ -327,9 +327,9 @@ async def open_stays(
     rules, zone = node.stay_rules, node.settings.zone
     query = (
         select(Crossing, col(Traveller.nationality))
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
         .where(_open_entry_condition())
-        .order_by(Crossing.occurred_at)
+        .order_by(col(Crossing.occurred_at))
     )
     if overstays_only:
         query = query.where(

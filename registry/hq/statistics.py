@@ -112,7 +112,10 @@ async def _flow_counts(
         bucket = cast(func.date_trunc(period, local), Date)
         query = (
             select(
-                Crossing.post, bucket.label("bucket"), _movement_sql().label("kind"), func.count()
+                col(Crossing.post),
+                bucket.label("bucket"),
+                _movement_sql().label("kind"),
+                func.count(),
             )
             .where(*conditions)
             .group_by(Crossing.post, "bucket", "kind")
@@ -192,19 +195,19 @@ async def _demographic_counts(
 ) -> dict[tuple[str, str, str], dict[str, int]]:
     conditions = in_range(start, end)
     if post:
-        conditions.append(Crossing.post == post)
+        conditions.append(col(Crossing.post) == post)
     counts: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     if is_postgresql(session):
         local_day = cast(func.timezone(node.settings.timezone, Crossing.occurred_at), Date)
         query = (
             select(
-                Traveller.nationality,
-                Traveller.sex,
+                col(Traveller.nationality),
+                col(Traveller.sex),
                 _age_band_sql(local_day).label("band"),
                 _movement_sql().label("kind"),
                 func.count(),
             )
-            .join_from(Crossing, Traveller, Traveller.id == Crossing.traveller_id)
+            .join_from(Crossing, Traveller, col(Traveller.id) == col(Crossing.traveller_id))
             .where(*conditions)
             .group_by(Traveller.nationality, Traveller.sex, "band", "kind")
         )
@@ -214,14 +217,14 @@ async def _demographic_counts(
     zone = node.settings.zone
     query = (
         select(
-            Traveller.nationality,
-            Traveller.sex,
-            Traveller.date_of_birth,
-            Crossing.occurred_at,
-            Crossing.direction,
-            Crossing.decision,
+            col(Traveller.nationality),
+            col(Traveller.sex),
+            col(Traveller.date_of_birth),
+            col(Crossing.occurred_at),
+            col(Crossing.direction),
+            col(Crossing.decision),
         )
-        .join_from(Crossing, Traveller, Traveller.id == Crossing.traveller_id)
+        .join_from(Crossing, Traveller, col(Traveller.id) == col(Crossing.traveller_id))
         .where(*conditions)
     )
     for nationality, sex, birth, when, direction, decision in (await session.execute(query)).all():
@@ -284,12 +287,12 @@ async def alert_statistics(
     start, end = local_bounds(node.settings.zone, date_from, date_to)
     query = (
         select(col(Alert.origin), col(Alert.evidence), col(AlertAdjudication.outcome), func.count())
-        .outerjoin(AlertAdjudication, AlertAdjudication.alert_id == Alert.id)
-        .where(Alert.created_at >= start, Alert.created_at < end)
+        .outerjoin(AlertAdjudication, col(AlertAdjudication.alert_id) == col(Alert.id))
+        .where(col(Alert.created_at) >= start, col(Alert.created_at) < end)
         .group_by(Alert.origin, Alert.evidence, AlertAdjudication.outcome)
     )
     if post:
-        query = query.where(Alert.origin == post)
+        query = query.where(col(Alert.origin) == post)
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for origin, evidence, outcome, count in (await session.execute(query)).all():
         counts[(origin, evidence)][outcome or "pending"] += count

@@ -56,26 +56,30 @@ async def _open_entries(
     )
     latest = (
         select(
-            Crossing.id,
-            Crossing.direction,
-            Crossing.occurred_at,
-            Crossing.traveller_id,
+            col(Crossing.id),
+            col(Crossing.direction),
+            col(Crossing.occurred_at),
+            col(Crossing.traveller_id),
             *_document_key(),
             rank.label("rank"),
         )
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .where(Crossing.occurred_at < end, Crossing.decision != REFUSED, current_version_filter())
+        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
+        .where(
+            col(Crossing.occurred_at) < end,
+            col(Crossing.decision) != REFUSED,
+            current_version_filter(),
+        )
         .subquery()
     )
     query = (
         select(
             latest.c.id,
             latest.c.occurred_at,
-            Traveller.nationality,
+            col(Traveller.nationality),
             latest.c.issuing_state,
             latest.c.number_norm,
         )
-        .join(Traveller, Traveller.id == latest.c.traveller_id)
+        .join(Traveller, col(Traveller.id) == latest.c.traveller_id)
         .where(latest.c.rank == 1, latest.c.direction == "entry")
         .order_by(latest.c.occurred_at, latest.c.id)
     )
@@ -93,14 +97,14 @@ async def _histories(
     for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500)):
         query = (
             select(col(TravelDocument.issuing_state), col(TravelDocument.number_norm), Crossing)
-            .join(TravelDocument, TravelDocument.id == Crossing.document_id)
+            .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
             .where(
                 tuple_(*_document_key()).in_(chunk),
-                Crossing.occurred_at < end,
-                Crossing.decision != REFUSED,
+                col(Crossing.occurred_at) < end,
+                col(Crossing.decision) != REFUSED,
                 current_version_filter(),
             )
-            .order_by(Crossing.occurred_at, Crossing.id)
+            .order_by(col(Crossing.occurred_at), col(Crossing.id))
         )
         for state, number, crossing in (await session.execute(query)).all():
             histories[(state, number)].append(crossing)

@@ -65,7 +65,7 @@ Evidence = list[tuple[uuid.UUID, dict[str, Any]]]
 async def _document_links(session: AsyncSession, root: Traveller) -> Evidence:
     """Other records holding a document with the same issuing state and normalised number."""
     mine = select(col(TravelDocument.issuing_state), col(TravelDocument.number_norm)).where(
-        TravelDocument.traveller_id == root.id
+        col(TravelDocument.traveller_id) == root.id
     )
     query = select(TravelDocument).where(
         tuple_(TravelDocument.issuing_state, TravelDocument.number_norm).in_(mine),
@@ -121,7 +121,7 @@ async def _face_templates(
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         query = (
             select(col(Crossing.traveller_id), col(Photo.sha256), col(Photo.face_encoding))
-            .join(Photo, Photo.sha256 == Crossing.photo_sha256)
+            .join(Photo, col(Photo.sha256) == col(Crossing.photo_sha256))
             .where(col(Crossing.traveller_id).in_(chunk), col(Photo.face_encoding).is_not(None))
         )
         for traveller_id, sha256, encoding in (await session.execute(query)).all():

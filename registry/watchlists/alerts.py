@@ -273,7 +273,7 @@ async def alert_figures(session: AsyncSession) -> dict[str, dict[str, int]]:
     }
     query = (
         select(col(Alert.evidence), col(AlertAdjudication.outcome), func.count())
-        .outerjoin(AlertAdjudication, AlertAdjudication.alert_id == Alert.id)
+        .outerjoin(AlertAdjudication, col(AlertAdjudication.alert_id) == col(Alert.id))
         .group_by(Alert.evidence, AlertAdjudication.outcome)
     )
     for evidence, outcome, count in (await session.execute(query)).all():

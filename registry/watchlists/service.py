@@ -56,7 +56,7 @@ def current_versions_query() -> Any:
     newer = aliased(WatchlistEntry)
     return select(WatchlistEntry).where(
         ~exists().where(
-            newer.entry_id == col(WatchlistEntry.entry_id),
+            col(newer.entry_id) == col(WatchlistEntry.entry_id),
             newer.version > col(WatchlistEntry.version),
         )
     )

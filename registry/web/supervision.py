@@ -139,7 +139,7 @@ async def officer_activity(
         await session.execute(
             select(
                 col(Crossing.occurred_at), col(Crossing.direction), col(Crossing.decision)
-            ).where(Crossing.officer_id == subject.id, Crossing.occurred_at >= since)
+            ).where(col(Crossing.officer_id) == subject.id, col(Crossing.occurred_at) >= since)
         )
     ).all()
     zone = node.settings.zone

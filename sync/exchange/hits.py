@@ -57,15 +57,15 @@ async def _local_matches(
     key = exchange.hmac_key
     rows = await session.execute(
         select(
-            Crossing.id,
-            TravelDocument.issuing_state,
-            TravelDocument.number_norm,
-            Traveller.surname,
-            Traveller.given_names,
-            Traveller.date_of_birth,
+            col(Crossing.id),
+            col(TravelDocument.issuing_state),
+            col(TravelDocument.number_norm),
+            col(Traveller.surname),
+            col(Traveller.given_names),
+            col(Traveller.date_of_birth),
         )
-        .join(TravelDocument, TravelDocument.id == Crossing.document_id)
-        .join(Traveller, Traveller.id == Crossing.traveller_id)
+        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
+        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
         .where(col(Crossing.post).in_(exchange.our_posts))  # only posts the agreement covers
     )
     matches = []
