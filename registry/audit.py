@@ -33,7 +33,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.db import Database, lock_for_write
+from registry.db import Database, dialect_name, lock_for_write
 from registry.group_commit import GroupCommit
 from registry.models import AuditCheckpoint, AuditEvent, Officer, utcnow, uuid7
 from registry.outbox import enqueue
@@ -166,7 +166,7 @@ async def append_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     inside the caller's transaction; the caller holds the node write lock."""
     if not rows:
         return
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         for row in rows:
             await _append_on_postgresql(session, row)
     else:
@@ -546,7 +546,7 @@ async def store_received_checkpoints(
                 detail=f"the checkpoint is not signed by {sender}'s enrolled key",
             )
     ids = [c.id for c in checkpoints]
-    known = select(col(AuditCheckpoint.id)).where(col(AuditCheckpoint.id).in_(ids))  # type: ignore[attr-defined]
+    known = select(col(AuditCheckpoint.id)).where(col(AuditCheckpoint.id).in_(ids))
     held = set((await session.scalars(known)).all())
     fresh = [c for c in checkpoints if c.id not in held]
     arrived = utcnow()

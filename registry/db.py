@@ -87,7 +87,14 @@ class Database:
         await self.engine.dispose()
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """The session's database: "postgresql" (national) or "sqlite" (a post)."""
+    bind = session.bind
+    assert bind is not None, "every session is made by Database, bound to its engine"
+    return bind.dialect.name
+
+
 async def lock_for_write(session: AsyncSession) -> None:
     """Take the node-wide write lock inside the current PostgreSQL transaction."""
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(7214001)"))

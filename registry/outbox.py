@@ -68,7 +68,7 @@ async def enqueue(session: AsyncSession, *records: SQLModel) -> None:
     now = utcnow()
     rows = [
         {
-            "record_type": record.__tablename__,  # type: ignore[attr-defined]
+            "record_type": record.__tablename__,
             "record_id": record_id_of(record),
             "payload": record_payload(record),
             "created_at": now,

@@ -103,7 +103,7 @@ def encode_body(records: Sequence[RecordRow]) -> bytes:
     tables: dict[str, list[str]] = {}
     for seq, record_type, record_id, payload in records:
         if not isinstance(payload, str):
-            payload = compact_json(payload)  # type: ignore[arg-type]
+            payload = compact_json(payload)
         rows = tables.get(record_type)
         if rows is None:
             rows = tables[record_type] = []

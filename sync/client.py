@@ -26,6 +26,7 @@ from registry.audit import (
     checkpoints_for_sync,
     mark_delivered,
 )
+from registry.db import dialect_name
 from registry.models import AuditCheckpoint, OutboxEntry, utcnow
 from registry.node import Node
 from registry.photos import read_photo
@@ -160,10 +161,10 @@ class SyncClient:
         """``_outbox_after`` as the plain tuples the database returns (the push's hot path)."""
         query = _outbox_query(photos_only)
         async with self.node.db.session() as session:
-            if session.bind.dialect.name == "sqlite":  # skip SQLAlchemy's per-row processing
+            if dialect_name(session) == "sqlite":  # skip SQLAlchemy's per-row processing
                 return await _sqlite_rows(session, photos_only, position, limit)
             rows = await session.execute(query, {"after": position, "limit": limit})
-            return [tuple(row) for row in rows]  # type: ignore[misc]
+            return [tuple(row) for row in rows]
 
     async def _send_batch(self, batch: SignedBatch) -> tuple[int, int]:
         response = await post_patiently(
@@ -318,7 +319,7 @@ class SyncClient:
             )
         except (InvalidSignature, ValueError) as exc:
             raise SyncError("reference data is not signed by national") from exc
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     async def pull_reference(self) -> int:
         """Apply reference changes (officers, watchlists, rules, keys) since the last pull."""
@@ -436,8 +437,9 @@ async def _sqlite_rows(
     values = {**defaults, "after": after, "limit": limit}
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None, "a connection in use is never invalidated"
     async with driver.execute(sql, [values[name] for name in order]) as cursor:
-        return await cursor.fetchall()  # type: ignore[no-any-return]
+        return await cursor.fetchall()
 
 
 @dataclass
@@ -473,7 +475,7 @@ async def _requeue_crossings(node: Node, crossing_ids: list[str]) -> None:
 async def _national_json(client: SyncClient, path: str, counter: list[int]) -> dict[str, Any]:
     response = await client.signed_get(path)
     counter[0] += len(response.content)
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 async def verify_digest(client: SyncClient) -> DigestReport:

@@ -403,7 +403,7 @@ def link_limits(state: Any) -> LinkLimits:
             RateLimiter(REFUSAL_LOG_RATE_PER_S, REFUSAL_LOG_BURST),
         )
         state.sync_link_limits = limits
-    return limits  # type: ignore[no-any-return]
+    return limits
 
 
 def too_many_requests(wait_s: float, what: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401 - tables on the metadata
 import sync.models  # noqa: F401
-from registry.db import compact_json
+from registry.db import compact_json, dialect_name
 
 # What a post may push to its national node, in dependency order.
 POST_RECORD_TYPES = (
@@ -201,7 +201,7 @@ async def insert_missing(
     if not batch:
         return
     table = table_for(record_type)
-    dialect = session.bind.dialect.name
+    dialect = dialect_name(session)
     if dialect == "postgresql" and len(batch) >= COPY_THRESHOLD:
         await _copy_missing(session, table, batch)
         return
@@ -400,6 +400,7 @@ async def _driver(session: AsyncSession) -> Any:
     SQLAlchemy's asyncpg adapter only sends BEGIN with its first statement)."""
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None, "a connection in use is never invalidated"
     if not driver.is_in_transaction():
         await connection.exec_driver_sql("SELECT 1")
     return driver
@@ -460,7 +461,7 @@ async def upsert_authoritative(
     if not batch:
         return
     table = table_for(record_type)
-    dialect = session.bind.dialect.name
+    dialect = dialect_name(session)
     module = postgresql if dialect == "postgresql" else sqlite
     keys = [c.name for c in table.primary_key.columns]
     statement = module.insert(table)
@@ -480,7 +481,7 @@ async def upsert_owned(
     table = table_for(record_type)
     (key,) = [c.name for c in table.primary_key.columns]
     latest = list({str(row[key]): row for row in rows}.values())
-    dialect = session.bind.dialect.name
+    dialect = dialect_name(session)
     module = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(table).values(latest)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name != key}

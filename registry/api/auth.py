@@ -33,7 +33,7 @@ def token_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 def node_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Node:
-    return connection.app.state.node  # type: ignore[no-any-return]
+    return connection.app.state.node
 
 
 async def authorize(
@@ -64,4 +64,4 @@ async def authorize(
 
 def current_officer(request: Request[Any, Any, Any]) -> Officer:
     """Dependency: the officer the guard authenticated."""
-    return request.state.officer  # type: ignore[no-any-return]
+    return request.state.officer

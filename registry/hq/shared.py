@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.crossings.registration import current_version_filter
 from registry.crossings.search import MAX_RESULTS
+from registry.db import dialect_name
 from registry.models import Crossing
 from registry.problems import Problem
 
@@ -25,7 +26,7 @@ REFUSED = "refused"
 
 def is_postgresql(session: AsyncSession) -> bool:
     """Whether the session's database is PostgreSQL (national) rather than SQLite (a post)."""
-    return session.bind.dialect.name == "postgresql"
+    return dialect_name(session) == "postgresql"
 
 
 def local_bounds(zone: ZoneInfo, date_from: date, date_to: date) -> tuple[datetime, datetime]:

@@ -87,7 +87,7 @@ def _jobs(request: Request[Any, Any, Any]) -> dict[str, ImportJob]:
     if jobs is None:
         jobs = {}
         state.web_import_jobs = jobs
-    return jobs  # type: ignore[no-any-return]
+    return jobs
 
 
 async def _run_import(

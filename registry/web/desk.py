@@ -72,7 +72,7 @@ def photo_cache(request: Request[Any, Any, Any]) -> PhotoCache:
     if cache is None:
         cache = PhotoCache()
         state.web_photo_cache = cache
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 async def _analyse(node: Node, data: bytes, _: Any) -> AnalysedPhoto:

@@ -77,7 +77,7 @@ async def offline_banner(request: Request[Any, Any, Any]) -> dict[str, Any] | No
     cached = getattr(state, "web_sync_banner", None)
     now = time.monotonic()
     if cached is not None and now - cached[0] < BANNER_CACHE_SECONDS:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     from sync.status import sync_status
 
     status = await sync_status(node)

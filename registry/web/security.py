@@ -259,7 +259,7 @@ class WebSessionMiddleware(ASGIMiddleware):
         self.idle = idle_seconds(settings)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope.get(SCOPE_DONE):  # type: ignore[misc]
+        if scope.get(SCOPE_DONE):
             await next_app(scope, receive, send)
             return
         scope[SCOPE_DONE] = True  # type: ignore[literal-required]
@@ -419,7 +419,7 @@ def _check_api_csrf(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 
 def session_expired(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    return bool(connection.scope.get(SCOPE_EXPIRED))  # type: ignore[misc]
+    return bool(connection.scope.get(SCOPE_EXPIRED))
 
 
 def session_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

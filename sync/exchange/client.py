@@ -128,7 +128,7 @@ async def signed_partner_call(
         )
     except (InvalidSignature, ValueError) as exc:
         raise SyncError("the partner's answer is not signed by its agreement key") from exc
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def verify_partner_request(

@@ -55,15 +55,28 @@ from datetime import date, datetime, time
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from sqlmodel import SQLModel
+
 from registry.models import Crossing, Photo, ProtectionReferral, TravelDocument, Traveller
 
 PseudonymKind = Literal["document_number", "name", "name_key"]
 
 # Every record type that could ever travel to the partner, with its columns.
+_TRAVELLING_MODELS: Final[tuple[type[SQLModel], ...]] = (
+    Crossing,
+    Traveller,
+    TravelDocument,
+    Photo,
+    ProtectionReferral,
+)
 RECORD_TYPES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
     {
-        model.__tablename__: frozenset(column.name for column in model.__table__.columns)  # type: ignore[attr-defined]
-        for model in (Crossing, Traveller, TravelDocument, Photo, ProtectionReferral)
+        # SQLModel declares no __table__ on its classes; every table model has one.
+        str(model.__tablename__): frozenset(
+            column.name
+            for column in model.__table__.columns  # type: ignore[attr-defined]
+        )
+        for model in _TRAVELLING_MODELS
     }
 )
 PHOTO: Final = "photo"
