@@ -245,7 +245,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         return _flatten_alpha(image)
     if mode == "P":
-        has_alpha = "transparency" in image.info or image.palette.mode == "RGBA"
+        palette = image.palette  # always set on a decoded "P" image
+        has_alpha = "transparency" in image.info or (palette is not None and palette.mode == "RGBA")
         return _flatten_alpha(image) if has_alpha else image.convert("RGB")
     if mode.startswith("I;16") or mode == "I":
         return _sixteen_bit_to_rgb(image)

@@ -638,6 +638,7 @@ class FaceIndex:
         count = len(self._ids)
         q64 = query.astype(np.float64)
         self._stats["searches"] += 1
+        found: tuple[np.ndarray, np.ndarray] | None
         if k >= count or count <= _EXACT_ALL_ROWS:
             rows = np.arange(count)
             found = rows, self._exact(rows, q64)

@@ -218,9 +218,9 @@ def _first_problem(value: str, kind: str) -> tuple[str, str] | None:
     for char in value:
         if char.isascii():
             continue
-        code = _char_problem(char, kind)
-        if code is not None:
-            return code, char
+        problem = _char_problem(char, kind)
+        if problem is not None:
+            return problem, char
     return None
 
 

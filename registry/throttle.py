@@ -261,7 +261,8 @@ class LoginThrottle:
     ) -> None:
         """The outcome of an admitted attempt: clears or counts the failure, maybe locks."""
         now = time.monotonic() if now is None else now
-        for scope, key in (("account", username), ("address", address)):
+        scopes: tuple[tuple[Scope, str], ...] = (("account", username), ("address", address))
+        for scope, key in scopes:
             entry = self._entry(scope, key, now, create=True)
             assert entry is not None
             entry.inflight = max(0, entry.inflight - 1)

@@ -54,7 +54,7 @@ class OutboxRecord(NamedTuple):
 
 
 # An outbox row as the database returns it, in OutboxRecord's field order.
-RecordRow = tuple[int, str, str, dict[str, Any] | str]
+RecordRow = tuple[int, str, str, dict[str, Any] | str | msgspec.Raw]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Select, Text, bindparam, select, type_coerce, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from registry.audit import (
     CHECKPOINT_UPLOAD_MAX,
@@ -164,7 +164,8 @@ class SyncClient:
             if dialect_name(session) == "sqlite":  # skip SQLAlchemy's per-row processing
                 return await _sqlite_rows(session, photos_only, position, limit)
             rows = await session.execute(query, {"after": position, "limit": limit})
-            return [tuple(row) for row in rows]
+            # each Row is the tuple of its columns; seq, the primary key, is never NULL
+            return cast(list[RecordRow], [tuple(row) for row in rows])
 
     async def _send_batch(self, batch: SignedBatch) -> tuple[int, int]:
         response = await post_patiently(
@@ -406,7 +407,7 @@ async def _drop(in_flight: deque[tuple[SignedBatch, asyncio.Task[Any]]]) -> None
 
 
 @cache
-def _outbox_query(photos_only: bool) -> Select[Any]:
+def _outbox_query(photos_only: bool) -> Select[int | None, str, str, str]:
     """Outbox rows after seq ``:after`` (at most ``:limit``), payloads as stored JSON text
     (never decoded): photos, or every record type a post pushes. Reference data written
     locally (e.g. a post's own watchlist entry) stays here."""
@@ -463,7 +464,7 @@ async def _requeue_crossings(node: Node, crossing_ids: list[str]) -> None:
             crossing = await session.get(Crossing, uuid.UUID(crossing_id))
             if crossing is None:
                 continue
-            parents = [
+            parents: list[SQLModel | None] = [
                 await session.get(Traveller, crossing.traveller_id),
                 await session.get(TravelDocument, crossing.document_id),
             ]

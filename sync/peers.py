@@ -136,7 +136,7 @@ async def issue_invitation(
                 col(EnrolmentInvitation.used_at).is_(None),
             )
         )
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult; typed Result
     code = new_enrolment_code()
     invitation = EnrolmentInvitation(
         code_sha256=code_sha256(code),

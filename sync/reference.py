@@ -62,6 +62,7 @@ async def forget_foreign_password_hashes(node: Node) -> int:
             return 0
     async with node.db.write_transaction() as session:
         result = await session.execute(update(Officer).where(foreign).values(password_hash=""))
+    # an UPDATE's result is a CursorResult, typed as a plain Result by SQLAlchemy
     forgotten = int(result.rowcount or 0)  # type: ignore[attr-defined]
     log.warning("forgot the password hashes of %d accounts homed elsewhere", forgotten)
     return forgotten

@@ -35,10 +35,12 @@ from registry.node import Node
 from registry.photos import AnalysedPhoto
 from registry.problems import Problem
 from registry.receipts import ReceiptClaims, document_hash, sign_receipt
-from registry.schemas import DocumentInput, TravellerInput
+from registry.schemas import DocumentInput, Sex, TravellerInput
 from registry.stays import StayRules, allowed_stay_until, overstay_days, pair_stays, stay_limit
 from registry.watchlists.matcher import WatchlistHit, traveller_probe
 
+# The MRZ sex characters a traveller record takes as they are; any other reads as "X".
+MRZ_SEXES: dict[str, Sex] = {"M": "M", "F": "F", "X": "X"}
 STRUCTURAL_MRZ_PROBLEMS = {
     "wrong_line_count",
     "wrong_line_length",
@@ -112,7 +114,7 @@ def _traveller_from_mrz(mrz: MrzResult) -> TravellerInput:
         given_names=mrz.given_names,
         nationality=mrz.nationality,
         date_of_birth=mrz.date_of_birth,
-        sex=mrz.sex if mrz.sex in ("M", "F", "X") else "X",
+        sex=MRZ_SEXES.get(mrz.sex, "X"),
     )
 
 
@@ -316,8 +318,8 @@ def compute_stay(
         )
     until = allowed_until_of(node.stay_rules, zone, nationality, open_entry, history)
     over = overstay_days(until, day)
-    checks = (Check("overstay", "direction", f"overstayed by {over} day(s)"),) if over > 0 else ()
-    return StayOutcome(None, open_entry.id, over, checks)
+    overstay = (Check("overstay", "direction", f"overstayed by {over} day(s)"),) if over > 0 else ()
+    return StayOutcome(None, open_entry.id, over, overstay)
 
 
 def minor_checks(request: RegistrationRequest, person: TravellerInput, today: date) -> list[Check]:

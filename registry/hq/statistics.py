@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import ColumnElement, Date, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -185,7 +185,9 @@ async def flow_statistics(
 
 def _age_band_sql(local_day: Any) -> Any:
     years = func.date_part("year", func.age(local_day, Traveller.date_of_birth))
-    whens = [(col(Traveller.date_of_birth).is_(None), UNKNOWN_BAND)]
+    whens: list[tuple[ColumnElement[bool], str]] = [
+        (col(Traveller.date_of_birth).is_(None), UNKNOWN_BAND)
+    ]
     whens += [(years < limit, band) for limit, band in AGE_BANDS]
     return case(*whens, else_=OLDEST_BAND)
 

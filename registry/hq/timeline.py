@@ -125,7 +125,8 @@ async def _face_templates(
             .where(col(Crossing.traveller_id).in_(chunk), col(Photo.face_encoding).is_not(None))
         )
         for traveller_id, sha256, encoding in (await session.execute(query)).all():
-            vectors[traveller_id][sha256] = template_vector(encoding)
+            if encoding is not None:  # always: the query keeps only photos with one
+                vectors[traveller_id][sha256] = template_vector(encoding)
     return {tid: np.stack(list(rows.values())) for tid, rows in vectors.items()}
 
 

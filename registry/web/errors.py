@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 from registry.problems import (
     Problem,
@@ -112,7 +113,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     return error_page(request, 500, "internal error")
 
 
-WEB_EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+WEB_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     NotAuthorizedException: on_not_authorized,
     Problem: on_problem,
     ValidationException: on_validation,

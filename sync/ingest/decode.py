@@ -75,7 +75,8 @@ def _bulk_decoder() -> msgspec.json.Decoder[Any]:
     """Decodes a whole batch body in one pass: every table's rows straight into its COPY
     struct (officers, upserted as dicts, stay undecoded). Tables posts may not push are
     unknown fields, so they fail the decode (and the body is read record by record)."""
-    fields = [
+    # (field name, row type built at run time, default)
+    fields: list[tuple[str, Any, list[Any]]] = [
         (record_type, list[tuple[int, str, _bulk_row_type(record_type)]], [])  # type: ignore[misc]
         for record_type in POST_RECORD_TYPES
     ]

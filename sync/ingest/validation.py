@@ -103,6 +103,7 @@ class _Validation:
         if record_type not in POST_RECORD_TYPES or not rows:
             return []
         column: Callable[[str], list[Any]]
+        values: list[Any]  # COPY tuples (bulk) or row dicts
         if self.bulk and record_type != OFFICER:
             structs = list(map(itemgetter(2), rows))
             converter = copy_rows(record_type)
@@ -130,8 +131,8 @@ class _Validation:
         problems = self._owner_problems(record_type, names, column)
         for i, why in bad_text_rows(record_type, names, column).items():
             problems.setdefault(i, ("unstorable_text", why))
-        for i, problem in self._dependent_problems(record_type, names, column).items():
-            problems.setdefault(i, problem)
+        for i, dependent in self._dependent_problems(record_type, names, column).items():
+            problems.setdefault(i, dependent)
         if not problems:
             return list(zip(map(itemgetter(0), rows), values, strict=True))
         kept: list[tuple[int, Any]] = []

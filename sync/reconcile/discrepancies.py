@@ -168,8 +168,8 @@ class _Describer:
         if name == "nationality":
             names = self.data.nationalities
             return f"nationality (ours {names[left]}, theirs {names[right]})"
-        left, right = date.fromordinal(left).isoformat(), date.fromordinal(right).isoformat()
-        return f"{name} (ours {left}, theirs {right})"
+        ours_date, theirs_date = date.fromordinal(left), date.fromordinal(right)
+        return f"{name} (ours {ours_date.isoformat()}, theirs {theirs_date.isoformat()})"
 
     def duplicate(self, index: int, primary: int) -> Discrepancy:
         direction = "exit" if self.exit_of[index] else "entry"

@@ -8,7 +8,7 @@ pairs them and returns a ``ReconcileResult`` holding counts per ``Outcome`` and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -181,7 +181,7 @@ class FactTable:
 
     def __post_init__(self) -> None:
         size = len(self.ids)
-        columns = (self.posts, self.is_exit, self.times, self.docs, self.names)
+        columns: tuple[Sized, ...] = (self.posts, self.is_exit, self.times, self.docs, self.names)
         columns += (self.nationalities, self.dobs, self.expiries)
         if any(len(column) != size for column in columns):
             raise ValueError("all FactTable columns must have the same length")
