@@ -62,6 +62,7 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.engine.interfaces import ReflectedForeignKeyConstraint, ReflectedIndex
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -141,16 +142,17 @@ def _drop_references_to_crossing() -> None:
     for table in sorted({table for table, _ in REFERENCES_TO_CROSSING}):
         for fk in inspector.get_foreign_keys(table):
             if fk["referred_table"] == "crossing":
+                assert fk["name"] is not None, "PostgreSQL names every constraint"
                 op.drop_constraint(fk["name"], table, type_="foreignkey")
 
 
-def _outgoing_foreign_keys(table: str) -> list[dict]:
+def _outgoing_foreign_keys(table: str) -> list[ReflectedForeignKeyConstraint]:
     """Foreign keys from ``table`` to tables other than crossing (kept across the rebuild)."""
     keys = sa.inspect(op.get_bind()).get_foreign_keys(table)
     return [fk for fk in keys if fk["referred_table"] not in ("crossing", table)]
 
 
-def _add_foreign_keys(table: str, keys: list[dict]) -> None:
+def _add_foreign_keys(table: str, keys: list[ReflectedForeignKeyConstraint]) -> None:
     for fk in keys:
         op.create_foreign_key(
             fk["name"],
@@ -161,19 +163,20 @@ def _add_foreign_keys(table: str, keys: list[dict]) -> None:
         )
 
 
-def _move_indexes(source: str) -> list[dict]:
+def _move_indexes(source: str) -> list[ReflectedIndex]:
     """Drop the indexes of ``source`` (to free their names) and return them to recreate."""
     indexes = sa.inspect(op.get_bind()).get_indexes(source)
     for index in indexes:
+        assert index["name"] is not None, "PostgreSQL names every index"
         op.drop_index(index["name"], table_name=source)
     return indexes
 
 
-def _recreate_indexes(indexes: list[dict]) -> None:
+def _recreate_indexes(indexes: list[ReflectedIndex]) -> None:
     for index in indexes:
-        op.create_index(
-            index["name"], "crossing", index["column_names"], unique=bool(index["unique"])
-        )
+        columns = [name for name in index["column_names"] if name is not None]
+        assert len(columns) == len(index["column_names"]), "crossing has no expression index"
+        op.create_index(index["name"], "crossing", columns, unique=bool(index["unique"]))
 
 
 def _rebuild_crossing(old_name: str, partitioned: bool) -> None:

@@ -48,6 +48,7 @@ def upgrade() -> None:
     for table, column, referred, _ in CHECKED_AT_INGEST:
         for fk in inspector.get_foreign_keys(table):
             if fk["constrained_columns"] == [column] and fk["referred_table"] == referred:
+                assert fk["name"] is not None, "PostgreSQL names every constraint"
                 op.drop_constraint(fk["name"], table, type_="foreignkey")
 
 
