@@ -14,7 +14,8 @@ min(relevant, 10); precision = relevant answers among the results returned (at m
 
 Ours: what the post's ``search_by_name`` runs (candidates by ``names.candidate_patterns``,
 here matched in Python with the same LIKE semantics, ranked by ``names.rank_by_query``) over
-the name keys stored by a migrated SQLite post; the same ranking serves HQ. Baseline, in the same run on the same candidates: the search before issue 16
+the name keys stored by a migrated SQLite post; the same ranking serves HQ.
+Baseline, in the same run on the same keys: the search before issue 16
 (rapidfuzz ``token_sort_ratio`` of the whole key, cutoff 80). Target: recall at 10 >= 99%.
 
 Usage: .venv/bin/python bench/names.py [--travellers 400] [--queries 1000] [--seed 16]
