@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from registry.audit import audit
 from registry.crossings.records import crossing_view, traveller_view
-from registry.crossings.registration import allowed_until_of, current_version_filter
+from registry.crossings.registration import REFUSED, allowed_until_of, current_version_filter
 from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
 from registry.names import (
     candidate_patterns,
@@ -272,10 +272,12 @@ def _open_entry_condition() -> Any:
     superseded = aliased(SupersededCrossing)
     return and_(
         Crossing.direction == "entry",
+        Crossing.decision != REFUSED,  # a refused entry opened no stay
         current_version_filter(),
         ~exists().where(
             later_exit.traveller_id == Crossing.traveller_id,
             later_exit.occurred_at > Crossing.occurred_at,
+            later_exit.decision != REFUSED,  # nor does a refused crossing close one
             ~exists().where(superseded.id == later_exit.id),
         ),
     )
