@@ -39,6 +39,8 @@ test: $(TEST_STAMP) chromium
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean-var:
 	rm -rf var

@@ -12,9 +12,10 @@ Relevant answers of a query: every traveller whose parts include all the queried
 identity, not spelling). Recall at rank 10 = relevant answers in the first 10 results /
 min(relevant, 10); precision = relevant answers among the results returned (at most 10).
 
-Ours: the post's name search (``search_by_name``: candidates by any query part of 3+
-letters, ranked by ``registry.names.rank_by_query``), run on a migrated SQLite post holding
-the travellers. Baseline, in the same run on the same candidates: the search before issue 16
+Ours: what the post's ``search_by_name`` runs (candidates by ``names.candidate_patterns``,
+here matched in Python with the same LIKE semantics, ranked by ``names.rank_by_query``) over
+the name keys stored by a migrated SQLite post; the same ranking serves HQ.
+Baseline, in the same run on the same keys: the search before issue 16
 (rapidfuzz ``token_sort_ratio`` of the whole key, cutoff 80). Target: recall at 10 >= 99%.
 
 Usage: .venv/bin/python bench/names.py [--travellers 400] [--queries 1000] [--seed 16]

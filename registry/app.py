@@ -46,6 +46,7 @@ from sync.exchange.service import Exchange, load_exchange
 from sync.ingest.controller import IngestController
 from sync.reference import refresh_node_reference, refresh_reference_periodically
 from sync.runner import SyncRunner
+from sync.status import sync_status
 
 national_routes = [
     SyncController,
@@ -146,7 +147,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"node": node}),
+        state=State({"node": node, "sync_status": sync_status}),
         request_max_body_size=settings.max_photo_bytes + BODY_OVERHEAD_BYTES,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(

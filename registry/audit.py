@@ -624,34 +624,6 @@ async def _events_in_order(
         last_seq = rows[-1].seq or last_seq
 
 
-async def checkpoint_key(
-    session: AsyncSession, *, own_code: str, own_key: Ed25519PublicKey | None, origin: str
-) -> Ed25519PublicKey | None:
-    """The key that signs ``origin``'s checkpoints: this node's own, or the enrolled key
-    of the peer (on national, a post's)."""
-    if origin == own_code:
-        return own_key
-    from registry.receipts import public_key_from_text
-    from sync.models import SyncPeer
-
-    peer = await session.get(SyncPeer, origin)
-    if peer is None:
-        return None
-    try:
-        return public_key_from_text(peer.public_key)
-    except ValueError:
-        return None
-
-
-async def verify_node_chain(
-    session: AsyncSession, *, own_code: str, own_key: Ed25519PublicKey | None, origin: str
-) -> ChainVerdict:
-    """``verify_chain`` with every checkpoint's signature checked against the key of the
-    node that made it (``checkpoint_key``); checkpoints nobody's key can check fail."""
-    key = await checkpoint_key(session, own_code=own_code, own_key=own_key, origin=origin)
-    return await verify_chain(session, origin, public_key=key, require_signatures=True)
-
-
 async def verify_chain(
     session: AsyncSession,
     origin: str,

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from registry.json_text import compact_json
 from registry.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -32,12 +32,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def compact_json(value: Any) -> str:
-    """JSON columns are stored compact (no spaces, UTF-8 rather than escapes): outbox
-    payloads are read, compressed, sent and parsed again at national, byte for byte."""
-    return msgspec.json.encode(value).decode()
 
 
 def make_engine(settings: Settings) -> AsyncEngine:

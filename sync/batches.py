@@ -22,7 +22,7 @@ import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from registry.db import compact_json
+from registry.json_text import compact_json
 
 BATCH_FORMAT = 2  # 1 was one zlib-compressed array of [seq, record_type, record_id, row]
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024

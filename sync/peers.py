@@ -22,12 +22,12 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.audit import audit
+from registry.audit import ChainVerdict, audit, verify_chain
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.outbox import enqueue
@@ -423,3 +423,29 @@ def log_refusal(limits: LinkLimits, address: str, what: str, reason: str) -> Non
     """Log a refused, unauthenticated request (python logging only), rate-limited."""
     if limits.refusal_log.allow(address) == 0.0:
         log.warning("refused %s from %s: %s", what, address, reason[:200])
+
+
+# ------------------------------------------------------------------ audit checkpoints
+async def checkpoint_key(
+    session: AsyncSession, *, own_code: str, own_key: Ed25519PublicKey | None, origin: str
+) -> Ed25519PublicKey | None:
+    """The key that signs ``origin``'s checkpoints: this node's own, or the enrolled key
+    of the peer (on national, a post's)."""
+    if origin == own_code:
+        return own_key
+    peer = await session.get(SyncPeer, origin)
+    if peer is None:
+        return None
+    try:
+        return public_key_from_text(peer.public_key)
+    except ValueError:
+        return None
+
+
+async def verify_node_chain(
+    session: AsyncSession, *, own_code: str, own_key: Ed25519PublicKey | None, origin: str
+) -> ChainVerdict:
+    """``verify_chain`` with every checkpoint's signature checked against the key of the
+    node that made it (``checkpoint_key``); checkpoints nobody's key can check fail."""
+    key = await checkpoint_key(session, own_code=own_code, own_key=own_key, origin=origin)
+    return await verify_chain(session, origin, public_key=key, require_signatures=True)

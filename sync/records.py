@@ -21,7 +21,8 @@ from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401 - tables on the metadata
 import sync.models  # noqa: F401
-from registry.db import compact_json, dialect_name
+from registry.db import dialect_name
+from registry.json_text import compact_json
 
 # What a post may push to its national node, in dependency order.
 POST_RECORD_TYPES = (

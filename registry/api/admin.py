@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 
 from registry.api.auth import CROSSING_READERS, node_of
-from registry.audit import audit, verify_node_chain
+from registry.audit import audit, verify_chain
 from registry.migrate import current_revision
 from registry.models import Officer
 from registry.photos import read_photo
@@ -25,11 +25,11 @@ class AuditController(Controller):
     async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
-            verdict = await verify_node_chain(
+            verdict = await verify_chain(  # this node's own chain, under its own key
                 session,
-                own_code=node.settings.node_code,
-                own_key=node.signing_key.public_key(),
-                origin=node.settings.node_code,
+                node.settings.node_code,
+                public_key=node.signing_key.public_key(),
+                require_signatures=True,
             )
         return verdict.to_dict()
 

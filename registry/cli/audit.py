@@ -13,11 +13,11 @@ from registry.audit import (
     CheckpointRefused,
     checkpoint_if_due,
     checkpoint_view,
-    verify_node_chain,
 )
 from registry.cli.helpers import build_node, emit, node_settings, run, run_on_node
 from registry.db import Database
 from registry.receipts import NodeKeyError, load_or_create_node_key
+from sync.peers import verify_node_chain  # a post's chain is checked under its enrolled key
 
 
 @click.group()

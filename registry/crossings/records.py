@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.audit import audit
-from registry.crossings.registration import sign_crossing_receipt
+from registry.crossings.registration import (
+    compute_stay,
+    sign_crossing_receipt,
+    traveller_crossings,
+)
 from registry.models import Crossing, Officer, ProtectionReferral, TravelDocument, Traveller
 from registry.node import Node
 from registry.outbox import enqueue
@@ -136,6 +140,35 @@ async def successor_of(session: AsyncSession, crossing_id: uuid.UUID) -> Crossin
     return await session.scalar(query)
 
 
+STAY_FIELDS = frozenset({"decision", "direction", "occurred_at"})
+
+
+async def _recompute_stay(
+    session: AsyncSession, node: Node, original: Crossing, corrected: Crossing
+) -> None:
+    """A correction of the decision, direction or time computes the version's stay again,
+    from the traveller's crossings before it: an entry corrected to refused opens no stay,
+    one corrected from refused opens one; a refused exit closes nothing."""
+    traveller = await session.get(Traveller, original.traveller_id)
+    assert traveller is not None
+    history = [
+        c
+        for c in await traveller_crossings(session, original.traveller_id)
+        if c.id != original.id and c.occurred_at < corrected.occurred_at
+    ]
+    stay = compute_stay(
+        node,
+        corrected.direction,
+        traveller.nationality,
+        history,
+        corrected.occurred_at,
+        corrected.decision,
+    )
+    corrected.stay_allowed_until = stay.allowed_until
+    corrected.closes_crossing_id = stay.closes
+    corrected.overstay_days = stay.overstay
+
+
 async def correct_crossing(
     session: AsyncSession,
     *,
@@ -161,6 +194,8 @@ async def correct_crossing(
     corrected = Crossing(
         **data, version=original.version + 1, supersedes=original.id, correction_reason=reason
     )
+    if STAY_FIELDS & {k for k, v in changes.items() if v is not None}:
+        await _recompute_stay(session, node, original, corrected)
     document = await session.get(TravelDocument, original.document_id)
     assert document is not None
     corrected.receipt = sign_crossing_receipt(node, corrected, document)

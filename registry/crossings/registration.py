@@ -252,9 +252,18 @@ def allowed_until_of(
 ) -> date | None:
     """The limit of the stay ``entry`` opened, under ``rules`` (the rules in force when it
     is read), from the traveller's crossings before it in ``history``."""
-    before = [c for c in history if c.occurred_at < entry.occurred_at]
+    before = [c for c in admitted(history) if c.occurred_at < entry.occurred_at]
     day = entry.occurred_at.astimezone(zone).date()
     return stay_limit(rules, nationality, day, past_stays(before, zone))
+
+
+REFUSED = "refused"
+
+
+def admitted(history: list[Crossing]) -> list[Crossing]:
+    """The crossings that happened: a refused entry let nobody in, a refused exit let
+    nobody out, so neither opens nor closes a stay."""
+    return [c for c in history if c.decision != REFUSED]
 
 
 def open_entry_of(history: list[Crossing]) -> Crossing | None:
@@ -274,9 +283,19 @@ class StayOutcome:
 
 
 def compute_stay(
-    node: Node, direction: str, nationality: str, history: list[Crossing], when: datetime
+    node: Node,
+    direction: str,
+    nationality: str,
+    history: list[Crossing],
+    when: datetime,
+    decision: str | None = None,
 ) -> StayOutcome:
-    """Entry: how long the traveller may stay. Exit: which stay it closes, and any overstay."""
+    """Entry: how long the traveller may stay. Exit: which stay it closes, and any overstay.
+    A refused crossing opens and closes nothing; refused crossings in ``history`` count for
+    nothing (``admitted``). ``decision`` None: not decided yet (the desk's check)."""
+    if decision == REFUSED:
+        return StayOutcome(None, None, None, ())
+    history = admitted(history)
     zone = node.settings.zone
     day = when.astimezone(zone).date()
     open_entry = open_entry_of(history)

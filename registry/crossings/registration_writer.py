@@ -245,7 +245,12 @@ def _build(node: Node, item: PreparedRegistration, state: _BatchState) -> Regist
     document, traveller = _document_and_traveller(node, item, state)
     history = state.history[traveller.id]
     stay = compute_stay(
-        node, item.request.direction, traveller.nationality, history, item.occurred_at
+        node,
+        item.request.direction,
+        traveller.nationality,
+        history,
+        item.occurred_at,
+        item.request.decision,
     )
     photo = _photo(node, item, state)
     request = item.request

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from rapidfuzz import fuzz, process
 from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -19,9 +18,14 @@ from sqlmodel import col
 
 from registry.audit import audit
 from registry.crossings.records import crossing_view, traveller_view
-from registry.crossings.registration import allowed_until_of, current_version_filter
+from registry.crossings.registration import REFUSED, allowed_until_of, current_version_filter
 from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
-from registry.names import name_key, normalise_document_number
+from registry.names import (
+    candidate_patterns,
+    normalise_document_number,
+    query_form,
+    rank_by_query,
+)
 from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.stays import StayRules, overstay_days, stored_nationality_forms
@@ -137,18 +141,18 @@ class NameHit:
 
 
 async def name_candidates(
-    session: AsyncSession, key: str, date_of_birth: date | None
+    session: AsyncSession, query: tuple[str, ...], date_of_birth: date | None
 ) -> list[tuple[uuid.UUID, str]]:
-    """(traveller id, name key) of every traveller who shares a name part (3 letters or
-    more) with the query, or was born on ``date_of_birth``: two columns, not whole
+    """(traveller id, name key) of every traveller who holds a part of the query
+    (``names.candidate_patterns``), or was born on ``date_of_birth``: two columns, not whole
     travellers, since a common name part (SEKOU, MOHAMED) matches a large share of them."""
-    query = select(col(Traveller.id), col(Traveller.name_key))
+    statement = select(col(Traveller.id), col(Traveller.name_key))
     if date_of_birth is not None:
-        query = query.where(col(Traveller.date_of_birth) == date_of_birth)
+        statement = statement.where(col(Traveller.date_of_birth) == date_of_birth)
     else:
-        tokens = [t for t in key.split() if len(t) >= 3] or key.split()
-        query = query.where(or_(*[col(Traveller.name_key).contains(t) for t in tokens]))
-    return [(row[0], row[1]) for row in await session.execute(query.limit(50_000))]
+        patterns = candidate_patterns(query)
+        statement = statement.where(or_(*[col(Traveller.name_key).like(p) for p in patterns]))
+    return [(row[0], row[1]) for row in await session.execute(statement.limit(50_000))]
 
 
 async def travellers_by_id(
@@ -170,21 +174,17 @@ async def search_by_name(
     date_of_birth: date | None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Travellers whose normalised name is close to the query (transliteration-aware)."""
+    """Travellers who answer a name query: any subset of their names, in any order, in any
+    spelling the name key folds (accents, transliteration variants, Arabic script), best
+    first (``names.rank_by_query``); with ``date_of_birth``, only people born that day."""
     name = query_text(name, NAME_QUERY, "name")
-    key = name_key(name, "")
-    if not key:
+    form = query_form(name)
+    if not form:
         raise Problem(422, "Invalid name", field="name", detail="the name has no letters")
-    candidates = await name_candidates(session, key, date_of_birth)
-    scored = process.extract(
-        key,
-        [name_key for _, name_key in candidates],
-        scorer=fuzz.token_sort_ratio,
-        score_cutoff=NAME_SCORE_CUTOFF,
-        limit=min(limit, MAX_RESULTS),
-    )
-    travellers = await travellers_by_id(session, {candidates[index][0] for _, _, index in scored})
-    hits = [NameHit(travellers[candidates[index][0]], score) for _, score, index in scored]
+    candidates = await name_candidates(session, form, date_of_birth)
+    ranked = rank_by_query(form, [key for _, key in candidates], limit=min(limit, MAX_RESULTS))
+    travellers = await travellers_by_id(session, {candidates[index][0] for index, _ in ranked})
+    hits = [NameHit(travellers[candidates[index][0]], score) for index, score in ranked]
     await audit_search(
         session,
         node,
@@ -273,10 +273,12 @@ def _open_entry_condition() -> Any:
     superseded = aliased(SupersededCrossing)
     return and_(
         col(Crossing.direction) == "entry",
+        col(Crossing.decision) != REFUSED,  # a refused entry opened no stay
         current_version_filter(),
         ~exists().where(
             col(later_exit.traveller_id) == col(Crossing.traveller_id),
-            later_exit.occurred_at > col(Crossing.occurred_at),
+            col(later_exit.occurred_at) > col(Crossing.occurred_at),
+            col(later_exit.decision) != REFUSED,  # nor does a refused crossing close one
             ~exists().where(col(superseded.id) == col(later_exit.id)),
         ),
     )

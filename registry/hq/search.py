@@ -35,7 +35,12 @@ from registry.crossings.search import (
 )
 from registry.hq.shared import check_choice, check_page, in_range, is_postgresql, local_bounds
 from registry.models import DECISIONS, DIRECTIONS, Crossing, Officer, TravelDocument, Traveller
-from registry.names import name_key, name_similarity, normalise_document_number
+from registry.names import (
+    name_similarity,
+    normalise_document_number,
+    query_form,
+    rank_by_query,
+)
 from registry.node import Node
 from registry.problems import Problem
 
@@ -148,7 +153,7 @@ async def name_matches(
     filter (same birth date, else any name token of 3+ letters), scored in Python.
     """
     if not is_postgresql(session):
-        candidates = await name_candidates(session, key, date_of_birth)
+        candidates = await name_candidates(session, query_form(key), date_of_birth)
         found = await travellers_by_id(session, (i for i, _ in candidates))
         return score_names(key, found.values(), cutoff)[:limit]
     if date_of_birth is None:
@@ -160,6 +165,43 @@ async def name_matches(
         .limit(DOB_CANDIDATES)
     )
     return score_names(key, (await session.scalars(query)).all(), cutoff)[:limit]
+
+
+async def query_matches(
+    session: AsyncSession, form: tuple[str, ...], date_of_birth: date | None, *, limit: int
+) -> Scored:
+    """Traveller records of every post that answer a name query (``names.query_form``: any
+    subset of the names, any order, any folded spelling), best first, at most ``limit``.
+
+    PostgreSQL without a birth date: the distinct keys of the traveller_name_key dictionary
+    holding a word close to any query part (pg_trgm ``<%``, GIN index), ranked by
+    ``names.rank_by_query``, then their travellers. With a birth date: that day's travellers.
+    SQLite (the HQ pages at a post): the post's candidate filter."""
+    if not is_postgresql(session) or date_of_birth is not None:
+        if is_postgresql(session):
+            rows = await session.execute(
+                select(col(Traveller.id), col(Traveller.name_key))
+                .where(col(Traveller.date_of_birth) == date_of_birth)
+                .limit(DOB_CANDIDATES)
+            )
+            candidates = [(row[0], row[1]) for row in rows]
+        else:
+            candidates = await name_candidates(session, form, date_of_birth)
+        ranked = rank_by_query(form, [key for _, key in candidates], limit=limit)
+        found = await travellers_by_id(session, (candidates[i][0] for i, _ in ranked))
+        hits = [(score, found[candidates[i][0]]) for i, score in ranked]
+        return sorted(hits, key=lambda hit: (-hit[0], hit[1].origin, str(hit[1].id)))
+    parts = {f"part{i}": part for i, part in enumerate(form)}
+    close = " OR ".join(f":{name} <% name_key" for name in parts)
+    statement = (
+        select(text("name_key"))
+        .select_from(text("traveller_name_key"))
+        .where(text(f"({close})").bindparams(**parts))
+        .limit(NAME_KEY_CANDIDATES * 20)
+    )
+    keys = list((await session.scalars(statement)).all())
+    ranked = rank_by_query(form, keys, limit=NAME_KEY_CANDIDATES)
+    return await _travellers_with_keys(session, [(keys[i], score) for i, score in ranked], limit)
 
 
 async def hq_search_by_name(
@@ -174,11 +216,11 @@ async def hq_search_by_name(
     """Traveller records of every post whose name is close to ``name`` (transliteration-aware,
     order-independent), optionally born on ``date_of_birth``; best score first."""
     name = query_text(name, NAME_QUERY, "name")
-    key = name_key(name, "")
-    if not key:
+    form = query_form(name)
+    if not form:
         raise Problem(422, "Invalid name", field="name", detail="the name has no letters")
     check_page(limit, 0)
-    hits = await name_matches(session, key, date_of_birth, cutoff=NAME_CUTOFF, limit=limit)
+    hits = await query_matches(session, form, date_of_birth, limit=limit)
     query = {"name": name, "date_of_birth": date_of_birth.isoformat() if date_of_birth else None}
     await audit_search(session, node, officer, "hq_name", query, [str(t.id) for _, t in hits])
     return [{"score": score, "traveller": traveller_view(t)} for score, t in hits]

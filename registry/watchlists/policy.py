@@ -20,7 +20,7 @@ from registry.problems import Problem
 PROTECT = "protect"
 INSTRUCTIONS = {
     "refer_secondary": "refer to secondary inspection",
-    "notify": "refer to secondary inspection",
+    "notify": "process as usual: the listing's owner is notified",
     PROTECT: "refer to protection officer",
 }
 

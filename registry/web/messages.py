@@ -63,6 +63,7 @@ WATCHLIST_ACTIONS = {
 INSTRUCTION_TEXT = {
     INSTRUCTIONS["refer_secondary"]: N_("Refer to secondary inspection"),
     INSTRUCTIONS["protect"]: N_("Refer to the protection officer"),
+    INSTRUCTIONS["notify"]: N_("Process as usual: the listing's owner is notified"),
 }
 CHECK_TEXT = {
     "mrz_check_digit_failed": N_("Check digit does not match"),

@@ -78,8 +78,9 @@ async def offline_banner(request: Request[Any, Any, Any]) -> dict[str, Any] | No
     now = time.monotonic()
     if cached is not None and now - cached[0] < BANNER_CACHE_SECONDS:
         return cached[1]
-    from sync.status import sync_status
-
+    sync_status = getattr(state, "sync_status", None)  # installed by registry.app
+    if sync_status is None:
+        return None
     status = await sync_status(node)
     banner = None
     if status.get("warning") or status.get("quarantined"):

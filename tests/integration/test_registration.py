@@ -294,3 +294,44 @@ async def test_same_document_reuses_the_traveller(post_node: NodeUnderTest) -> N
     assert await count(post_node, TravelDocument) == 1
     assert await count(post_node, Crossing) == 3
     assert first["traveller"]["id"]
+
+
+async def test_a_refused_crossing_opens_and_closes_no_stay(post_node: NodeUnderTest) -> None:
+    """Issue 16: a refused entry opens no stay and says REFUSED on its receipt; the next
+    entry warns of no open stay; a refused exit closes nothing; a correction to or from
+    refused computes the stay again."""
+    mrz = td3(unique_number())
+    refused = await register(post_node, {"direction": "entry", "mrz": mrz, "decision": "refused"})
+    assert refused["stay_allowed_until"] is None
+    officer = post_node.auth("officer")
+    slip = await post_node.client.get(
+        f"/api/crossings/{refused['id']}/receipt.html", headers=officer
+    )
+    assert "REFUSED" in slip.text and "Stay until" not in slip.text
+    stays = await post_node.client.get("/api/stays/open", headers=officer)
+    assert refused["id"] not in {s["id"] for s in stays.json()}
+
+    entry = await register(post_node, {"direction": "entry", "mrz": mrz})
+    assert "previous_entry_not_closed" not in [c["code"] for c in entry["checks"]]
+    assert entry["stay_allowed_until"] is not None
+    refused_exit = await register(
+        post_node, {"direction": "exit", "mrz": mrz, "decision": "refused"}
+    )
+    assert refused_exit["closes_crossing_id"] is None
+    stays = await post_node.client.get("/api/stays/open", headers=officer)
+    assert entry["id"] in {s["id"] for s in stays.json()}  # still in the country
+
+    corrected = await post_node.client.post(
+        f"/api/crossings/{refused['id']}/corrections",
+        json={"reason": "keyed refused by mistake", "decision": "cleared"},
+        headers=post_node.auth("supervisor"),
+    )
+    assert corrected.status_code == 201, corrected.text
+    assert corrected.json()["stay_allowed_until"] is not None
+    back = await post_node.client.post(
+        f"/api/crossings/{entry['id']}/corrections",
+        json={"reason": "was refused in fact", "decision": "refused"},
+        headers=post_node.auth("supervisor"),
+    )
+    assert back.status_code == 201, back.text
+    assert back.json()["stay_allowed_until"] is None

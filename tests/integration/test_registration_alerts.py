@@ -114,7 +114,7 @@ async def test_listed_name_with_same_birth_date(watch_node: NodeUnderTest) -> No
         watch_node, crossing_body(traveller={**same_birth, "date_of_birth": "1980-01-01"})
     )
     assert [a["evidence"] for a in hit["alerts"]] == ["name_dob"]
-    assert hit["alerts"][0]["instruction"] == "refer to secondary inspection"
+    assert hit["alerts"][0]["instruction"] == "process as usual: the listing's owner is notified"
     other_birth = await register(
         watch_node, crossing_body(traveller={**same_birth, "date_of_birth": "1981-01-01"})
     )

@@ -230,3 +230,41 @@ async def test_audit_chain_holds_with_hostile_search_text(post_node: NodeUnderTe
         ).all()
     assert verdict.ok and verdict.events_checked >= 3, verdict
     assert [d["query"]["name"] for d in reversed(details)] == hostile
+
+
+async def test_name_search_finds_people_by_any_of_their_names(post_node: NodeUnderTest) -> None:
+    """Issue 16: surname alone, given name alone, a subset in any order, accents,
+    transliteration variants (Weld/Ould, Mennt/Mint, Fatimetou/Fatima) and Arabic script."""
+    people = {
+        "traore_moussa": ("TRAORE", "MOUSSA"),
+        "traore_awa": ("TRAORE", "AWA"),
+        "dembele": ("DEMBELE", "SEYDOU KALIFA"),
+        "sidi": ("OULD SIDI", "MOHAMED"),
+        "abdallahi": ("MINT ABDALLAHI", "FATIMA"),
+        "keita": ("KEITA", "FANTA"),
+    }
+    ids = {}
+    for label, (surname, given) in people.items():
+        body = {"direction": "entry", "mrz": td3(unique_number(), surname=surname, given=given)}
+        crossing = await register(post_node, body)
+        ids[label] = crossing["traveller"]["id"]
+    officer = post_node.auth("officer")
+    expectations = {
+        "Traoré": {"traore_moussa", "traore_awa"},
+        "Moussa": {"traore_moussa"},
+        "Seydou Dembele": {"dembele"},
+        "Weld Sidi": {"sidi"},
+        "Mohammed": {"sidi"},
+        "محمد": {"sidi"},
+        "Mennt Abdallahi": {"abdallahi"},
+        "Fatimetou": {"abdallahi"},
+        "Keïta": {"keita"},
+    }
+    for query, wanted in expectations.items():
+        response = await post_node.client.get(
+            "/api/search/name", params={"name": query, "limit": 50}, headers=officer
+        )
+        assert response.status_code == 200, (query, response.text)
+        found = {hit["traveller"]["id"] for hit in response.json()}
+        assert {ids[label] for label in wanted} <= found, query
+        assert not found & {ids[label] for label in people if label not in wanted}, query
