@@ -8,10 +8,11 @@ the officer, who records the decision.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -242,13 +243,31 @@ async def traveller_crossings(session: AsyncSession, traveller_id: uuid.UUID) ->
     return list((await session.scalars(query)).all())
 
 
-def past_stays(history: list[Crossing], zone: Any) -> list[tuple[date, date | None]]:
+class CrossingFacts(Protocol):
+    """What stays are computed from: a crossing, or a row of just these columns."""
+
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def decision(self) -> str: ...
+
+
+Facts = TypeVar("Facts", bound=CrossingFacts)
+
+
+def past_stays(history: Sequence[CrossingFacts], zone: Any) -> list[tuple[date, date | None]]:
     """Pair entries with the exits that follow them, as local dates."""
     return pair_stays((c.occurred_at.astimezone(zone).date(), c.direction) for c in history)
 
 
 def allowed_until_of(
-    rules: StayRules, zone: Any, nationality: str, entry: Crossing, history: list[Crossing]
+    rules: StayRules,
+    zone: Any,
+    nationality: str,
+    entry: CrossingFacts,
+    history: Sequence[CrossingFacts],
 ) -> date | None:
     """The limit of the stay ``entry`` opened, under ``rules`` (the rules in force when it
     is read), from the traveller's crossings before it in ``history``."""
@@ -260,7 +279,7 @@ def allowed_until_of(
 REFUSED = "refused"
 
 
-def admitted(history: list[Crossing]) -> list[Crossing]:
+def admitted(history: Sequence[Facts]) -> list[Facts]:
     """The crossings that happened: a refused entry let nobody in, a refused exit let
     nobody out, so neither opens nor closes a stay."""
     return [c for c in history if c.decision != REFUSED]

@@ -327,8 +327,17 @@ async def open_stays(
     unlimited.
     """
     rules, zone = node.stay_rules, node.settings.zone
+    # Candidates and histories as light rows (a month of entries past the shortest limit
+    # can be tens of thousands): whole crossings are loaded only for the answers.
     query = (
-        select(Crossing, col(Traveller.nationality))
+        select(
+            col(Crossing.id),
+            col(Crossing.traveller_id),
+            col(Crossing.occurred_at),
+            col(Crossing.direction),
+            col(Crossing.decision),
+            col(Traveller.nationality),
+        )
         .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
         .where(_open_entry_condition())
         .order_by(col(Crossing.occurred_at))
@@ -340,14 +349,27 @@ async def open_stays(
     else:
         query = query.limit(MAX_RESULTS)
     entries = (await session.execute(query)).all()
-    histories = await _traveller_histories(session, {c.traveller_id for c, _ in entries})
+    histories = await _traveller_histories(session, {entry.traveller_id for entry in entries})
     limits: dict[uuid.UUID, date | None] = {
-        c.id: allowed_until_of(rules, zone, nationality, c, histories[c.traveller_id])
-        for c, nationality in entries
+        entry.id: allowed_until_of(
+            rules, zone, entry.nationality, entry, histories[entry.traveller_id]
+        )
+        for entry in entries
     }
-    crossings = [
-        c for c, _ in entries if not overstays_only or overstay_days(limits[c.id], as_of) > 0
+    chosen = [
+        entry.id
+        for entry in entries
+        if not overstays_only or overstay_days(limits[entry.id], as_of) > 0
     ][:MAX_RESULTS]
+    loaded = (
+        {
+            c.id: c
+            for c in await session.scalars(select(Crossing).where(col(Crossing.id).in_(chosen)))
+        }
+        if chosen
+        else {}
+    )
+    crossings = [loaded[i] for i in chosen]
     await audit_search(
         session,
         node,
@@ -366,16 +388,22 @@ async def open_stays(
 
 async def _traveller_histories(
     session: AsyncSession, traveller_ids: set[uuid.UUID]
-) -> dict[uuid.UUID, list[Crossing]]:
-    """Current versions of these travellers' crossings at this post, oldest first."""
-    histories: dict[uuid.UUID, list[Crossing]] = defaultdict(list)
+) -> dict[uuid.UUID, list[Any]]:
+    """Current versions of these travellers' crossings at this post, oldest first, as rows
+    of what stays are computed from (``registration.CrossingFacts``)."""
+    histories: dict[uuid.UUID, list[Any]] = defaultdict(list)
     ids = sorted(traveller_ids)
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         query = (
-            select(Crossing)
+            select(
+                col(Crossing.traveller_id),
+                col(Crossing.occurred_at),
+                col(Crossing.direction),
+                col(Crossing.decision),
+            )
             .where(col(Crossing.traveller_id).in_(chunk), current_version_filter())
             .order_by(col(Crossing.occurred_at))
         )
-        for crossing in (await session.scalars(query)).all():
-            histories[crossing.traveller_id].append(crossing)
+        for row in await session.execute(query):
+            histories[row.traveller_id].append(row)
     return histories
