@@ -261,6 +261,12 @@ def allowed_stay_until(
     window = rule.window_days
     present = _presence_days(entry_date, past_stays, entry_date - timedelta(days=window - 1))
     already_used = len(present)
+    if not already_used:  # the usual case: nothing in the window, the whole allowance
+        return StayAllowance(
+            allowed_until=entry_date + timedelta(days=rule.max_days - 1),
+            days_remaining=rule.max_days,
+            already_used=0,
+        )
     past_in_window = already_used
     days_allowed = 0
     while days_allowed < rule.max_days:
