@@ -108,6 +108,14 @@ def worst_case_photos() -> dict[str, tuple[str, bytes]]:
 
 
 # ---------------------------------------------------------------- a server process
+# The `borderpost` entry point of this tree (registry.cli.main) or of a revision from
+# before the CLI package (registry.cli).
+CLI_ENTRY = (
+    "try:\n    from registry.cli.main import main\n"
+    "except ImportError:\n    from registry.cli import main\nmain()"
+)
+
+
 @dataclass
 class Server:
     """``borderpost serve`` from ``source`` (this tree, or an extracted older revision)."""
@@ -129,7 +137,7 @@ class Server:
         return env
 
     def cli(self, *args: str, extra: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-c", "from registry.cli.main import main; main()", *args]
+        command = [sys.executable, "-c", CLI_ENTRY, *args]
         subprocess.run(
             command, cwd=self.source, env={**self.env, **(extra or {})}, check=True,
             capture_output=True, timeout=300,
@@ -143,7 +151,7 @@ class Server:
             extra={"BORDERPOST_NEW_PASSWORD": PASSWORD},
         )  # fmt: skip
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - lives with the process
-        command = [sys.executable, "-c", "from registry.cli.main import main; main()", "serve"]
+        command = [sys.executable, "-c", CLI_ENTRY, "serve"]
         self.process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=self.source, env=self.env, stdout=log, stderr=subprocess.STDOUT,
