@@ -223,20 +223,22 @@ class StayAllowance:
         return self.days_remaining == 0
 
 
-def _presence_days(
-    entry_date: date, past_stays: Sequence[tuple[date, date | None]], since: date
-) -> set[date]:
-    """Days present in ``[since, entry_date - 1]``; an open stay counts until entry_date - 1."""
-    last = entry_date - timedelta(days=1)
-    present: set[date] = set()
+def _presence(
+    entry_date: date, past_stays: Sequence[tuple[date, date | None]], window: int
+) -> bytearray:
+    """Presence on the ``window - 1`` days before ``entry_date``: item ``i`` is 1 when the
+    traveller was present on day ``entry_date - window + 1 + i``. An open stay counts until
+    ``entry_date - 1``."""
+    since = entry_date.toordinal() - window + 1
+    last_day = entry_date.toordinal() - 1
+    present = bytearray(max(0, window - 1))
     for arrived, left in past_stays:
         if left is not None and left < arrived:
             raise ValueError(f"stay exit {left} is before its entry {arrived}")
-        first_day = max(arrived, since)
-        last_day = min(left if left is not None else last, last)
-        present.update(
-            first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)
-        )
+        first = max(arrived.toordinal(), since)
+        last = min(left.toordinal() if left is not None else last_day, last_day)
+        if first <= last:
+            present[first - since : last - since + 1] = b"\x01" * (last - first + 1)
     return present
 
 
@@ -254,13 +256,12 @@ def allowed_stay_until(
     ``[d - window_days + 1, d]`` are at most ``max_days``. The count of such a window can only
     grow by one a day (the new day) and lose at most one (the day leaving the window), so the
     first day it exceeds the limit ends the stay: one pass over at most ``max_days`` days,
-    with the past presence held in a set restricted to one window (O(window)).
+    over the past presence of one window held as a byte per day.
     """
     if rule.max_days is None:
         return StayAllowance(allowed_until=None, days_remaining=None, already_used=0)
-    window = rule.window_days
-    present = _presence_days(entry_date, past_stays, entry_date - timedelta(days=window - 1))
-    already_used = len(present)
+    present = _presence(entry_date, past_stays, rule.window_days)
+    already_used = present.count(1)
     if not already_used:  # the usual case: nothing in the window, the whole allowance
         return StayAllowance(
             allowed_until=entry_date + timedelta(days=rule.max_days - 1),
@@ -269,10 +270,10 @@ def allowed_stay_until(
         )
     past_in_window = already_used
     days_allowed = 0
+    # on stay day j (j >= 1) the day leaving the window is present[j - 1]
     while days_allowed < rule.max_days:
-        day = entry_date + timedelta(days=days_allowed)
         if days_allowed:
-            past_in_window -= (day - timedelta(days=window)) in present
+            past_in_window -= present[days_allowed - 1]
         if past_in_window + days_allowed + 1 > rule.max_days:
             break
         days_allowed += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -285,17 +285,33 @@ def _open_entry_condition() -> Any:
 
 
 def may_overstay(
-    rules: StayRules, zone: Any, as_of: date, nationality: Any, occurred_at: Any
+    rules: StayRules,
+    zone: Any,
+    as_of: date,
+    nationality: Any,
+    occurred_at: Any,
+    *,
+    earlier_presence: Callable[[datetime], Any],
 ) -> Any:
     """SQL screen for entries that can be past their limit at the end of ``as_of`` under
-    ``rules``: a stay's limit ends at most ``max_days - 1`` days after its entry day, so
-    only entries at least ``max_days`` days old (by the traveller's nationality's rule) can
-    be; unlimited nationalities (the node's citizens, by default) never are. The limit
-    itself is then computed for each candidate (``allowed_until_of``)."""
+    ``rules``; unlimited nationalities (the node's citizens, by default) never are. The
+    limit itself is then computed for each candidate (``allowed_until_of``).
 
-    def entered_by(max_days: int) -> Any:
-        next_day = as_of - timedelta(days=max_days - 1)
-        return occurred_at < datetime.combine(next_day, time(), zone).astimezone(UTC)
+    With nothing earlier in its window a stay's limit ends ``max_days - 1`` days after its
+    entry day, so such an entry can be past it only when at least ``max_days`` days old. A
+    more recent entry can be past it only when earlier days count against it (a traveller
+    who re-enters with the allowance used up overstays from the first day):
+    ``earlier_presence(bound)`` is the caller's condition "earlier movements on or after
+    ``bound``, or an earlier stay still open at the entry", and ``bound`` is the first day
+    of the earliest window such a recent entry can have."""
+
+    def day_start(day: date) -> datetime:
+        return datetime.combine(day, time(), zone).astimezone(UTC)
+
+    def screen(max_days: int, window_days: int) -> Any:
+        entered_by = occurred_at < day_start(as_of - timedelta(days=max_days - 1))
+        bound = day_start(as_of - timedelta(days=max_days + window_days))
+        return or_(entered_by, earlier_presence(bound))
 
     conditions: list[Any] = []
     named: list[str] = []
@@ -303,13 +319,39 @@ def may_overstay(
         forms = stored_nationality_forms(code)
         named.extend(forms)
         if rule.max_days is not None:
-            conditions.append(and_(nationality.in_(forms), entered_by(rule.max_days)))
+            conditions.append(and_(nationality.in_(forms), screen(rule.max_days, rule.window_days)))
     if rules.citizens is not None and rules.citizens not in rules.by_nationality:
         named.extend(stored_nationality_forms(rules.citizens))
-    if rules.default.max_days is not None:
+    default = rules.default
+    if default.max_days is not None:
         others = nationality.not_in(named) if named else true()
-        conditions.append(and_(others, entered_by(rules.default.max_days)))
+        conditions.append(and_(others, screen(default.max_days, default.window_days)))
     return or_(*conditions) if conditions else false()
+
+
+def _earlier_presence_at_post(bound: datetime) -> Any:
+    """For ``may_overstay`` on a post's own crossings (by traveller): an earlier admitted
+    crossing of the same traveller on or after ``bound``, or an earlier admitted entry with
+    nothing admitted between it and this entry (a stay still open when this one began)."""
+    earlier, between = aliased(Crossing), aliased(Crossing)
+    earlier_gone, between_gone = aliased(SupersededCrossing), aliased(SupersededCrossing)
+    still_open = and_(
+        col(earlier.direction) == "entry",
+        ~exists().where(
+            col(between.traveller_id) == col(Crossing.traveller_id),
+            col(between.occurred_at) > col(earlier.occurred_at),
+            col(between.occurred_at) < col(Crossing.occurred_at),
+            col(between.decision) != REFUSED,
+            ~exists().where(col(between_gone.id) == col(between.id)),
+        ).correlate(Crossing, earlier),  # two levels up: not correlated by itself
+    )
+    return exists().where(
+        col(earlier.traveller_id) == col(Crossing.traveller_id),
+        col(earlier.occurred_at) < col(Crossing.occurred_at),
+        col(earlier.decision) != REFUSED,
+        ~exists().where(col(earlier_gone.id) == col(earlier.id)),
+        or_(col(earlier.occurred_at) >= bound, still_open),
+    )
 
 
 async def open_stays(
@@ -344,7 +386,14 @@ async def open_stays(
     )
     if overstays_only:
         query = query.where(
-            may_overstay(rules, zone, as_of, Traveller.nationality, Crossing.occurred_at)
+            may_overstay(
+                rules,
+                zone,
+                as_of,
+                Traveller.nationality,
+                Crossing.occurred_at,
+                earlier_presence=_earlier_presence_at_post,
+            )
         )
     else:
         query = query.limit(MAX_RESULTS)
