@@ -7,9 +7,9 @@ queries use ``session.execute``/``session.scalars`` everywhere (see design.md pi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
@@ -23,6 +23,8 @@ from registry.json_text import compact_json
 from registry.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+Result = TypeVar("Result")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -92,3 +94,22 @@ async def lock_for_write(session: AsyncSession) -> None:
     """Take the node-wide write lock inside the current PostgreSQL transaction."""
     if dialect_name(session) == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(7214001)"))
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # an error after the caller was cancelled has no one to go to
+
+
+async def finish_even_if_cancelled(work: Coroutine[Any, Any, Result]) -> Result:
+    """Await ``work`` in a task of its own that cancelling the caller does not stop.
+
+    For raw driver reads on SQLite (aiosqlite runs each call in its thread): cancelled
+    between ``execute`` and ``fetchall``, such a read leaves its statement open, and the
+    read snapshot it holds makes the connection's next write fail at once with "database is
+    locked", for whoever takes the connection from the pool next. ``work`` must open and
+    close its own session, so the connection goes back only once the read is done. The
+    caller is still cancelled at once."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)

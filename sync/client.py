@@ -26,7 +26,7 @@ from registry.audit import (
     checkpoints_for_sync,
     mark_delivered,
 )
-from registry.db import dialect_name
+from registry.db import dialect_name, finish_even_if_cancelled
 from registry.models import AuditCheckpoint, OutboxEntry, utcnow
 from registry.node import Node
 from registry.photos import read_photo
@@ -158,7 +158,12 @@ class SyncClient:
     async def _outbox_rows(
         self, position: int, *, photos_only: bool, limit: int
     ) -> list[RecordRow]:
-        """``_outbox_after`` as the plain tuples the database returns (the push's hot path)."""
+        """``_outbox_after`` as the plain tuples the database returns (the push's hot path).
+        The push cancels reads it no longer needs: the raw SQLite read finishes regardless
+        (``finish_even_if_cancelled``)."""
+        return await finish_even_if_cancelled(self._read_outbox(position, photos_only, limit))
+
+    async def _read_outbox(self, position: int, photos_only: bool, limit: int) -> list[RecordRow]:
         query = _outbox_query(photos_only)
         async with self.node.db.session() as session:
             if dialect_name(session) == "sqlite":  # skip SQLAlchemy's per-row processing
