@@ -18,7 +18,7 @@ from litestar.template.config import TemplateConfig
 
 from registry.api.admin import AuditController, PhotoController, health
 from registry.api.auth import authorize, current_officer
-from registry.audit import keep_checkpoints
+from registry.audit_checkpoints import keep_checkpoints
 from registry.crossings.controller import CrossingController
 from registry.crossings.search_controller import SearchController
 from registry.headers import security_headers

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from registry.audit import (
+from registry.audit_checkpoints import (
     CHECKPOINT_UPLOAD_MAX,
     checkpoint_upload,
     checkpoints_for_sync,

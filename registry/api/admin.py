@@ -8,7 +8,8 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 
 from registry.api.auth import CROSSING_READERS, node_of
-from registry.audit import audit, verify_chain
+from registry.audit import audit
+from registry.audit_checkpoints import verify_chain
 from registry.migrate import current_revision
 from registry.models import Officer
 from registry.photos import read_photo

@@ -8,7 +8,7 @@ import sys
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from registry.audit import (
+from registry.audit_checkpoints import (
     ChainVerdict,
     CheckpointRefused,
     checkpoint_if_due,

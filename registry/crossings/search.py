@@ -337,13 +337,15 @@ def _earlier_presence_at_post(bound: datetime) -> Any:
     earlier_gone, between_gone = aliased(SupersededCrossing), aliased(SupersededCrossing)
     still_open = and_(
         col(earlier.direction) == "entry",
-        ~exists().where(
+        ~exists()
+        .where(
             col(between.traveller_id) == col(Crossing.traveller_id),
             col(between.occurred_at) > col(earlier.occurred_at),
             col(between.occurred_at) < col(Crossing.occurred_at),
             col(between.decision) != REFUSED,
             ~exists().where(col(between_gone.id) == col(between.id)),
-        ).correlate(Crossing, earlier),  # two levels up: not correlated by itself
+        )
+        .correlate(Crossing, earlier),  # two levels up: not correlated by itself
     )
     return exists().where(
         col(earlier.traveller_id) == col(Crossing.traveller_id),

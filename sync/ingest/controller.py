@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.exc import DBAPIError
 
 from registry.api.auth import node_of
-from registry.audit import read_checkpoint_upload, store_received_checkpoints
+from registry.audit_checkpoints import read_checkpoint_upload, store_received_checkpoints
 from registry.node import Node
 from registry.problems import PROBLEM_MEDIA_TYPE, problem_response
 from registry.receipts import public_key_from_text
@@ -100,7 +100,7 @@ class IngestController(Controller):
     async def audit_checkpoints(self, request: Request[Any, Any, Any]) -> dict[str, int]:
         """A post's signed checkpoints of its audit chain, sent once national holds the
         events they count. The request is signed by the post, each checkpoint too; national
-        keeps them all (``registry.audit.store_received_checkpoints``) or none."""
+        keeps them all (``registry.audit_checkpoints.store_received_checkpoints``) or none."""
         node = node_of(request)
         body = await request.body()
         async with node.db.session() as session:

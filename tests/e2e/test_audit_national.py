@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from registry.audit import checkpoint_message, checkpoint_upload
+from registry.audit_checkpoints import checkpoint_message, checkpoint_upload
 from registry.models import AuditCheckpoint, utcnow
 from registry.receipts import load_or_create_node_key
 from sync.batches import _b64

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from sqlalchemy import func, select
 
-from registry.audit import (
+from registry.audit_checkpoints import (
     CheckpointRefused,
     _b64,
     checkpoint_if_due,

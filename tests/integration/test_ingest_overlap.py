@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from registry.audit import GENESIS_HASH, event_hash, verify_chain
+from registry.audit import GENESIS_HASH, event_hash
+from registry.audit_checkpoints import verify_chain
 from registry.models import AuditEvent, Crossing, Officer, TravelDocument, Traveller
 from registry.names import name_key
 from registry.node import Node

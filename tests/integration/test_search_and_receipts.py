@@ -202,7 +202,8 @@ async def test_audit_chain_holds_with_hostile_search_text(post_node: NodeUnderTe
     """Searches are audited with the text the user typed. On PostgreSQL the event is hashed
     by the database (one round trip); text that mimics the hashed JSON, quotes and non-ASCII
     letters must not make the chain disagree with the Python verifier."""
-    from registry.audit import GENESIS_HASH, verify_chain
+    from registry.audit import GENESIS_HASH
+    from registry.audit_checkpoints import verify_chain
 
     hostile = [
         f'Ould","prev_hash":"{GENESIS_HASH}',
