@@ -20,7 +20,7 @@ from sqlmodel import col
 from registry.audit import audit
 from registry.crossings.records import traveller_view
 from registry.crossings.registration import current_version_filter
-from registry.crossings.search import views_with_people
+from registry.crossings.search import travellers_by_id, views_with_people
 from registry.hq.search import DOB_CANDIDATES, NAME_CUTOFF, name_matches, score_names
 from registry.models import Crossing, Officer, Photo, TravelDocument, Traveller
 from registry.node import Node
@@ -148,16 +148,6 @@ def _face_evidence(
     return evidence
 
 
-async def _travellers_by_id(
-    session: AsyncSession, ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, Traveller]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    rows = await session.scalars(select(Traveller).where(col(Traveller.id).in_(wanted)))
-    return {t.id: t for t in rows.all()}
-
-
 async def _face_links(
     session: AsyncSession, node: Node, root: Traveller, people: dict[uuid.UUID, Traveller]
 ) -> Evidence:
@@ -187,7 +177,7 @@ async def linked_records(session: AsyncSession, node: Node, root: Traveller) -> 
     by_document = await _document_links(session, root)
     same_dob = await _same_birth_date(session, root)
     people = {t.id: t for t in same_dob}
-    people.update(await _travellers_by_id(session, (tid for tid, _ in by_document)))
+    people.update(await travellers_by_id(session, (tid for tid, _ in by_document)))
     by_name = _name_dob_evidence(root, same_dob)
     by_face = await _face_links(session, node, root, people)
     links: dict[uuid.UUID, Link] = {}
