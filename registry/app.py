@@ -10,14 +10,14 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from registry.api.admin import AuditController, PhotoController, health
-from registry.api.auth import authorize, current_officer
+from registry.api.auth import authorize
+from registry.api.dependencies import DEPENDENCIES
 from registry.audit_checkpoints import keep_checkpoints
 from registry.crossings.controller import CrossingController
 from registry.crossings.search_controller import SearchController
@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[security_headers],
         request_class=BorderpostRequest,
         guards=[authorize, request_guard],
-        dependencies={"officer": Provide(current_officer, sync_to_thread=False)},
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"node": node, "sync_status": sync_status}),

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 
-from registry.api.auth import CROSSING_READERS, node_of
+from registry.api.auth import CROSSING_READERS
 from registry.audit import audit
 from registry.audit_checkpoints import verify_chain
 from registry.migrate import current_revision
 from registry.models import Officer
+from registry.node import Node
 from registry.photos import read_photo
 from registry.problems import Problem
 
@@ -23,8 +24,7 @@ class AuditController(Controller):
     tags = ["audit"]
 
     @get("/verify", opt={"roles": ("admin",)})
-    async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        node = node_of(request)
+    async def verify(self, node: Node) -> dict[str, Any]:
         async with node.db.session() as session:
             verdict = await verify_chain(  # this node's own chain, under its own key
                 session,
@@ -42,10 +42,7 @@ class PhotoController(Controller):
     tags = ["photos"]
 
     @get("/{sha256:str}", opt={"roles": CROSSING_READERS})
-    async def read(
-        self, request: Request[Any, Any, Any], officer: Officer, sha256: str
-    ) -> Response[bytes]:
-        node = node_of(request)
+    async def read(self, node: Node, officer: Officer, sha256: str) -> Response[bytes]:
         data = read_photo(node.settings.photo_dir, sha256)
         if data is None:
             raise Problem(404, "Not found", field="sha256", detail="no photo has this hash")
@@ -63,9 +60,8 @@ class PhotoController(Controller):
 
 
 @get("/api/health", opt={"public": True}, tags=["health"])
-async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def health(node: Node) -> dict[str, Any]:
     """Liveness and identity of this node (no personal data)."""
-    node = node_of(request)
     revision = await current_revision(node.db.engine)
     return {
         "status": "ok",

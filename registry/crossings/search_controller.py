@@ -6,12 +6,12 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import CROSSING_READERS, node_of
+from registry.api.auth import CROSSING_READERS
 from registry.api.params import CountryParam
-from registry.audit import audited_read
 from registry.crossings.search import (
     open_stays,
     search_by_document,
@@ -19,6 +19,7 @@ from registry.crossings.search import (
     traveller_history,
 )
 from registry.models import Officer, utcnow
+from registry.node import Node
 
 
 class SearchController(Controller):
@@ -31,70 +32,65 @@ class SearchController(Controller):
     @get("/search/document")
     async def by_document(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         issuing_state: CountryParam,
         number: Annotated[str, Parameter(min_length=1, max_length=40)],
     ) -> list[dict[str, Any]]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            return await search_by_document(
-                session, node=node, officer=officer, issuing_state=issuing_state, number=number
-            )
+        return await search_by_document(
+            reading, node=node, officer=officer, issuing_state=issuing_state, number=number
+        )
 
     @get("/search/name")
     async def by_name(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         name: Annotated[str, Parameter(min_length=2, max_length=200)],
         date_of_birth: date | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> list[dict[str, Any]]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            return await search_by_name(
-                session,
-                node=node,
-                officer=officer,
-                name=name,
-                date_of_birth=date_of_birth,
-                limit=limit,
-            )
+        return await search_by_name(
+            reading,
+            node=node,
+            officer=officer,
+            name=name,
+            date_of_birth=date_of_birth,
+            limit=limit,
+        )
 
     @get("/travellers/{traveller_id:uuid}/history")
     async def history(
-        self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, traveller_id: uuid.UUID
     ) -> dict[str, Any]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            return await traveller_history(
-                session, node=node, officer=officer, traveller_id=traveller_id
-            )
+        return await traveller_history(
+            reading, node=node, officer=officer, traveller_id=traveller_id
+        )
 
     @get("/stays/open")
     async def stays_open(
-        self, request: Request[Any, Any, Any], officer: Officer, as_of: date | None = None
+        self, node: Node, reading: AsyncSession, officer: Officer, as_of: date | None = None
     ) -> list[dict[str, Any]]:
-        return await self._stays(request, officer, as_of, overstays_only=False)
+        return await self._stays(node, reading, officer, as_of, overstays_only=False)
 
     @get("/stays/overstays")
     async def overstays(
-        self, request: Request[Any, Any, Any], officer: Officer, as_of: date | None = None
+        self, node: Node, reading: AsyncSession, officer: Officer, as_of: date | None = None
     ) -> list[dict[str, Any]]:
-        return await self._stays(request, officer, as_of, overstays_only=True)
+        return await self._stays(node, reading, officer, as_of, overstays_only=True)
 
     async def _stays(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         as_of: date | None,
         *,
         overstays_only: bool,
     ) -> list[dict[str, Any]]:
-        node = node_of(request)
         day = as_of or utcnow().astimezone(node.settings.zone).date()
-        async with audited_read(node) as session:
-            return await open_stays(
-                session, node=node, officer=officer, as_of=day, overstays_only=overstays_only
-            )
+        return await open_stays(
+            reading, node=node, officer=officer, as_of=day, overstays_only=overstays_only
+        )

@@ -18,9 +18,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import node_of
 from registry.api.params import CountryParam, Offset
-from registry.audit import audited_read
 from registry.hq.search import (
     CrossingFilter,
     hq_search_by_document,
@@ -72,12 +70,13 @@ def table_response(
 
 
 async def _statistic(
-    request: Request[Any, Any, Any], compute: Statistic, output: str | None
+    request: Request[Any, Any, Any],
+    transaction: AsyncSession,
+    node: Node,
+    compute: Statistic,
+    output: str | None,
 ) -> Response[Any]:
-    node = node_of(request)
-    async with node.db.write_transaction() as session:
-        table = await compute(session, node)
-    return table_response(request, table, output)
+    return table_response(request, await compute(transaction, node), output)
 
 
 class HqController(Controller):
@@ -90,41 +89,40 @@ class HqController(Controller):
     @get("/search/document", opt={"roles": HQ_ROLES})
     async def by_document(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         issuing_state: CountryParam,
         number: Annotated[str, Parameter(min_length=1, max_length=40)],
     ) -> list[dict[str, Any]]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            return await hq_search_by_document(
-                session, node=node, officer=officer, issuing_state=issuing_state, number=number
-            )
+        return await hq_search_by_document(
+            reading, node=node, officer=officer, issuing_state=issuing_state, number=number
+        )
 
     @get("/search/name", opt={"roles": HQ_ROLES})
     async def by_name(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         name: Annotated[str, Parameter(min_length=2, max_length=200)],
         date_of_birth: date | None = None,
         limit: LimitParam = 50,
     ) -> list[dict[str, Any]]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            return await hq_search_by_name(
-                session,
-                node=node,
-                officer=officer,
-                name=name,
-                date_of_birth=date_of_birth,
-                limit=limit,
-            )
+        return await hq_search_by_name(
+            reading,
+            node=node,
+            officer=officer,
+            name=name,
+            date_of_birth=date_of_birth,
+            limit=limit,
+        )
 
     @get("/crossings", opt={"roles": HQ_ROLES})
     async def crossings(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         date_from: date,
         date_to: date,
@@ -135,27 +133,23 @@ class HqController(Controller):
         limit: LimitParam = 100,
         offset: OffsetParam = 0,
     ) -> dict[str, Any]:
-        node = node_of(request)
         filters = CrossingFilter(date_from, date_to, post, direction, nationality, decision)
-        async with audited_read(node) as session:
-            return await hq_search_crossings(
-                session, node=node, officer=officer, filters=filters, limit=limit, offset=offset
-            )
+        return await hq_search_crossings(
+            reading, node=node, officer=officer, filters=filters, limit=limit, offset=offset
+        )
 
     @get("/travellers/{traveller_id:uuid}/timeline", opt={"roles": HQ_ROLES})
     async def timeline(
-        self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, traveller_id: uuid.UUID
     ) -> dict[str, Any]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            return await person_timeline(
-                session, node=node, officer=officer, traveller_id=traveller_id
-            )
+        return await person_timeline(reading, node=node, officer=officer, traveller_id=traveller_id)
 
     @get(["/stats/flows", "/stats/flows.csv"], opt={"roles": HQ_ROLES})
     async def flows(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         date_from: date,
         date_to: date,
@@ -174,12 +168,14 @@ class HqController(Controller):
                 post=post,
             )
 
-        return await _statistic(request, compute, output)
+        return await _statistic(request, transaction, node, compute, output)
 
     @get(["/stats/net-flow", "/stats/net-flow.csv"], opt={"roles": HQ_ROLES})
     async def net_flow(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         date_from: date,
         date_to: date,
@@ -199,12 +195,14 @@ class HqController(Controller):
                 net_only=True,
             )
 
-        return await _statistic(request, compute, output)
+        return await _statistic(request, transaction, node, compute, output)
 
     @get(["/stats/demographics", "/stats/demographics.csv"], opt={"roles": HQ_ROLES})
     async def demographics(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         date_from: date,
         date_to: date,
@@ -216,12 +214,14 @@ class HqController(Controller):
                 session, node=node, officer=officer, date_from=date_from, date_to=date_to, post=post
             )
 
-        return await _statistic(request, compute, output)
+        return await _statistic(request, transaction, node, compute, output)
 
     @get(["/stats/alerts", "/stats/alerts.csv"], opt={"roles": HQ_ROLES})
     async def alerts(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         date_from: date,
         date_to: date,
@@ -233,33 +233,36 @@ class HqController(Controller):
                 session, node=node, officer=officer, date_from=date_from, date_to=date_to, post=post
             )
 
-        return await _statistic(request, compute, output)
+        return await _statistic(request, transaction, node, compute, output)
 
     @get("/stays/open", opt={"roles": HQ_ROLES})
     async def stays_open(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         as_of: date | None = None,
         limit: LimitParam = 100,
         offset: OffsetParam = 0,
     ) -> dict[str, Any]:
-        return await self._stays(request, officer, as_of, limit, offset, overstays_only=False)
+        return await self._stays(node, reading, officer, as_of, limit, offset, overstays_only=False)
 
     @get("/stays/overstays", opt={"roles": HQ_ROLES})
     async def overstays(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         as_of: date | None = None,
         limit: LimitParam = 100,
         offset: OffsetParam = 0,
     ) -> dict[str, Any]:
-        return await self._stays(request, officer, as_of, limit, offset, overstays_only=True)
+        return await self._stays(node, reading, officer, as_of, limit, offset, overstays_only=True)
 
     async def _stays(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         as_of: date | None,
         limit: int,
@@ -267,15 +270,13 @@ class HqController(Controller):
         *,
         overstays_only: bool,
     ) -> dict[str, Any]:
-        node = node_of(request)
         day = as_of or utcnow().astimezone(node.settings.zone).date()
-        async with audited_read(node) as session:
-            return await cross_post_stays(
-                session,
-                node=node,
-                officer=officer,
-                as_of=day,
-                overstays_only=overstays_only,
-                limit=limit,
-                offset=offset,
-            )
+        return await cross_post_stays(
+            reading,
+            node=node,
+            officer=officer,
+            as_of=day,
+            overstays_only=overstays_only,
+            limit=limit,
+            offset=offset,
+        )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.response import Template
 
-from registry.api.auth import EVERYONE, FRONT_DESK, node_of
+from registry.api.auth import EVERYONE, FRONT_DESK
 from registry.audit import audit
 from registry.crossings.records import load_crossing
 from registry.models import Crossing, Officer, TravelDocument, Traveller
@@ -25,10 +25,9 @@ from registry.receipts.signing import (
 )
 
 
-async def _receipt_of(
-    request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID, form: str
-) -> tuple[Node, Crossing]:
-    node = node_of(request)
+async def _receipt_of(node: Node, officer: Officer, crossing_id: uuid.UUID, form: str) -> Crossing:
+    """The crossing, its read audited (committed before the answer, which is made outside
+    the write lock: QR images take a while)."""
     async with node.db.write_transaction() as session:
         crossing = await load_crossing(session, crossing_id)
         await audit(
@@ -40,7 +39,7 @@ async def _receipt_of(
             record_id=crossing.id,
             purpose=f"receipt_{form}",
         )
-    return node, crossing
+    return crossing
 
 
 class ReceiptController(Controller):
@@ -50,35 +49,29 @@ class ReceiptController(Controller):
     tags = ["receipts"]
 
     @get("/crossings/{crossing_id:uuid}/receipt", opt={"roles": FRONT_DESK})
-    async def payload(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
-    ) -> dict[str, Any]:
-        _, crossing = await _receipt_of(request, officer, crossing_id, "payload")
+    async def payload(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> dict[str, Any]:
+        crossing = await _receipt_of(node, officer, crossing_id, "payload")
         return {"crossing_id": str(crossing.id), "payload": crossing.receipt}
 
     @get("/crossings/{crossing_id:uuid}/receipt.png", opt={"roles": FRONT_DESK})
-    async def png(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
-    ) -> Response[bytes]:
-        _, crossing = await _receipt_of(request, officer, crossing_id, "png")
+    async def png(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> Response[bytes]:
+        crossing = await _receipt_of(node, officer, crossing_id, "png")
         return Response(qr_png(crossing.receipt), media_type="image/png")
 
     @get("/crossings/{crossing_id:uuid}/receipt.svg", opt={"roles": FRONT_DESK})
-    async def svg(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
-    ) -> Response[str]:
-        _, crossing = await _receipt_of(request, officer, crossing_id, "svg")
+    async def svg(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> Response[str]:
+        crossing = await _receipt_of(node, officer, crossing_id, "svg")
         return Response(qr_svg(crossing.receipt), media_type="image/svg+xml")
 
     @get("/crossings/{crossing_id:uuid}/receipt.html", opt={"roles": FRONT_DESK})
     async def slip(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         crossing_id: uuid.UUID,
         paper: str = "80mm",
     ) -> Template:
-        node, crossing = await _receipt_of(request, officer, crossing_id, "html")
+        crossing = await _receipt_of(node, officer, crossing_id, "html")
         async with node.db.session() as session:
             traveller = await session.get(Traveller, crossing.traveller_id)
             document = await session.get(TravelDocument, crossing.document_id)
@@ -96,10 +89,7 @@ class ReceiptController(Controller):
         )
 
     @post("/receipts/verify", opt={"roles": EVERYONE}, status_code=200)
-    async def verify(
-        self, request: Request[Any, Any, Any], data: ReceiptVerifyRequest
-    ) -> dict[str, Any]:
-        node = node_of(request)
+    async def verify(self, node: Node, data: ReceiptVerifyRequest) -> dict[str, Any]:
         try:
             claims = verify_receipt(data.payload, node.trusted_keys)
         except ReceiptInvalid as exc:
