@@ -131,6 +131,7 @@ def test_outcome_counts(result: ReconcileResult) -> None:
         Outcome.DATA_MISMATCH: 2,  # C (date of birth), P (nationality)
         Outcome.DUPLICATE: 3,  # D, M, N (second)
         Outcome.TIMING_ANOMALY: 2,  # F (clock skew), H (travel time)
+        Outcome.OTHER_DOCUMENT: 0,  # no person pseudonyms in this scenario
     }
     assert result.match_rate == pytest.approx(6 / 17)
     assert result.ours_total == len(OURS) and result.theirs_total == len(THEIRS)
@@ -317,6 +318,7 @@ def test_report_for_one_pair(result: ReconcileResult) -> None:
         "data_mismatch": 0,
         "duplicate": 1,
         "timing_anomaly": 0,
+        "other_document": 0,
     }
     assert body["match_rate"] == pytest.approx(2 / 4)
     assert {d["our_post"] for d in body["discrepancies"]} == {"MR-KOBENI"}
