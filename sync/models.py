@@ -3,6 +3,7 @@ state, and the versioned reference-data log that national publishes to its posts
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -142,7 +143,7 @@ class BlindedIndex(SQLModel, table=True):
 
     fingerprint: str = Field(primary_key=True, max_length=16)
     kind: str = Field(primary_key=True, max_length=16)  # document | name_dob
-    record_id: str = Field(primary_key=True, max_length=40)  # document or traveller UUID
+    record_id: uuid.UUID = Field(primary_key=True)  # a document's or traveller's id
     value: str = Field(max_length=43, index=True)
 
 

@@ -125,6 +125,10 @@ async def signed_partner_call(
         content=body or None,
         headers={**headers, "content-type": "application/json"},
     )
+    if response.status_code == 429:  # the agreement's daily budget: said as it is
+        raise Problem(
+            429, "Partner budget spent", field="partner", detail=response.text[:300]
+        )
     if response.status_code >= 400:
         raise SyncError(f"partner answered {response.status_code}: {response.text}")
     return verified_answer(exchange, response)

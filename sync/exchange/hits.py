@@ -139,7 +139,7 @@ async def refresh_index(session: AsyncSession, exchange: Exchange) -> int:
             session,
             "blinded_index",
             [
-                {"fingerprint": fingerprint, "kind": kind, "record_id": str(i), "value": v}
+                {"fingerprint": fingerprint, "kind": kind, "record_id": i, "value": v}
                 for i, kind, v in rows
             ],
         )
@@ -163,10 +163,8 @@ async def _local_matches(
     if not ids:
         return []
     column = col(Crossing.document_id) if kind == "document" else col(Crossing.traveller_id)
-    crossings = await session.scalars(
-        select(col(Crossing.id)).where(column.in_([uuid.UUID(i) for i in ids])).limit(1000)
-    )
-    return [str(i) for i in crossings] or list(ids)
+    crossings = await session.scalars(select(col(Crossing.id)).where(column.in_(ids)).limit(1000))
+    return [str(i) for i in crossings] or [str(i) for i in ids]
 
 
 async def answer_hit_query(

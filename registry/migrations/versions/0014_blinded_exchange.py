@@ -40,7 +40,7 @@ def upgrade() -> None:
         "blinded_index",
         sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("record_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("record_id", sa.Uuid(), nullable=False),
         sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=43), nullable=False),
         sa.PrimaryKeyConstraint("fingerprint", "kind", "record_id"),
     )
