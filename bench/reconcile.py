@@ -4,9 +4,10 @@ Synthetic month on two post pairs, compared on blinded keys as the exchange leav
 (``sync.exchange.pseudonyms``: documents, the person element, birth dates and nationalities
 bound to the document are 43-character double-blinded values; random values of that format
 stand for them, since the keys of real ones are pseudorandom too): N trips (default
-1,000,000), each an exit on our side and, normally, an entry on the partner side minutes later (5% of them recorded up to 9 min
-*before* the exit: clock skew within tolerance). 20% of trips belong to commuters who cross
-every 5 days with the same document. Each discrepancy kind hits 2% of trips:
+1,000,000), each an exit on our side and, normally, an entry on the partner side minutes
+later (5% of them recorded up to 9 min *before* the exit: clock skew within tolerance). 20%
+of trips belong to commuters who cross every 5 days with the same document. Each
+discrepancy kind hits 2% of trips:
 
 * missing entry               -> exit_without_entry
 * forged date of birth        -> data_mismatch

@@ -20,6 +20,7 @@ from registry.receipts import public_key_from_text
 from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
+from sync.exchange.hits import refresh_index
 from sync.exchange.service import (
     Exchange,
     audit_export,
@@ -28,7 +29,6 @@ from sync.exchange.service import (
     require_in_force,
     store_acknowledged_keys,
 )
-from sync.exchange.hits import refresh_index
 from sync.links import link_client
 from sync.models import SyncCheckpoint
 from sync.peers import (
@@ -126,9 +126,7 @@ async def signed_partner_call(
         headers={**headers, "content-type": "application/json"},
     )
     if response.status_code == 429:  # the agreement's daily budget: said as it is
-        raise Problem(
-            429, "Partner budget spent", field="partner", detail=response.text[:300]
-        )
+        raise Problem(429, "Partner budget spent", field="partner", detail=response.text[:300])
     if response.status_code >= 400:
         raise SyncError(f"partner answered {response.status_code}: {response.text}")
     return verified_answer(exchange, response)

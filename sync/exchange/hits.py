@@ -16,15 +16,16 @@ approves a request for them, filtered through the agreement like any export.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import rbcl
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.audit import audit
-from registry.models import Crossing, Officer, TravelDocument, Traveller
+from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
 from registry.problems import Problem
 from sync.exchange.pseudonyms import (
@@ -91,10 +92,16 @@ async def evaluate_for_partner(
     return {"evaluated": encode_point(exchange.key.blind(point)), "budget_left": left}
 
 
-async def refresh_index(session: AsyncSession, exchange: Exchange) -> int:
+async def refresh_index(
+    session: AsyncSession, exchange: Exchange, since: datetime | None = None
+) -> int:
     """Blind, with our scalar, every document and traveller of the registry not yet in the
-    hit index (all posts, not only the paired ones); returns how many were added."""
+    hit index (all posts, not only the paired ones), or only those stored ``since``; returns
+    how many were added. The exchange runner refreshes everything each cycle; a query
+    refreshes the last day first, so a crossing synced a moment ago is found."""
     key = exchange.key
+    recent_documents = col(TravelDocument.created_at) >= since if since else true()
+    recent_travellers = col(Traveller.created_at) >= since if since else true()
     fingerprint = key.fingerprint
     added = 0
     indexed = select(col(BlindedIndex.record_id)).where(
@@ -108,7 +115,12 @@ async def refresh_index(session: AsyncSession, exchange: Exchange) -> int:
                     col(TravelDocument.issuing_state),
                     col(TravelDocument.number_norm),
                 )
-                .where(col(TravelDocument.id).not_in(indexed.where(col(BlindedIndex.kind) == "document")))
+                .where(
+                    recent_documents,
+                    col(TravelDocument.id).not_in(
+                        indexed.where(col(BlindedIndex.kind) == "document")
+                    ),
+                )
                 .limit(_INDEX_PAGE)
             )
         ).all()
@@ -120,7 +132,10 @@ async def refresh_index(session: AsyncSession, exchange: Exchange) -> int:
                     col(Traveller.given_names),
                     col(Traveller.date_of_birth),
                 )
-                .where(col(Traveller.id).not_in(indexed.where(col(BlindedIndex.kind) == "name_dob")))
+                .where(
+                    recent_travellers,
+                    col(Traveller.id).not_in(indexed.where(col(BlindedIndex.kind) == "name_dob")),
+                )
                 .limit(_INDEX_PAGE)
             )
         ).all()
@@ -150,7 +165,7 @@ async def _local_matches(
     session: AsyncSession, exchange: Exchange, kind: str, value: str
 ) -> list[str]:
     """Our crossings (any post) of the documents or travellers whose blinded key is ``value``."""
-    await refresh_index(session, exchange)
+    await refresh_index(session, exchange, since=utcnow() - timedelta(days=1))
     ids = (
         await session.scalars(
             select(col(BlindedIndex.record_id)).where(

@@ -28,10 +28,10 @@ from msgspec import Meta
 
 from registry.receipts import public_key_from_text
 from sync.exchange.model import (
-    PHOTO,
-    PROTECTION_REFERRAL,
     DEFAULT_BLINDING_BUDGET,
     DEFAULT_HIT_BUDGET,
+    PHOTO,
+    PROTECTION_REFERRAL,
     PSEUDONYMISABLE,
     RECORD_TYPES,
     REVEALS,

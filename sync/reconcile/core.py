@@ -70,9 +70,7 @@ from sync.reconcile.pairing import (
 )
 
 
-def _table(
-    facts: Sequence[CrossingFact] | FactTable, pseudonyms: dict[str, int]
-) -> FactTable:
+def _table(facts: Sequence[CrossingFact] | FactTable, pseudonyms: dict[str, int]) -> FactTable:
     return facts if isinstance(facts, FactTable) else FactTable.from_facts(facts, pseudonyms)
 
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from registry.names import name_key, normalise_document_number, normalise_name
 from registry.receipts import public_key_to_text
-from sync.exchange.enforcement import filter_record
+from sync.exchange.enforcement import ID_FIELDS, filter_record
 from sync.exchange.model import (
     PSEUDONYMISABLE,
     RECORD_TYPES,
@@ -35,7 +35,6 @@ from sync.exchange.model import (
     purge_before,
 )
 from sync.exchange.parsing import load_agreement
-from sync.exchange.enforcement import ID_FIELDS
 from sync.exchange.pseudonyms import (
     BlindingKey,
     decode_point,
@@ -536,8 +535,9 @@ def test_same_document_typed_differently_gives_the_same_pseudonym() -> None:
 def test_blinding_commutes_so_both_sides_reach_the_same_key() -> None:
     """H(x)^a then ^b equals H(x)^b then ^a: the double-blinded keys both sides compare."""
     row = {"number": "A12345", "issuing_state": "MRT"}
-    ours, theirs = element("travel_document.number", row), element(
-        "travel_document.number", row, PARTNER_KEY
+    ours, theirs = (
+        element("travel_document.number", row),
+        element("travel_document.number", row, PARTNER_KEY),
     )
     assert ours is not None and theirs is not None
     assert PARTNER_KEY.reblind(ours) == KEY.reblind(theirs)
@@ -789,9 +789,7 @@ def expected_pseudonym(
             _text(surname) if surname is not None else "",
             _text(given) if given is not None else "",
         )
-        extras = [
-            (_day(row[f]) if row.get(f) is not None else "") for f in sorted(person)
-        ]
+        extras = [(_day(row[f]) if row.get(f) is not None else "") for f in sorted(person)]
         return mac("person", key, *extras) if key else None
     value = row.get(field)
     if value is None:
