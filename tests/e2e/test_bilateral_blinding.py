@@ -233,8 +233,9 @@ def test_every_identity_element_is_compared_on_both_sides(
     trip("P0000001", other="Q0000001")  # same person, another document at ML
     trip("P0000002", other="Q0000002")
     planted["other_document"] = 2
-    _cross(mr.post, "exit", "X0000001", at)
-    _cross(mr.post, "exit", "X0000002", at + h, surname="DIALLO", dob=date(1990, 5, 5))
+    # two exits nobody entered after, early enough for their window to have passed
+    _cross(mr.post, "exit", "X0000001", BASE - 6 * h, surname="TRAORE")
+    _cross(mr.post, "exit", "X0000002", BASE - 5 * h, surname="DIALLO", dob=date(1990, 5, 5))
     planted["exit_without_entry"] = 2
     _exchange(mr, ml)
     keys = mr.cluster.national_rows("SELECT count(*) FROM exchange_key")[0][0]
