@@ -187,6 +187,7 @@ class HitQuery(SQLModel, table=True):
     asked_by: str = Field(max_length=64)
     created_at: datetime = _ts(default_factory=utcnow)
     detail_status: str = Field(default="none", max_length=10)  # none|pending|approved|refused
+    purpose: str | None = Field(default=None, max_length=80)  # of the detail request
     detail_decided_by: str | None = Field(default=None, max_length=64)
     released: list[dict[str, Any]] = _json(list)
 

@@ -57,6 +57,12 @@ class HitAsk(msgspec.Struct, forbid_unknown_fields=True):
     pseudonym: Annotated[str, Meta(min_length=43, max_length=43)]
 
 
+class DetailAsk(msgspec.Struct, forbid_unknown_fields=True):
+    """A request for the details behind a hit: it names one of the agreement's purposes."""
+
+    purpose: Annotated[str, Meta(min_length=1, max_length=80)]
+
+
 class HitEvaluate(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["document", "name_dob"]
     blinded: Annotated[str, Meta(min_length=43, max_length=43)]
@@ -142,9 +148,17 @@ class PartnerController(Controller):
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
+            ask = msgspec.json.decode(body or b"{}", type=DetailAsk)
+            if ask.purpose not in exchange.agreement.purposes:
+                raise Problem(
+                    422,
+                    "Purpose not in the agreement",
+                    field="purpose",
+                    detail=f"one of: {', '.join(exchange.agreement.purposes)}",
+                )
             query = await _incoming(session, reference)
             if query.detail_status == "none":
-                query.detail_status = "pending"
+                query.detail_status, query.purpose = "pending", ask.purpose
             await audit(
                 session,
                 origin=node.settings.node_code,
@@ -153,6 +167,11 @@ class PartnerController(Controller):
                 record_type="hit_query",
                 record_id=reference,
                 purpose="exchange",
+                detail={
+                    "purpose": ask.purpose,
+                    "agreement": exchange.agreement.id,
+                    "version": exchange.agreement.version,
+                },
             )
             status = query.detail_status
         return signed_json(request, {"reference": reference, "status": status})
@@ -281,12 +300,20 @@ class LiaisonController(Controller):
 
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
     async def request_details(
-        self, request: Request[Any, Any, Any], reference: str
+        self, request: Request[Any, Any, Any], reference: str, data: DetailAsk
     ) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
-        return await _call(node, exchange, "POST", f"/api/exchange/hits/{reference}/details")
+        if data.purpose not in exchange.agreement.purposes:
+            raise Problem(
+                422,
+                "Purpose not in the agreement",
+                field="purpose",
+                detail=f"one of: {', '.join(exchange.agreement.purposes)}",
+            )
+        body = msgspec.json.encode({"purpose": data.purpose})
+        return await _call(node, exchange, "POST", f"/api/exchange/hits/{reference}/details", body)
 
     @get("/hits/{reference:str}/details")
     async def fetch_details(
@@ -320,6 +347,7 @@ class LiaisonController(Controller):
                 "reference": q.reference,
                 "kind": q.kind,
                 "hit": q.hit,
+                "purpose": q.purpose,
                 "created_at": q.created_at.isoformat(),
             }
             for q in rows

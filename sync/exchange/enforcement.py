@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sync.exchange.model import PSEUDONYMISABLE, REVEALS, Agreement
+from sync.exchange.model import PSEUDONYMISABLE, REVEALS, Agreement, Tier
 from sync.exchange.pseudonyms import BlindingKey, element_message, pseudonymous_id
 
 # Fields holding one of our record ids: they leave as pseudonymous ids, never as UUIDs.
@@ -29,6 +29,7 @@ def filter_record(
     key: BlindingKey,
     document: str | None = None,
     cache: dict[str, str] | None = None,
+    tier: Tier = "bulk",
 ) -> dict[str, Any] | None:
     """What of ``row`` may leave for the partner: THE enforcement point of an agreement.
 
@@ -40,16 +41,24 @@ def filter_record(
     (``pseudonyms.document_message``), to which traveller values are bound; values needed to
     compute an element (issuing state, names, birth date) are read from ``row`` even when
     they are not themselves shared. ``cache`` (message -> blinded) spares blinding a value
-    twice in one batch. Does NOT check dates or signatures: call ``agreement_status`` before
-    an exchange.
+    twice in one batch. ``tier`` ``"detail"`` adds the agreement's ``detail_fields`` (in
+    clear): only for a release a liaison officer approved on a purposed request
+    (``sync.exchange.hits.release_details``); batches are always ``"bulk"``. Does NOT check
+    dates or signatures: call ``agreement_status`` before an exchange.
     """
     if not agreement.is_shared(record_type):
         return None
     out: dict[str, Any] = {}
     person = agreement.person_fields()
-    for name in agreement.record_types[record_type]:
+    bulk = agreement.record_types[record_type]
+    for name in agreement.fields_for(record_type, tier):
         qualified = f"{record_type}.{name}"
-        if qualified in agreement.pseudonymised:
+        if name not in bulk:  # a detail field, released on approval
+            if name in ID_FIELDS and name in row:
+                out[name] = pseudonymous_id(key, agreement.id, row[name])
+            elif name in row:
+                out[name] = row[name]
+        elif qualified in agreement.pseudonymised:
             if qualified not in PSEUDONYMISABLE:  # a hand-made agreement: never in clear
                 continue
             message = element_message(qualified, row, document=document, person=person)

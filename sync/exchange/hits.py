@@ -247,7 +247,9 @@ async def release_details(
     query.detail_status = "approved" if approve else "refused"
     query.detail_decided_by = officer.username
     if approve:
-        bundles = [await partner_bundle(session, exchange, i) for i in query.matched_ids]
+        bundles = [
+            await partner_bundle(session, exchange, i, tier="detail") for i in query.matched_ids
+        ]
         query.released = [b for b in bundles if b is not None]
     await audit(
         session,
@@ -261,6 +263,7 @@ async def release_details(
             "agreement": exchange.agreement.id,
             "version": exchange.agreement.version,
             "records": len(query.released),
+            "purpose": query.purpose,
         },
     )
     return query

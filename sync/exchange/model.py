@@ -26,10 +26,13 @@ An agreement is a versioned TOML file that both national nodes hold (example:
     MRT = "MR-GOGUI"
     MLI = "ML-GOGUI"
 
-    [record_types]                     # record type -> the fields that may leave
+    [record_types]                     # record type -> the fields exchanged in bulk
     crossing = ["id", "post", "direction", "occurred_at", "document_id", "traveller_id"]
-    traveller = ["id", "surname", "given_names", "nationality", "sex", "date_of_birth"]
+    traveller = ["id", "name_key", "date_of_birth", "nationality"]
     travel_document = ["id", "traveller_id", "issuing_state", "document_type", "number"]
+
+    [detail_fields]                    # optional: released only on an approved, purposed
+    traveller = ["surname", "given_names", "sex"]  # detail request (hit/no-hit), in clear
 
     [signatures]                       # country -> base64url Ed25519 signature (64 bytes)
     MRT = "..."
@@ -61,6 +64,7 @@ from sqlmodel import SQLModel
 from registry.models import Crossing, Photo, ProtectionReferral, TravelDocument, Traveller
 
 PseudonymKind = Literal["document", "person", "bound"]
+Tier = Literal["bulk", "detail"]
 
 # Every record type that could ever travel to the partner, with its columns.
 _TRAVELLING_MODELS: Final[tuple[type[SQLModel], ...]] = (
@@ -167,6 +171,7 @@ class Agreement:
     valid_to: date
     daily_blinding_budget: int = DEFAULT_BLINDING_BUDGET
     daily_hit_budget: int = DEFAULT_HIT_BUDGET
+    detail_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
     share_photos: bool = False
     share_protection_referrals: bool = False
     signatures: Mapping[str, str] = field(default_factory=dict)
@@ -206,6 +211,14 @@ class Agreement:
             for name in ("date_of_birth", "nationality")
             if f"traveller.{name}" in self.pseudonymised
         )
+
+    def fields_for(self, record_type: str, tier: Tier = "bulk") -> frozenset[str]:
+        """The fields of ``record_type`` that may leave in ``tier``: ``"bulk"`` (every
+        batch) or ``"detail"`` (bulk plus ``detail_fields``, only on an approved request)."""
+        fields = self.record_types.get(record_type, frozenset())
+        if tier == "detail":
+            return fields | self.detail_fields.get(record_type, frozenset())
+        return fields
 
     def is_shared(self, record_type: str) -> bool:
         """True when records of this type may leave at all (flags included)."""

@@ -79,6 +79,7 @@ class AgreementFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     parties: Annotated[tuple[PartyEntry, ...], Meta(min_length=2, max_length=2)]
     paired_posts: Annotated[tuple[dict[str, str], ...], Meta(min_length=1)]
     record_types: Annotated[dict[str, tuple[str, ...]], Meta(min_length=1)]
+    detail_fields: dict[str, tuple[str, ...]] = {}
     signatures: dict[str, str] = {}
 
 
@@ -115,6 +116,8 @@ _SHAPES: Final[Mapping[str, str]] = MappingProxyType(
         "paired_posts[]": "must be a table of country = post code",
         "record_types": _RECORD_TYPES,
         "record_types.*": _STRINGS,
+        "detail_fields": "must be a table of record type = [fields]",
+        "detail_fields.*": _STRINGS,
         "signatures": "must be a table of country = signature",
         "signatures.*": "must be a base64url string",
     }
@@ -307,6 +310,26 @@ def _record_types(shared: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[
     return record_types
 
 
+def _detail_fields(
+    listed: Mapping[str, tuple[str, ...]], record_types: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    """The detail tier: fields released only on an approved, purposed detail request, of
+    record types shared in bulk, and not already shared in bulk."""
+    detail: dict[str, frozenset[str]] = {}
+    for record_type, fields in listed.items():
+        path = f"detail_fields.{record_type}"
+        if record_type not in record_types:
+            raise AgreementError(path, "is not a record type shared in record_types")
+        names = _names(fields, path)
+        for name in names:
+            if name not in RECORD_TYPES[record_type]:
+                raise AgreementError(f"{path}.{name}", f"{record_type} has no such field")
+            if name in record_types[record_type]:
+                raise AgreementError(f"{path}.{name}", "is already exchanged in bulk")
+        detail[record_type] = frozenset(names)
+    return detail
+
+
 def _pseudonymised(
     listed: tuple[str, ...], record_types: Mapping[str, frozenset[str]]
 ) -> frozenset[str]:
@@ -408,6 +431,7 @@ def load_agreement(source: str | Path) -> Agreement:
         parties=parties,
         paired_posts=_pairs(document.paired_posts, parties),
         record_types=MappingProxyType(record_types),
+        detail_fields=MappingProxyType(_detail_fields(document.detail_fields, record_types)),
         pseudonymised=_pseudonymised(document.pseudonymised, record_types),
         share_photos=document.share_photos,
         share_protection_referrals=document.share_protection_referrals,

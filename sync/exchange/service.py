@@ -29,7 +29,7 @@ from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
 from sync.exchange.enforcement import filter_record
-from sync.exchange.model import Agreement, Party
+from sync.exchange.model import Agreement, Party, Tier
 from sync.exchange.parsing import load_agreement
 from sync.exchange.pseudonyms import (
     BlindingKey,
@@ -129,16 +129,18 @@ async def partner_bundle(
     exchange: Exchange,
     crossing_id: str,
     cache: dict[str, str] | None = None,
+    tier: Tier = "bulk",
 ) -> dict[str, Any] | None:
     """A crossing with its traveller and document as they may leave (``filter_record``), or
     None when the crossing is unknown, at a post the agreement does not cover, or not shared.
-    Traveller values are bound to the crossing's document (``sync.exchange.pseudonyms``)."""
+    Traveller values are bound to the crossing's document (``sync.exchange.pseudonyms``);
+    ``tier`` ``"detail"`` is for an approved detail release only."""
     crossing = await session.get(Crossing, uuid.UUID(crossing_id))
     if crossing is None or crossing.post not in exchange.our_posts:
         return None
     traveller = await session.get(Traveller, crossing.traveller_id)
     document = await session.get(TravelDocument, crossing.document_id)
-    return bundle_of(exchange, crossing, traveller, document, cache)
+    return bundle_of(exchange, crossing, traveller, document, cache, tier)
 
 
 def bundle_of(
@@ -147,13 +149,14 @@ def bundle_of(
     traveller: Traveller | None,
     document: TravelDocument | None,
     cache: dict[str, str] | None = None,
+    tier: Tier = "bulk",
 ) -> dict[str, Any] | None:
     """The bundle of loaded rows (see ``partner_bundle``); every part through filter_record."""
     key, agreement = exchange.key, exchange.agreement
     binding = document_message(document.issuing_state, document.number) if document else None
     parts = {
         "crossing": filter_record(
-            agreement, "crossing", record_payload(crossing), key=key, document=binding
+            agreement, "crossing", record_payload(crossing), key=key, document=binding, tier=tier
         )
     }
     if parts["crossing"] is None:
@@ -161,7 +164,13 @@ def bundle_of(
     for name, row in (("traveller", traveller), ("travel_document", document)):
         if row is not None:
             parts[name] = filter_record(
-                agreement, name, record_payload(row), key=key, document=binding, cache=cache
+                agreement,
+                name,
+                record_payload(row),
+                key=key,
+                document=binding,
+                cache=cache,
+                tier=tier,
             )
     return {k: v for k, v in parts.items() if v is not None}
 

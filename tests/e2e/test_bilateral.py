@@ -340,12 +340,19 @@ def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
     assert wrong_dob.json()["hit"] is False
     reference = answer["reference"]
     details_url = f"{ml.cluster.national.url}/api/liaison/hits/{reference}/details"
-    assert httpx.post(details_url, headers=_liaison(ml)).json()["status"] == "pending"
+    no_purpose = httpx.post(details_url, headers=_liaison(ml), json={"purpose": "curiosity"})
+    assert no_purpose.status_code == 422 and "purpose" in no_purpose.text
+    asked = httpx.post(
+        details_url, headers=_liaison(ml), json={"purpose": "document_fraud_detection"}
+    )
+    assert asked.json()["status"] == "pending"
     assert httpx.get(details_url, headers=_liaison(ml)).json()["records"] == []
     pending = httpx.get(
         f"{mr.cluster.national.url}/api/liaison/requests", headers=_liaison(mr)
     ).json()
-    assert [p["reference"] for p in pending] == [reference]
+    assert [(p["reference"], p["purpose"]) for p in pending] == [
+        (reference, "document_fraud_detection")
+    ]
     approved = httpx.post(
         f"{mr.cluster.national.url}/api/liaison/requests/{reference}",
         headers=_liaison(mr),
@@ -356,6 +363,11 @@ def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
     assert released["status"] == "approved"
     document = released["records"][0]["travel_document"]
     assert document["number"] != "H0000008" and len(document["number"]) == 43
+    # the detail tier adds what bulk never carries: the name in clear, the expiry
+    traveller = released["records"][0]["traveller"]
+    assert traveller["surname"] == "KONATE" and document["expiry_date"] == "2030-01-01"
+    bulk = ml.cluster.national_rows("SELECT payload::text FROM partner_record")
+    assert all("KONATE" not in p and "surname" not in p for (p,) in bulk)
     events = mr.cluster.national_rows(
         "SELECT action FROM audit_event WHERE record_type = 'hit_query'"
     )

@@ -245,6 +245,10 @@ OTHER_KEY = public_key_to_text(Ed25519PrivateKey.generate().public_key())
         (_set("purposes", ["a", "a"]), "purposes"),
         (_set("daily_hit_budget", 0), "daily_hit_budget"),
         (_set("daily_blinding_budget", "many"), "daily_blinding_budget"),
+        (_set("detail_fields", {"photo": ["sha256"]}), "detail_fields.photo"),
+        (_set("detail_fields", {"crossing": ["colour"]}), "detail_fields.crossing.colour"),
+        (_set("detail_fields", {"crossing": ["post"]}), "detail_fields.crossing.post"),
+        (_set("detail_fields", {"crossing": "remarks"}), "detail_fields.crossing"),
         (_set("share_photos", "yes"), "share_photos"),
         (_set("parties", _DELETE), "parties"),
         (lambda d: d["parties"].pop(), "parties"),
@@ -750,6 +754,13 @@ def agreements(draw: st.DrawFn) -> Agreement:
         ]
     data["record_types"] = record_types
     data["pseudonymised"] = pseudonymised
+    detail: dict[str, list[str]] = {}
+    for record_type, fields in record_types.items():
+        rest = sorted(RECORD_TYPES[record_type] - set(fields))
+        if rest and draw(st.booleans()):
+            detail[record_type] = draw(st.lists(st.sampled_from(rest), min_size=1, unique=True))
+    if detail:
+        data["detail_fields"] = detail
     return load_agreement(to_toml(data))
 
 
@@ -811,20 +822,31 @@ BLINDED = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @settings(max_examples=400, deadline=None)
-@given(agreement=agreements(), data=st.data())
+@given(agreement=agreements(), data=st.data(), tier=st.sampled_from(["bulk", "detail"]))
 def test_nothing_outside_the_agreement_ever_leaves(
-    agreement: Agreement, data: st.DataObject
+    agreement: Agreement, data: st.DataObject, tier: Any
 ) -> None:
+    """Bulk carries only ``record_types``; the detail tier (an approved release) adds only
+    ``detail_fields``, in clear; pseudonymised fields never leave in clear in either."""
     record_type, row = data.draw(records(agreement))
-    out = filter_record(agreement, record_type, row, key=KEY)
+    out = filter_record(agreement, record_type, row, key=KEY, tier=tier)
     if not agreement.is_shared(record_type):
         assert out is None
         return
     assert out is not None
-    allowed = agreement.record_types[record_type]
-    assert set(out) <= allowed
+    bulk = agreement.record_types[record_type]
+    detail = agreement.detail_fields.get(record_type, frozenset())
+    assert set(out) <= (bulk | detail if tier == "detail" else bulk)
+    assert not detail & bulk
     for field, value in out.items():
         qualified = f"{record_type}.{field}"
+        if field in detail:  # released on approval only, in clear (ids pseudonymous)
+            assert tier == "detail"
+            if field in ID_FIELDS:
+                assert value == (None if row[field] is None else ref(row[field]))
+            else:
+                assert value is row[field]
+            continue
         if qualified not in agreement.pseudonymised:
             assert not REVEALS.get(qualified, set()) & agreement.pseudonymised
             if field in ID_FIELDS:  # our ids leave only as pseudonymous ids
