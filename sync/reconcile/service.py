@@ -29,6 +29,7 @@ from sync.reconcile.core import reconcile
 from sync.reconcile.model import CrossingFact, ReconcileConfig, ReconcileResult
 from sync.reconcile.model import Discrepancy as ReconciledCase
 
+UNEXCHANGED = "unexchanged:"  # the document key of a crossing the partner does not hold
 CASE_NAMESPACE = uuid.UUID("6f1c1c3e-8c1e-4a5e-9a53-0b7d3d2f7a10")
 
 
@@ -60,9 +61,10 @@ def _name(keys: dict[str, Any], pseudonymised: frozenset[str]) -> str | None:
 async def our_facts(
     session: AsyncSession, exchange: Exchange, posts: set[str], since: datetime, until: datetime
 ) -> tuple[list[CrossingFact], dict[str, str]]:
-    """Our crossings at ``posts`` in [since, until) that the partner acknowledged, with the
-    double-blinded keys it returned (``ExchangeKey``), and their pseudonymous id -> our id.
-    A crossing not yet exchanged has no keys and waits for the next run."""
+    """Our crossings at ``posts`` in [since, until), with the double-blinded keys the partner
+    returned when it acknowledged them (``ExchangeKey``), and their pseudonymous id -> our
+    id. A crossing the partner has not acknowledged has no keys: it can pair with nothing
+    and is reported unpaired (or pending), never dropped."""
     agreement = exchange.agreement
     pseudonymised, shared = agreement.pseudonymised, agreement.record_types
     rows = (
@@ -90,9 +92,22 @@ async def our_facts(
     facts, refs = [], {}
     for crossing, document, traveller in rows:
         stored = keys.get(str(crossing.id))
-        doc = stored.keys.get("travel_document.number") if stored else None
-        if stored is None or not doc:
+        if stored is None or not stored.keys.get("travel_document.number"):
+            # not (yet) acknowledged by the partner: it holds nothing to pair it with, so it
+            # stays an unpaired crossing of ours under a key nothing else shares
+            ref = exchange.ref(crossing.id)
+            facts.append(
+                CrossingFact(
+                    id=ref,
+                    post=crossing.post,
+                    direction=crossing.direction,
+                    occurred_at=crossing.occurred_at,
+                    doc_pseudonym=f"{UNEXCHANGED}{ref}",
+                )
+            )
+            refs[ref] = str(crossing.id)
             continue
+        doc = stored.keys["travel_document.number"]
         given = stored.keys
         name = _name(given, pseudonymised)
         travels = shared.get("traveller", frozenset())
