@@ -51,7 +51,12 @@ from registry.outbox import record_payload
 from sync.exchange.hits import _local_matches, blind_query, refresh_index, unblind
 from sync.exchange.model import Agreement
 from sync.exchange.parsing import load_agreement
-from sync.exchange.pseudonyms import decode_point, encode_point, generate_blinding_key
+from sync.exchange.pseudonyms import (
+    decode_point,
+    element_point,
+    encode_point,
+    generate_blinding_key,
+)
 from sync.exchange.service import Exchange, bundle_of, reblind_bundle
 from sync.records import insert_missing
 
@@ -158,7 +163,20 @@ def measure_blinding(count: int) -> tuple[bool, list[str]]:
     kept = [reblind_bundle(ml, bundle or {}) for bundle in bundles]
     receiver = count / (time.perf_counter() - started)
     elements = len(kept[0][1])
+    key, point = mr.key, element_point("bp2|bench")
+    started = time.perf_counter()
+    for n in range(2000):
+        element_point(f"bp2|bench|{n}")
+    hash_us = (time.perf_counter() - started) / 2000 * 1e6
+    started = time.perf_counter()
+    for _ in range(2000):
+        key.blind(point)
+    mult_us = (time.perf_counter() - started) / 2000 * 1e6
+    ceiling = 1e6 / (elements * (hash_us + mult_us))
     lines = [
+        f"ristretto255 here and now: hash to group {hash_us:.0f} us, scalar multiplication "
+        f"{mult_us:.0f} us: at most {ceiling:,.0f} records/s to send with {elements} elements "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)",
         f"blinding, {count:,} crossings of distinct travellers, {elements} identity elements each",
         f"  baseline (shared-key HMAC-SHA256): {baseline:10,.0f} records/s",
         f"  sender   (filter_record, H(x)^a):  {sender:10,.0f} records/s  "
