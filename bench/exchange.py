@@ -91,6 +91,7 @@ def rows(count: int, post: str) -> list[tuple[Crossing, Traveller, TravelDocumen
             date_of_birth=date(1950, 1, 1) + timedelta(days=n % 20000),
             sex="M",
             nationality="MLI",
+            created_at=start,  # a registry built over time, indexed by the runner since
         )
         number = f"M{n:08d}"
         document = TravelDocument(
@@ -101,6 +102,7 @@ def rows(count: int, post: str) -> list[tuple[Crossing, Traveller, TravelDocumen
             number=number,
             number_norm=normalise_document_number(number),
             expiry_date=date(2030, 1, 1),
+            created_at=start,
         )
         crossing = Crossing(
             origin=post,

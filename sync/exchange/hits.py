@@ -41,6 +41,10 @@ from sync.records import insert_missing
 
 HIT_KINDS: Final = ("document", "name_dob")
 _INDEX_PAGE: Final = 5000
+# Start of the last complete refresh of the index in this process, per key fingerprint: a
+# query then only indexes rows stored since (with a margin), not the day's whole traffic.
+_REFRESHED: dict[str, datetime] = {}
+_MARGIN: Final = timedelta(minutes=5)
 
 
 def blind_query(kind: str, query: dict[str, Any]) -> tuple[bytes, str]:
@@ -98,8 +102,10 @@ async def refresh_index(
     """Blind, with our scalar, every document and traveller of the registry not yet in the
     hit index (all posts, not only the paired ones), or only those stored ``since``; returns
     how many were added. The exchange runner refreshes everything each cycle; a query
-    refreshes the last day first, so a crossing synced a moment ago is found."""
+    first indexes what was stored since the last complete refresh (at most a day back), so
+    a crossing synced a moment ago is found."""
     key = exchange.key
+    started = utcnow()
     recent_documents = col(TravelDocument.created_at) >= since if since else true()
     recent_travellers = col(Traveller.created_at) >= since if since else true()
     fingerprint = key.fingerprint
@@ -149,6 +155,8 @@ async def refresh_index(
             message = query_message("name_dob", query)
             rows.append((traveller_id, "name_dob", key.blind_message(message) if message else "-"))
         if not rows:
+            if since is None:
+                _REFRESHED[fingerprint] = started
             return added
         await insert_missing(
             session,
@@ -165,7 +173,9 @@ async def _local_matches(
     session: AsyncSession, exchange: Exchange, kind: str, value: str
 ) -> list[str]:
     """Our crossings (any post) of the documents or travellers whose blinded key is ``value``."""
-    await refresh_index(session, exchange, since=utcnow() - timedelta(days=1))
+    day_ago = utcnow() - timedelta(days=1)
+    last = _REFRESHED.get(exchange.key.fingerprint)
+    await refresh_index(session, exchange, since=max(day_ago, last - _MARGIN) if last else day_ago)
     ids = (
         await session.scalars(
             select(col(BlindedIndex.record_id)).where(
