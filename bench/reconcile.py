@@ -1,9 +1,13 @@
 """Crossing reconciliation benchmark: ``sync.reconcile.core.reconcile`` vs a naive nested loop.
 
-Synthetic month on two post pairs: N trips (default 1,000,000), each an exit on our side
-and, normally, an entry on the partner side minutes later (5% of them recorded up to 9 min
-*before* the exit: clock skew within tolerance). 20% of trips belong to commuters who cross
-every 5 days with the same document. Each discrepancy kind hits 2% of trips:
+Synthetic month on two post pairs, compared on blinded keys as the exchange leaves them
+(``sync.exchange.pseudonyms``: documents, the person element, birth dates and nationalities
+bound to the document are 43-character double-blinded values; random values of that format
+stand for them, since the keys of real ones are pseudorandom too): N trips (default
+1,000,000), each an exit on our side and, normally, an entry on the partner side minutes
+later (5% of them recorded up to 9 min *before* the exit: clock skew within tolerance). 20%
+of trips belong to commuters who cross every 5 days with the same document. Each
+discrepancy kind hits 2% of trips:
 
 * missing entry               -> exit_without_entry
 * forged date of birth        -> data_mismatch
@@ -24,6 +28,7 @@ Usage: python bench/reconcile.py [--trips 1000000] [--sample 10000] [--seed 7]
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import time
@@ -42,6 +47,7 @@ except ImportError:  # running from a checkout that is not pip-installed
     from sync.reconcile.core import reconcile
 from sync.reconcile.model import (
     MISSING,
+    PSEUDONYM_CODES,
     BoolArray,
     CrossingFact,
     FactTable,
@@ -53,7 +59,6 @@ from sync.reconcile.model import (
 PAIRS = [("MR-GOGUI", "ML-GOGUI"), ("MR-KOBENI", "ML-NIORO")]
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 30
-NATIONALITIES = ["MRT", "MLI", "SEN", "GIN", "CIV", "BFA", "GMB", "NER"]
 KINDS = ("normal", "missing", "forged", "duplicate", "timing")
 SHARE = (0.92, 0.02, 0.02, 0.02, 0.02)
 
@@ -96,6 +101,7 @@ def fact_table(
         times=times.astype(np.int64),
         docs=docs,
         names=names if names is not None else unknown,
+        persons=names,  # the person element: links one person across two documents
         nationalities=nationalities if nationalities is not None else unknown,
         dobs=ordinals(dobs),
         expiries=ordinals(expiries),
@@ -103,8 +109,9 @@ def fact_table(
 
 
 def _documents(count: int) -> list[str]:
-    text = os.urandom(32 * count).hex()
-    return [text[64 * i : 64 * (i + 1)] for i in range(count)]
+    """``count`` distinct blinded-looking values (43 characters of base64url)."""
+    text = base64.urlsafe_b64encode(os.urandom(33 * count)).decode()
+    return [text[44 * i : 44 * i + 43] for i in range(count)]
 
 
 def _trip_times(rng: np.random.Generator, trips: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +137,14 @@ def generate(trips: int, seed: int) -> Synthetic:
     travellers = int(traveller.max()) + 1
     docs = _documents(travellers)
     pair = rng.integers(0, len(PAIRS), travellers)[traveller]
-    dob = (rng.integers(700_000, 738_000, travellers))[traveller]
+    # birth dates bound to the document: one pseudonym code per traveller (a forged one
+    # differs); the person element covers the birth date, so a forged one changes it too
+    dob = PSEUDONYM_CODES + np.arange(travellers, dtype=np.int64)[traveller]
     expiry = (rng.integers(739_000, 742_000, travellers))[traveller]
-    nationality = rng.integers(0, len(NATIONALITIES), travellers)[traveller]
+    nationality = traveller
+    nationality_keys = _documents(travellers)
+    persons = _documents(travellers)
+    forged_persons = _documents(travellers)
     kind = rng.choice(len(KINDS), size=trips, p=SHARE)
     travel = rng.integers(5 * 60, 90 * 60, trips)
     early = rng.random(trips) < 0.05
@@ -143,7 +155,7 @@ def generate(trips: int, seed: int) -> Synthetic:
     travel[late] = rng.integers(13 * 3600, 20 * 3600, int(late.sum()))
     entry_dob = dob.copy()
     forged = kind == KINDS.index("forged")
-    entry_dob[forged] += rng.integers(1, 3000, int(forged.sum()))
+    entry_dob[forged] += travellers
 
     duplicate = kind == KINDS.index("duplicate")
     our_rows = np.concatenate([np.arange(trips), np.flatnonzero(duplicate)])
@@ -156,7 +168,8 @@ def generate(trips: int, seed: int) -> Synthetic:
         "MR", our_rows, our_time, True, [PAIRS[p][0] for p in pair[our_rows]], docs, traveller
     )
     ours |= {
-        "nationalities": [NATIONALITIES[n] for n in nationality[our_rows]],
+        "names": [persons[t] for t in traveller[our_rows].tolist()],
+        "nationalities": [nationality_keys[n] for n in nationality[our_rows].tolist()],
         "dobs": dob[our_rows],
         "expiries": expiry[our_rows],
     }
@@ -169,8 +182,13 @@ def generate(trips: int, seed: int) -> Synthetic:
         docs,
         traveller,
     )
+    entry_forged = forged[their_rows].tolist()
     theirs |= {
-        "nationalities": [NATIONALITIES[n] for n in nationality[their_rows]],
+        "names": [
+            forged_persons[t] if f else persons[t]
+            for t, f in zip(traveller[their_rows].tolist(), entry_forged, strict=True)
+        ],
+        "nationalities": [nationality_keys[n] for n in nationality[their_rows].tolist()],
         "dobs": entry_dob[their_rows],
         "expiries": expiry[their_rows],
     }
@@ -182,7 +200,7 @@ def generate(trips: int, seed: int) -> Synthetic:
     expected[Outcome.DUPLICATE] = int(counts[3])
     expected[Outcome.TIMING_ANOMALY] = int(counts[4])
     as_of = START + timedelta(days=DAYS + 1)
-    return Synthetic(ours, theirs, expected, ReconcileConfig(as_of=as_of))
+    return Synthetic(ours, theirs, expected, ReconcileConfig(as_of=as_of, name_is_person=True))
 
 
 def _side(
@@ -211,7 +229,10 @@ def to_facts(columns: dict[str, Any]) -> list[CrossingFact]:
     def as_date(ordinal: int) -> Any:
         found = ordinal_dates.get(ordinal)
         if found is None:
-            found = ordinal_dates[ordinal] = datetime.fromordinal(ordinal).date()
+            if ordinal >= PSEUDONYM_CODES:  # a blinded value: 43 characters
+                found = ordinal_dates[ordinal] = f"{ordinal:043d}"
+            else:
+                found = ordinal_dates[ordinal] = datetime.fromordinal(ordinal).date()
         return found
 
     return [
@@ -221,15 +242,18 @@ def to_facts(columns: dict[str, Any]) -> list[CrossingFact]:
             direction=direction,
             occurred_at=datetime.fromtimestamp(moment, UTC),
             doc_pseudonym=doc,
+            name_pseudonym=name,
+            person_pseudonym=name,
             nationality=nationality,
             date_of_birth=as_date(dob),
             document_expiry=as_date(expiry),
         )
-        for ident, post, moment, doc, nationality, dob, expiry in zip(
+        for ident, post, moment, doc, name, nationality, dob, expiry in zip(
             columns["ids"],
             columns["posts"],
             columns["times"].tolist(),
             columns["docs"],
+            columns["names"],
             columns["nationalities"],
             columns["dobs"].tolist(),
             columns["expiries"].tolist(),

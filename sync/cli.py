@@ -380,7 +380,7 @@ def agreement_group() -> None:
     "--key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="the shared HMAC key, to confirm it matches the agreement",
+    help="this node's blinding key for the agreement, to confirm it is readable",
 )
 def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
     """Validate an agreement and print what it would share, field by field. Exit 0 only
@@ -388,19 +388,33 @@ def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
     from datetime import date
 
     from sync.exchange.model import AgreementError
-    from sync.exchange.pseudonyms import read_hmac_key
+    from sync.exchange.pseudonyms import read_blinding_key
     from sync.exchange.report import check_report
 
     try:
-        key = read_hmac_key(key_file) if key_file else None
+        key = read_blinding_key(key_file) if key_file else None
         report = check_report(
-            agreement_file, today=date.today(), hmac_key_available=key is not None, hmac_key=key
+            agreement_file, today=date.today(), key_available=key is not None, key=key
         )
     except (AgreementError, ValueError) as exc:
         emit({"valid": False, "error": str(exc)})
         sys.exit(1)
     emit(report)
     sys.exit(0 if report.get("exchange_allowed") else 1)
+
+
+@agreement_group.command("new-key")
+@click.argument("key_file", type=click.Path(dir_okay=False, path_type=Path))
+def agreement_new_key(key_file: Path) -> None:
+    """Create this node's own secret blinding key for an agreement (mode 0600; it never
+    leaves the node and is never shared with the partner). Refuses to overwrite a file."""
+    from sync.exchange.pseudonyms import write_blinding_key
+
+    try:
+        key = write_blinding_key(key_file)
+    except FileExistsError:
+        raise click.ClickException(f"{key_file} exists: a key is never overwritten") from None
+    emit({"file": str(key_file), "fingerprint": key.fingerprint})
 
 
 def _exchange_or_fail(node: Node) -> Any:

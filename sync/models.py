@@ -3,6 +3,7 @@ state, and the versioned reference-data log that national publishes to its posts
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,46 @@ class PartnerRecord(SQLModel, table=True):
     expires_at: datetime = _ts(index=True)
 
 
+class ExchangeKey(SQLModel, table=True):
+    """National side: the double-blinded identity keys of one of our crossings, as the
+    partner returned them in its signed acknowledgement (``sync.exchange.pseudonyms``).
+    Reconciliation compares them with the keys of the partner's records; they reveal
+    nothing without both countries' secret scalars."""
+
+    __tablename__ = "exchange_key"
+
+    agreement_id: str = Field(primary_key=True, max_length=80)
+    crossing_id: str = Field(primary_key=True, max_length=40)  # our UUID
+    crossing_ref: str = Field(max_length=40, index=True)  # its pseudonymous id
+    agreement_version: int
+    keys: dict[str, Any] = _json()  # "record_type.field" -> double-blinded key
+    acked_at: datetime = _ts(default_factory=utcnow)
+
+
+class BlindedIndex(SQLModel, table=True):
+    """National side: our whole registry's documents and name+birth dates blinded with our
+    own scalar (``fingerprint`` names it), to answer hit/no-hit queries without a scan."""
+
+    __tablename__ = "blinded_index"
+
+    fingerprint: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(primary_key=True, max_length=16)  # document | name_dob
+    record_id: uuid.UUID = Field(primary_key=True)  # a document's or traveller's id
+    value: str = Field(max_length=43, index=True)
+
+
+class ExchangeBudget(SQLModel, table=True):
+    """How much of an agreement's daily budget the partner used: records blinded in our
+    acknowledgements (``blinding``) and hit/no-hit evaluations (``hit``)."""
+
+    __tablename__ = "exchange_budget"
+
+    partner: str = Field(primary_key=True, max_length=32)
+    day: str = Field(primary_key=True, max_length=10)  # ISO date, UTC
+    kind: str = Field(primary_key=True, max_length=16)
+    used: int = 0
+
+
 class AgreementRevocation(SQLModel, table=True):
     """A party's revocation of an agreement version: exchange stops at once."""
 
@@ -146,6 +187,7 @@ class HitQuery(SQLModel, table=True):
     asked_by: str = Field(max_length=64)
     created_at: datetime = _ts(default_factory=utcnow)
     detail_status: str = Field(default="none", max_length=10)  # none|pending|approved|refused
+    purpose: str | None = Field(default=None, max_length=80)  # of the detail request
     detail_decided_by: str | None = Field(default=None, max_length=64)
     released: list[dict[str, Any]] = _json(list)
 

@@ -20,12 +20,14 @@ from registry.receipts import public_key_from_text
 from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
+from sync.exchange.hits import refresh_index
 from sync.exchange.service import (
     Exchange,
     audit_export,
     outgoing_records,
     purge_expired,
     require_in_force,
+    store_acknowledged_keys,
 )
 from sync.links import link_client
 from sync.models import SyncCheckpoint
@@ -92,7 +94,10 @@ async def push_to_partner(
             )
             if response.status_code not in (200, 409):
                 raise SyncError(f"partner refused: {response.status_code} {response.text}")
-            acked = int(response.json()["ack"])
+            answer = verified_answer(exchange, response)
+            acked = int(answer["ack"])
+            async with node.db.write_transaction() as session:
+                await store_acknowledged_keys(session, exchange, records, answer.get("keys"))
             if response.status_code == 409 and acked < records[-1].seq:
                 scan = acked  # the partner lacks something: resend from what it holds
                 await _save(node, partner.node, **{SCAN: scan, ACKED: acked})
@@ -120,15 +125,25 @@ async def signed_partner_call(
         content=body or None,
         headers={**headers, "content-type": "application/json"},
     )
+    if response.status_code == 429:  # the agreement's daily budget: said as it is
+        raise Problem(429, "Partner budget spent", field="partner", detail=response.text[:300])
     if response.status_code >= 400:
         raise SyncError(f"partner answered {response.status_code}: {response.text}")
+    return verified_answer(exchange, response)
+
+
+def verified_answer(exchange: Exchange, response: httpx.Response) -> dict[str, Any]:
+    """The partner's JSON answer, once its signature by the agreement key verifies."""
     try:  # the answer must come from the partner named in the agreement
         public_key_from_text(exchange.partner.public_key).verify(
             _unb64(response.headers.get(SIGNATURE, "")), hashlib.sha256(response.content).digest()
         )
+        answer = response.json()
     except (InvalidSignature, ValueError) as exc:
         raise SyncError("the partner's answer is not signed by its agreement key") from exc
-    return response.json()
+    if not isinstance(answer, dict):
+        raise SyncError("the partner's answer is not a JSON object")
+    return answer
 
 
 def verify_partner_request(
@@ -177,5 +192,7 @@ class ExchangeRunner(ResilientRunner):
     async def cycle(self) -> None:
         async with self.node.db.write_transaction() as session:
             await purge_expired(session, node=self.node, exchange=self.exchange)
+        async with self.node.db.write_transaction() as session:
+            await refresh_index(session, self.exchange)  # hit/no-hit answers stay fast
         async with link_client(self.node.settings, self.exchange.partner.url, timeout=30) as http:
             await push_to_partner(self.node, self.exchange, http)

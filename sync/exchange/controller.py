@@ -24,9 +24,15 @@ from sync.api import limit_link, signed_json
 from sync.batches import BatchRejected, read_header
 from sync.client import SyncError
 from sync.exchange.client import signed_partner_call, verify_partner_request
-from sync.exchange.hits import answer_hit_query, query_pseudonym, release_details
+from sync.exchange.hits import (
+    answer_hit_query,
+    blind_query,
+    evaluate_for_partner,
+    release_details,
+    unblind,
+)
 from sync.exchange.liaison import NOTE, annotate
-from sync.exchange.service import Exchange, receive_from_partner, require_in_force
+from sync.exchange.service import Exchange, Replay, receive_from_partner, require_in_force
 from sync.links import link_client
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
@@ -48,7 +54,18 @@ def _path(request: Request[Any, Any, Any]) -> str:
 
 class HitAsk(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["document", "name_dob"]
-    pseudonym: Annotated[str, Meta(min_length=16, max_length=128)]
+    pseudonym: Annotated[str, Meta(min_length=43, max_length=43)]
+
+
+class DetailAsk(msgspec.Struct, forbid_unknown_fields=True):
+    """A request for the details behind a hit: it names one of the agreement's purposes."""
+
+    purpose: Annotated[str, Meta(min_length=1, max_length=80)]
+
+
+class HitEvaluate(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["document", "name_dob"]
+    blinded: Annotated[str, Meta(min_length=43, max_length=43)]
 
 
 class PartnerController(Controller):
@@ -66,7 +83,7 @@ class PartnerController(Controller):
             header, signature = read_header(request.headers)
             async with node.db.sessions() as session, session.begin():
                 in_force = await require_in_force(session, exchange)
-                ack, stored = await receive_from_partner(
+                ack, stored, keys = await receive_from_partner(
                     session,
                     node=node,
                     exchange=in_force,
@@ -75,7 +92,10 @@ class PartnerController(Controller):
                     body=body,
                 )
         except BatchGap as gap:
-            return Response({"ack": gap.ack, "reason": gap.reason}, status_code=409)
+            kept = gap.keys if isinstance(gap, Replay) else {}
+            refused = signed_json(request, {"ack": gap.ack, "reason": gap.reason, "keys": kept})
+            refused.status_code = 409
+            return refused
         except BatchRejected as exc:
             partner = exchange.partner if exchange is not None else None
             if partner is not None and header_signed_by(
@@ -94,7 +114,8 @@ class PartnerController(Controller):
                 f"{exc.reason}: {exc}",
                 [{"name": "batch", "reason": exc.reason}],
             )
-        return Response({"ack": ack, "stored": stored})
+        # signed: the double-blinded keys of the sender's records come back with the ack
+        return signed_json(request, {"ack": ack, "stored": stored, "keys": keys})
 
     @post("/hits", status_code=HTTP_200_OK)
     async def hit(self, request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -108,15 +129,36 @@ class PartnerController(Controller):
             )
         return signed_json(request, answer)
 
+    @post("/hits/evaluate", status_code=HTTP_200_OK)
+    async def evaluate(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """The oblivious PRF: the partner's blinded question raised to our scalar."""
+        node, body = node_of(request), await request.body()
+        async with node.db.write_transaction() as session:
+            exchange = await require_in_force(session, exchange_of(request))
+            verify_partner_request(exchange, request.headers, "POST", _path(request), body)
+            ask = msgspec.json.decode(body, type=HitEvaluate)
+            answer = await evaluate_for_partner(
+                session, node=node, exchange=exchange, kind=ask.kind, blinded=ask.blinded
+            )
+        return signed_json(request, answer)
+
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
     async def ask_details(self, request: Request[Any, Any, Any], reference: str) -> Response[bytes]:
         node, body = node_of(request), await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
+            ask = msgspec.json.decode(body or b"{}", type=DetailAsk)
+            if ask.purpose not in exchange.agreement.purposes:
+                raise Problem(
+                    422,
+                    "Purpose not in the agreement",
+                    field="purpose",
+                    detail=f"one of: {', '.join(exchange.agreement.purposes)}",
+                )
             query = await _incoming(session, reference)
             if query.detail_status == "none":
-                query.detail_status = "pending"
+                query.detail_status, query.purpose = "pending", ask.purpose
             await audit(
                 session,
                 origin=node.settings.node_code,
@@ -125,6 +167,11 @@ class PartnerController(Controller):
                 record_type="hit_query",
                 record_id=reference,
                 purpose="exchange",
+                detail={
+                    "purpose": ask.purpose,
+                    "agreement": exchange.agreement.id,
+                    "version": exchange.agreement.version,
+                },
             )
             status = query.detail_status
         return signed_json(request, {"reference": reference, "status": status})
@@ -206,17 +253,20 @@ class LiaisonController(Controller):
         node = node_of(request)
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
-        value = query_pseudonym(
-            exchange,
-            data.kind,
-            {
-                "issuing_state": data.issuing_state,
-                "number": data.number,
-                "surname": data.surname,
-                "given_names": data.given_names,
-                "date_of_birth": data.date_of_birth.isoformat() if data.date_of_birth else None,
-            },
-        )
+        query = {
+            "issuing_state": data.issuing_state,
+            "number": data.number,
+            "surname": data.surname,
+            "given_names": data.given_names,
+            "date_of_birth": data.date_of_birth.isoformat() if data.date_of_birth else None,
+        }
+        r, blinded = blind_query(data.kind, query)
+        evaluation = msgspec.json.encode({"kind": data.kind, "blinded": blinded})
+        evaluated = await _call(node, exchange, "POST", "/api/exchange/hits/evaluate", evaluation)
+        try:
+            value = unblind(r, evaluated.get("evaluated"))
+        except ValueError as exc:
+            raise Problem(502, "Partner answer invalid", field="partner", detail=str(exc)) from exc
         body = msgspec.json.encode({"kind": data.kind, "pseudonym": value})
         answer = await _call(node, exchange, "POST", "/api/exchange/hits", body)
         async with node.db.write_transaction() as session:
@@ -239,18 +289,31 @@ class LiaisonController(Controller):
                 record_type="hit_query",
                 record_id=answer["reference"],
                 purpose="liaison",
-                detail={"kind": data.kind, "hit": answer["hit"]},
+                detail={
+                    "kind": data.kind,
+                    "hit": answer["hit"],
+                    "agreement": exchange.agreement.id,
+                    "version": exchange.agreement.version,
+                },
             )
         return {"hit": bool(answer["hit"]), "reference": answer["reference"]}
 
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
     async def request_details(
-        self, request: Request[Any, Any, Any], reference: str
+        self, request: Request[Any, Any, Any], reference: str, data: DetailAsk
     ) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
-        return await _call(node, exchange, "POST", f"/api/exchange/hits/{reference}/details")
+        if data.purpose not in exchange.agreement.purposes:
+            raise Problem(
+                422,
+                "Purpose not in the agreement",
+                field="purpose",
+                detail=f"one of: {', '.join(exchange.agreement.purposes)}",
+            )
+        body = msgspec.json.encode({"purpose": data.purpose})
+        return await _call(node, exchange, "POST", f"/api/exchange/hits/{reference}/details", body)
 
     @get("/hits/{reference:str}/details")
     async def fetch_details(
@@ -284,6 +347,7 @@ class LiaisonController(Controller):
                 "reference": q.reference,
                 "kind": q.kind,
                 "hit": q.hit,
+                "purpose": q.purpose,
                 "created_at": q.created_at.isoformat(),
             }
             for q in rows

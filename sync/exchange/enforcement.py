@@ -1,58 +1,79 @@
 """Enforcement of an agreement: which fields of a record may leave for the partner.
 
 ``filter_record`` is the ONE function through which a record leaves for the partner: it
-keeps only the allowed fields and replaces every pseudonymised field by its pseudonym
-(``sync.exchange.pseudonyms``). Whether the agreement is in force is checked once per
+keeps only the allowed fields, replaces every pseudonymised field by its blinded element
+(``sync.exchange.pseudonyms``: ``H(x)^a`` with this node's own scalar) and every id by its
+pseudonymous id under the agreement. Whether the agreement is in force is checked once per
 exchange with ``sync.exchange.signing.agreement_status``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-from sync.exchange.model import PSEUDONYMISABLE, REVEALS, Agreement
-from sync.exchange.pseudonyms import check_key, pseudonym
+from sync.exchange.model import PSEUDONYMISABLE, REVEALS, Agreement, Tier
+from sync.exchange.pseudonyms import BlindingKey, element_message, pseudonymous_id
 
-
-def _pseudonymise_field(qualified: str, row: Mapping[str, Any], hmac_key: bytes) -> str | None:
-    kind = PSEUDONYMISABLE[qualified]
-    name = qualified.split(".", 1)[1]
-    if kind == "document_number":
-        state = row.get("issuing_state")
-        return pseudonym(kind, row.get(name), hmac_key=hmac_key, issuing_state=state)
-    if kind == "name_key":
-        surname, given = row.get("surname"), row.get("given_names")
-        if surname is None and given is None:
-            return None
-        return pseudonym(kind, surname, hmac_key=hmac_key, given_names=given)
-    return pseudonym(kind, row.get(name), hmac_key=hmac_key)
+# Fields holding one of our record ids: they leave as pseudonymous ids, never as UUIDs.
+ID_FIELDS: Final = frozenset(
+    {"id", "traveller_id", "document_id", "supersedes", "crossing_id", "photo_id"}
+)
 
 
 def filter_record(
-    agreement: Agreement, record_type: str, row: Mapping[str, Any], *, hmac_key: bytes
+    agreement: Agreement,
+    record_type: str,
+    row: Mapping[str, Any],
+    *,
+    key: BlindingKey,
+    document: str | None = None,
+    cache: dict[str, str] | None = None,
+    tier: Tier = "bulk",
 ) -> dict[str, Any] | None:
     """What of ``row`` may leave for the partner: THE enforcement point of an agreement.
 
     Returns None when the record type is not shared (photos and protection referrals also
     need their flag). Otherwise a new dict holding only allowed fields: clear fields present
-    in ``row`` are copied unchanged; every pseudonymised field is present and holds its
-    pseudonym, or None when it has none: the clear value never leaves. Values needed to compute a
-    pseudonym (issuing state, surname and given names) are read from ``row`` even when they
-    are not themselves shared. Does NOT check dates or signatures: call ``agreement_status``
-    before an exchange.
+    in ``row`` are copied unchanged, except ids, which become pseudonymous ids; every
+    pseudonymised field is present and holds its blinded element, or None when it has none:
+    the clear value never leaves. ``document`` is the crossing's document message
+    (``pseudonyms.document_message``), to which traveller values are bound; values needed to
+    compute an element (issuing state, names, birth date) are read from ``row`` even when
+    they are not themselves shared. ``cache`` (message -> blinded) spares blinding a value
+    twice in one batch. ``tier`` ``"detail"`` adds the agreement's ``detail_fields`` (in
+    clear): only for a release a liaison officer approved on a purposed request
+    (``sync.exchange.hits.release_details``); batches are always ``"bulk"``. Does NOT check
+    dates or signatures: call ``agreement_status`` before an exchange.
     """
-    check_key(hmac_key)
     if not agreement.is_shared(record_type):
         return None
     out: dict[str, Any] = {}
-    for name in agreement.record_types[record_type]:
+    person = agreement.person_fields()
+    bulk = agreement.record_types[record_type]
+    for name in agreement.fields_for(record_type, tier):
         qualified = f"{record_type}.{name}"
-        if qualified in agreement.pseudonymised:
-            if qualified in PSEUDONYMISABLE:  # else a hand-made agreement: never in clear
-                out[name] = _pseudonymise_field(qualified, row, hmac_key)
+        if name not in bulk:  # a detail field, released on approval
+            if name in ID_FIELDS and name in row:
+                out[name] = pseudonymous_id(key, agreement.id, row[name])
+            elif name in row:
+                out[name] = row[name]
+        elif qualified in agreement.pseudonymised:
+            if qualified not in PSEUDONYMISABLE:  # a hand-made agreement: never in clear
+                continue
+            message = element_message(qualified, row, document=document, person=person)
+            if message is None:
+                out[name] = None
+            elif cache is not None and message in cache:
+                out[name] = cache[message]
+            else:
+                out[name] = key.blind_message(message)
+                if cache is not None:
+                    cache[message] = out[name]
         elif REVEALS.get(qualified, frozenset()) & agreement.pseudonymised:
             continue  # load_agreement refuses this; re-checked for hand-made agreements
+        elif name in ID_FIELDS and name in row:
+            out[name] = pseudonymous_id(key, agreement.id, row[name])
         elif name in row:
             out[name] = row[name]
     return out

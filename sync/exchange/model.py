@@ -12,9 +12,9 @@ An agreement is a versioned TOML file that both national nodes hold (example:
     retention_days = 180               # 1..3650: the receiver purges partner records past it
     share_photos = false               # default false: photo rows AND image bytes
     share_protection_referrals = false # default false
-    hmac_key_id = "mr-ml-2026-k1"      # names the shared HMAC key; the key itself is NOT here
-    hmac_key_check = "0123456789abcdef"  # optional: key_check(key, hmac_key_id), 16 hex
-    pseudonymised = ["travel_document.number", "traveller.surname", "traveller.given_names"]
+    daily_blinding_budget = 50000      # records of the partner's batches we blind per day
+    daily_hit_budget = 500             # hit/no-hit evaluations we answer per day
+    pseudonymised = ["travel_document.number", "traveller.name_key", "traveller.date_of_birth"]
 
     [[parties]]                        # exactly two
     country = "MRT"                    # ISO 3166 alpha-3
@@ -26,10 +26,13 @@ An agreement is a versioned TOML file that both national nodes hold (example:
     MRT = "MR-GOGUI"
     MLI = "ML-GOGUI"
 
-    [record_types]                     # record type -> the fields that may leave
+    [record_types]                     # record type -> the fields exchanged in bulk
     crossing = ["id", "post", "direction", "occurred_at", "document_id", "traveller_id"]
-    traveller = ["id", "surname", "given_names", "nationality", "sex", "date_of_birth"]
+    traveller = ["id", "name_key", "date_of_birth", "nationality"]
     travel_document = ["id", "traveller_id", "issuing_state", "document_type", "number"]
+
+    [detail_fields]                    # optional: released only on an approved, purposed
+    traveller = ["surname", "given_names", "sex"]  # detail request (hit/no-hit), in clear
 
     [signatures]                       # country -> base64url Ed25519 signature (64 bytes)
     MRT = "..."
@@ -41,7 +44,8 @@ one pair.
 
 The rest of the slice: ``sync.exchange.parsing`` reads and checks the file,
 ``sync.exchange.signing`` signs it and says whether it is in force,
-``sync.exchange.pseudonyms`` computes pseudonyms with the shared HMAC key,
+``sync.exchange.pseudonyms`` blinds identity elements with each node's own secret scalar
+(no key is shared: each party keeps its own, named by its node's settings),
 ``sync.exchange.enforcement`` filters what leaves, and ``sync.exchange.report`` describes it.
 """
 
@@ -59,7 +63,8 @@ from sqlmodel import SQLModel
 
 from registry.models import Crossing, Photo, ProtectionReferral, TravelDocument, Traveller
 
-PseudonymKind = Literal["document_number", "name", "name_key"]
+PseudonymKind = Literal["document", "person", "bound"]
+Tier = Literal["bulk", "detail"]
 
 # Every record type that could ever travel to the partner, with its columns.
 _TRAVELLING_MODELS: Final[tuple[type[SQLModel], ...]] = (
@@ -82,24 +87,39 @@ RECORD_TYPES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
 PHOTO: Final = "photo"
 PROTECTION_REFERRAL: Final = "protection_referral"
 
-# Fields that may be pseudonymised, and how.
+# Fields that may be pseudonymised, and how (``sync.exchange.pseudonyms``): the document
+# itself, the person (name key with birth date and nationality, across documents), or a value
+# bound to the crossing's document.
 PSEUDONYMISABLE: Final[Mapping[str, PseudonymKind]] = MappingProxyType(
     {
-        "travel_document.number": "document_number",
-        "traveller.surname": "name",
-        "traveller.given_names": "name",
-        "traveller.surname_ar": "name",
-        "traveller.given_names_ar": "name",
-        "traveller.name_key": "name_key",
+        "travel_document.number": "document",
+        "travel_document.expiry_date": "bound",
+        "traveller.surname": "bound",
+        "traveller.given_names": "bound",
+        "traveller.surname_ar": "bound",
+        "traveller.given_names_ar": "bound",
+        "traveller.name_key": "person",
+        "traveller.date_of_birth": "bound",
+        "traveller.nationality": "bound",
     }
 )
+# Daily budgets when the agreement names none.
+DEFAULT_BLINDING_BUDGET: Final = 50_000
+DEFAULT_HIT_BUDGET: Final = 500
 
 # A field shared in clear must not reveal a pseudonymised one.
 REVEALS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
     {
         "travel_document.number_norm": frozenset({"travel_document.number"}),
         "travel_document.raw_mrz": frozenset(
-            {"travel_document.number", "traveller.surname", "traveller.given_names"}
+            {
+                "travel_document.number",
+                "travel_document.expiry_date",
+                "traveller.surname",
+                "traveller.given_names",
+                "traveller.date_of_birth",
+                "traveller.nationality",
+            }
         ),
         # the receipt carries 8 bytes of an unkeyed hash of state:number (brute-forceable)
         "crossing.receipt": frozenset({"travel_document.number"}),
@@ -149,8 +169,9 @@ class Agreement:
     retention_days: int
     valid_from: date
     valid_to: date
-    hmac_key_id: str
-    hmac_key_check: str | None = None
+    daily_blinding_budget: int = DEFAULT_BLINDING_BUDGET
+    daily_hit_budget: int = DEFAULT_HIT_BUDGET
+    detail_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
     share_photos: bool = False
     share_protection_referrals: bool = False
     signatures: Mapping[str, str] = field(default_factory=dict)
@@ -181,6 +202,23 @@ class Agreement:
         if self.party(code) is self.parties[0]:
             return self.paired_posts
         return tuple((theirs, ours) for ours, theirs in self.paired_posts)
+
+    def person_fields(self) -> frozenset[str]:
+        """Traveller fields the person element includes besides the name key: those the
+        agreement pseudonymises (never a value it does not let the partner compare)."""
+        return frozenset(
+            name
+            for name in ("date_of_birth", "nationality")
+            if f"traveller.{name}" in self.pseudonymised
+        )
+
+    def fields_for(self, record_type: str, tier: Tier = "bulk") -> frozenset[str]:
+        """The fields of ``record_type`` that may leave in ``tier``: ``"bulk"`` (every
+        batch) or ``"detail"`` (bulk plus ``detail_fields``, only on an approved request)."""
+        fields = self.record_types.get(record_type, frozenset())
+        if tier == "detail":
+            return fields | self.detail_fields.get(record_type, frozenset())
+        return fields
 
     def is_shared(self, record_type: str) -> bool:
         """True when records of this type may leave at all (flags included)."""

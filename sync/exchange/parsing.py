@@ -28,6 +28,8 @@ from msgspec import Meta
 
 from registry.receipts import public_key_from_text
 from sync.exchange.model import (
+    DEFAULT_BLINDING_BUDGET,
+    DEFAULT_HIT_BUDGET,
     PHOTO,
     PROTECTION_REFERRAL,
     PSEUDONYMISABLE,
@@ -40,6 +42,7 @@ from sync.exchange.model import (
 )
 
 MAX_RETENTION_DAYS: Final = 3650
+MAX_BUDGET: Final = 10_000_000
 _SIGNATURE_BYTES: Final = 64
 _NODE_CODE = r"[A-Z0-9][A-Z0-9-]{0,31}"
 _POST_CODE = re.compile(_NODE_CODE)
@@ -47,7 +50,6 @@ _POST_CODE = re.compile(_NODE_CODE)
 Identifier = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 CountryCode = Annotated[str, Meta(pattern=r"\A[A-Z]{3}\Z")]
 NodeCode = Annotated[str, Meta(pattern=rf"\A{_NODE_CODE}\Z")]
-KeyCheck = Annotated[str, Meta(pattern=r"\A[0-9a-f]{16}\Z")]
 
 
 class PartyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -71,12 +73,13 @@ class AgreementFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     retention_days: Annotated[int, Meta(ge=1, le=MAX_RETENTION_DAYS)]
     share_photos: bool = False
     share_protection_referrals: bool = False
-    hmac_key_id: Identifier
-    hmac_key_check: KeyCheck | None = None
+    daily_blinding_budget: Annotated[int, Meta(ge=1, le=MAX_BUDGET)] = DEFAULT_BLINDING_BUDGET
+    daily_hit_budget: Annotated[int, Meta(ge=1, le=MAX_BUDGET)] = DEFAULT_HIT_BUDGET
     pseudonymised: tuple[str, ...] = ()
     parties: Annotated[tuple[PartyEntry, ...], Meta(min_length=2, max_length=2)]
     paired_posts: Annotated[tuple[dict[str, str], ...], Meta(min_length=1)]
     record_types: Annotated[dict[str, tuple[str, ...]], Meta(min_length=1)]
+    detail_fields: dict[str, tuple[str, ...]] = {}
     signatures: dict[str, str] = {}
 
 
@@ -85,7 +88,6 @@ class AgreementFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 # ------------------------------------------------------------------------------------------
 _STRINGS: Final = "must be an array of strings"
 _IDENTIFIER: Final = "must be 1..64 characters of A-Z a-z 0-9 . _ -"
-_KEY_CHECK: Final = "must be 16 lowercase hex characters"
 _PARTIES: Final = "must list exactly two [[parties]]"
 _PAIRS: Final = "must list at least one [[paired_posts]]"
 _RECORD_TYPES: Final = "must be a non-empty table"
@@ -108,13 +110,14 @@ _SHAPES: Final[Mapping[str, str]] = MappingProxyType(
         "title": "must be a string",
         "purposes": _STRINGS,
         "pseudonymised": _STRINGS,
-        "hmac_key_check": _KEY_CHECK,
         "parties": _PARTIES,
         "parties[]": "must be a table",
         "paired_posts": _PAIRS,
         "paired_posts[]": "must be a table of country = post code",
         "record_types": _RECORD_TYPES,
         "record_types.*": _STRINGS,
+        "detail_fields": "must be a table of record type = [fields]",
+        "detail_fields.*": _STRINGS,
         "signatures": "must be a table of country = signature",
         "signatures.*": "must be a base64url string",
     }
@@ -125,8 +128,8 @@ _CONSTRAINTS: Final[Mapping[str, str]] = MappingProxyType(
         "id": _IDENTIFIER,
         "version": "must be 1 or more",
         "retention_days": f"must be 1..{MAX_RETENTION_DAYS}",
-        "hmac_key_id": _IDENTIFIER,
-        "hmac_key_check": _KEY_CHECK,
+        "daily_blinding_budget": f"must be 1..{MAX_BUDGET:_} records a day",
+        "daily_hit_budget": f"must be 1..{MAX_BUDGET:_} queries a day",
         "parties": _PARTIES,
         "parties[].country": "must be an ISO 3166 alpha-3 code such as MRT",
         "parties[].node": "must be a node code such as MR-NATIONAL",
@@ -307,6 +310,26 @@ def _record_types(shared: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[
     return record_types
 
 
+def _detail_fields(
+    listed: Mapping[str, tuple[str, ...]], record_types: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    """The detail tier: fields released only on an approved, purposed detail request, of
+    record types shared in bulk, and not already shared in bulk."""
+    detail: dict[str, frozenset[str]] = {}
+    for record_type, fields in listed.items():
+        path = f"detail_fields.{record_type}"
+        if record_type not in record_types:
+            raise AgreementError(path, "is not a record type shared in record_types")
+        names = _names(fields, path)
+        for name in names:
+            if name not in RECORD_TYPES[record_type]:
+                raise AgreementError(f"{path}.{name}", f"{record_type} has no such field")
+            if name in record_types[record_type]:
+                raise AgreementError(f"{path}.{name}", "is already exchanged in bulk")
+        detail[record_type] = frozenset(names)
+    return detail
+
+
 def _pseudonymised(
     listed: tuple[str, ...], record_types: Mapping[str, frozenset[str]]
 ) -> frozenset[str]:
@@ -403,11 +426,12 @@ def load_agreement(source: str | Path) -> Agreement:
         valid_to=document.valid_to,
         purposes=purposes,
         retention_days=document.retention_days,
-        hmac_key_id=document.hmac_key_id,
-        hmac_key_check=document.hmac_key_check,
+        daily_blinding_budget=document.daily_blinding_budget,
+        daily_hit_budget=document.daily_hit_budget,
         parties=parties,
         paired_posts=_pairs(document.paired_posts, parties),
         record_types=MappingProxyType(record_types),
+        detail_fields=MappingProxyType(_detail_fields(document.detail_fields, record_types)),
         pseudonymised=_pseudonymised(document.pseudonymised, record_types),
         share_photos=document.share_photos,
         share_protection_referrals=document.share_protection_referrals,

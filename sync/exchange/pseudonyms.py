@@ -1,119 +1,252 @@
-"""Pseudonyms of documents and names, keyed by the HMAC key the two parties share.
+"""Pseudonyms the partner cannot reverse: commutative blinding on ristretto255.
 
-Pseudonyms (``pseudonym``)
-    ``hex(HMAC-SHA256(key, message))``, lowercase, 64 characters, where ``message`` is UTF-8:
+Each national node keeps its OWN secret scalar for an agreement (``BlindingKey``, a file
+readable by its owner only, never shared, never committed); nothing secret is common to the
+two countries. Every identity element the agreement pseudonymises is hashed to the group
+(``element_point``: SHA-512 of a versioned message, then ``crypto_core_ristretto255_from_hash``)
+and raised to the scalars, so that a value is only ever seen blinded.
 
-    * ``bp1|document_number|{STATE}|{NUMBER}``: both through
-      ``registry.names.normalise_document_number`` (uppercase A-Z0-9 only, so ``"D<<"`` ->
-      ``"D"`` and ``"A 12-345"`` -> ``"A12345"``);
-    * ``bp1|name|{normalise_name(value)}``: one name part (surname or given names, Latin or
-      Arabic script);
-    * ``bp1|name_key|{name_key(surname, given_names)}``: the order-independent key of a full
-      name (``traveller.name_key``, recomputed from the row's surname and given names).
+Identity elements (``element_message``), all normalised as in ``registry.names``:
 
-    A value that is missing or normalises to nothing (or a document without an issuing
-    state) has no pseudonym: the field is sent as ``null``, never in clear.
+* ``travel_document.number``: ``bp2|document|{STATE}|{NUMBER}`` (issuing state + number);
+* ``traveller.date_of_birth``, ``traveller.nationality``, ``travel_document.expiry_date``,
+  ``traveller.surname``, ``traveller.given_names`` (and the Arabic forms): bound to the
+  crossing's document, ``bp2|{field}|{STATE}|{NUMBER}|{value}``, so that equal values on
+  different documents cannot be linked (no frequency count of birth dates or nationalities);
+* ``traveller.name_key``: the *person* element, ``bp2|person|{name key}|{birth date}|
+  {nationality}`` (birth date and nationality only when the agreement shares them), NOT bound
+  to a document, so that one person is recognised across two documents.
 
-The HMAC key
-    The shared secret (at least 32 bytes) is exchanged out of band and kept in a file on each
-    national node, readable by its owner only; the agreement only names it (``hmac_key_id``)
-    and, optionally, carries ``hmac_key_check`` so both sides can prove they hold the same key
-    (``key_check``). Load it with ``read_hmac_key(path)``; every function that needs it takes
-    it as the ``hmac_key`` parameter.
+Exchange (double blinding, an ECDH private set intersection done record by record)
+    The sender A blinds each element with its scalar ``a`` and sends ``H(x)^a`` in the
+    batch. The receiver B checks it is a valid group element, raises it to its scalar ``b``
+    and keeps ``H(x)^ab`` in the partner record (never ``H(x)^a``); it returns ``H(x)^ab`` in
+    its signed acknowledgement, and A keeps it with its own outgoing record
+    (``sync.models.ExchangeKey``). The other direction is symmetric, so both sides end up
+    holding the same double-blinded keys for both sides' crossings, and reconciliation
+    compares them (``sync.reconcile.service``). Blinding happens as records are exchanged,
+    never at reconciliation time.
+
+Why a guess cannot be tested offline
+    ``H(g)^ab`` for a guess ``g`` needs both scalars. The partner holds ``b`` and
+    ``H(x)^ab``; without ``a`` it cannot compute ``H(g)^ab`` (this is the decisional
+    Diffie-Hellman assumption on ristretto255). Each guess needs an online request to the
+    other side: a hit/no-hit evaluation (``sync.exchange.hits``, an oblivious PRF) or a record
+    blinded in an acknowledgement. Both are authenticated by the agreement's Ed25519 keys,
+    counted against the agreement's daily budgets (``daily_hit_budget``,
+    ``daily_blinding_budget``) and audited on both sides with the agreement version.
+
+Pseudonymous ids (``pseudonymous_id``)
+    Crossing, traveller and document ids that leave are ``hex(HMAC-SHA256(k, uuid))[:32]``
+    with ``k = HMAC-SHA256(scalar, "bp2|ids|{agreement id}")``: stable for one agreement (so
+    cases survive a new version of it), unrelated across agreements, never our UUIDs.
+
+Encoding
+    A blinded element travels as unpadded base64url of its 32 bytes (43 characters). The
+    scalar file holds 64 hex digits (a canonical, non-zero scalar); ``write_blinding_key``
+    creates one with mode 0600.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
 import re
 import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import rbcl
+
 from registry.names import name_key, normalise_document_number, normalise_name
-from sync.exchange.model import PseudonymKind
 
-HMAC_KEY_MIN_BYTES: Final = 32
-PSEUDONYM_VERSION: Final = "bp1"
-
-
-def check_key(hmac_key: bytes) -> None:
-    """Raise ValueError unless ``hmac_key`` is bytes of at least ``HMAC_KEY_MIN_BYTES``."""
-    if not isinstance(hmac_key, bytes | bytearray) or len(hmac_key) < HMAC_KEY_MIN_BYTES:
-        raise ValueError(f"the agreement HMAC key must be at least {HMAC_KEY_MIN_BYTES} bytes")
+PSEUDONYM_VERSION: Final = "bp2"
+POINT_BYTES: Final = 32
+ENCODED_LENGTH: Final = 43
+_SCALAR_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_ENCODED = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _hmac_hex(hmac_key: bytes, *parts: str) -> str:
-    message = "|".join((PSEUDONYM_VERSION, *parts)).encode("utf-8")
-    return hmac.new(bytes(hmac_key), message, hashlib.sha256).hexdigest()
+def encode_point(point: bytes) -> str:
+    """A group element as it travels: 43 characters of unpadded base64url."""
+    return _b64(point)
 
 
-def pseudonym(
-    kind: PseudonymKind,
-    value: Any,
-    *,
-    hmac_key: bytes,
-    issuing_state: str | None = None,
-    given_names: str | None = None,
-) -> str | None:
-    """The pseudonym of a value, or None when there is nothing to pseudonymise.
-
-    ``kind``: ``"document_number"`` (``issuing_state`` required), ``"name"`` (one name part),
-    or ``"name_key"`` (``value`` is the surname, ``given_names`` the given names; order
-    independent). See the module docstring for the exact messages. Raises ValueError for an
-    unknown kind or a key shorter than 32 bytes.
-    """
-    check_key(hmac_key)
-    if kind == "document_number":
-        number = normalise_document_number(_text(value)) if value is not None else ""
-        state = normalise_document_number(_text(issuing_state)) if issuing_state is not None else ""
-        if not number or not state:
-            return None
-        return _hmac_hex(hmac_key, kind, state, number)
-    if kind == "name":
-        normalised = normalise_name(_text(value)) if value is not None else ""
-        return _hmac_hex(hmac_key, kind, normalised) if normalised else None
-    if kind == "name_key":
-        surname = _text(value) if value is not None else ""
-        given = _text(given_names) if given_names is not None else ""
-        key = name_key(surname, given)
-        return _hmac_hex(hmac_key, kind, key) if key else None
-    raise ValueError(f"unknown pseudonym kind {kind!r}")
+def decode_point(text: Any) -> bytes:
+    """A received group element; ValueError unless it is a valid ristretto255 encoding."""
+    if not isinstance(text, str) or not _ENCODED.fullmatch(text):
+        raise ValueError("a blinded value is 43 characters of base64url")
+    try:
+        point = base64.urlsafe_b64decode(text + "=")
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("a blinded value is 43 characters of base64url") from exc
+    if len(point) != POINT_BYTES or not rbcl.crypto_core_ristretto255_is_valid_point(point):
+        raise ValueError("not a ristretto255 group element")
+    if point == bytes(POINT_BYTES):
+        raise ValueError("the identity element is not a blinded value")
+    return point
 
 
-def key_check(hmac_key: bytes, hmac_key_id: str) -> str:
-    """16 hex characters proving possession of the key without revealing it.
-
-    ``hmac_key_check`` in the TOML holds this value; it depends on the key and its id only,
-    so it survives new versions of the agreement.
-    """
-    check_key(hmac_key)
-    return _hmac_hex(hmac_key, "key-check", hmac_key_id)[:16]
+def element_point(message: str) -> bytes:
+    """``H(message)``: the message hashed onto ristretto255 (SHA-512, then from_hash)."""
+    digest = hashlib.sha512(message.encode("utf-8")).digest()
+    return bytes(rbcl.crypto_core_ristretto255_from_hash(digest))
 
 
-def read_hmac_key(path: str | Path) -> bytes:
-    """Read the shared HMAC key: one line of hex (64+ digits) or base64url (32+ bytes).
+@dataclass(frozen=True)
+class BlindingKey:
+    """This node's secret scalar for an agreement. Never leaves the node."""
 
-    The file must not be readable by group or others (``chmod 600``). Raises ValueError.
-    """
+    scalar: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.scalar) != POINT_BYTES or self.scalar == bytes(POINT_BYTES):
+            raise ValueError("a blinding key is a non-zero 32-byte scalar")
+        if bytes(rbcl.crypto_core_ristretto255_scalar_reduce(self.scalar + bytes(32))) != bytes(
+            self.scalar
+        ):
+            raise ValueError("a blinding key must be a canonical ristretto255 scalar")
+
+    def blind(self, point: bytes) -> bytes:
+        """``point ^ scalar``."""
+        return bytes(rbcl.crypto_scalarmult_ristretto255(self.scalar, point))
+
+    def blind_message(self, message: str) -> str:
+        """``H(message) ^ scalar``, encoded."""
+        return encode_point(self.blind(element_point(message)))
+
+    def reblind(self, text: Any) -> str:
+        """A partner's blinded value raised to our scalar (the double-blinded key)."""
+        return encode_point(self.blind(decode_point(text)))
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex characters naming this key (not derived from any blinded value)."""
+        return hmac.new(self.scalar, b"bp2|fingerprint", hashlib.sha256).hexdigest()[:16]
+
+    def ids_key(self, agreement_id: str) -> bytes:
+        """The key of our pseudonymous ids under one agreement."""
+        message = f"{PSEUDONYM_VERSION}|ids|{agreement_id}".encode()
+        return hmac.new(self.scalar, message, hashlib.sha256).digest()
+
+
+def generate_blinding_key() -> BlindingKey:
+    """A fresh random scalar."""
+    return BlindingKey(bytes(rbcl.crypto_core_ristretto255_scalar_random()))
+
+
+def write_blinding_key(path: str | Path, key: BlindingKey | None = None) -> BlindingKey:
+    """Create the key file (mode 0600, refusing to overwrite one); returns the key."""
+    key = key or generate_blinding_key()
+    descriptor = os.open(Path(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(key.scalar.hex() + "\n")
+    return key
+
+
+def read_blinding_key(path: str | Path) -> BlindingKey:
+    """Read this node's scalar: one line of 64 hex digits, file mode 0600. ValueError."""
     path = Path(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077 and os.name == "posix":
-        raise ValueError(f"HMAC key file {path} has permissions {mode:04o}; chmod 600 {path}")
+        raise ValueError(f"blinding key file {path} has permissions {mode:04o}; chmod 600 {path}")
     text = path.read_text(encoding="ascii").strip()
-    if re.fullmatch(r"(?:[0-9a-fA-F]{2}){32,}", text):
-        key = bytes.fromhex(text)
+    if not _SCALAR_HEX.fullmatch(text):
+        raise ValueError(f"blinding key file {path} must hold 64 hex digits")
+    return BlindingKey(bytes.fromhex(text))
+
+
+def pseudonymous_id(key: BlindingKey, agreement_id: str, value: Any) -> str | None:
+    """Our id (a UUID) as it leaves under ``agreement_id``; None for None."""
+    if value is None:
+        return None
+    mac = hmac.new(key.ids_key(agreement_id), str(value).encode("utf-8"), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------------------
+# Identity elements
+# ------------------------------------------------------------------------------------------
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value if isinstance(value, str) else str(value)
+
+
+def document_message(issuing_state: Any, number: Any) -> str | None:
+    """``bp2|document|STATE|NUMBER``, or None when either normalises to nothing."""
+    state = normalise_document_number(_text(issuing_state)) if issuing_state is not None else ""
+    normalised = normalise_document_number(_text(number)) if number is not None else ""
+    if not state or not normalised:
+        return None
+    return f"{PSEUDONYM_VERSION}|document|{state}|{normalised}"
+
+
+def _bound(document: str | None) -> str:
+    """The document part of a bound message (``STATE|NUMBER``), or ``-`` without one."""
+    return document.split("|", 2)[2] if document else "-"
+
+
+def element_message(
+    qualified: str,
+    row: Mapping[str, Any],
+    *,
+    document: str | None,
+    person: frozenset[str] = frozenset(),
+) -> str | None:
+    """The message of one pseudonymised field of ``row`` (see the module docstring).
+
+    ``document`` is the crossing's document message (the binding); ``person`` names the
+    traveller fields (``date_of_birth``, ``nationality``) the person element includes.
+    None when the value is missing or normalises to nothing: the field travels as null.
+    """
+    record_type, _, name = qualified.partition(".")
+    if qualified == "travel_document.number":
+        return document_message(row.get("issuing_state"), row.get("number"))
+    if qualified == "traveller.name_key":
+        surname, given = row.get("surname"), row.get("given_names")
+        key = name_key(
+            _text(surname) if surname is not None else "", _text(given) if given is not None else ""
+        )
+        if not key:
+            return None
+        extras = [_text(row.get(f)) if row.get(f) is not None else "" for f in sorted(person)]
+        return "|".join((PSEUDONYM_VERSION, "person", key, *extras))
+    value = row.get(name)
+    if value is None:
+        return None
+    if name in ("surname", "given_names", "surname_ar", "given_names_ar"):
+        text = normalise_name(_text(value))
+    elif name in ("nationality", "issuing_state"):
+        text = normalise_document_number(_text(value))
     else:
-        try:
-            key = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-        except ValueError as exc:
-            raise ValueError(f"HMAC key file {path} is neither hex nor base64url") from exc
-    check_key(key)
-    return key
+        text = _text(value).strip()
+    if not text:
+        return None
+    return f"{PSEUDONYM_VERSION}|{qualified}|{_bound(document)}|{text}"
+
+
+def query_message(kind: str, query: Mapping[str, Any]) -> str | None:
+    """The element a hit/no-hit question is about: a document, or a name and birth date.
+
+    The responder indexes the same messages for its whole registry (``sync.exchange.hits``).
+    """
+    if kind == "document":
+        return document_message(query.get("issuing_state"), query.get("number"))
+    key = name_key(_text(query.get("surname") or ""), _text(query.get("given_names") or ""))
+    dob = query.get("date_of_birth")
+    if not key or not dob:
+        return None
+    return f"{PSEUDONYM_VERSION}|name_dob|{key}|{_text(dob)[:10]}"

@@ -24,11 +24,11 @@ from sync.exchange.model import (
     purge_before,
 )
 from sync.exchange.parsing import load_agreement
-from sync.exchange.pseudonyms import key_check
+from sync.exchange.pseudonyms import BlindingKey
 from sync.exchange.signing import agreement_status, signature_valid
 
 CLEAR: Final = "clear"
-PSEUDONYMISED: Final = "pseudonymised (HMAC-SHA256)"
+PSEUDONYMISED: Final = "pseudonymised (blinded, ristretto255)"
 NOT_SHARED: Final = "not shared"
 
 # Identifying fields that deserve a warning when shared in clear.
@@ -47,9 +47,9 @@ def describe(agreement: Agreement) -> list[dict[str, str]]:
     """What the agreement shares, one row per field, then its settings.
 
     Rows are ``{"record_type", "field", "shared_as"}``; ``shared_as`` is ``"clear"``,
-    ``"pseudonymised (HMAC-SHA256)"`` or ``"not shared"`` (``field`` ``"*"`` for a whole
+    ``"pseudonymised (blinded, ristretto255)"`` or ``"not shared"`` (``field`` ``"*"`` for a whole
     record type). Settings come last under record type ``"(agreement)"``: photos,
-    protection referrals, retention, purposes, HMAC key id, validity.
+    protection referrals, retention, purposes, daily budgets, validity.
     """
     rows: list[dict[str, str]] = []
     for record_type in sorted(RECORD_TYPES):
@@ -65,7 +65,8 @@ def describe(agreement: Agreement) -> list[dict[str, str]]:
         "protection_referrals": ("shared" if agreement.share_protection_referrals else NOT_SHARED),
         "retention_days": f"{agreement.retention_days} days",
         "purposes": ", ".join(agreement.purposes),
-        "hmac_key_id": agreement.hmac_key_id,
+        "daily_blinding_budget": f"{agreement.daily_blinding_budget} records",
+        "daily_hit_budget": f"{agreement.daily_hit_budget} queries",
         "validity": f"{agreement.valid_from.isoformat()} .. {agreement.valid_to.isoformat()}",
     }
     rows.extend(
@@ -122,24 +123,15 @@ def _summary(agreement: Agreement) -> dict[str, Any]:
             {agreement.parties[0].country: ours, agreement.parties[1].country: theirs}
             for ours, theirs in agreement.paired_posts
         ],
-        "hmac_key_id": agreement.hmac_key_id,
+        "daily_blinding_budget": agreement.daily_blinding_budget,
+        "daily_hit_budget": agreement.daily_hit_budget,
         "purge_before": None,
     }
 
 
-def _key_problems(
-    agreement: Agreement, hmac_key_available: bool, hmac_key: bytes | None
-) -> list[str]:
-    if hmac_key is not None:
-        try:
-            check = key_check(hmac_key, agreement.hmac_key_id)
-        except ValueError as exc:
-            return [str(exc)]
-        if agreement.hmac_key_check is not None and check != agreement.hmac_key_check:
-            return [f"the HMAC key does not match hmac_key_check of {agreement.hmac_key_id}"]
-        return []
-    if not hmac_key_available:
-        return [f"the HMAC key {agreement.hmac_key_id} is not configured on this node"]
+def _key_problems(key_available: bool) -> list[str]:
+    if not key_available:
+        return ["this node's blinding key for the agreement is not configured"]
     return []
 
 
@@ -147,16 +139,16 @@ def check_report(
     source: str | Path,
     *,
     today: date,
-    hmac_key_available: bool,
-    hmac_key: bytes | None = None,
+    key_available: bool,
+    key: BlindingKey | None = None,
 ) -> dict[str, Any]:
     """A JSON-able report for ``borderpost agreement check FILE``.
 
     Keys: ``file``, ``valid`` (parsed), ``errors`` (``[{"field", "message"}]``), ``agreement``
     (summary, or None), ``in_force``, ``problems`` (everything that stops the exchange),
     ``warnings`` (allowed but worth a look), ``shares`` (``describe``) and
-    ``exchange_allowed``: valid, in force, and the HMAC key present (and matching
-    ``hmac_key_check`` when ``hmac_key`` is given).
+    ``exchange_allowed``: valid, in force, and this node's own blinding key present (each
+    party keeps its own: nothing to compare with the partner).
     """
     report: dict[str, Any] = {
         "file": str(source) if isinstance(source, Path) or "\n" not in source else None,
@@ -176,7 +168,7 @@ def check_report(
         report["problems"] = [f"invalid agreement: {exc}"]
         return report
     in_force, problems = agreement_status(agreement, today)
-    problems += _key_problems(agreement, hmac_key_available or hmac_key is not None, hmac_key)
+    problems += _key_problems(key_available or key is not None)
     summary = _summary(agreement)
     summary["purge_before"] = purge_before(agreement, today).isoformat()
     report |= {

@@ -29,11 +29,23 @@ from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
 from sync.exchange.enforcement import filter_record
-from sync.exchange.model import Agreement, Party
+from sync.exchange.model import Agreement, Party, Tier
 from sync.exchange.parsing import load_agreement
-from sync.exchange.pseudonyms import read_hmac_key
+from sync.exchange.pseudonyms import (
+    BlindingKey,
+    decode_point,
+    document_message,
+    pseudonymous_id,
+    read_blinding_key,
+)
 from sync.exchange.signing import agreement_status
-from sync.models import AgreementRevocation, Discrepancy, ExchangeOutbox, PartnerRecord
+from sync.models import (
+    AgreementRevocation,
+    Discrepancy,
+    ExchangeBudget,
+    ExchangeOutbox,
+    PartnerRecord,
+)
 from sync.quarantine import (
     RECORD_ID_MAX,
     Quarantined,
@@ -51,16 +63,20 @@ RESOLUTION = "discrepancy_resolution"
 
 @dataclass(frozen=True)
 class Exchange:
-    """The agreement this national node exchanges under, and the shared HMAC key."""
+    """The agreement this national node exchanges under, and our own blinding key."""
 
     agreement: Agreement
-    hmac_key: bytes
+    key: BlindingKey
     ours: Party
     partner: Party
 
     @property
     def our_posts(self) -> set[str]:
         return {ours for ours, _ in self.agreement.pairs_for(self.ours.node)}
+
+    def ref(self, our_id: Any) -> str:
+        """The pseudonymous id of one of our records under this agreement."""
+        return pseudonymous_id(self.key, self.agreement.id, our_id) or ""
 
 
 def load_exchange(node: Node) -> Exchange | None:
@@ -69,7 +85,7 @@ def load_exchange(node: Node) -> Exchange | None:
     if not settings.agreement_file:
         return None
     agreement = load_agreement(settings.agreement_file)
-    key = read_hmac_key(settings.agreement_key_file)
+    key = read_blinding_key(settings.agreement_key_file)
     ours = agreement.party(settings.node_code)
     return Exchange(agreement, key, ours, agreement.partner_of(settings.node_code))
 
@@ -109,29 +125,53 @@ async def queue_for_partner(session: AsyncSession, crossing_ids: list[str]) -> N
 
 # ------------------------------------------------------------------ sending
 async def partner_bundle(
-    session: AsyncSession, exchange: Exchange, crossing_id: str
+    session: AsyncSession,
+    exchange: Exchange,
+    crossing_id: str,
+    cache: dict[str, str] | None = None,
+    tier: Tier = "bulk",
 ) -> dict[str, Any] | None:
     """A crossing with its traveller and document as they may leave (``filter_record``), or
-    None when the crossing is unknown, at a post the agreement does not cover, or not shared."""
+    None when the crossing is unknown, at a post the agreement does not cover, or not shared.
+    Traveller values are bound to the crossing's document (``sync.exchange.pseudonyms``);
+    ``tier`` ``"detail"`` is for an approved detail release only."""
     crossing = await session.get(Crossing, uuid.UUID(crossing_id))
     if crossing is None or crossing.post not in exchange.our_posts:
         return None
     traveller = await session.get(Traveller, crossing.traveller_id)
     document = await session.get(TravelDocument, crossing.document_id)
-    key, agreement = exchange.hmac_key, exchange.agreement
+    return bundle_of(exchange, crossing, traveller, document, cache, tier)
+
+
+def bundle_of(
+    exchange: Exchange,
+    crossing: Crossing,
+    traveller: Traveller | None,
+    document: TravelDocument | None,
+    cache: dict[str, str] | None = None,
+    tier: Tier = "bulk",
+) -> dict[str, Any] | None:
+    """The bundle of loaded rows (see ``partner_bundle``); every part through filter_record."""
+    key, agreement = exchange.key, exchange.agreement
+    binding = document_message(document.issuing_state, document.number) if document else None
     parts = {
-        "crossing": filter_record(agreement, "crossing", record_payload(crossing), hmac_key=key)
+        "crossing": filter_record(
+            agreement, "crossing", record_payload(crossing), key=key, document=binding, tier=tier
+        )
     }
-    if traveller is not None:
-        parts["traveller"] = filter_record(
-            agreement, "traveller", record_payload(traveller), hmac_key=key
-        )
-    if document is not None:
-        parts["travel_document"] = filter_record(
-            agreement, "travel_document", record_payload(document), hmac_key=key
-        )
     if parts["crossing"] is None:
         return None
+    for name, row in (("traveller", traveller), ("travel_document", document)):
+        if row is not None:
+            parts[name] = filter_record(
+                agreement,
+                name,
+                record_payload(row),
+                key=key,
+                document=binding,
+                cache=cache,
+                tier=tier,
+            )
     return {k: v for k, v in parts.items() if v is not None}
 
 
@@ -152,18 +192,20 @@ async def outgoing_records(
         .all()
     )
     records: list[OutboxRecord] = []
+    cache: dict[str, str] = {}
     for row in rows:
-        payload = await _outgoing_payload(session, exchange, row)
+        payload = await _outgoing_payload(session, exchange, row, cache)
         if payload is not None:
-            records.append(OutboxRecord(row.seq or 0, payload[0], row.record_id, payload[1]))
+            record_id = row.record_id if payload[0] == RESOLUTION else exchange.ref(row.record_id)
+            records.append(OutboxRecord(row.seq or 0, payload[0], record_id, payload[1]))
     return records, (rows[-1].seq or after) if rows else after
 
 
 async def _outgoing_payload(
-    session: AsyncSession, exchange: Exchange, row: ExchangeOutbox
+    session: AsyncSession, exchange: Exchange, row: ExchangeOutbox, cache: dict[str, str]
 ) -> tuple[str, dict[str, Any]] | None:
     if row.record_type == "crossing":
-        bundle = await partner_bundle(session, exchange, row.record_id)
+        bundle = await partner_bundle(session, exchange, row.record_id, cache)
         return (BUNDLE, bundle) if bundle is not None else None
     if row.record_type == "discrepancy":
         case = await session.get(Discrepancy, row.record_id)
@@ -226,6 +268,67 @@ def _occurred(payload: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+class Replay(BatchGap):
+    """A batch we already hold: refused without harm, with the double-blinded keys we keep
+    for its records so that the sender, whose acknowledgement was lost, gets them again."""
+
+    def __init__(self, ack: int, keys: dict[str, dict[str, str]]) -> None:
+        super().__init__(ack, "replay")
+        self.keys = keys
+
+
+async def spend_budget(
+    session: AsyncSession, exchange: Exchange, kind: str, amount: int, limit: int
+) -> int:
+    """Take ``amount`` from the partner's daily ``kind`` budget (``limit`` a day, UTC) and
+    return what is left; Problem 429 when it would overdraw (nothing is taken then)."""
+    day = utcnow().date().isoformat()
+    key = {"partner": exchange.partner.node, "day": day, "kind": kind}
+    await insert_missing(session, "exchange_budget", [{**key, "used": 0}])
+    budget = (
+        await session.scalars(
+            select(ExchangeBudget)
+            .where(
+                col(ExchangeBudget.partner) == key["partner"],
+                col(ExchangeBudget.day) == day,
+                col(ExchangeBudget.kind) == kind,
+            )
+            .with_for_update()
+        )
+    ).one()
+    if budget.used + amount > limit:
+        raise Problem(
+            429,
+            "Daily budget spent",
+            field="agreement",
+            detail=f"{kind}: {budget.used} of {limit} used today under the agreement",
+        )
+    budget.used += amount
+    return limit - budget.used
+
+
+def reblind_bundle(
+    exchange: Exchange, payload: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A partner's bundle with every pseudonymised value raised to our scalar (what we
+    keep: ``H(x)^ab``, never ``H(x)^a``), and those keys by ``record_type.field``."""
+    pseudonymised = exchange.agreement.pseudonymised
+    keys: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    for part, row in payload.items():
+        kept = dict(row)
+        for name, value in row.items():
+            qualified = f"{part}.{name}"
+            if qualified not in pseudonymised or value is None:
+                continue
+            try:
+                kept[name] = keys[qualified] = exchange.key.reblind(value)
+            except ValueError as exc:
+                raise BatchRejected("malformed", f"{qualified}: {exc}") from exc
+        out[part] = kept
+    return out, keys
+
+
 async def receive_from_partner(
     session: AsyncSession,
     *,
@@ -234,8 +337,12 @@ async def receive_from_partner(
     header: BatchHeader,
     signature: bytes,
     body: bytes,
-) -> tuple[int, int]:
-    """Verify and store a partner batch apart from national records. Returns (ack, stored)."""
+) -> tuple[int, int, dict[str, dict[str, str]]]:
+    """Verify and store a partner batch apart from national records.
+
+    Returns (ack, stored, keys): ``keys`` maps each stored bundle's record id to its
+    double-blinded keys, for the signed acknowledgement. The bundles count against the
+    agreement's ``daily_blinding_budget`` (BatchRejected ``over_budget`` past it)."""
     if header.origin != exchange.partner.node:
         raise BatchRejected("unknown_sender", f"{header.origin} is not party to the agreement")
     records = verify_batch(
@@ -247,10 +354,18 @@ async def receive_from_partner(
     )
     state = await locked_ingest_state(session, header.origin)
     if header.seq_to <= state.contiguous_seq:
-        raise BatchGap(state.contiguous_seq, "replay")
+        raise Replay(state.contiguous_seq, await _kept_keys(session, exchange, records))
     if header.after_seq > state.contiguous_seq:
         raise BatchGap(state.contiguous_seq, "gap")
-    kept = await store_partner_records(session, exchange, header.origin, records)
+    bundles = sum(1 for r in records if r.record_type == BUNDLE)
+    try:
+        await spend_budget(
+            session, exchange, "blinding", bundles, exchange.agreement.daily_blinding_budget
+        )
+    except Problem as exc:
+        raise BatchRejected("over_budget", str(exc.detail)) from exc
+    keys: dict[str, dict[str, str]] = {}
+    kept = await store_partner_records(session, exchange, header.origin, records, keys)
     await keep(session, header.origin, kept)
     state.contiguous_seq = header.seq_to
     state.batches_accepted += 1
@@ -267,20 +382,103 @@ async def receive_from_partner(
             "version": exchange.agreement.version,
             "records": len(records),
             "quarantined": len(kept),
+            "blinded": len(keys),
         },
     )
-    return state.contiguous_seq, len(records) - len(kept)
+    return state.contiguous_seq, len(records) - len(kept), keys
+
+
+async def _kept_keys(
+    session: AsyncSession, exchange: Exchange, records: list[OutboxRecord]
+) -> dict[str, dict[str, str]]:
+    """The double-blinded keys we already keep for these partner records."""
+    ids = [r.record_id for r in records if r.record_type == BUNDLE][:1000]
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(PartnerRecord).where(
+            col(PartnerRecord.origin) == exchange.partner.node,
+            col(PartnerRecord.record_type) == BUNDLE,
+            col(PartnerRecord.record_id).in_(ids),
+        )
+    )
+    return {row.record_id: bundle_keys(exchange, row.payload) for row in rows}
+
+
+def bundle_keys(exchange: Exchange, payload: dict[str, Any]) -> dict[str, str]:
+    """The pseudonymised values of a stored bundle, by ``record_type.field``."""
+    pseudonymised = exchange.agreement.pseudonymised
+    return {
+        f"{part}.{name}": value
+        for part, row in payload.items()
+        if isinstance(row, dict)
+        for name, value in row.items()
+        if f"{part}.{name}" in pseudonymised and isinstance(value, str)
+    }
+
+
+async def store_acknowledged_keys(
+    session: AsyncSession,
+    exchange: Exchange,
+    records: list[OutboxRecord],
+    keys: Any,
+) -> int:
+    """Keep the double-blinded keys the partner returned for our bundles (sender side).
+
+    Only keys of bundles we sent, for fields the agreement pseudonymises, and only valid
+    group elements are kept; returns how many crossings got their keys."""
+    if not isinstance(keys, dict):
+        return 0
+    sent = {r.seq: r.record_id for r in records if r.record_type == BUNDLE}
+    if not sent:
+        return 0
+    rows = await session.scalars(
+        select(ExchangeOutbox).where(col(ExchangeOutbox.seq).in_(list(sent)))
+    )
+    pseudonymised = exchange.agreement.pseudonymised
+    stored = []
+    for row in rows:
+        ref = sent[row.seq or 0]
+        given = keys.get(ref)
+        if not isinstance(given, dict):
+            continue
+        valid: dict[str, str] = {}
+        for field_name, value in given.items():
+            if field_name not in pseudonymised:
+                continue
+            try:
+                decode_point(value)
+            except ValueError:
+                continue
+            valid[field_name] = value
+        stored.append(
+            {
+                "agreement_id": exchange.agreement.id,
+                "crossing_id": row.record_id,
+                "crossing_ref": ref,
+                "agreement_version": exchange.agreement.version,
+                "keys": valid,
+                "acked_at": utcnow(),
+            }
+        )
+    await insert_missing(session, "exchange_key", stored)
+    return len(stored)
 
 
 PARTNER_TYPES = (BUNDLE, RESOLUTION)  # what a partner sends (quarantined entries too)
 
 
 async def store_partner_records(
-    session: AsyncSession, exchange: Exchange, origin: str, records: list[OutboxRecord]
+    session: AsyncSession,
+    exchange: Exchange,
+    origin: str,
+    records: list[OutboxRecord],
+    keys: dict[str, dict[str, str]] | None = None,
 ) -> list[Quarantined]:
     """Store a partner's records apart from national records, record by record: a record
     the agreement does not allow or the database cannot store is returned to quarantine,
-    and the rest is stored (one insert for all when none is refused)."""
+    and the rest is stored (one insert for all when none is refused). Bundles are kept
+    double-blinded (``reblind_bundle``); their keys go into ``keys`` by record id."""
     retention = timedelta(days=exchange.agreement.retention_days)
     kept: list[Quarantined] = []
     rows: list[tuple[OutboxRecord, dict[str, Any]]] = []
@@ -301,6 +499,7 @@ async def store_partner_records(
                     await apply_partner_resolution(session, payload)
                 continue
             occurred = _occurred(payload)
+            payload, blinded = reblind_bundle(exchange, payload)
         except BatchRejected as exc:
             refuse(record, exc.reason, str(exc))
             continue
@@ -319,6 +518,8 @@ async def store_partner_records(
             "expires_at": (occurred or utcnow()) + retention,
         }
         rows.append((record, row))
+        if keys is not None:
+            keys[record.record_id] = blinded
     try:
         async with session.begin_nested():
             await insert_missing(session, "partner_record", [row for _, row in rows])
@@ -331,6 +532,8 @@ async def store_partner_records(
                 await insert_missing(session, "partner_record", [row])
         except (DBAPIError, *REFUSED_ROW) as exc:
             refuse(record, "refused_by_database", f"{type(exc).__name__}: {str(exc)[:300]}")
+            if keys is not None:
+                keys.pop(record.record_id, None)
     return kept
 
 

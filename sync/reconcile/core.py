@@ -34,6 +34,13 @@ Outcomes, one per *case* (a pair is one case, an unpaired or duplicate crossing 
 * ``exit_without_entry`` / ``entry_without_exit``: an unpaired crossing whose window has
   passed (``time + window <= as_of``);
 * ``pending``: an unpaired crossing whose window is still open (the counterpart may come).
+* ``other_document``: 4. after the rules above, an exit and an entry left unpaired (or
+  pending) in the same flow whose person pseudonyms agree (same name, birth date and
+  nationality) but whose documents differ, with ``-clock_skew_tolerance <= d <= window``:
+  linked, nearest entry first, as one case (the traveller changed documents on the way).
+
+With ``config.name_is_person`` the name pseudonym is the person element: a data mismatch
+names the name only when birth date and nationality (compared on their own) agree.
 
 ``match_rate`` is ``matched / (cases - pending)``.
 """
@@ -54,11 +61,17 @@ from sync.reconcile.model import (
     ReconcileConfig,
     ReconcileResult,
 )
-from sync.reconcile.pairing import OUTCOME_CODE, Cases, combine, pair_crossings
+from sync.reconcile.pairing import (
+    OUTCOME_CODE,
+    Cases,
+    combine,
+    link_other_documents,
+    pair_crossings,
+)
 
 
-def _table(facts: Sequence[CrossingFact] | FactTable) -> FactTable:
-    return facts if isinstance(facts, FactTable) else FactTable.from_facts(facts)
+def _table(facts: Sequence[CrossingFact] | FactTable, pseudonyms: dict[str, int]) -> FactTable:
+    return facts if isinstance(facts, FactTable) else FactTable.from_facts(facts, pseudonyms)
 
 
 def _check_pairs(pairs: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -89,9 +102,10 @@ def reconcile(
     naive datetime, an unknown direction or a missing document pseudonym.
     """
     pairs = _check_pairs(pairs)
-    our_table, their_table = _table(ours), _table(theirs)
+    pseudonyms: dict[str, int] = {}  # one numbering of pseudonymised dates for both sides
+    our_table, their_table = _table(ours, pseudonyms), _table(theirs, pseudonyms)
     data = combine(our_table, their_table, pairs)
-    cases = pair_crossings(data, config)
+    cases = link_other_documents(data, pair_crossings(data, config), config)
     discrepancies = describe_discrepancies(data, cases, our_table, their_table, pairs, config)
     per_pair = _count(cases, len(pairs))
     matched = cases.outcome == OUTCOME_CODE[Outcome.MATCHED]

@@ -16,16 +16,23 @@ import numpy as np
 import numpy.typing as npt
 
 from sync.reconcile.model import (
+    PSEUDONYM_CODES,
     Discrepancy,
     FactTable,
     IntArray,
     Outcome,
     ReconcileConfig,
+    is_pseudonym,
 )
 from sync.reconcile.pairing import MISMATCH_FIELDS, OUTCOME_CODE, Cases, Combined
 
 # Outcomes of a case that is a pair (the others are one crossing, or a duplicate).
-PAIR_OUTCOMES: Final = (Outcome.MATCHED, Outcome.DATA_MISMATCH, Outcome.TIMING_ANOMALY)
+PAIR_OUTCOMES: Final = (
+    Outcome.MATCHED,
+    Outcome.DATA_MISMATCH,
+    Outcome.TIMING_ANOMALY,
+    Outcome.OTHER_DOCUMENT,
+)
 
 
 def _duration(seconds: int) -> str:
@@ -62,6 +69,7 @@ class _Describer:
         self.our_ids, self.their_ids = ours.ids, theirs.ids
         self.pairs = pairs
         _, self.window, self.travel, self.skew, _ = config.seconds()
+        self.name_is_person = config.name_is_person
         self.partner: dict[int, int] = {}
         self.pair_of: dict[int, int] = {}
         self.time_of: dict[int, int] = {}
@@ -149,6 +157,8 @@ class _Describer:
     ) -> Discrepancy:
         data = self.data
         names = [name for bit, name in enumerate(MISMATCH_FIELDS) if bits >> bit & 1]
+        if self.name_is_person and "name" in names and len(names) > 1:
+            names.remove("name")  # the person element differs because of the others
         details = []
         for name in names:
             details.append(self._values(name, exit_index, entry_index))
@@ -167,9 +177,24 @@ class _Describer:
         left, right = self.attributes_of[ours][column], self.attributes_of[theirs][column]
         if name == "nationality":
             names = self.data.nationalities
+            if is_pseudonym(names[left]) or is_pseudonym(names[right]):
+                return "nationality (pseudonyms differ)"
             return f"nationality (ours {names[left]}, theirs {names[right]})"
+        if left >= PSEUDONYM_CODES or right >= PSEUDONYM_CODES:
+            return f"{name} (pseudonyms differ)"
         ours_date, theirs_date = date.fromordinal(left), date.fromordinal(right)
         return f"{name} (ours {ours_date.isoformat()}, theirs {theirs_date.isoformat()})"
+
+    def other_document(self, exit_index: int, entry_index: int) -> Discrepancy:
+        delta = self.time_of[entry_index] - self.time_of[exit_index]
+        reason = (
+            f"{self.side(exit_index)} exit at {self.post(exit_index)} on "
+            f"{_stamp(self.time_of[exit_index])} and {self.side(entry_index)} entry at "
+            f"{self.post(entry_index)} {_duration(delta)} later: same name, birth date and "
+            "nationality, different documents"
+        )
+        indices = sorted((exit_index, entry_index))
+        return self.build(Outcome.OTHER_DOCUMENT, indices, reason, ("document",))
 
     def duplicate(self, index: int, primary: int) -> Discrepancy:
         direction = "exit" if self.exit_of[index] else "entry"
@@ -229,6 +254,8 @@ def describe_discrepancies(
             out.append(describer.build(kind, indices, reason))
         elif kind is Outcome.DUPLICATE:
             out.append(describer.duplicate(first, second))
+        elif kind is Outcome.OTHER_DOCUMENT:
+            out.append(describer.other_document(first, second))
         else:
             out.append(describer.unpaired(kind, first))
     out.sort(key=lambda d: (d.pair, d.at, d.kind.value, d.our_ids, d.their_ids))

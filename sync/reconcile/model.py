@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,14 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 MISSING = -1  # an unknown date ordinal or attribute code
+# Codes of pseudonymised dates start here, far above any date ordinal (9999-12-31 is 3652059).
+PSEUDONYM_CODES: Final = 10_000_000
+PSEUDONYM_LENGTH: Final = 43  # a blinded value (sync.exchange.pseudonyms)
+
+
+def is_pseudonym(value: object) -> bool:
+    """True for a blinded value rather than a clear date or code."""
+    return isinstance(value, str) and len(value) == PSEUDONYM_LENGTH
 
 
 class Outcome(StrEnum):
@@ -32,6 +40,7 @@ class Outcome(StrEnum):
     DATA_MISMATCH = "data_mismatch"
     DUPLICATE = "duplicate"
     TIMING_ANOMALY = "timing_anomaly"
+    OTHER_DOCUMENT = "other_document"  # same person (name, birth date, nationality), other doc
 
 
 OUTCOMES = tuple(Outcome)
@@ -43,8 +52,11 @@ class CrossingFact:
 
     ``occurred_at`` is a timezone-aware datetime or Unix seconds (UTC). ``doc_pseudonym`` is
     ``sync.exchange.pseudonyms.pseudonym("document_number", number, issuing_state=...)``;
-    ``name_pseudonym`` (optional) the ``"name_key"`` pseudonym. Dates may be ``date`` or ISO
-    strings; None means unknown and is never reported as a mismatch.
+    ``name_pseudonym`` (optional) the name's (or the person element's) pseudonym;
+    ``person_pseudonym`` (optional) the person element (name, birth date, nationality) that
+    links the same person across two documents. Dates may be ``date``, ISO strings or
+    pseudonyms (compared for equality only); None means unknown and is never reported as a
+    mismatch.
     """
 
     id: str
@@ -56,6 +68,7 @@ class CrossingFact:
     nationality: str | None = None
     date_of_birth: date | str | None = None
     document_expiry: date | str | None = None
+    person_pseudonym: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,9 @@ class ReconcileConfig:
     max_travel_time: timedelta = timedelta(hours=12)
     clock_skew_tolerance: timedelta = timedelta(minutes=10)
     duplicate_interval: timedelta = timedelta(hours=1)
+    # True when ``name_pseudonym`` is the person element (it covers birth date and
+    # nationality too): a name difference is then told only when those agree.
+    name_is_person: bool = False
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None or self.as_of.utcoffset() is None:
@@ -132,14 +148,21 @@ def _epochs(values: Sequence[datetime | int | float]) -> IntArray:
     return np.fromiter((_epoch(value) for value in values), dtype=np.int64, count=len(values))
 
 
-def _ordinals(values: Sequence[date | str | None]) -> IntArray:
-    """Dates (or ISO strings, or None) -> proleptic ordinals, MISSING for None."""
+def _ordinals(
+    values: Sequence[date | str | None], pseudonyms: dict[str, int] | None = None
+) -> IntArray:
+    """Dates (or ISO strings, or None) -> proleptic ordinals, MISSING for None; pseudonyms
+    -> codes from ``PSEUDONYM_CODES`` on, numbered in ``pseudonyms`` (share it between the
+    two sides so that equal pseudonyms get equal codes)."""
     cache: dict[Any, int] = {None: MISSING}
+    codes = pseudonyms if pseudonyms is not None else {}
 
     def ordinal(value: Any) -> int:
         found = cache.get(value)
         if found is None:
-            if isinstance(value, datetime):
+            if is_pseudonym(value):
+                found = codes.setdefault(value, PSEUDONYM_CODES + len(codes))
+            elif isinstance(value, datetime):
                 found = value.date().toordinal()
             elif isinstance(value, date):
                 found = value.toordinal()
@@ -178,11 +201,14 @@ class FactTable:
     nationalities: Sequence[str | None]
     dobs: IntArray
     expiries: IntArray
+    persons: Sequence[str | None] | None = None
 
     def __post_init__(self) -> None:
         size = len(self.ids)
         columns: tuple[Sized, ...] = (self.posts, self.is_exit, self.times, self.docs, self.names)
         columns += (self.nationalities, self.dobs, self.expiries)
+        if self.persons is not None:
+            columns += (self.persons,)
         if any(len(column) != size for column in columns):
             raise ValueError("all FactTable columns must have the same length")
         if any(not doc for doc in self.docs):
@@ -192,8 +218,11 @@ class FactTable:
         return len(self.ids)
 
     @classmethod
-    def from_facts(cls, facts: Sequence[CrossingFact]) -> FactTable:
-        """Columns from ``CrossingFact`` objects (directions, times and dates checked)."""
+    def from_facts(
+        cls, facts: Sequence[CrossingFact], pseudonyms: dict[str, int] | None = None
+    ) -> FactTable:
+        """Columns from ``CrossingFact`` objects (directions, times and dates checked);
+        ``pseudonyms`` numbers pseudonymised dates (share it between the two sides)."""
         return cls(
             ids=[fact.id for fact in facts],
             posts=[fact.post for fact in facts],
@@ -202,8 +231,9 @@ class FactTable:
             docs=[fact.doc_pseudonym for fact in facts],
             names=[fact.name_pseudonym for fact in facts],
             nationalities=[fact.nationality for fact in facts],
-            dobs=_ordinals([fact.date_of_birth for fact in facts]),
-            expiries=_ordinals([fact.document_expiry for fact in facts]),
+            dobs=_ordinals([fact.date_of_birth for fact in facts], pseudonyms),
+            expiries=_ordinals([fact.document_expiry for fact in facts], pseudonyms),
+            persons=[fact.person_pseudonym for fact in facts],
         )
 
 

@@ -52,6 +52,7 @@ class Combined:
     expiry: IntArray
     docs: list[str]  # code -> pseudonym
     nationalities: list[str]
+    person: IntArray | None = None  # person element code, MISSING unknown
 
 
 def _factorise(*columns: Sequence[str | None]) -> tuple[IntArray, list[str]]:
@@ -77,6 +78,12 @@ def combine(ours: FactTable, theirs: FactTable, pairs: Sequence[tuple[str, str]]
     doc, docs = _factorise(ours.docs, theirs.docs)
     name, _ = _factorise(ours.names, theirs.names)
     nationality, nationalities = _factorise(ours.nationalities, theirs.nationalities)
+    person = None
+    if ours.persons is not None or theirs.persons is not None:
+        person, _ = _factorise(
+            ours.persons if ours.persons is not None else [None] * len(ours),
+            theirs.persons if theirs.persons is not None else [None] * len(theirs),
+        )
     return Combined(
         n_ours=len(ours),
         side=np.concatenate([np.zeros(len(ours), np.int64), np.ones(len(theirs), np.int64)]),
@@ -92,6 +99,7 @@ def combine(ours: FactTable, theirs: FactTable, pairs: Sequence[tuple[str, str]]
         expiry=np.concatenate([ours.expiries, theirs.expiries]),
         docs=docs,
         nationalities=nationalities,
+        person=person,
     )
 
 
@@ -340,3 +348,69 @@ def _classify(data: Combined, raw: _Pairing, config: ReconcileConfig) -> Cases:
 def pair_crossings(data: Combined, config: ReconcileConfig) -> Cases:
     """Every case of ``data``: each pair, unpaired crossing and duplicate, with its outcome."""
     return _classify(data, _pair_all(data, config), config)
+
+
+def link_other_documents(data: Combined, cases: Cases, config: ReconcileConfig) -> Cases:
+    """Rule 4 of ``sync.reconcile.core``: link an unpaired exit to an unpaired entry of the
+    other side in the same flow when their person pseudonyms agree and their documents
+    differ, ``-clock_skew_tolerance <= d <= window``, nearest entry first; each such pair
+    replaces its two single cases by one ``other_document`` case."""
+    if data.person is None:
+        return cases
+    single_codes = [
+        OUTCOME_CODE[o]
+        for o in (Outcome.EXIT_WITHOUT_ENTRY, Outcome.ENTRY_WITHOUT_EXIT, Outcome.PENDING)
+    ]
+    candidates = np.flatnonzero(np.isin(cases.outcome, single_codes) & (cases.second < 0))
+    crossings = cases.first[candidates]
+    known = data.person[crossings] != MISSING
+    candidates, crossings = candidates[known], crossings[known]
+    if candidates.size < 2:
+        return cases
+    _, window, _, skew, _ = config.seconds()
+    entries: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
+    for case, crossing in zip(candidates.tolist(), crossings.tolist(), strict=True):
+        if not data.is_exit[crossing]:
+            key = (int(data.pair[crossing]), int(data.side[crossing]), int(data.person[crossing]))
+            entries.setdefault(key, []).append((int(data.times[crossing]), crossing, case))
+    exits = sorted(
+        (int(data.times[c]), c, case)
+        for case, c in zip(candidates.tolist(), crossings.tolist(), strict=True)
+        if data.is_exit[c]
+    )
+    linked: list[tuple[int, int, int, int]] = []  # exit case, entry case, exit, entry
+    taken: set[int] = set()
+    for time_exit, exit_crossing, exit_case in exits:
+        other_side = 1 - int(data.side[exit_crossing])
+        key = (int(data.pair[exit_crossing]), other_side, int(data.person[exit_crossing]))
+        best: tuple[int, int, int, int] | None = None
+        for time_entry, entry_crossing, entry_case in entries.get(key, ()):
+            d = time_entry - time_exit
+            if entry_case in taken or not -skew <= d <= window:
+                continue
+            if data.doc[entry_crossing] == data.doc[exit_crossing]:
+                continue
+            candidate = (abs(d), time_entry, entry_crossing, entry_case)
+            if best is None or candidate < best:
+                best = candidate
+        if best is not None:
+            taken.add(best[3])
+            linked.append((exit_case, best[3], exit_crossing, best[2]))
+    if not linked:
+        return cases
+    drop = np.array([c for link in linked for c in link[:2]], dtype=np.int64)
+    keep = np.ones(cases.outcome.size, dtype=np.bool_)
+    keep[drop] = False
+    exits_linked = np.array([link[2] for link in linked], dtype=np.int64)
+    entries_linked = np.array([link[3] for link in linked], dtype=np.int64)
+    n = len(linked)
+    return Cases(
+        outcome=np.concatenate(
+            [cases.outcome[keep], np.full(n, OUTCOME_CODE[Outcome.OTHER_DOCUMENT], np.int64)]
+        ),
+        pair=np.concatenate([cases.pair[keep], data.pair[exits_linked]]),
+        first=np.concatenate([cases.first[keep], exits_linked]),
+        second=np.concatenate([cases.second[keep], entries_linked]),
+        bits=np.concatenate([cases.bits[keep], np.zeros(n, np.int64)]),
+        plausible=np.concatenate([cases.plausible[keep], np.ones(n, np.bool_)]),
+    )

@@ -1,16 +1,20 @@
 """Reconciliation at a national node: load both sides' crossings, reconcile, keep the cases.
 
-Our crossings at the paired posts are read from the registry with their document
-pseudonyms (the agreement's HMAC key); the partner's come from the records it sent under the
-agreement (``sync.exchange``). Each discrepancy is stored once as a case, under an id both
-sides derive alike, and keeps its notes and resolution across runs (``sync.exchange.liaison``
-adds them). Every run is audited.
+Both sides' crossings are compared on double-blinded keys (``sync.exchange.pseudonyms``):
+ours with the keys the partner returned when it acknowledged them (``ExchangeKey``), the
+partner's with the keys we made when they arrived (``PartnerRecord``). Every identity element
+the agreement pseudonymises is compared: document, name (the person element), birth date,
+nationality, expiry. Each discrepancy is stored once as a case, under an id both sides derive
+alike from the pseudonymous crossing ids both hold, and keeps its notes and resolution across
+runs (``sync.exchange.liaison`` adds them). Every run is audited.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,12 +23,13 @@ from sqlmodel import col
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from sync.exchange.pseudonyms import pseudonym
-from sync.exchange.service import BUNDLE, Exchange
-from sync.models import Discrepancy, PartnerRecord
+from sync.exchange.service import BUNDLE, Exchange, bundle_keys
+from sync.models import Discrepancy, ExchangeKey, PartnerRecord
 from sync.reconcile.core import reconcile
 from sync.reconcile.model import CrossingFact, ReconcileConfig, ReconcileResult
+from sync.reconcile.model import Discrepancy as ReconciledCase
 
+UNEXCHANGED = "unexchanged:"  # the document key of a crossing the partner does not hold
 CASE_NAMESPACE = uuid.UUID("6f1c1c3e-8c1e-4a5e-9a53-0b7d3d2f7a10")
 
 
@@ -37,51 +42,118 @@ def _start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _value(keys: dict[str, Any], qualified: str, clear: Any, pseudonymised: frozenset[str]) -> Any:
+    """A compared value: its double-blinded key when the agreement pseudonymises it, else
+    the clear value (None when the partner gets neither, so it is never compared)."""
+    if qualified in pseudonymised:
+        return keys.get(qualified)
+    return clear
+
+
+def _name(keys: dict[str, Any], pseudonymised: frozenset[str]) -> str | None:
+    """The name to compare: the person element, else the blinded name parts."""
+    if "traveller.name_key" in pseudonymised:
+        return keys.get("traveller.name_key")
+    parts = [keys.get(f"traveller.{n}") for n in ("surname", "given_names")]
+    return "|".join(p or "" for p in parts) if any(parts) else None
+
+
 async def our_facts(
     session: AsyncSession, exchange: Exchange, posts: set[str], since: datetime, until: datetime
-) -> list[CrossingFact]:
-    """Our crossings at ``posts`` in [since, until), with their document pseudonyms."""
-    rows = await session.execute(
-        select(Crossing, TravelDocument, Traveller)
-        .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
-        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
-        .where(
-            col(Crossing.post).in_(posts),
-            col(Crossing.occurred_at) >= since,
-            col(Crossing.occurred_at) < until,
+) -> tuple[list[CrossingFact], dict[str, str]]:
+    """Our crossings at ``posts`` in [since, until), with the double-blinded keys the partner
+    returned when it acknowledged them (``ExchangeKey``), and their pseudonymous id -> our
+    id. A crossing the partner has not acknowledged has no keys: it can pair with nothing
+    and is reported unpaired (or pending), never dropped."""
+    agreement = exchange.agreement
+    pseudonymised, shared = agreement.pseudonymised, agreement.record_types
+    rows = (
+        await session.execute(
+            select(Crossing, TravelDocument, Traveller)
+            .join(TravelDocument, col(TravelDocument.id) == col(Crossing.document_id))
+            .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
+            .where(
+                col(Crossing.post).in_(posts),
+                col(Crossing.occurred_at) >= since,
+                col(Crossing.occurred_at) < until,
+            )
         )
-    )
-    facts = []
+    ).all()
+    keys: dict[str, ExchangeKey] = {}
+    ids = [str(crossing.id) for crossing, _, _ in rows]
+    for start in range(0, len(ids), 5000):
+        found = await session.scalars(
+            select(ExchangeKey).where(
+                col(ExchangeKey.agreement_id) == agreement.id,
+                col(ExchangeKey.crossing_id).in_(ids[start : start + 5000]),
+            )
+        )
+        keys.update({k.crossing_id: k for k in found})
+    facts, refs = [], {}
     for crossing, document, traveller in rows:
-        doc = pseudonym(
-            "document_number",
-            document.number_norm,
-            hmac_key=exchange.hmac_key,
-            issuing_state=document.issuing_state,
-        )
-        if doc is None:
+        stored = keys.get(str(crossing.id))
+        if stored is None or not stored.keys.get("travel_document.number"):
+            # not (yet) acknowledged by the partner: it holds nothing to pair it with, so it
+            # stays an unpaired crossing of ours under a key nothing else shares
+            ref = exchange.ref(crossing.id)
+            facts.append(
+                CrossingFact(
+                    id=ref,
+                    post=crossing.post,
+                    direction=crossing.direction,
+                    occurred_at=crossing.occurred_at,
+                    doc_pseudonym=f"{UNEXCHANGED}{ref}",
+                )
+            )
+            refs[ref] = str(crossing.id)
             continue
+        doc = stored.keys["travel_document.number"]
+        given = stored.keys
+        name = _name(given, pseudonymised)
+        travels = shared.get("traveller", frozenset())
+        documents = shared.get("travel_document", frozenset())
         facts.append(
             CrossingFact(
-                id=str(crossing.id),
+                id=stored.crossing_ref,
                 post=crossing.post,
                 direction=crossing.direction,
                 occurred_at=crossing.occurred_at,
                 doc_pseudonym=doc,
-                nationality=traveller.nationality,
-                date_of_birth=traveller.date_of_birth,
-                document_expiry=document.expiry_date,
+                name_pseudonym=name,
+                person_pseudonym=given.get("traveller.name_key"),
+                nationality=_value(
+                    given,
+                    "traveller.nationality",
+                    traveller.nationality if "nationality" in travels else None,
+                    pseudonymised,
+                ),
+                date_of_birth=_value(
+                    given,
+                    "traveller.date_of_birth",
+                    traveller.date_of_birth if "date_of_birth" in travels else None,
+                    pseudonymised,
+                ),
+                document_expiry=_value(
+                    given,
+                    "travel_document.expiry_date",
+                    document.expiry_date if "expiry_date" in documents else None,
+                    pseudonymised,
+                ),
             )
         )
-    return facts
+        refs[stored.crossing_ref] = str(crossing.id)
+    return facts, refs
 
 
 async def their_facts(
-    session: AsyncSession, since: datetime, until: datetime
+    session: AsyncSession, exchange: Exchange, since: datetime, until: datetime
 ) -> list[CrossingFact]:
-    """The partner's crossings in [since, until), from the bundles it sent."""
+    """The partner's crossings in [since, until), from the bundles it sent (kept with their
+    double-blinded keys)."""
+    pseudonymised = exchange.agreement.pseudonymised
     rows = await session.scalars(
         select(PartnerRecord).where(
+            col(PartnerRecord.origin) == exchange.partner.node,
             col(PartnerRecord.record_type) == BUNDLE,
             col(PartnerRecord.occurred_at) >= since,
             col(PartnerRecord.occurred_at) < until,
@@ -95,6 +167,7 @@ async def their_facts(
         doc = document.get("number")
         if not doc or not crossing.get("occurred_at"):
             continue
+        given = bundle_keys(exchange, record.payload)
         facts.append(
             CrossingFact(
                 id=str(crossing.get("id", record.record_id)),
@@ -102,6 +175,8 @@ async def their_facts(
                 direction=str(crossing.get("direction")),
                 occurred_at=datetime.fromisoformat(crossing["occurred_at"]),
                 doc_pseudonym=doc,
+                name_pseudonym=_name(given, pseudonymised),
+                person_pseudonym=given.get("traveller.name_key"),
                 nationality=traveller.get("nationality"),
                 date_of_birth=traveller.get("date_of_birth"),
                 document_expiry=document.get("expiry_date"),
@@ -123,12 +198,25 @@ async def run_reconciliation(
     """Reconcile a period (with a window's margin on each side) and record discrepancies."""
     pairs = exchange.agreement.pairs_for(exchange.ours.node)
     start, end = _start(since) - window, _start(until) + window
-    ours = await our_facts(session, exchange, {p for p, _ in pairs}, start, end)
-    theirs = await their_facts(session, start, end)
-    result = reconcile(
-        ours, theirs, pairs=pairs, config=ReconcileConfig(as_of=utcnow(), window=window)
+    ours, refs = await our_facts(session, exchange, {p for p, _ in pairs}, start, end)
+    theirs = await their_facts(session, exchange, start, end)
+    config = ReconcileConfig(
+        as_of=utcnow(),
+        window=window,
+        name_is_person=bool(exchange.agreement.person_fields())
+        and "traveller.name_key" in exchange.agreement.pseudonymised,
     )
-    await _record_discrepancies(session, result)
+    result = reconcile(ours, theirs, pairs=pairs, config=config)
+    # case ids from the pseudonymous ids both sides hold; our ids shown as our own
+    identified = [
+        (
+            case_id(d.kind.value, [*d.our_ids, *d.their_ids]),
+            replace(d, our_ids=tuple(refs.get(i, i) for i in d.our_ids)),
+        )
+        for d in result.discrepancies
+    ]
+    result.discrepancies[:] = [d for _, d in identified]
+    await _record_discrepancies(session, identified)
     await audit(
         session,
         origin=node.settings.node_code,
@@ -146,9 +234,10 @@ async def run_reconciliation(
     return result
 
 
-async def _record_discrepancies(session: AsyncSession, result: ReconcileResult) -> None:
-    for case in result.discrepancies:
-        identifier = case_id(case.kind.value, [*case.our_ids, *case.their_ids])
+async def _record_discrepancies(
+    session: AsyncSession, identified: list[tuple[str, ReconciledCase]]
+) -> None:
+    for identifier, case in identified:
         if await session.get(Discrepancy, identifier) is not None:
             continue  # kept with its notes and status
         session.add(

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,11 @@ import pytest
 
 from registry.mrz import build_td3
 from registry.receipts import load_or_create_node_key
-from sync.exchange.pseudonyms import key_check, pseudonym
+from sync.exchange.pseudonyms import (
+    document_message,
+    read_blinding_key,
+    write_blinding_key,
+)
 from sync.exchange.signing import sign_agreement
 from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
 from tests.e2e.cluster import PASSWORD, Cluster, Post, enrol
@@ -52,7 +54,7 @@ def _officer(env: dict[str, str], username: str, role: str) -> None:
     )
 
 
-def _agreement_text(root: Path, nationals: dict[str, ServerProcess], key: bytes) -> str:
+def _agreement_text(root: Path, nationals: dict[str, ServerProcess]) -> str:
     text = AGREEMENT.read_text()
     data = tomllib.loads(text)
     for party in data["parties"]:
@@ -63,23 +65,24 @@ def _agreement_text(root: Path, nationals: dict[str, ServerProcess], key: bytes)
 
         text = text.replace(party["public_key"], public_key_to_text(public))
         text = text.replace(party["url"], nationals[node].url)
-    return text.replace(
-        'hmac_key_id = "mr-ml-2026-k1"',
-        f'hmac_key_id = "mr-ml-2026-k1"\nhmac_key_check = "{key_check(key, "mr-ml-2026-k1")}"',
-    )
+    return text
 
 
-def _start(root: Path) -> dict[str, Country]:
-    key = secrets.token_bytes(32)
-    key_file = root / "hmac.key"
-    key_file.write_text(key.hex())
-    os.chmod(key_file, 0o600)
+def key_file(root: Path, node: str) -> Path:
+    """A national node's own blinding key for the agreement (never shared)."""
+    return root / node / "agreement.key"
+
+
+def _start(root: Path, edit: Callable[[str], str] | None = None) -> dict[str, Country]:
+    """Two national nodes and a post each; ``edit`` may change the agreement before signing."""
     databases = {
         n: f"bp_e2e_{n[:2].lower()}_{uuid.uuid4().hex[:6]}" for n in ("MR-NATIONAL", "ML-NATIONAL")
     }
     envs, servers = {}, {}
     for node, database in databases.items():
         asyncio.run(create_pg_database(database))
+        (root / node).mkdir(parents=True, exist_ok=True)
+        write_blinding_key(key_file(root, node))
         envs[node] = node_env(
             root / node,
             role="national",
@@ -88,7 +91,7 @@ def _start(root: Path) -> dict[str, Country]:
             database_url=pg_url(database),
             secret_key="k" * 40,
             agreement_file=str(root / "agreement.toml"),
-            agreement_key_file=str(key_file),
+            agreement_key_file=str(key_file(root, node)),
             sync_interval_seconds="3600",
         )
         envs[node]["BORDERPOST_COUNTRY"] = "MRT" if node.startswith("MR") else "MLI"
@@ -96,7 +99,9 @@ def _start(root: Path) -> dict[str, Country]:
         cli(envs[node], "keys", "show")
         _officer(envs[node], "liaison", "liaison")
         servers[node] = ServerProcess(envs[node])
-    text = _agreement_text(root, servers, key)
+    text = _agreement_text(root, servers)
+    if edit is not None:
+        text = edit(text)
     for node in databases:
         private = load_or_create_node_key(root / node / "keys" / "node_ed25519.pem")
         text = sign_agreement(text, node, private)
@@ -234,23 +239,27 @@ def test_exchange_reconcile_and_liaison(countries: dict[str, Country]) -> None:
     ).stdout
     assert csv_report.splitlines()[0].startswith("kind,") and len(csv_report.splitlines()) == 5
 
-    # the partner's raw rows hold exactly the allowed fields, numbers only as pseudonyms
+    # the partner's raw rows hold exactly the allowed fields, numbers only double-blinded
     agreement = tomllib.loads((mr.cluster.root / "agreement.toml").read_text())
     allowed = {k: set(v) for k, v in agreement["record_types"].items()}
     rows = ml.cluster.national_rows(
         "SELECT payload FROM partner_record WHERE origin = 'MR-NATIONAL'"
     )
     assert len(rows) == 7  # every crossing registered at MR-GOGUI, one bundle each
-    key = bytes.fromhex((mr.cluster.root / "hmac.key").read_text())
     for (payload,) in rows:
         payload = json.loads(payload) if isinstance(payload, str) else payload
         assert set(payload) == {"crossing", "traveller", "travel_document"}
         for part, fields in payload.items():
             assert set(fields) == allowed[part], part
         number = payload["travel_document"]["number"]
-        assert len(number) == 64 and "0000" not in number
-        assert payload["traveller"]["surname"] != "KONATE"
-    expected = pseudonym("document_number", "A0000001", hmac_key=key, issuing_state="MLI")
+        assert len(number) == 43 and "0000" not in number
+        assert "KONATE" not in json.dumps(payload) and "1980" not in json.dumps(payload)
+    # H(x)^(ab): only both countries' keys together give the stored value
+    mr_key = read_blinding_key(key_file(mr.cluster.root, "MR-NATIONAL"))
+    ml_key = read_blinding_key(key_file(ml.cluster.root, "ML-NATIONAL"))
+    message = document_message("MLI", "A0000001")
+    assert message is not None
+    expected = ml_key.reblind(mr_key.blind_message(message))
     assert expected in {
         json.loads(p)["travel_document"]["number"]
         if isinstance(p, str)
@@ -331,12 +340,19 @@ def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
     assert wrong_dob.json()["hit"] is False
     reference = answer["reference"]
     details_url = f"{ml.cluster.national.url}/api/liaison/hits/{reference}/details"
-    assert httpx.post(details_url, headers=_liaison(ml)).json()["status"] == "pending"
+    no_purpose = httpx.post(details_url, headers=_liaison(ml), json={"purpose": "curiosity"})
+    assert no_purpose.status_code == 422 and "purpose" in no_purpose.text
+    asked = httpx.post(
+        details_url, headers=_liaison(ml), json={"purpose": "document_fraud_detection"}
+    )
+    assert asked.json()["status"] == "pending"
     assert httpx.get(details_url, headers=_liaison(ml)).json()["records"] == []
     pending = httpx.get(
         f"{mr.cluster.national.url}/api/liaison/requests", headers=_liaison(mr)
     ).json()
-    assert [p["reference"] for p in pending] == [reference]
+    assert [(p["reference"], p["purpose"]) for p in pending] == [
+        (reference, "document_fraud_detection")
+    ]
     approved = httpx.post(
         f"{mr.cluster.national.url}/api/liaison/requests/{reference}",
         headers=_liaison(mr),
@@ -346,7 +362,12 @@ def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
     released = httpx.get(details_url, headers=_liaison(ml)).json()
     assert released["status"] == "approved"
     document = released["records"][0]["travel_document"]
-    assert document["number"] != "H0000008" and len(document["number"]) == 64
+    assert document["number"] != "H0000008" and len(document["number"]) == 43
+    # the detail tier adds what bulk never carries: the name in clear, the expiry
+    traveller = released["records"][0]["traveller"]
+    assert traveller["surname"] == "KONATE" and document["expiry_date"] == "2030-01-01"
+    bulk = ml.cluster.national_rows("SELECT payload::text FROM partner_record")
+    assert all("KONATE" not in p and "surname" not in p for (p,) in bulk)
     events = mr.cluster.national_rows(
         "SELECT action FROM audit_event WHERE record_type = 'hit_query'"
     )
@@ -383,7 +404,7 @@ def test_revocation_stops_exchange_and_retention_purges(countries: dict[str, Cou
         "check",
         str(mr.cluster.root / "agreement.toml"),
         "--key-file",
-        str(mr.cluster.root / "hmac.key"),
+        str(key_file(mr.cluster.root, "MR-NATIONAL")),
         check=False,
     )
     assert check.returncode == 0  # the file itself is in force; the revocation is recorded

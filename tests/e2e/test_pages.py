@@ -576,21 +576,17 @@ async def insert_dataset(url: str) -> None:
 
 def write_agreement(root: Path, national_key: Any) -> tuple[Path, Path]:
     """The sample agreement, re-keyed for this national node and a made-up partner (whose
-    node is never reached), signed by both parties; plus the shared HMAC key file."""
-    import os
-    import secrets
+    node is never reached), signed by both parties; plus this node's own blinding key."""
     import tomllib
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from registry.receipts import public_key_to_text
-    from sync.exchange.pseudonyms import key_check
+    from sync.exchange.pseudonyms import write_blinding_key
     from sync.exchange.signing import sign_agreement
 
-    hmac_key = secrets.token_bytes(32)
-    key_file = root / "hmac.key"
-    key_file.write_text(hmac_key.hex())
-    os.chmod(key_file, 0o600)
+    key_file = root / "agreement.key"  # this node's own blinding key (never shared)
+    write_blinding_key(key_file)
     partner_key = Ed25519PrivateKey.generate()
     keys = {NATIONAL: national_key, "ML-NATIONAL": partner_key}
     text = AGREEMENT.read_text(encoding="utf-8")
@@ -598,11 +594,6 @@ def write_agreement(root: Path, national_key: Any) -> tuple[Path, Path]:
         key = keys[party["node"]]
         text = text.replace(party["public_key"], public_key_to_text(key.public_key()))
         text = text.replace(party["url"], "http://127.0.0.1:9")
-    check = key_check(hmac_key, "mr-ml-2026-k1")
-    text = text.replace(
-        'hmac_key_id = "mr-ml-2026-k1"',
-        f'hmac_key_id = "mr-ml-2026-k1"\nhmac_key_check = "{check}"',
-    )
     for node, key in keys.items():
         text = sign_agreement(text, node, key)
     agreement = root / "agreement.toml"

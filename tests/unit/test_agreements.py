@@ -4,6 +4,7 @@ agreements)."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rbcl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.names import name_key, normalise_document_number, normalise_name
 from registry.receipts import public_key_to_text
-from sync.exchange.enforcement import filter_record
+from sync.exchange.enforcement import ID_FIELDS, filter_record
 from sync.exchange.model import (
     PSEUDONYMISABLE,
     RECORD_TYPES,
@@ -33,7 +35,15 @@ from sync.exchange.model import (
     purge_before,
 )
 from sync.exchange.parsing import load_agreement
-from sync.exchange.pseudonyms import key_check, pseudonym, read_hmac_key
+from sync.exchange.pseudonyms import (
+    BlindingKey,
+    decode_point,
+    document_message,
+    element_message,
+    pseudonymous_id,
+    read_blinding_key,
+    write_blinding_key,
+)
 from sync.exchange.report import CLEAR, PSEUDONYMISED, check_report, describe
 from sync.exchange.signing import agreement_status, sign_agreement, signature_valid
 
@@ -41,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "agreements" / "mr-ml-2026.toml"
 MR_KEY = Ed25519PrivateKey.generate()
 ML_KEY = Ed25519PrivateKey.generate()
-HMAC_KEY = bytes(range(32))
-OTHER_HMAC_KEY = bytes(range(1, 33))
+KEY = BlindingKey(bytes(range(31)) + b"\x01")
+PARTNER_KEY = BlindingKey(bytes(range(1, 32)) + b"\x02")
 TODAY = date(2026, 6, 1)
 
 BASE: dict[str, Any] = {
@@ -55,7 +65,7 @@ BASE: dict[str, Any] = {
     "retention_days": 180,
     "share_photos": False,
     "share_protection_referrals": False,
-    "hmac_key_id": "mr-ml-2026-k1",
+    "daily_hit_budget": 100,
     "pseudonymised": ["travel_document.number", "traveller.surname", "traveller.given_names"],
     "parties": [
         {
@@ -130,9 +140,20 @@ def signed(text: str, *keys: tuple[str, Ed25519PrivateKey]) -> str:
     return text
 
 
-def mac(*parts: str, key: bytes = HMAC_KEY) -> str:
-    """The documented pseudonym, computed independently of the module."""
-    return hmac.new(key, "|".join(("bp1", *parts)).encode(), hashlib.sha256).hexdigest()
+def mac(*parts: str, key: BlindingKey = KEY) -> str:
+    """The documented blinded element ``H(bp2|parts)^a``, computed independently of the
+    module: SHA-512, ristretto255 from_hash, scalar multiplication, unpadded base64url."""
+    point = rbcl.crypto_core_ristretto255_from_hash(
+        hashlib.sha512("|".join(("bp2", *parts)).encode()).digest()
+    )
+    blinded = rbcl.crypto_scalarmult_ristretto255(key.scalar, point)
+    return base64.urlsafe_b64encode(bytes(blinded)).rstrip(b"=").decode()
+
+
+def ref(value: Any, key: BlindingKey = KEY, agreement_id: str = "MR-ML-2026") -> str:
+    """The documented pseudonymous id of one of our ids."""
+    ids_key = hmac.new(key.scalar, f"bp2|ids|{agreement_id}".encode(), hashlib.sha256).digest()
+    return hmac.new(ids_key, str(value).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 # ------------------------------------------------------------------------------------------
@@ -177,7 +198,7 @@ def test_load_from_path_and_str_path(tmp_path: Path) -> None:
 def test_example_file_is_valid_but_not_in_force() -> None:
     agreement = load_agreement(EXAMPLE)
     assert ("MR-KOBENI", "ML-NIORO") in agreement.pairs_for("MRT")
-    assert agreement.pseudonymised >= {"travel_document.number", "traveller.surname"}
+    assert agreement.pseudonymised >= {"travel_document.number", "traveller.name_key"}
     in_force, problems = agreement_status(agreement, TODAY)
     assert not in_force
     assert "not signed by MRT (MR-NATIONAL)" in problems
@@ -222,8 +243,12 @@ OTHER_KEY = public_key_to_text(Ed25519PrivateKey.generate().public_key())
         (_set("retention_days", True), "retention_days"),
         (_set("purposes", []), "purposes"),
         (_set("purposes", ["a", "a"]), "purposes"),
-        (_set("hmac_key_id", _DELETE), "hmac_key_id"),
-        (_set("hmac_key_check", "XYZ"), "hmac_key_check"),
+        (_set("daily_hit_budget", 0), "daily_hit_budget"),
+        (_set("daily_blinding_budget", "many"), "daily_blinding_budget"),
+        (_set("detail_fields", {"photo": ["sha256"]}), "detail_fields.photo"),
+        (_set("detail_fields", {"crossing": ["colour"]}), "detail_fields.crossing.colour"),
+        (_set("detail_fields", {"crossing": ["post"]}), "detail_fields.crossing.post"),
+        (_set("detail_fields", {"crossing": "remarks"}), "detail_fields.crossing"),
         (_set("share_photos", "yes"), "share_photos"),
         (_set("parties", _DELETE), "parties"),
         (lambda d: d["parties"].pop(), "parties"),
@@ -307,10 +332,10 @@ def test_flags_allow_photos_and_referrals() -> None:
 
     agreement = load_agreement(variant(change))
     referral = {"id": "r1", "crossing_id": "c1", "category": "unaccompanied_minor", "note": "x"}
-    out = filter_record(agreement, "protection_referral", referral, hmac_key=HMAC_KEY)
-    assert out == {"id": "r1", "crossing_id": "c1", "category": "unaccompanied_minor"}
+    out = filter_record(agreement, "protection_referral", referral, key=KEY)
+    assert out == {"id": ref("r1"), "crossing_id": ref("c1"), "category": "unaccompanied_minor"}
     photo = {"sha256": "ab" * 32, "width": 480, "face_encoding": "00ff"}
-    out = filter_record(agreement, "photo", photo, hmac_key=HMAC_KEY)
+    out = filter_record(agreement, "photo", photo, key=KEY)
     assert out == {"sha256": "ab" * 32, "width": 480}
 
 
@@ -321,10 +346,10 @@ def test_clear_fields_are_allowed_when_nothing_they_reveal_is_pseudonymised() ->
 
     agreement = load_agreement(variant(change))
     row = {"id": "t1", "surname": "Ould Ahmed", "given_names": "Mohamed", "surname_ar": "ولد"}
-    out = filter_record(agreement, "traveller", row, hmac_key=HMAC_KEY)
+    out = filter_record(agreement, "traveller", row, key=KEY)
     assert out == {
-        "id": "t1",
-        "name_key": mac("name_key", name_key("Ould Ahmed", "Mohamed")),
+        "id": ref("t1"),
+        "name_key": mac("person", name_key("Ould Ahmed", "Mohamed")),
         "surname_ar": "ولد",
     }
 
@@ -449,41 +474,37 @@ def test_describe_lists_every_field_and_setting() -> None:
 
 def test_check_report_allows_exchange_only_when_everything_holds(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
-    data["hmac_key_check"] = key_check(HMAC_KEY, data["hmac_key_id"])
     path = tmp_path / "agreement.toml"
     path.write_text(signed(to_toml(data)), encoding="utf-8")
 
-    good = check_report(path, today=TODAY, hmac_key_available=True, hmac_key=HMAC_KEY)
+    good = check_report(path, today=TODAY, key_available=True, key=KEY)
     json.dumps(good)  # JSON-able
     assert good["valid"] and good["in_force"] and good["exchange_allowed"]
     assert good["problems"] == [] and good["errors"] == []
     assert good["agreement"]["id"] == "MR-ML-2026"
+    assert good["agreement"]["daily_hit_budget"] == 100
     assert all(p["signature_valid"] for p in good["agreement"]["parties"])
     assert good["shares"] == describe(load_agreement(path))
 
-    no_key = check_report(path, today=TODAY, hmac_key_available=False)
+    no_key = check_report(path, today=TODAY, key_available=False)
     assert no_key["in_force"] and not no_key["exchange_allowed"]
-    assert no_key["problems"] == ["the HMAC key mr-ml-2026-k1 is not configured on this node"]
+    assert no_key["problems"] == ["this node's blinding key for the agreement is not configured"]
 
-    wrong = check_report(path, today=TODAY, hmac_key_available=True, hmac_key=OTHER_HMAC_KEY)
-    assert not wrong["exchange_allowed"]
-    assert "does not match hmac_key_check" in wrong["problems"][0]
-
-    expired = check_report(path, today=date(2030, 1, 1), hmac_key_available=True)
+    expired = check_report(path, today=date(2030, 1, 1), key_available=True)
     assert not expired["exchange_allowed"] and expired["problems"] == ["expired on 2026-12-31"]
 
 
 def test_check_report_on_an_invalid_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(variant(_set("retention_days", 0)), encoding="utf-8")
-    report = check_report(path, today=TODAY, hmac_key_available=True)
+    report = check_report(path, today=TODAY, key_available=True)
     assert not report["valid"] and not report["exchange_allowed"]
     assert report["errors"][0]["field"] == "retention_days"
 
 
 def test_check_report_warns_about_clear_identifying_fields() -> None:
     text = variant(_set("pseudonymised", ["travel_document.number"]))
-    report = check_report(text, today=TODAY, hmac_key_available=True)
+    report = check_report(text, today=TODAY, key_available=True)
     assert "traveller.surname is identifying and shared in clear" in report["warnings"]
     assert report["file"] is None
 
@@ -492,74 +513,96 @@ def test_check_report_warns_about_clear_identifying_fields() -> None:
 # pseudonyms
 # ------------------------------------------------------------------------------------------
 def test_document_pseudonym_follows_the_specification() -> None:
-    assert pseudonym("document_number", "a12-345", hmac_key=HMAC_KEY, issuing_state="mrt") == mac(
-        "document_number", "MRT", "A12345"
-    )
+    row = {"number": "a12-345", "issuing_state": "mrt"}
+    blinded = element("travel_document.number", row)
+    assert blinded == mac("document", "MRT", "A12345")
+    decode_point(blinded)  # a valid group element
+
+
+def element(qualified: str, row: dict[str, Any], key: BlindingKey = KEY, **kw: Any) -> str | None:
+    message = element_message(qualified, row, **{"document": None, **kw})
+    return key.blind_message(message) if message else None
 
 
 def test_same_document_typed_differently_gives_the_same_pseudonym() -> None:
-    ours = pseudonym("document_number", "A 12-345", hmac_key=HMAC_KEY, issuing_state="MRT")
-    theirs = pseudonym("document_number", "A12345", hmac_key=HMAC_KEY, issuing_state="MRT<")
+    ours = element("travel_document.number", {"number": "A 12-345", "issuing_state": "MRT"})
+    theirs = element("travel_document.number", {"number": "A12345", "issuing_state": "MRT<"})
     assert ours == theirs
-    other_state = pseudonym("document_number", "A12345", hmac_key=HMAC_KEY, issuing_state="MLI")
-    assert other_state != ours
-    other_key = pseudonym("document_number", "A12345", hmac_key=OTHER_HMAC_KEY, issuing_state="MRT")
+    other = element("travel_document.number", {"number": "A12345", "issuing_state": "MLI"})
+    assert other != ours
+    other_key = element(
+        "travel_document.number", {"number": "A12345", "issuing_state": "MRT"}, PARTNER_KEY
+    )
     assert other_key != ours
 
 
-def test_same_name_written_differently_gives_the_same_pseudonym() -> None:
-    ours = pseudonym("name", "Mohamed Ould Ahmed", hmac_key=HMAC_KEY)
-    theirs = pseudonym("name", "MOHAMMED OULD AHMED", hmac_key=HMAC_KEY)
-    assert ours == theirs == mac("name", normalise_name("Mohamed Ould Ahmed"))
-    assert pseudonym("name", "Mohamed O. Ahmad", hmac_key=HMAC_KEY) == ours
-    assert pseudonym("name", "Moussa Diallo", hmac_key=HMAC_KEY) != ours
+def test_blinding_commutes_so_both_sides_reach_the_same_key() -> None:
+    """H(x)^a then ^b equals H(x)^b then ^a: the double-blinded keys both sides compare."""
+    row = {"number": "A12345", "issuing_state": "MRT"}
+    ours, theirs = (
+        element("travel_document.number", row),
+        element("travel_document.number", row, PARTNER_KEY),
+    )
+    assert ours is not None and theirs is not None
+    assert PARTNER_KEY.reblind(ours) == KEY.reblind(theirs)
+    with pytest.raises(ValueError):
+        KEY.reblind("A" * 43)  # not a group element
+    with pytest.raises(ValueError):
+        KEY.reblind(base64.urlsafe_b64encode(bytes(32)).rstrip(b"=").decode())  # identity
 
 
-def test_name_key_pseudonym_ignores_the_order_of_name_parts() -> None:
-    one = pseudonym("name_key", "Ould Ahmed", given_names="Mohamed", hmac_key=HMAC_KEY)
-    two = pseudonym("name_key", "MOHAMMED", given_names="ould ahmad", hmac_key=HMAC_KEY)
-    assert one == two
+def test_same_name_written_differently_gives_the_same_person() -> None:
+    one = element("traveller.name_key", {"surname": "Ould Ahmed", "given_names": "Mohamed"})
+    two = element("traveller.name_key", {"surname": "MOHAMMED", "given_names": "ould ahmad"})
+    assert one == two == mac("person", name_key("Ould Ahmed", "Mohamed"))
+    row = {"surname": "Ould Ahmed", "given_names": "Mohamed", "date_of_birth": "1980-01-01"}
+    person = element("traveller.name_key", row, person=frozenset({"date_of_birth"}))
+    assert person == mac("person", name_key("Ould Ahmed", "Mohamed"), "1980-01-01")
 
 
-def test_pseudonym_kinds_are_separated() -> None:
-    as_name = pseudonym("name", "ABC", hmac_key=HMAC_KEY)
-    as_document = pseudonym("document_number", "ABC", hmac_key=HMAC_KEY, issuing_state="MRT")
-    assert as_name != as_document
+def test_traveller_values_are_bound_to_the_document() -> None:
+    row = {"date_of_birth": date(1980, 1, 1), "nationality": "MLI"}
+    doc_a = document_message("MLI", "A1")
+    doc_b = document_message("MLI", "B2")
+    on_a = element("traveller.date_of_birth", row, document=doc_a)
+    assert on_a == mac("traveller.date_of_birth", "MLI", "A1", "1980-01-01")
+    assert on_a != element("traveller.date_of_birth", row, document=doc_b)
+    assert element("traveller.nationality", row, document=doc_a) == mac(
+        "traveller.nationality", "MLI", "A1", "MLI"
+    )
 
 
 def test_nothing_to_pseudonymise_gives_none() -> None:
-    assert pseudonym("name", None, hmac_key=HMAC_KEY) is None
-    assert pseudonym("name", " - ", hmac_key=HMAC_KEY) is None
-    assert pseudonym("document_number", "A123", hmac_key=HMAC_KEY) is None
-    assert pseudonym("document_number", "--", hmac_key=HMAC_KEY, issuing_state="MRT") is None
+    assert element("traveller.surname", {"surname": None}) is None
+    assert element("traveller.surname", {"surname": " - "}) is None
+    assert element("travel_document.number", {"number": "A123"}) is None
+    assert element("travel_document.number", {"number": "--", "issuing_state": "MRT"}) is None
 
 
-def test_pseudonym_refuses_short_keys_and_unknown_kinds() -> None:
-    with pytest.raises(ValueError):
-        pseudonym("name", "Ali", hmac_key=b"short")
-    with pytest.raises(ValueError):
-        pseudonym("colour", "blue", hmac_key=HMAC_KEY)  # type: ignore[arg-type]
+def test_pseudonymous_ids_are_keyed_per_agreement() -> None:
+    assert pseudonymous_id(KEY, "MR-ML-2026", "c1") == ref("c1")
+    assert pseudonymous_id(KEY, "MR-ML-2027", "c1") != ref("c1")
+    assert pseudonymous_id(PARTNER_KEY, "MR-ML-2026", "c1") != ref("c1")
+    assert pseudonymous_id(KEY, "MR-ML-2026", None) is None
 
 
-def test_key_check_and_read_hmac_key(tmp_path: Path) -> None:
-    assert key_check(HMAC_KEY, "k1") == key_check(HMAC_KEY, "k1") != key_check(HMAC_KEY, "k2")
-    assert re.fullmatch(r"[0-9a-f]{16}", key_check(HMAC_KEY, "k1"))
-    hex_file = tmp_path / "hex.key"
-    hex_file.write_text(HMAC_KEY.hex() + "\n")
-    os.chmod(hex_file, 0o600)
-    assert read_hmac_key(hex_file) == HMAC_KEY
-    b64_file = tmp_path / "b64.key"
-    b64_file.write_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8")
-    os.chmod(b64_file, 0o600)
-    assert read_hmac_key(b64_file) == HMAC_KEY
-    os.chmod(hex_file, 0o644)
+def test_write_and_read_blinding_key(tmp_path: Path) -> None:
+    path = tmp_path / "agreement.key"
+    key = write_blinding_key(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert read_blinding_key(path) == key
+    with pytest.raises(FileExistsError):
+        write_blinding_key(path)
+    os.chmod(path, 0o644)
     with pytest.raises(ValueError, match="chmod 600"):
-        read_hmac_key(hex_file)
+        read_blinding_key(path)
     short = tmp_path / "short.key"
     short.write_text("abcd")
     os.chmod(short, 0o600)
     with pytest.raises(ValueError):
-        read_hmac_key(short)
+        read_blinding_key(short)
+    with pytest.raises(ValueError):
+        BlindingKey(bytes(32))
 
 
 # ------------------------------------------------------------------------------------------
@@ -579,9 +622,9 @@ def test_filter_record_keeps_only_allowed_fields() -> None:
         "receipt": "BP1:...",
         "anything": "else",
     }
-    out = filter_record(AGREEMENT, "crossing", crossing, hmac_key=HMAC_KEY)
+    out = filter_record(AGREEMENT, "crossing", crossing, key=KEY)
     assert out == {
-        "id": "c1",
+        "id": ref("c1"),
         "post": "MR-GOGUI",
         "direction": "exit",
         "occurred_at": "2026-03-01T08:00:00+00:00",
@@ -598,25 +641,27 @@ def test_filter_record_pseudonymises_documents_and_names() -> None:
         "raw_mrz": "P<MRTOULD<AHMED<<MOHAMED...",
         "expiry_date": "2030-01-01",
     }
-    out = filter_record(AGREEMENT, "travel_document", document, hmac_key=HMAC_KEY)
+    out = filter_record(AGREEMENT, "travel_document", document, key=KEY)
     assert out == {
-        "id": "d1",
+        "id": ref("d1"),
         "issuing_state": "MRT",
         "document_type": "P",
-        "number": mac("document_number", "MRT", "A12345"),
+        "number": mac("document", "MRT", "A12345"),
         "expiry_date": "2030-01-01",
     }
     traveller = {"id": "t1", "surname": "Ould Ahmed", "given_names": "Mohamed", "sex": "M"}
-    out = filter_record(AGREEMENT, "traveller", traveller, hmac_key=HMAC_KEY)
+    binding = document_message("MRT", "A12345")
+    out = filter_record(AGREEMENT, "traveller", traveller, key=KEY, document=binding)
     assert out is not None
-    assert out["surname"] == pseudonym("name", "OULD AHMAD", hmac_key=HMAC_KEY)
-    assert out["given_names"] == pseudonym("name", "Mohammed", hmac_key=HMAC_KEY)
+    surname, given = normalise_name("OULD AHMAD"), normalise_name("Mohammed")
+    assert out["surname"] == mac("traveller.surname", "MRT", "A12345", surname)
+    assert out["given_names"] == mac("traveller.given_names", "MRT", "A12345", given)
     assert "Ahmed" not in json.dumps(out) and "Mohamed" not in json.dumps(out)
 
 
 def test_filter_record_refuses_unshared_types() -> None:
     for record_type in ("photo", "protection_referral", "officer", "audit_event", "alert"):
-        assert filter_record(AGREEMENT, record_type, {"id": "x"}, hmac_key=HMAC_KEY) is None
+        assert filter_record(AGREEMENT, record_type, {"id": "x"}, key=KEY) is None
 
 
 def test_filter_record_rechecks_flags_on_hand_made_agreements() -> None:
@@ -632,15 +677,15 @@ def test_filter_record_rechecks_flags_on_hand_made_agreements() -> None:
             "pseudonymised": frozenset({"travel_document.number", "crossing.post"}),
         }
     )
-    assert filter_record(hand_made, "protection_referral", {"id": 1}, hmac_key=HMAC_KEY) is None
-    assert filter_record(hand_made, "photo", {"sha256": "ab"}, hmac_key=HMAC_KEY) is None
+    assert filter_record(hand_made, "protection_referral", {"id": 1}, key=KEY) is None
+    assert filter_record(hand_made, "photo", {"sha256": "ab"}, key=KEY) is None
     # a pseudonymised field without a pseudonym rule, and a clear field that reveals a
     # pseudonymised one, are dropped rather than sent in clear
-    crossing = filter_record(hand_made, "crossing", {"id": 1, "post": "X"}, hmac_key=HMAC_KEY)
-    assert crossing == {"id": 1}
+    crossing = filter_record(hand_made, "crossing", {"id": 1, "post": "X"}, key=KEY)
+    assert crossing == {"id": ref(1)}
     document = {"number": "A1", "number_norm": "A1", "issuing_state": "MRT"}
-    out = filter_record(hand_made, "travel_document", document, hmac_key=HMAC_KEY)
-    assert out == {"number": mac("document_number", "MRT", "A1")}
+    out = filter_record(hand_made, "travel_document", document, key=KEY)
+    assert out == {"number": mac("document", "MRT", "A1")}
 
 
 # ------------------------------------------------------------------------------------------
@@ -660,8 +705,11 @@ REVEALS = {
     "travel_document.number_norm": {"travel_document.number"},
     "travel_document.raw_mrz": {
         "travel_document.number",
+        "travel_document.expiry_date",
         "traveller.surname",
         "traveller.given_names",
+        "traveller.date_of_birth",
+        "traveller.nationality",
     },
     "crossing.receipt": {"travel_document.number"},
     "traveller.name_key": {"traveller.surname", "traveller.given_names"},
@@ -706,6 +754,13 @@ def agreements(draw: st.DrawFn) -> Agreement:
         ]
     data["record_types"] = record_types
     data["pseudonymised"] = pseudonymised
+    detail: dict[str, list[str]] = {}
+    for record_type, fields in record_types.items():
+        rest = sorted(RECORD_TYPES[record_type] - set(fields))
+        if rest and draw(st.booleans()):
+            detail[record_type] = draw(st.lists(st.sampled_from(rest), min_size=1, unique=True))
+    if detail:
+        data["detail_fields"] = detail
     return load_agreement(to_toml(data))
 
 
@@ -728,52 +783,79 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def expected_pseudonym(qualified: str, row: dict[str, Any]) -> str | None:
-    """The documented pseudonym of a field, from the specification alone."""
+def expected_pseudonym(
+    qualified: str, row: dict[str, Any], person: frozenset[str] = frozenset()
+) -> str | None:
+    """The documented blinded element of a field (no document binding), from the
+    specification alone."""
     field = qualified.partition(".")[2]
     if qualified == "travel_document.number":
         number, state = row.get("number"), row.get("issuing_state")
         number = normalise_document_number(_text(number)) if number is not None else ""
         state = normalise_document_number(_text(state)) if state is not None else ""
-        return mac("document_number", state, number) if number and state else None
+        return mac("document", state, number) if number and state else None
     if qualified == "traveller.name_key":
         surname, given = row.get("surname"), row.get("given_names")
-        if surname is None and given is None:
-            return None
         key = name_key(
             _text(surname) if surname is not None else "",
             _text(given) if given is not None else "",
         )
-        return mac("name_key", key) if key else None
+        extras = [(_day(row[f]) if row.get(f) is not None else "") for f in sorted(person)]
+        return mac("person", key, *extras) if key else None
     value = row.get(field)
-    normalised = normalise_name(_text(value)) if value is not None else ""
-    return mac("name", normalised) if normalised else None
+    if value is None:
+        return None
+    if field in ("surname", "given_names", "surname_ar", "given_names_ar"):
+        text = normalise_name(_text(value))
+    elif field == "nationality":
+        text = normalise_document_number(_text(value))
+    else:
+        text = _day(value).strip()
+    return mac(qualified, "-", text) if text else None
 
 
-HEX64 = re.compile(r"[0-9a-f]{64}")
+def _day(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else _text(value)
+
+
+BLINDED = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @settings(max_examples=400, deadline=None)
-@given(agreement=agreements(), data=st.data())
+@given(agreement=agreements(), data=st.data(), tier=st.sampled_from(["bulk", "detail"]))
 def test_nothing_outside_the_agreement_ever_leaves(
-    agreement: Agreement, data: st.DataObject
+    agreement: Agreement, data: st.DataObject, tier: Any
 ) -> None:
+    """Bulk carries only ``record_types``; the detail tier (an approved release) adds only
+    ``detail_fields``, in clear; pseudonymised fields never leave in clear in either."""
     record_type, row = data.draw(records(agreement))
-    out = filter_record(agreement, record_type, row, hmac_key=HMAC_KEY)
+    out = filter_record(agreement, record_type, row, key=KEY, tier=tier)
     if not agreement.is_shared(record_type):
         assert out is None
         return
     assert out is not None
-    allowed = agreement.record_types[record_type]
-    assert set(out) <= allowed
+    bulk = agreement.record_types[record_type]
+    detail = agreement.detail_fields.get(record_type, frozenset())
+    assert set(out) <= (bulk | detail if tier == "detail" else bulk)
+    assert not detail & bulk
     for field, value in out.items():
         qualified = f"{record_type}.{field}"
-        if qualified not in agreement.pseudonymised:
-            assert value is row[field]
-            assert not REVEALS.get(qualified, set()) & agreement.pseudonymised
+        if field in detail:  # released on approval only, in clear (ids pseudonymous)
+            assert tier == "detail"
+            if field in ID_FIELDS:
+                assert value == (None if row[field] is None else ref(row[field]))
+            else:
+                assert value is row[field]
             continue
-        assert value == expected_pseudonym(qualified, row)
-        assert value is None or HEX64.fullmatch(value)
+        if qualified not in agreement.pseudonymised:
+            assert not REVEALS.get(qualified, set()) & agreement.pseudonymised
+            if field in ID_FIELDS:  # our ids leave only as pseudonymous ids
+                assert value == (None if row[field] is None else ref(row[field]))
+            else:
+                assert value is row[field]
+            continue
+        assert value == expected_pseudonym(qualified, row, agreement.person_fields())
+        assert value is None or BLINDED.fullmatch(value)
         clear = row.get(field)
         if clear is not None and value is not None:
             assert value != clear

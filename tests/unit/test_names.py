@@ -307,19 +307,25 @@ def test_arabic_final_heh_reads_like_teh_marbuta() -> None:
 
 
 def test_exchange_pseudonyms_use_the_same_folding() -> None:
-    """The partner's hit/no-hit query and the shared records carry HMACs of these keys: a
-    look-alike spelling of a listed name gives the same pseudonym as the plain spelling."""
-    from sync.exchange.pseudonyms import pseudonym
+    """The partner's hit/no-hit query and the shared records carry blinded elements of these
+    keys: a look-alike spelling of a listed name gives the same pseudonym as the plain one."""
+    from sync.exchange.pseudonyms import element_message, generate_blinding_key
 
-    secret = b"k" * 32
-    plain = pseudonym("name_key", "OUEDRAOGO", hmac_key=secret, given_names="IBRAHIM")
+    key = generate_blinding_key()
+
+    def blinded(qualified: str, row: dict[str, str]) -> str | None:
+        message = element_message(qualified, row, document=None)
+        return key.blind_message(message) if message else None
+
+    plain = blinded("traveller.name_key", {"surname": "OUEDRAOGO", "given_names": "IBRAHIM"})
     assert plain is not None
     for surname in ("OUEDR\u0410OGO", "OUED\u200bRAOGO", "\u041eU\u0415DR\u0410\u041eG\u041e"):
-        assert pseudonym("name_key", surname, hmac_key=secret, given_names="IBRAHIM") == plain
-    one_part = pseudonym("name", "OUEDRAOGO", hmac_key=secret)
-    assert pseudonym("name", "OUEDRA\u039fGO", hmac_key=secret) == one_part
-    assert pseudonym("name", "اسامه", hmac_key=secret) == pseudonym(
-        "name", "أسامة", hmac_key=secret
+        row = {"surname": surname, "given_names": "IBRAHIM"}
+        assert blinded("traveller.name_key", row) == plain
+    one_part = blinded("traveller.surname", {"surname": "OUEDRAOGO"})
+    assert blinded("traveller.surname", {"surname": "OUEDRA\u039fGO"}) == one_part
+    assert blinded("traveller.surname", {"surname": "اسامه"}) == blinded(
+        "traveller.surname", {"surname": "أسامة"}
     )
 
 

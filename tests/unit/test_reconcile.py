@@ -131,6 +131,7 @@ def test_outcome_counts(result: ReconcileResult) -> None:
         Outcome.DATA_MISMATCH: 2,  # C (date of birth), P (nationality)
         Outcome.DUPLICATE: 3,  # D, M, N (second)
         Outcome.TIMING_ANOMALY: 2,  # F (clock skew), H (travel time)
+        Outcome.OTHER_DOCUMENT: 0,  # no person pseudonyms in this scenario
     }
     assert result.match_rate == pytest.approx(6 / 17)
     assert result.ours_total == len(OURS) and result.theirs_total == len(THEIRS)
@@ -317,6 +318,7 @@ def test_report_for_one_pair(result: ReconcileResult) -> None:
         "data_mismatch": 0,
         "duplicate": 1,
         "timing_anomaly": 0,
+        "other_document": 0,
     }
     assert body["match_rate"] == pytest.approx(2 / 4)
     assert {d["our_post"] for d in body["discrepancies"]} == {"MR-KOBENI"}
@@ -487,3 +489,77 @@ def test_input_order_does_not_change_counts(
     random.Random(seed).shuffle(shuffled_ours)
     random.Random(seed + 1).shuffle(shuffled_theirs)
     assert run(ours, theirs) == run(shuffled_ours, shuffled_theirs)
+
+
+# ------------------------------------------------------------------------------------------
+# blinded keys (sync.exchange.pseudonyms): pseudonymised values, the person element
+# ------------------------------------------------------------------------------------------
+def blinded(label: str) -> str:
+    """A 43-character value standing for a double-blinded key."""
+    return (label * 43)[:43]
+
+
+PERSON_CONFIG = replace(CONFIG, name_is_person=True)
+
+
+def test_pseudonymised_birth_dates_and_nationalities_are_compared() -> None:
+    same = {"date_of_birth": blinded("d"), "nationality": blinded("n")}
+    result = reconcile(
+        [
+            our_exit("x1", at(1, 8), "A", name_pseudonym=blinded("p"), **same),
+            our_exit("x2", at(1, 9), "B", name_pseudonym=blinded("q"), **same),
+            our_exit("x3", at(1, 10), "C", name_pseudonym=blinded("r"), **same),
+        ],
+        [
+            their_entry("e1", at(1, 9), "A", name_pseudonym=blinded("P"), **same),
+            their_entry(
+                "e2",
+                at(1, 10),
+                "B",
+                name_pseudonym=blinded("Q"),
+                date_of_birth=blinded("D"),
+                nationality=blinded("n"),
+            ),
+            their_entry(
+                "e3",
+                at(1, 11),
+                "C",
+                name_pseudonym=blinded("R"),
+                date_of_birth=blinded("d"),
+                nationality=blinded("N"),
+            ),
+        ],
+        pairs=PAIRS,
+        config=PERSON_CONFIG,
+    )
+    assert result.counts[Outcome.DATA_MISMATCH] == 3
+    fields = {d.our_ids[0]: d.fields for d in result.discrepancies}
+    # the person element covers birth date and nationality: a name is named only alone
+    assert fields == {"x1": ("name",), "x2": ("date_of_birth",), "x3": ("nationality",)}
+    reasons = " ".join(d.reason for d in result.discrepancies)
+    assert "date_of_birth (pseudonyms differ)" in reasons
+    assert "nationality (pseudonyms differ)" in reasons
+
+
+def test_same_person_with_another_document_is_one_case() -> None:
+    person = {"person_pseudonym": blinded("p")}
+    result = reconcile(
+        [
+            our_exit("x1", at(1, 8), "A", **person),
+            our_exit("x2", at(2, 8), "B", person_pseudonym=blinded("z")),
+        ],
+        [
+            their_entry("e1", at(1, 9), "A2", **person),  # same person, other document
+            their_entry("e2", at(2, 9), "B2", person_pseudonym=blinded("y")),  # someone else
+            their_entry("e3", at(1, 7), "A3", **person),  # before the exit: not linked
+        ],
+        pairs=PAIRS,
+        config=CONFIG,
+    )
+    assert result.counts[Outcome.OTHER_DOCUMENT] == 1
+    assert result.counts[Outcome.EXIT_WITHOUT_ENTRY] == 1
+    assert result.counts[Outcome.ENTRY_WITHOUT_EXIT] == 2
+    (linked,) = [d for d in result.discrepancies if d.kind is Outcome.OTHER_DOCUMENT]
+    assert ids(linked) == (("x1",), ("e1",))
+    assert linked.fields == ("document",)
+    assert "same name, birth date and nationality, different documents" in linked.reason
