@@ -134,6 +134,25 @@ SYNC_QUARANTINED = N_(
     "%(records)s. Tell the national administrator."
 )
 UNKNOWN = N_("Unknown")
+# Fields of the pages' forms and query strings, as an error page names them.
+FIELD_NAMES = {
+    "date_of_birth": N_("Date of birth"),
+    "date_from": N_("From"),
+    "date_to": N_("To"),
+    "as_of": N_("As of"),
+    "issuing_state": N_("Issuing state"),
+    "number": N_("Document number"),
+    "name": N_("Name"),
+    "offset": N_("Page"),
+    "kind": N_("Show"),
+    "post": N_("Post"),
+    "nationality": N_("Nationality"),
+    "username": N_("Username"),
+    "photo": N_("Photo"),
+    "file": N_("File"),
+    "body": N_("Request"),
+    "traveller_id": N_("Traveller"),
+}
 # Clean-text refusals (registry.text codes); the field name stays as the API names it.
 TEXT_REFUSED_IN = N_("Invalid text in %(field)s: %(reason)s")
 TEXT_REFUSALS = {

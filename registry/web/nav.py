@@ -41,6 +41,8 @@ class NavItem:
 
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("desk", N_("Registration desk"), "/web/desk", DESK),
+    NavItem("post_search", N_("Search"), "/web/search", DESK),
+    NavItem("post_stays", N_("Stays"), "/web/stays", DESK),
     NavItem("alerts", N_("Alerts"), "/web/alerts", ALERT_DESK),
     NavItem("activity", N_("Officers' activity"), "/web/officers/activity", SUPERVISION),
     NavItem("referrals", N_("Protection referrals"), "/web/referrals", PROTECTION),

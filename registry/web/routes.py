@@ -23,6 +23,7 @@ from registry.web.errors import WEB_EXCEPTION_HANDLERS
 from registry.web.liaison import LiaisonPagesController
 from registry.web.protection import ReferralPagesController
 from registry.web.render import STATIC_DIR
+from registry.web.search import PostSearchPagesController
 from registry.web.security import WebSessionMiddleware, csrf_guard
 from registry.web.supervision import ActivityController, AlertPagesController
 
@@ -43,6 +44,7 @@ def web_router(settings: Settings) -> Router:
             AccountController,
             DeskController,
             ReceiptPageController,
+            PostSearchPagesController,
             AlertPagesController,
             ActivityController,
             ReferralPagesController,
