@@ -11,17 +11,23 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
 from litestar.types import ExceptionHandlersMap
 
 from registry.problems import (
+    EXCEPTION_HANDLERS,
     Problem,
     handle_http,
     handle_problem,
     handle_unexpected,
     handle_validation,
 )
-from registry.web.i18n import N_, environment, translations
+from registry.web.i18n import DEFAULT_LANGUAGE, N_, environment, translations
 from registry.web.messages import (
     FIELD_NAMES,
     TEXT_REFUSALS,
@@ -64,8 +70,10 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
 
 
 def in_catalogue(lang: str, message: str) -> bool:
-    """Whether the catalogue of ``lang`` holds ``message`` (English: its source strings)."""
-    catalogue = getattr(translations(lang), "_catalog", {})
+    """Whether the catalogue of ``lang`` holds ``message``. English is the source language
+    (its compiled catalogue is empty): a message exists when the default one translates it."""
+    source = DEFAULT_LANGUAGE if lang == "en" else lang
+    catalogue = getattr(translations(source), "_catalog", {})
     return bool(message) and message in catalogue
 
 
@@ -99,6 +107,21 @@ def error_page(
         officer=getattr(request.state, "officer", None),
     )
     return Response(html, status_code=status, media_type=HTML)
+
+
+def problem_sentence(problem: Problem, _: Any, hints: dict[str, str] | None = None) -> str:
+    """What a refused form says above its fields, in the reader's language: the clean-text
+    reason, or what the status means, the field at fault by its name and the field's hint."""
+    refused = problem.invalid_params[0] if problem.invalid_params else {}
+    if refused.get("code") in TEXT_REFUSALS:
+        return text_refused_text(refused, _)
+    parts = [_(EXPLANATIONS.get(problem.status, DEFAULT_EXPLANATION))]
+    field = refused.get("name")
+    if field in FIELD_NAMES:
+        parts.append(_(FIELD_AT_FAULT) % {"field": label(FIELD_NAMES, field, _)})
+    if hints and field in hints:
+        parts.append(_(hints[field]))
+    return " ".join(parts)
 
 
 def _field_of(params: list[dict[str, str]]) -> str | None:
@@ -172,4 +195,20 @@ WEB_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: on_validation,
     HTTPException: on_http,
     Exception: on_unexpected,
+}
+
+
+def on_unknown_address(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    """An address no route matches (``/web/travellers/not-an-id``, ``/nothing``): a browser
+    gets the 404 page in its language; the API and scripts keep their problem+json."""
+    path = request.url.path
+    api = path.startswith(("/api/", "/schema")) or path == "/api"
+    if api or wants_json(request) or "text/html" not in request.headers.get("accept", ""):
+        return handle_http(request, exc)
+    return error_page(request, exc.status_code, "")
+
+
+APP_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    **EXCEPTION_HANDLERS,
+    NotFoundException: on_unknown_address,
 }

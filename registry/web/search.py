@@ -78,11 +78,10 @@ class PostSearchPagesController(Controller):
         node = node_of(request)
         _ = translator(request)
         born = form_day(date_of_birth, "date_of_birth")
-        query = {
+        query: dict[str, str] = {
             "issuing_state": (issuing_state or "").strip().upper(),
             "number": (number or "").strip(),
             "name": (name or "").strip(),
-            "date_of_birth": born,
         }
         documents: list[dict[str, Any]] | None = None
         people: list[dict[str, Any]] | None = None
@@ -111,6 +110,7 @@ class PostSearchPagesController(Controller):
             "post_search.html",
             active="post_search",
             query=query,
+            born=born,
             documents=documents,
             people=people,
         )

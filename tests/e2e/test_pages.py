@@ -432,7 +432,6 @@ PAGES = {
         [
             "/web/admin/officers",
             "/web/admin/posts",
-            "/web/admin/watchlist",
             "/web/admin/agreements",
             "/web/admin/sync",
         ],
@@ -480,7 +479,7 @@ def test_search_and_timeline_for_an_analyst_at_the_post(browser: Any, post: Node
 
 
 def test_watchlist_import_shows_progress_and_report(
-    browser: Any, post: Node, tmp_path: Path
+    browser: Any, national: Node, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "list.csv"
     header = (
@@ -493,8 +492,16 @@ def test_watchlist_import_shows_progress_and_report(
     ]
     rows.append("BAD,person,,,,,,,no name,refer_secondary,interpol,,,")
     csv_file.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
-    page = login(browser, post, "boss")
-    page.goto(f"{post.url}/web/admin/watchlist")
+    page = login(browser, national, "chief")  # imports belong at national
+    page.goto(f"{national.url}/web/admin/watchlist")
+    nav = page.locator("nav.menu a").evaluate_all("links => links.map(a => a.pathname)")
+    assert "/web/admin/watchlist" in nav
+    assert page.locator('#csv-format tr[data-column="action"] code').all_inner_texts() == [
+        "action",
+        "refer_secondary",
+        "notify",
+        "protect",
+    ]
     page.set_input_files("#w-file", str(csv_file))
     page.click("#import-form button[type=submit]")
     page.wait_for_selector('#import-job[data-state="done"]', timeout=30_000)

@@ -1,18 +1,22 @@
-"""Search, a traveller's history and the open stays and overstayers at a post (issue 16), in
+"""Pages of a post (issue 16). Search, a traveller's history and the open stays and overstayers, in
 Chromium against a real `borderpost serve`: an officer and a supervisor find a traveller by
 document and by any part of the name, open the history, see the post's overstayers; every
 read is in the audit log with its purpose; the other roles are refused (403) and the menu
 offers the pages only to the desk roles. Screenshots at 1366x768 in French, Arabic and
-English go to tests/artifacts/screenshots/.
+English go to tests/artifacts/screenshots/. A face alert shows the supervisor the portrait
+taken at the crossing (an audited read), and nobody else; the watchlist import is national's.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +39,10 @@ ACCOUNTS = (
     ("boss", "admin"),
 )
 # Short allowed stays, so that an entry back-dated by a few days is an overstay.
-STAY_RULES = {"default": {"max_days": 2, "window_days": 30}, "MLI": {"max_days": 2, "window_days": 30}}
+STAY_RULES = {
+    "default": {"max_days": 2, "window_days": 30},
+    "MLI": {"max_days": 2, "window_days": 30},
+}
 PAGES = ("/web/search", "/web/stays", "/web/stays?kind=open")
 
 
@@ -46,6 +53,7 @@ def post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         node_code=POST,
         sync_interval_seconds="3600",
         stay_rules_json=json.dumps(STAY_RULES),
+        watchlist_refresh_seconds="0.5",
     )
     cli(env, "db", "upgrade")
     add_accounts(env, ACCOUNTS)
@@ -60,7 +68,10 @@ def post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 def travellers(post: Node) -> dict[str, Any]:
     """DEMBELE SEYDOU KALIFA entered five days ago (an overstay under the short rule), went
     out and came back today; TRAORE AWA entered today (an open stay, not an overstay)."""
-    numbers = {"dembele": "D" + uuid.uuid4().hex[:7].upper(), "traore": "T" + uuid.uuid4().hex[:7].upper()}
+    numbers = {
+        "dembele": "D" + uuid.uuid4().hex[:7].upper(),
+        "traore": "T" + uuid.uuid4().hex[:7].upper(),
+    }
     now = datetime.now(UTC)
     with post.api("awa") as api:
         ids = {}
@@ -155,9 +166,11 @@ def test_officer_finds_a_traveller_by_name_and_document_and_opens_the_history(
     assert all(e[2] == "search" for e in searches)
     history_reads = [e for e in events if e[1] == "traveller" and e[0] == "read"]
     assert history_reads and history_reads[-1][2] == "history"
-    assert travellers["ids"]["dembele"].replace("-", "") in json.dumps(
-        [e[3] for e in events]
-    ).replace("-", "") or history_reads
+    assert (
+        travellers["ids"]["dembele"].replace("-", "")
+        in json.dumps([e[3] for e in events]).replace("-", "")
+        or history_reads
+    )
 
 
 def test_supervisor_sees_the_post_overstayers_and_open_stays(
@@ -223,3 +236,88 @@ def test_other_roles_are_refused_and_not_offered_the_pages(
         missing = page.goto(f"{post.url}/web/travellers/{uuid.uuid4()}")
         assert missing is not None and missing.status == 404
         page.context.close()
+
+
+def test_watchlist_import_is_not_offered_nor_accepted_at_a_post(browser: Any, post: Node) -> None:
+    """A post's own entries never reach national: the import is national's alone."""
+    page = login(browser, post, "boss")
+    nav = page.locator("nav.menu a").evaluate_all("links => links.map(a => a.pathname)")
+    assert "/web/admin/watchlist" not in nav and "/web/admin/officers" in nav
+    response = page.goto(f"{post.url}/web/admin/watchlist")
+    assert response is not None and response.status == 403
+    fr = gettext_for("fr")
+    assert page.inner_text("#error-detail") == fr(
+        "Watchlist imports are done on the national node."
+    )
+    page.goto(f"{post.url}/web/admin/officers")
+    token = page.get_attribute('meta[name="csrf-token"]', "content") or ""
+    refused = page.request.post(
+        f"{post.url}/web/admin/watchlist/import",
+        multipart={
+            "csrf_token": token,
+            "file": {
+                "name": "list.csv",
+                "mimeType": "text/csv",
+                "buffer": b"external_id,kind\nW1,document\n",
+            },
+        },
+        headers={"Origin": post.url},
+    )
+    assert refused.status == 403
+    with post.api("boss") as api:
+        assert api.get("/api/watchlist/entries").json() == []  # nothing was imported
+    page.context.close()
+
+
+def test_a_face_alert_shows_the_supervisor_the_portrait_taken_at_the_crossing(
+    browser: Any, post: Node, faces_dir: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(faces_dir / "obama_1.jpg", photos / "listed.jpg")
+    listing = tmp_path / "faces.csv"
+    listing.write_text(
+        "external_id,kind,surname,given_names,date_of_birth,nationality,issuing_state,"
+        "document_number,reason,action,source,valid_from,valid_to,photo\n"
+        "F1,person,LISTED,PERSON,,,,,wanted for questioning,refer_secondary,interpol,,,"
+        "listed.jpg\n",
+        encoding="utf-8",
+    )
+    cli(post.env, "watchlist", "import", str(listing), "--photos", str(photos))
+    time.sleep(1.5)  # the server reloads its matcher every 0.5 s
+    crossing = {
+        "direction": "entry",
+        "decision": "referred",
+        "mrz": "\n".join(td3("F" + uuid.uuid4().hex[:7].upper(), surname="SANOGO", given="ALI")),
+    }
+    with post.api("awa") as api:
+        created = api.post(
+            "/api/crossings",
+            files={
+                "crossing": (None, json.dumps(crossing), "application/json"),
+                "photo": ("live.jpg", (faces_dir / "obama_2.jpg").read_bytes(), "image/jpeg"),
+            },
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["alerts"], "the face listing raised no alert"
+    page = login(browser, post, "sidi")
+    card = page.locator("article.alert", has_text="SANOGO")
+    card.wait_for()
+    image = card.locator("img.live-photo")
+    assert image.count() == 1
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", image.element_handle())
+    assert card.locator(".listed-photo-missing").count() == 1
+    shot(page, "alert-face-portraits-fr", full_page=True)
+    src = image.get_attribute("src") or ""
+    reads = [e for e in audit_events(post, "sidi") if e[1] == "photo"]
+    assert reads and reads[-1][2] == "alert_review"
+    page.context.close()
+    # the protection officer adjudicates protect alerts only: this portrait is not theirs
+    other = login(browser, post, "fatou")
+    answer = other.goto(f"{post.url}{src}")
+    assert answer is not None and answer.status == 404
+    officer = login(browser, post, "awa")
+    answer = officer.goto(f"{post.url}{src}")
+    assert answer is not None and answer.status == 403
+    other.context.close()
+    officer.context.close()
