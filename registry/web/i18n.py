@@ -71,6 +71,16 @@ def parse_day(text: str | None) -> date | None:
     return date(int(parts[2]), int(parts[1]), int(parts[0]))
 
 
+def form_day(value: str | None, field: str) -> date | None:
+    """A day from a page's form or query string (``parse_day``); 422 naming the field."""
+    from registry.problems import Problem  # the pages' error type; i18n stays importable alone
+
+    try:
+        return parse_day(value)
+    except ValueError as refused:
+        raise Problem(422, "Invalid date", field=field, detail="not a date") from refused
+
+
 def text_direction(lang: str) -> str:
     return "rtl" if lang in RIGHT_TO_LEFT else "ltr"
 

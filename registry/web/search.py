@@ -28,8 +28,7 @@ from registry.crossings.search import (
     traveller_history,
 )
 from registry.models import Officer, utcnow
-from registry.problems import Problem
-from registry.web.i18n import parse_day
+from registry.web.i18n import form_day
 from registry.web.messages import DECISIONS, DIRECTIONS, label
 from registry.web.nav import DESK
 from registry.web.render import render, translator
@@ -37,15 +36,6 @@ from registry.web.render import render, translator
 STAYS_PAGE = 50
 NAME_RESULTS = 50
 DayText = Annotated[str | None, Parameter(max_length=10)]
-
-
-def form_day(value: str | None, field: str) -> date | None:
-    """A day from a form (``i18n.parse_day``: the pages' dd/mm/yyyy, or ISO); 422 naming
-    the field otherwise."""
-    try:
-        return parse_day(value)
-    except ValueError as refused:
-        raise Problem(422, "Invalid date", field=field, detail="not a date") from refused
 
 
 def crossing_rows(views: list[dict[str, Any]], _: Any) -> list[dict[str, Any]]:

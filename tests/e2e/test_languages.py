@@ -277,7 +277,8 @@ ERRORS = (
     ("awa", "/web/search?date_of_birth=31/02/1990&name=cisse", 422),
     ("awa", "/web/stays?offset=-1", 400),
     ("awa", "/web/stays?kind=nonsense", 400),
-    ("moussa", "/web/hq/search?date_of_birth=yesterday&name=cisse", 400),
+    ("moussa", "/web/hq/search?date_of_birth=yesterday&name=cisse", 422),
+    ("moussa", "/web/hq/stays?offset=99999999999", 400),
     ("moussa", "/web/hq/dashboard?date_from=2026-10-10&date_to=2026-10-01", 422),
     ("moussa", "/web/hq/export/nothing.csv", 404),
 )

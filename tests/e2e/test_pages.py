@@ -663,6 +663,9 @@ def test_hq_dashboard_charts_show_the_dataset(browser: Any, national: Node) -> N
     response = page.goto(f"{national.url}/web/hq/dashboard?date_from=2026-10-05&date_to=2026-10-07")
     assert response is not None and response.status == 200
     assert page.locator("#sync-banner").count() == 0  # national shows no post banner
+    # days in the reader's format (French), never the browser's (en-US) mm/dd/yyyy
+    assert page.input_value("#date_from") == "05/10/2026"
+    assert page.input_value("#date_to") == "07/10/2026"
     gogui, kobeni = "chart-flows-MR-GOGUI", "chart-flows-MR-KOBENI"
     assert bar(page, gogui, "2026-10-05", "entries") == 2
     assert bar(page, gogui, "2026-10-05", "exits") == 1

@@ -321,3 +321,48 @@ def test_a_face_alert_shows_the_supervisor_the_portrait_taken_at_the_crossing(
     assert answer is not None and answer.status == 403
     other.context.close()
     officer.context.close()
+
+
+def test_officer_activity_counts_per_day_and_pages_the_actions_in_words(
+    browser: Any, post: Node, travellers: dict[str, Any]
+) -> None:
+    with post.api("awa") as api:
+        for n in range(55):  # 55 audited searches: more than one page of actions
+            found = api.get("/api/search/name", params={"name": f"Dembele{n}"})
+            assert found.status_code == 200
+    fr = gettext_for("fr")
+    page = login(browser, post, "sidi")
+    page.goto(f"{post.url}/web/officers/activity")
+    today = datetime.now(UTC).astimezone().date()
+    row = page.locator("#activity-days tbody tr", has_text="Awa")
+    assert int(row.locator(f'td[data-day="{today.isoformat()}"]').inner_text()) >= 1
+    five_days_ago = (today - timedelta(days=5)).isoformat()
+    assert int(row.locator(f'td[data-day="{five_days_ago}"]').inner_text()) >= 1
+    header = page.locator("#activity-days thead").inner_text()
+    assert today.strftime("%d/%m/%Y") in header  # days in the reader's format
+    shot(page, "officers-activity-overview-fr")
+    row.locator("a").click()
+    page.wait_for_selector("#activity-events tbody tr")
+    columns = page.locator("#activity-events thead th").all_inner_texts()
+    assert fr("Reason for access") in columns
+    assert fr("Purpose") not in columns  # not the traveller's "Motif du voyage"
+    events = page.locator("#activity-events tbody tr")
+    assert events.count() == 50
+    text = page.inner_text("#activity-events")
+    assert fr("Searched") in text and fr("Search") in text
+    assert "search:" not in text and '"query"' not in text  # no raw audit codes or JSON
+    shot(page, "officers-activity-actions-fr", full_page=True)
+    page.click("#page-next")
+    page.wait_for_selector("#activity-events tbody tr")
+    assert "offset=50" in page.url
+    assert page.locator("#page-previous").count() == 1
+    assert fr("Created") in page.inner_text("#activity-events")  # the registrations, older
+    missing = page.goto(f"{post.url}/web/officers/activity?username=nobody")
+    assert missing is not None and missing.status == 404
+    page.context.close()
+    reads = [e for e in audit_events(post, "sidi") if e[1] == "officer_activity"]
+    assert reads and all(e[2] == "supervision" for e in reads)
+    officer = login(browser, post, "awa")
+    refused = officer.goto(f"{post.url}/web/officers/activity?username=sidi")
+    assert refused is not None and refused.status == 403
+    officer.context.close()
