@@ -11,7 +11,6 @@ audit journal (``audited_read``) before the page leaves.
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
