@@ -79,6 +79,93 @@ def _csv_format(_: Any) -> list[dict[str, Any]]:
     ]
 
 
+# Why the import rejected a row (``registry.watchlists.csv_rows`` and ``csv_files`` speak
+# English): each part of the reason, by its pattern, in the reader's language.
+REJECTION_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(?P<column>\w+): required$"), N_("%(column)s: a value is required")),
+    (
+        re.compile(r"^(?P<column>\w+): (?P<value>'.*') is not one of (?P<allowed>.*)$"),
+        N_("%(column)s: %(value)s is not one of %(allowed)s"),
+    ),
+    (
+        re.compile(r"^(?P<column>\w+): (?P<value>'.*') is not a date \(YYYY-MM-DD\)$"),
+        N_("%(column)s: %(value)s is not a date (YYYY-MM-DD)"),
+    ),
+    (
+        re.compile(r"^(?P<column>\w+): (?P<value>'.*') is not a 3-letter ICAO code$"),
+        N_("%(column)s: %(value)s is not a 3-letter ICAO code"),
+    ),
+    (
+        re.compile(r"^external_id (?P<value>'.*') appears on lines (?P<lines>.*)$"),
+        N_(
+            "external_id %(value)s appears on lines %(lines)s: the file does not say which is right"
+        ),
+    ),
+    (
+        re.compile(r"^surname: a person entry needs a surname$"),
+        N_("surname: a person entry needs a surname"),
+    ),
+    (re.compile(r"^surname: the name has no letters$"), N_("surname: the name has no letters")),
+    (
+        re.compile(r"^document_number: a document entry needs the document number$"),
+        N_("document_number: a document entry needs the document number"),
+    ),
+    (
+        re.compile(r"^document_number: the number has no letters or digits$"),
+        N_("document_number: the number has no letters or digits"),
+    ),
+    (
+        re.compile(r"^issuing_state: a document number needs its issuing state$"),
+        N_("issuing_state: a document number needs its issuing state"),
+    ),
+    (
+        re.compile(r"^photo: (?P<value>.+?) not found in .*$"),
+        N_("photo: %(value)s is not among the photos sent"),
+    ),
+    (
+        re.compile(r"^photo: (?P<value>.+?) shows .*exactly one face is needed$"),
+        N_("photo: %(value)s must show exactly one face"),
+    ),
+)
+REJECTED_PHOTO = N_("photo: the portrait was refused")
+REJECTED_VALUE = N_("%(column)s: this value is not accepted")
+REJECTED_LINE = N_("this line is not accepted")
+REASON_PARTS = re.compile(r"; (?=(?:[a-z_]+:|external_id ))")
+
+
+def rejection_text(reason: str, _: Any) -> str:
+    """A row's rejection in the reader's language (the columns keep their CSV names)."""
+    texts = []
+    for part in REASON_PARTS.split(reason):
+        for pattern, message in REJECTION_PATTERNS:
+            if found := pattern.match(part):
+                texts.append(_(message) % found.groupdict())
+                break
+        else:
+            column = part.split(":", 1)[0]
+            if column == "photo":
+                texts.append(_(REJECTED_PHOTO))
+            elif ":" in part and re.fullmatch(r"[a-z_]+", column):
+                texts.append(_(REJECTED_VALUE) % {"column": column})
+            else:
+                texts.append(_(REJECTED_LINE))
+    return "; ".join(texts)
+
+
+def _job_view(job: ImportJob, _: Any) -> dict[str, Any]:
+    """The job as its page and its progress poll show it, rejections translated."""
+    view = job.view()
+    if view["report"]:
+        view["report"] = {
+            **view["report"],
+            "rejected": [
+                {**item, "reason": rejection_text(item["reason"], _)}
+                for item in view["report"]["rejected"]
+            ],
+        }
+    return view
+
+
 def _refuse_unless_national(node: Node) -> None:
     """A post's own watchlist entries never reach national: the import is national's."""
     if node.settings.role != "national":
@@ -438,7 +525,12 @@ class AdminPagesController(Controller):
         job = _jobs(request).get(job_id)
         if job is None:
             raise Problem(404, "Not found", field="job_id", detail="no such import")
-        return await render(request, "admin_import.html", active="admin_watchlist", job=job.view())
+        return await render(
+            request,
+            "admin_import.html",
+            active="admin_watchlist",
+            job=_job_view(job, translator(request)),
+        )
 
     @get("/watchlist/import/{job_id:str}/progress")
     async def import_progress(
@@ -447,7 +539,7 @@ class AdminPagesController(Controller):
         job = _jobs(request).get(job_id)
         if job is None:
             raise Problem(404, "Not found", field="job_id", detail="no such import")
-        return job.view()
+        return _job_view(job, translator(request))
 
     @get("/agreements")
     async def agreements(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:

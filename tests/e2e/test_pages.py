@@ -507,6 +507,10 @@ def test_watchlist_import_shows_progress_and_report(
     page.wait_for_selector('#import-job[data-state="done"]', timeout=30_000)
     assert page.inner_text('#import-report dd[data-key="imported"]') == "40"
     assert page.inner_text('#import-report dd[data-key="rejected_count"]') == "1"
+    # the rejection in the reader's language, not the service's English
+    assert page.inner_text("#import-rejected li") == "42: " + gettext_for("fr")(
+        "surname: a person entry needs a surname"
+    )
     assert page.get_attribute("#import-progress", "value") == "41"
     shot(page, "admin-watchlist-import", full_page=True)
     page.context.close()
