@@ -29,13 +29,12 @@ from registry.migrate import ensure_schema_current
 from registry.node import Node
 from registry.officers.controller import AuthController, OfficerController
 from registry.openapi import complete_openapi
-from registry.problems import EXCEPTION_HANDLERS
 from registry.receipts.controller import ReceiptController
 from registry.referrals.controller import CrossingReferralController, ReferralController
 from registry.settings import Settings, load_settings
 from registry.watchlists.controller import register_watchlist_routes
 from registry.watchlists.matcher import refresh_periodically
-from registry.web.routes import web_middleware, web_routes
+from registry.web.routes import app_exception_handlers, web_middleware, web_routes
 from registry.web.security import request_guard
 from sync.api import PeerController, SyncController
 from sync.api import status as sync_status_route
@@ -145,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_class=BorderpostRequest,
         guards=[authorize, request_guard],
         dependencies=DEPENDENCIES,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=app_exception_handlers(),
         lifespan=[lifespan],
         state=State({"node": node, "sync_status": sync_status}),
         request_max_body_size=settings.max_photo_bytes + BODY_OVERHEAD_BYTES,

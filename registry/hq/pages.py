@@ -42,7 +42,7 @@ from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
 from registry.web.charts import Series, bar_chart
-from registry.web.i18n import N_
+from registry.web.i18n import N_, form_day
 from registry.web.messages import DECISIONS, DIRECTIONS, EVIDENCE, SEXES, UNKNOWN, label
 from registry.web.nav import HQ
 from registry.web.render import render, translator
@@ -51,7 +51,7 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 STAYS_PAGE = 50
 STAY_EXPORT_LIMIT = 500  # the services' page limit
-DateParam = Annotated[date | None, Parameter()]
+DateParam = Annotated[str | None, Parameter(max_length=10)]  # i18n.form_day: dd/mm/yyyy or ISO
 PostParam = Annotated[str | None, Parameter(max_length=32)]
 StatName = Literal["flows", "net-flow", "demographics", "alerts"]
 BAND_ORDER = [band for _, band in AGE_BANDS] + [OLDEST_BAND, UNKNOWN_BAND]
@@ -306,7 +306,9 @@ class HqPagesController(Controller):
         post: PostParam = None,
     ) -> Response[str]:
         node = node_of(request)
-        start, end = date_range(node, date_from, date_to)
+        start, end = date_range(
+            node, form_day(date_from, "date_from"), form_day(date_to, "date_to")
+        )
         post = post or None
         _ = translator(request)
         async with node.db.write_transaction() as session:
@@ -350,6 +352,7 @@ class HqPagesController(Controller):
     ) -> Response[str]:
         node = node_of(request)
         stem = name.removesuffix(".csv")
+        first, last = form_day(date_from, "date_from"), form_day(date_to, "date_to")
         if stem in ("open-stays", "overstays"):
             today = utcnow().astimezone(node.settings.zone).date()
             async with node.db.write_transaction() as session:
@@ -357,14 +360,14 @@ class HqPagesController(Controller):
                     session,
                     node=node,
                     officer=officer,
-                    as_of=date_to or today,
+                    as_of=last or today,
                     overstays_only=stem == "overstays",
                     limit=STAY_EXPORT_LIMIT,
                 )
             return _csv(stem, stays_csv(result["items"]))
         if stem not in ("flows", "net-flow", "demographics", "alerts"):
             raise Problem(404, "Not found", field="name", detail="no such export")
-        start, end = date_range(node, date_from, date_to)
+        start, end = date_range(node, first, last)
         async with node.db.write_transaction() as session:
             table = await _statistic(session, node, officer, stem, start, end, post or None)
         return _csv(stem, table_csv(table))
@@ -379,7 +382,7 @@ class HqPagesController(Controller):
         offset: Offset = 0,
     ) -> Response[str]:
         node = node_of(request)
-        day = as_of or utcnow().astimezone(node.settings.zone).date()
+        day = form_day(as_of, "as_of") or utcnow().astimezone(node.settings.zone).date()
         async with node.db.write_transaction() as session:
             result = await stays(
                 session,
@@ -420,9 +423,9 @@ class HqPagesController(Controller):
             (issuing_state or "").upper(),
             number or "",
             name or "",
-            date_of_birth,
-            date_from,
-            date_to,
+            form_day(date_of_birth, "date_of_birth"),
+            form_day(date_from, "date_from"),
+            form_day(date_to, "date_to"),
             post or "",
             (nationality or "").upper(),
         )

@@ -145,7 +145,40 @@ def _crossing_summary(node: Node, crossing: Crossing) -> dict[str, Any]:
         "occurred_at": crossing.occurred_at.isoformat(),
         "occurred_at_local": crossing.occurred_at.astimezone(node.settings.zone).isoformat(),
         "decision": crossing.decision,
+        "has_photo": crossing.photo_sha256 is not None,
     }
+
+
+async def alert_live_photo(
+    session: AsyncSession, *, node: Node, officer: Officer, alert_id: uuid.UUID
+) -> str:
+    """The sha256 of the portrait taken at the crossing an alert was raised on, for the
+    adjudicating officer; audited. 404 when the alert is not this post's, is not one the
+    officer's role may see the traveller of (``disclosure``), or has no portrait: the same
+    answer, so a refusal does not reveal the alert."""
+    row = (
+        await session.execute(
+            select(Alert, Crossing)
+            .join(Crossing, col(Crossing.id) == col(Alert.crossing_id))
+            .where(col(Alert.id) == alert_id, col(Crossing.post) == node.settings.node_code)
+        )
+    ).first()
+    if row is None:
+        raise Problem(404, "Not found", field="alert_id", detail="no such alert")
+    alert, crossing = row
+    if disclosure(officer.role, alert.action) == "instruction" or not crossing.photo_sha256:
+        raise Problem(404, "Not found", field="alert_id", detail="no such alert")
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="photo",
+        record_id=crossing.photo_sha256,
+        purpose="alert_review",
+        detail={"alert": str(alert.id), "crossing": str(crossing.id)},
+    )
+    return crossing.photo_sha256
 
 
 def _traveller_summary(traveller: Traveller, document: TravelDocument) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from registry.api.auth import node_of
 from registry.api.params import RowId
-from registry.models import Officer, utcnow
+from registry.models import WATCHLIST_ACTIONS, WATCHLIST_KINDS, Officer, utcnow
 from registry.node import Node
 from registry.officers.schemas import OfficerCreate
 from registry.officers.service import (
@@ -36,13 +36,147 @@ from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.schemas import decode_as
 from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist_csv
-from registry.web.i18n import LANGUAGES
+from registry.web.errors import problem_sentence
+from registry.web.i18n import LANGUAGES, N_
 from registry.web.liaison import module_available
-from registry.web.messages import ROLE_NAMES, TEXT_REFUSALS, label, text_refused_text
+from registry.web.messages import ROLE_NAMES, label
+from registry.web.messages import WATCHLIST_ACTIONS as WATCHLIST_ACTION_NAMES
 from registry.web.nav import ADMIN
 from registry.web.render import forget_banner, redirect, render, translator
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+NATIONAL_ONLY_IMPORT = N_("Watchlist imports are done on the national node.")
+# The watchlist CSV, column by column: (column, required, what it holds). Allowed values come
+# from the models (kinds, actions); their meanings from registry.web.messages.
+CSV_FORMAT = (
+    ("external_id", True, N_("The source's own identifier of the entry")),
+    ("kind", True, N_("What is listed")),
+    ("surname", False, N_("Surname (required for a person)")),
+    ("given_names", False, N_("Given names")),
+    ("date_of_birth", False, N_("Date of birth, YYYY-MM-DD")),
+    ("nationality", False, N_("Nationality, 3-letter ICAO code")),
+    ("issuing_state", False, N_("Issuing state, 3-letter ICAO code (required with a number)")),
+    ("document_number", False, N_("Document number (required for a document)")),
+    ("reason", True, N_("Reason for listing")),
+    ("action", True, N_("What the desk is told")),
+    ("source", True, N_("Who published the list")),
+    ("valid_from", False, N_("First day of validity, YYYY-MM-DD (default: today)")),
+    ("valid_to", False, N_("Last day of validity, YYYY-MM-DD (default: none)")),
+    ("photo", False, N_("File name of the portrait among the photos sent")),
+)
+KIND_NAMES = {"person": N_("A person"), "document": N_("A document")}
+
+
+def _csv_format(_: Any) -> list[dict[str, Any]]:
+    """The CSV format as the import page shows it, with each column's allowed values."""
+    allowed: dict[str, list[tuple[str, str]]] = {
+        "kind": [(code, label(KIND_NAMES, code, _)) for code in WATCHLIST_KINDS],
+        "action": [(code, label(WATCHLIST_ACTION_NAMES, code, _)) for code in WATCHLIST_ACTIONS],
+    }
+    return [
+        {"column": column, "required": required, "text": _(text), "values": allowed.get(column)}
+        for column, required, text in CSV_FORMAT
+    ]
+
+
+# Why the import rejected a row (``registry.watchlists.csv_rows`` and ``csv_files`` speak
+# English): each part of the reason, by its pattern, in the reader's language.
+REJECTION_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(?P<column>\w+): required$"), N_("%(column)s: a value is required")),
+    (
+        re.compile(r"^(?P<column>\w+): (?P<value>'.*') is not one of (?P<allowed>.*)$"),
+        N_("%(column)s: %(value)s is not one of %(allowed)s"),
+    ),
+    (
+        re.compile(r"^(?P<column>\w+): (?P<value>'.*') is not a date \(YYYY-MM-DD\)$"),
+        N_("%(column)s: %(value)s is not a date (YYYY-MM-DD)"),
+    ),
+    (
+        re.compile(r"^(?P<column>\w+): (?P<value>'.*') is not a 3-letter ICAO code$"),
+        N_("%(column)s: %(value)s is not a 3-letter ICAO code"),
+    ),
+    (
+        re.compile(r"^external_id (?P<value>'.*') appears on lines (?P<lines>.*)$"),
+        N_(
+            "external_id %(value)s appears on lines %(lines)s: the file does not say which is right"
+        ),
+    ),
+    (
+        re.compile(r"^surname: a person entry needs a surname$"),
+        N_("surname: a person entry needs a surname"),
+    ),
+    (re.compile(r"^surname: the name has no letters$"), N_("surname: the name has no letters")),
+    (
+        re.compile(r"^document_number: a document entry needs the document number$"),
+        N_("document_number: a document entry needs the document number"),
+    ),
+    (
+        re.compile(r"^document_number: the number has no letters or digits$"),
+        N_("document_number: the number has no letters or digits"),
+    ),
+    (
+        re.compile(r"^issuing_state: a document number needs its issuing state$"),
+        N_("issuing_state: a document number needs its issuing state"),
+    ),
+    (
+        re.compile(r"^photo: (?P<value>.+?) not found in .*$"),
+        N_("photo: %(value)s is not among the photos sent"),
+    ),
+    (
+        re.compile(r"^photo: (?P<value>.+?) shows .*exactly one face is needed$"),
+        N_("photo: %(value)s must show exactly one face"),
+    ),
+)
+REJECTED_PHOTO = N_("photo: the portrait was refused")
+REJECTED_VALUE = N_("%(column)s: this value is not accepted")
+REJECTED_LINE = N_("this line is not accepted")
+REASON_PARTS = re.compile(r"; (?=(?:[a-z_]+:|external_id ))")
+
+
+def rejection_text(reason: str, _: Any) -> str:
+    """A row's rejection in the reader's language (the columns keep their CSV names)."""
+    texts = []
+    for part in REASON_PARTS.split(reason):
+        for pattern, message in REJECTION_PATTERNS:
+            if found := pattern.match(part):
+                texts.append(_(message) % found.groupdict())
+                break
+        else:
+            column = part.split(":", 1)[0]
+            if column == "photo":
+                texts.append(_(REJECTED_PHOTO))
+            elif ":" in part and re.fullmatch(r"[a-z_]+", column):
+                texts.append(_(REJECTED_VALUE) % {"column": column})
+            else:
+                texts.append(_(REJECTED_LINE))
+    return "; ".join(texts)
+
+
+def _job_view(job: ImportJob, _: Any) -> dict[str, Any]:
+    """The job as its page and its progress poll show it, rejections translated."""
+    view = job.view()
+    if view["report"]:
+        view["report"] = {
+            **view["report"],
+            "rejected": [
+                {**item, "reason": rejection_text(item["reason"], _)}
+                for item in view["report"]["rejected"]
+            ],
+        }
+    return view
+
+
+def _refuse_unless_national(node: Node) -> None:
+    """A post's own watchlist entries never reach national: the import is national's."""
+    if node.settings.role != "national":
+        raise Problem(403, "Forbidden", detail=NATIONAL_ONLY_IMPORT)
+
+
+# What the account form's fields expect, said again when the form is refused for them.
+ACCOUNT_FORM_HINTS = {
+    "username": N_("3 to 64 characters: a-z, 0-9, dot, dash, underscore"),
+    "password": N_("Password (10 characters or more)"),
+}
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
 
 
@@ -255,31 +389,28 @@ class AdminPagesController(Controller):
         }
         fields["password"] = str(form.get("password", ""))
         payload = {k: v for k, v in fields.items() if v}
+        kept = {name: value for name, value in fields.items() if name != "password"}
         try:
             data = decode_as(msgspec.json.encode(payload), OfficerCreate)
+            password_hash = await new_password_hash(data.password)
+            async with node.db.write_transaction() as session:
+                await create_officer(
+                    session,
+                    node=node,
+                    actor=officer,
+                    username=data.username,
+                    full_name=data.full_name,
+                    role=data.role,
+                    password=data.password,
+                    home_post=data.home_post,
+                    language=data.language,
+                    password_hash=password_hash,
+                )
         except Problem as problem:
-            refused = problem.invalid_params[0] if problem.invalid_params else {}
-            if refused.get("code") not in TEXT_REFUSALS:
-                raise
-            # text that is not clean: the form again, filled in, with the reason translated
-            _ = translator(request)
-            kept = {name: value for name, value in fields.items() if name != "password"}
+            # the form again, filled in, saying in the reader's language what is wrong
+            error = problem_sentence(problem, translator(request), ACCOUNT_FORM_HINTS)
             return await _officers_page(
-                request, status_code=422, error=text_refused_text(refused, _), values=kept
-            )
-        password_hash = await new_password_hash(data.password)
-        async with node.db.write_transaction() as session:
-            await create_officer(
-                session,
-                node=node,
-                actor=officer,
-                username=data.username,
-                full_name=data.full_name,
-                role=data.role,
-                password=data.password,
-                home_post=data.home_post,
-                language=data.language,
-                password_hash=password_hash,
+                request, status_code=problem.status, error=error, values=kept
             )
         return redirect("/web/admin/officers?done=officer_created")
 
@@ -360,12 +491,14 @@ class AdminPagesController(Controller):
 
     @get("/watchlist")
     async def watchlist(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+        _refuse_unless_national(node_of(request))
         jobs = sorted(_jobs(request).values(), key=lambda job: job.started_at, reverse=True)
         return await render(
             request,
             "admin_watchlist.html",
             active="admin_watchlist",
             jobs=[job.view() for job in jobs[:10]],
+            columns=_csv_format(translator(request)),
         )
 
     @post("/watchlist/import", request_max_body_size=IMPORT_BODY_LIMIT)
@@ -373,6 +506,7 @@ class AdminPagesController(Controller):
         self, request: Request[Any, Any, Any], officer: Officer
     ) -> Response[Any]:
         node = node_of(request)
+        _refuse_unless_national(node)
         folder = Path(tempfile.mkdtemp(prefix="bp-watchlist-"))
         try:
             csv_path = await _save_uploads(request, folder)
@@ -391,7 +525,12 @@ class AdminPagesController(Controller):
         job = _jobs(request).get(job_id)
         if job is None:
             raise Problem(404, "Not found", field="job_id", detail="no such import")
-        return await render(request, "admin_import.html", active="admin_watchlist", job=job.view())
+        return await render(
+            request,
+            "admin_import.html",
+            active="admin_watchlist",
+            job=_job_view(job, translator(request)),
+        )
 
     @get("/watchlist/import/{job_id:str}/progress")
     async def import_progress(
@@ -400,7 +539,7 @@ class AdminPagesController(Controller):
         job = _jobs(request).get(job_id)
         if job is None:
             raise Problem(404, "Not found", field="job_id", detail="no such import")
-        return job.view()
+        return _job_view(job, translator(request))
 
     @get("/agreements")
     async def agreements(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:

@@ -12,7 +12,8 @@ Extraction, update and compilation: see ``registry/locales/babel.cfg``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import lru_cache
+from datetime import date, datetime
+from functools import lru_cache, partial
 from pathlib import Path
 
 from babel.support import NullTranslations, Translations
@@ -26,11 +27,58 @@ PACKAGE = Path(__file__).resolve().parent.parent
 LOCALES_DIR = PACKAGE / "locales"
 TEMPLATES_DIR = PACKAGE / "templates"
 DOMAIN = "messages"
+# How a day is written for each language, never the browser's mm/dd/yyyy: day/month/year
+# with Western digits (as written in Mauritania and Mali; English as in en-GB).
+DAY_FORMATS = {"fr": "%d/%m/%Y", "ar": "%d/%m/%Y", "en": "%d/%m/%Y"}
 
 
 def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
     """Mark a string for extraction; it is translated later, at render time."""
     return message
+
+
+def format_day(lang: str, value: date | datetime | str | None) -> str:
+    """A day in the reader's format; ``value`` is a date, or ISO text (a local time keeps
+    its hour and minute). Anything else is shown as it came."""
+    if value is None or value == "":
+        return ""
+    moment: date | datetime
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        moment = value
+    text = moment.strftime(DAY_FORMATS.get(lang, DAY_FORMATS[DEFAULT_LANGUAGE]))
+    if isinstance(moment, datetime):
+        text += moment.strftime(" %H:%M")
+    return text
+
+
+def parse_day(text: str | None) -> date | None:
+    """A day typed in a page's form: day/month/year as the pages write it (``05/12/2026``,
+    also with ``-`` or ``.``), or ISO ``2026-12-05`` as a browser's date field sends it;
+    empty is None. Raises ValueError for anything else."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return date.fromisoformat(value)
+    parts = value.replace("-", "/").replace(".", "/").split("/")
+    if len(parts) != 3 or not all(part.isdigit() for part in parts) or len(parts[2]) != 4:
+        raise ValueError(f"not a day: {value!r}")
+    return date(int(parts[2]), int(parts[1]), int(parts[0]))
+
+
+def form_day(value: str | None, field: str) -> date | None:
+    """A day from a page's form or query string (``parse_day``); 422 naming the field."""
+    from registry.problems import Problem  # the pages' error type; i18n stays importable alone
+
+    try:
+        return parse_day(value)
+    except ValueError as refused:
+        raise Problem(422, "Invalid date", field=field, detail="not a date") from refused
 
 
 def text_direction(lang: str) -> str:
@@ -71,6 +119,7 @@ def environment(lang: str) -> Environment:
     )
     env.install_gettext_translations(translations(lang), newstyle=False)  # type: ignore[attr-defined]
     env.globals.update(lang=lang, dir=text_direction(lang), language_names=LANGUAGE_NAMES)
+    env.filters["day"] = partial(format_day, lang)
     return env
 
 

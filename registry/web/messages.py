@@ -55,10 +55,89 @@ REFERRAL_CATEGORIES = {
     "other_vulnerability": N_("Other vulnerability"),
 }
 EVIDENCE = {"document": N_("Document"), "name_dob": N_("Name and birth date"), "face": N_("Face")}
+FACE_BANDS = {
+    "HIGH": N_("strong match"),
+    "MEDIUM": N_("probable match"),
+    "LOW": N_("weak match"),
+    "NONE": N_("no match"),
+}
 WATCHLIST_ACTIONS = {
     "refer_secondary": N_("Refer to secondary inspection"),
     "notify": N_("Notify"),
     "protect": N_("Protect"),
+}
+# The audit log in words, for the supervisor's view of an officer's actions.
+AUDIT_ACTIONS = {
+    "create": N_("Created"),
+    "read": N_("Opened"),
+    "search": N_("Searched"),
+    "correct": N_("Corrected"),
+    "update": N_("Changed"),
+    "adjudicate": N_("Adjudicated"),
+    "annotate": N_("Annotated"),
+    "export": N_("Exported"),
+    "import": N_("Imported"),
+    "statistics": N_("Read statistics"),
+    "login": N_("Logged in"),
+    "logout": N_("Logged out"),
+    "logout_idle": N_("Logged out after idling"),
+    "login_failed": N_("Failed log-in"),
+    "login_locked": N_("Log-in locked"),
+    "set_password": N_("Changed a password"),
+    "set_language": N_("Changed the language"),
+    "activate": N_("Reactivated"),
+    "deactivate": N_("Deactivated"),
+    "revoke": N_("Revoked"),
+    "release": N_("Released"),
+    "reconcile": N_("Reconciled"),
+    "hit_query": N_("Asked the partner"),
+    "detail_request": N_("Asked for details"),
+}
+AUDIT_RECORDS = {
+    "crossing": N_("Crossing"),
+    "traveller": N_("Traveller"),
+    "photo": N_("Photo"),
+    "alert": N_("Alert"),
+    "protection_referral": N_("Protection referral"),
+    "officer": N_("Account"),
+    "officer_activity": N_("Officers' activity"),
+    "watchlist_entry": N_("Watchlist entry"),
+    "statistic": N_("Statistics"),
+    "document": N_("By document"),
+    "name": N_("By name"),
+    "range": N_("By period"),
+    "open_stays": N_("Open stays"),
+    "overstays": N_("Overstayers"),
+    "stay_rules": N_("Stay rules"),
+    "agreement": N_("Agreement"),
+    "discrepancy": N_("Discrepancy"),
+    "hit_query": N_("Hit/no-hit query"),
+    "reconciliation": N_("Reconciliation"),
+    "sync_peer": N_("Post"),
+}
+AUDIT_PURPOSES = {
+    "registration": N_("Registration"),
+    "registration_replay": N_("Registration"),
+    "desk_check": N_("Check at the desk"),
+    "correction": N_("Correction"),
+    "search": N_("Search"),
+    "history": N_("Traveller history"),
+    "view": N_("Consultation"),
+    "versions": N_("Consultation"),
+    "receipt_html": N_("Receipt"),
+    "authentication": N_("Log-in"),
+    "account_management": N_("Account management"),
+    "supervision": N_("Supervision"),
+    "alert_review": N_("Alert adjudication"),
+    "protection": N_("Protection"),
+    "watchlist_management": N_("Watchlist management"),
+    "watchlist_import": N_("Watchlist import"),
+    "watchlist_export": N_("Watchlist export"),
+    "statistics": N_("Statistics"),
+    "hq_timeline": N_("Timeline"),
+    "liaison": N_("Liaison"),
+    "sync": N_("Sync"),
+    "exchange": N_("Exchange with the partner"),
 }
 INSTRUCTION_TEXT = {
     INSTRUCTIONS["refer_secondary"]: N_("Refer to secondary inspection"),
@@ -134,6 +213,25 @@ SYNC_QUARANTINED = N_(
     "%(records)s. Tell the national administrator."
 )
 UNKNOWN = N_("Unknown")
+# Fields of the pages' forms and query strings, as an error page names them.
+FIELD_NAMES = {
+    "date_of_birth": N_("Date of birth"),
+    "date_from": N_("From"),
+    "date_to": N_("To"),
+    "as_of": N_("As of"),
+    "issuing_state": N_("Issuing state"),
+    "number": N_("Document number"),
+    "name": N_("Name"),
+    "offset": N_("Page"),
+    "kind": N_("Show"),
+    "post": N_("Post"),
+    "nationality": N_("Nationality"),
+    "username": N_("Username"),
+    "photo": N_("Photo"),
+    "file": N_("File"),
+    "body": N_("Request"),
+    "traveller_id": N_("Traveller"),
+}
 # Clean-text refusals (registry.text codes); the field name stays as the API names it.
 TEXT_REFUSED_IN = N_("Invalid text in %(field)s: %(reason)s")
 TEXT_REFUSALS = {

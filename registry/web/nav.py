@@ -41,6 +41,8 @@ class NavItem:
 
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("desk", N_("Registration desk"), "/web/desk", DESK),
+    NavItem("post_search", N_("Search"), "/web/search", DESK),
+    NavItem("post_stays", N_("Stays"), "/web/stays", DESK),
     NavItem("alerts", N_("Alerts"), "/web/alerts", ALERT_DESK),
     NavItem("activity", N_("Officers' activity"), "/web/officers/activity", SUPERVISION),
     NavItem("referrals", N_("Protection referrals"), "/web/referrals", PROTECTION),
@@ -50,17 +52,25 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("liaison", N_("Liaison"), "/web/liaison", LIAISON),
     NavItem("admin_officers", N_("Accounts"), "/web/admin/officers", ADMIN),
     NavItem("admin_peers", N_("Posts"), "/web/admin/posts", ADMIN),
-    NavItem("admin_watchlist", N_("Watchlist import"), "/web/admin/watchlist", ADMIN),
+    # imports belong at national: a post's own entries never travel up to it
+    NavItem(
+        "admin_watchlist", N_("Watchlist import"), "/web/admin/watchlist", ADMIN, national_only=True
+    ),
     NavItem("admin_agreements", N_("Agreements"), "/web/admin/agreements", ADMIN),
     NavItem("admin_sync", N_("Sync status"), "/web/admin/sync", ADMIN),
 )
 
 
-def navigation_for(role: str | None) -> list[NavItem]:
-    """The entries a role may open, in menu order."""
+def navigation_for(role: str | None, node_role: str = "post") -> list[NavItem]:
+    """The entries a role may open on this kind of node (``post`` or ``national``), in menu
+    order."""
     if role is None:
         return []
-    return [item for item in NAVIGATION if role in item.roles]
+    return [
+        item
+        for item in NAVIGATION
+        if role in item.roles and (node_role == "national" or not item.national_only)
+    ]
 
 
 def home_for(role: str) -> str:

@@ -117,7 +117,7 @@ async def render(
     base = {
         "officer": officer,
         "node": node.settings,
-        "nav": navigation_for(officer.role if officer else None),
+        "nav": navigation_for(officer.role if officer else None, node.settings.role),
         "active": active,
         "csrf_token": csrf_for(request),
         "static": static_url,

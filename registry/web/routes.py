@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Router, get
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -19,10 +20,11 @@ from registry.settings import Settings
 from registry.web.account import AccountController
 from registry.web.admin import AdminPagesController
 from registry.web.desk import DeskController, ReceiptPageController
-from registry.web.errors import WEB_EXCEPTION_HANDLERS
+from registry.web.errors import APP_EXCEPTION_HANDLERS, WEB_EXCEPTION_HANDLERS
 from registry.web.liaison import LiaisonPagesController
 from registry.web.protection import ReferralPagesController
 from registry.web.render import STATIC_DIR
+from registry.web.search import PostSearchPagesController
 from registry.web.security import WebSessionMiddleware, csrf_guard
 from registry.web.supervision import ActivityController, AlertPagesController
 
@@ -35,6 +37,12 @@ async def root() -> Redirect:
     return Redirect("/web/", status_code=302)
 
 
+@get("/{unknown:path}", opt={"public": True}, include_in_schema=False)
+async def unknown_page(unknown: str) -> None:
+    """Any other address under /web: the 404 page in the reader's language (not JSON)."""
+    raise NotFoundException()
+
+
 def web_router(settings: Settings) -> Router:
     """Every page and page endpoint under /web, with CSRF, idle logout and HTML errors."""
     return Router(
@@ -43,12 +51,14 @@ def web_router(settings: Settings) -> Router:
             AccountController,
             DeskController,
             ReceiptPageController,
+            PostSearchPagesController,
             AlertPagesController,
             ActivityController,
             ReferralPagesController,
             HqPagesController,
             LiaisonPagesController,
             AdminPagesController,
+            unknown_page,
         ],
         guards=[csrf_guard],
         middleware=[WebSessionMiddleware(settings)],
@@ -77,3 +87,9 @@ def web_routes(settings: Settings) -> list[Any]:
 def web_middleware(settings: Settings) -> list[Any]:
     """App-level middleware: idle logout for every cookie session, not only on /web."""
     return [WebSessionMiddleware(settings)]
+
+
+def app_exception_handlers() -> Any:
+    """The API's problem+json handlers, except that an address nothing matches answers a
+    browser with the 404 page (``registry.web.errors.on_unknown_address``)."""
+    return APP_EXCEPTION_HANDLERS

@@ -1,5 +1,6 @@
 """Supervisors and protection officers: the alert adjudication queue, and the supervisor's
-view of the post's officers (their crossings per day and their actions from the audit log).
+view of the post's officers (crossings per officer and day, and each officer's actions from
+the audit log, paged and in words).
 
 Alerts go through ``registry.watchlists.alerts`` (``open_alerts``, ``adjudicate``), which
 decide what each role may see and adjudicate. Reading an officer's activity is audited.
@@ -8,11 +9,11 @@ decide what each role may see and adjudicate. Reading an officer's activity is a
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -22,14 +23,19 @@ from registry.audit import audit
 from registry.models import AuditEvent, Crossing, Officer, utcnow
 from registry.node import Node
 from registry.officers.service import list_officers
+from registry.photos import read_photo
 from registry.problems import Problem
 from registry.text import TextRefused, clean_text
-from registry.watchlists.alerts import adjudicate, open_alerts
+from registry.watchlists.alerts import adjudicate, alert_live_photo, open_alerts
 from registry.watchlists.schemas import ADJUDICATION_REASON
 from registry.web.messages import (
+    AUDIT_ACTIONS,
+    AUDIT_PURPOSES,
+    AUDIT_RECORDS,
     DECISIONS,
     DIRECTIONS,
     EVIDENCE,
+    FACE_BANDS,
     ROLE_NAMES,
     WATCHLIST_ACTIONS,
     instruction_text,
@@ -39,8 +45,9 @@ from registry.web.messages import (
 from registry.web.nav import ALERT_DESK, SUPERVISION
 from registry.web.render import redirect, render, translator
 
-ACTIVITY_DAYS = 14
-ACTIVITY_EVENTS = 200
+ACTIVITY_DAYS = 7
+ACTIVITY_PAGE = 50
+ACTIVITY_MAX_OFFSET = 1_000_000
 OUTCOMES = ("confirmed", "dismissed")
 
 
@@ -54,6 +61,19 @@ class AlertPagesController(Controller):
     @get("/")
     async def queue(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
         return await _queue_page(request, officer)
+
+    @get("/{alert_id:uuid}/photo")
+    async def live_photo(
+        self, request: Request[Any, Any, Any], officer: Officer, alert_id: uuid.UUID
+    ) -> Response[bytes]:
+        """The portrait taken at the alert's crossing, beside the listing (audited)."""
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            sha256 = await alert_live_photo(session, node=node, officer=officer, alert_id=alert_id)
+        data = read_photo(node.settings.photo_dir, sha256)
+        if data is None:
+            raise Problem(404, "Not found", field="alert_id", detail="no such alert")
+        return Response(data, media_type="image/jpeg")
 
     @post("/{alert_id:uuid}/adjudication")
     async def decide(
@@ -110,6 +130,12 @@ async def _queue_page(
         crossing = alert["crossing"]
         crossing["direction_text"] = label(DIRECTIONS, crossing["direction"], _)
         crossing["decision_text"] = label(DECISIONS, crossing["decision"], _)
+        alert["band_text"] = label(FACE_BANDS, alert.get("band"), _)
+        alert["live_photo"] = (
+            f"/web/alerts/{alert['id']}/photo"
+            if alert.get("traveller") and crossing.get("has_photo")
+            else ""
+        )
         alert["may_decide"] = _may_decide(officer, alert)
     return await render(
         request,
@@ -130,31 +156,74 @@ def _may_decide(officer: Officer, alert: dict[str, Any]) -> bool:
     return action is not None and action != "protect"
 
 
-async def officer_activity(
-    session: AsyncSession, *, node: Node, reader: Officer, subject: Officer
-) -> dict[str, Any]:
-    """One officer's crossings per local day and latest audit events; the read is audited."""
-    since = utcnow() - timedelta(days=ACTIVITY_DAYS)
-    rows = (
-        await session.execute(
-            select(
-                col(Crossing.occurred_at), col(Crossing.direction), col(Crossing.decision)
-            ).where(col(Crossing.officer_id) == subject.id, col(Crossing.occurred_at) >= since)
-        )
-    ).all()
+def _event_row(event: AuditEvent, zone: Any, _: Any) -> dict[str, Any]:
+    """One action of the audit log in words: what was done, to which kind of record, why."""
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    results = detail.get("results")
+    return {
+        "at": event.at.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "action": label(AUDIT_ACTIONS, event.action, _),
+        "action_known": event.action in AUDIT_ACTIONS,
+        "record": label(AUDIT_RECORDS, event.record_type, _),
+        "record_known": event.record_type in AUDIT_RECORDS,
+        "record_id": "" if event.record_id.startswith("search:") else event.record_id[:13],
+        "purpose": label(AUDIT_PURPOSES, event.purpose, _),
+        "purpose_known": event.purpose in AUDIT_PURPOSES,
+        "results": len(results) if isinstance(results, list) else None,
+    }
+
+
+async def crossings_per_officer_and_day(
+    session: AsyncSession, *, node: Node, reader: Officer, officers: list[Officer], days: list[str]
+) -> dict[str, dict[str, int]]:
+    """Crossings each officer of the post registered on each of these local days (current and
+    superseded versions alike: what the officer did); the read is audited."""
     zone = node.settings.zone
-    per_day: Counter[str] = Counter()
-    decisions: Counter[str] = Counter()
-    for when, _direction, decision in rows:
-        per_day[when.astimezone(zone).date().isoformat()] += 1
-        decisions[decision] += 1
+    first = datetime.combine(date.fromisoformat(days[-1]), time(), zone).astimezone(UTC)
+    rows = await session.execute(
+        select(col(Crossing.officer_id), col(Crossing.occurred_at)).where(
+            col(Crossing.occurred_at) >= first, col(Crossing.post) == node.settings.node_code
+        )
+    )
+    by_id = {o.id: o.username for o in officers}
+    counts: dict[str, dict[str, int]] = {o.username: dict.fromkeys(days, 0) for o in officers}
+    for officer_id, when in rows:
+        username = by_id.get(officer_id)
+        day = when.astimezone(zone).date().isoformat()
+        if username is not None and day in counts[username]:
+            counts[username][day] += 1
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=reader,
+        action="read",
+        record_type="officer_activity",
+        record_id=node.settings.node_code,
+        purpose="supervision",
+        detail={"days": len(days), "officers": len(officers)},
+    )
+    return counts
+
+
+async def officer_actions(
+    session: AsyncSession,
+    *,
+    node: Node,
+    reader: Officer,
+    subject: Officer,
+    offset: int,
+    _: Any,
+) -> dict[str, Any]:
+    """One page of an officer's actions from the audit log, newest first, in words; the
+    read is audited."""
     events = list(
         (
             await session.scalars(
                 select(AuditEvent)
                 .where(col(AuditEvent.officer_id) == subject.id)
                 .order_by(col(AuditEvent.seq).desc())
-                .limit(ACTIVITY_EVENTS)
+                .offset(offset)
+                .limit(ACTIVITY_PAGE + 1)
             )
         ).all()
     )
@@ -166,22 +235,13 @@ async def officer_activity(
         record_type="officer_activity",
         record_id=subject.id,
         purpose="supervision",
-        detail={"events": len(events), "days": ACTIVITY_DAYS},
+        detail={"events": len(events[:ACTIVITY_PAGE]), "offset": offset},
     )
+    zone = node.settings.zone
     return {
-        "per_day": sorted(per_day.items(), reverse=True),
-        "decisions": dict(decisions),
-        "total": len(rows),
-        "events": [
-            {
-                "at": event.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                "action": event.action,
-                "record_type": event.record_type,
-                "record_id": event.record_id,
-                "purpose": event.purpose,
-            }
-            for event in events
-        ],
+        "events": [_event_row(event, zone, _) for event in events[:ACTIVITY_PAGE]],
+        "more": len(events) > ACTIVITY_PAGE,
+        "offset": offset,
     }
 
 
@@ -194,18 +254,28 @@ class ActivityController(Controller):
 
     @get("/")
     async def page(
-        self, request: Request[Any, Any, Any], officer: Officer, username: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        username: Annotated[str | None, Parameter(max_length=64)] = None,
+        offset: Annotated[int, Parameter(ge=0, le=ACTIVITY_MAX_OFFSET)] = 0,
     ) -> Response[str]:
         node = node_of(request)
         _ = translator(request)
-        selected = None
-        activity = None
+        today = utcnow().astimezone(node.settings.zone).date()
+        days = [(today - timedelta(days=n)).isoformat() for n in range(ACTIVITY_DAYS)]
+        actions = None
         async with node.db.write_transaction() as session:
             officers = await list_officers(session, post=node.settings.node_code)
             selected = next((o for o in officers if o.username == username), None)
+            if username and selected is None:
+                raise Problem(404, "Not found", field="username", detail="no such officer here")
+            counts = await crossings_per_officer_and_day(
+                session, node=node, reader=officer, officers=officers, days=days
+            )
             if selected is not None:
-                activity = await officer_activity(
-                    session, node=node, reader=officer, subject=selected
+                actions = await officer_actions(
+                    session, node=node, reader=officer, subject=selected, offset=offset, _=_
                 )
         return await render(
             request,
@@ -217,11 +287,13 @@ class ActivityController(Controller):
                     "full_name": o.full_name,
                     "role": label(ROLE_NAMES, o.role, _),
                     "active": o.active,
+                    "days": counts[o.username],
+                    "total": sum(counts[o.username].values()),
                 }
                 for o in officers
             ],
             selected=selected,
-            activity=activity,
-            days=ACTIVITY_DAYS,
-            decision_names={code: label(DECISIONS, code, _) for code in DECISIONS},
+            actions=actions,
+            days=days,
+            page=ACTIVITY_PAGE,
         )

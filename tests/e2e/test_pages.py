@@ -432,7 +432,6 @@ PAGES = {
         [
             "/web/admin/officers",
             "/web/admin/posts",
-            "/web/admin/watchlist",
             "/web/admin/agreements",
             "/web/admin/sync",
         ],
@@ -480,7 +479,7 @@ def test_search_and_timeline_for_an_analyst_at_the_post(browser: Any, post: Node
 
 
 def test_watchlist_import_shows_progress_and_report(
-    browser: Any, post: Node, tmp_path: Path
+    browser: Any, national: Node, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "list.csv"
     header = (
@@ -493,13 +492,25 @@ def test_watchlist_import_shows_progress_and_report(
     ]
     rows.append("BAD,person,,,,,,,no name,refer_secondary,interpol,,,")
     csv_file.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
-    page = login(browser, post, "boss")
-    page.goto(f"{post.url}/web/admin/watchlist")
+    page = login(browser, national, "chief")  # imports belong at national
+    page.goto(f"{national.url}/web/admin/watchlist")
+    nav = page.locator("nav.menu a").evaluate_all("links => links.map(a => a.pathname)")
+    assert "/web/admin/watchlist" in nav
+    assert page.locator('#csv-format tr[data-column="action"] code').all_inner_texts() == [
+        "action",
+        "refer_secondary",
+        "notify",
+        "protect",
+    ]
     page.set_input_files("#w-file", str(csv_file))
     page.click("#import-form button[type=submit]")
     page.wait_for_selector('#import-job[data-state="done"]', timeout=30_000)
     assert page.inner_text('#import-report dd[data-key="imported"]') == "40"
     assert page.inner_text('#import-report dd[data-key="rejected_count"]') == "1"
+    # the rejection in the reader's language, not the service's English
+    assert page.inner_text("#import-rejected li") == "42: " + gettext_for("fr")(
+        "surname: a person entry needs a surname"
+    )
     assert page.get_attribute("#import-progress", "value") == "41"
     shot(page, "admin-watchlist-import", full_page=True)
     page.context.close()
@@ -647,6 +658,9 @@ def test_hq_dashboard_charts_show_the_dataset(browser: Any, national: Node) -> N
     response = page.goto(f"{national.url}/web/hq/dashboard?date_from=2026-10-05&date_to=2026-10-07")
     assert response is not None and response.status == 200
     assert page.locator("#sync-banner").count() == 0  # national shows no post banner
+    # days in the reader's format (French), never the browser's (en-US) mm/dd/yyyy
+    assert page.input_value("#date_from") == "05/10/2026"
+    assert page.input_value("#date_to") == "07/10/2026"
     gogui, kobeni = "chart-flows-MR-GOGUI", "chart-flows-MR-KOBENI"
     assert bar(page, gogui, "2026-10-05", "entries") == 2
     assert bar(page, gogui, "2026-10-05", "exits") == 1

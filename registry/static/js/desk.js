@@ -137,13 +137,9 @@
     const line = document.createElement("span");
     line.className = ok ? "ok" : "bad";
     line.textContent = text;
-    if (detail && detail !== text) {
-      const more = document.createElement("span");
-      more.className = "detail";
-      more.lang = "en";
-      more.textContent = detail;
-      line.appendChild(more);
-    }
+    /* The service's own English wording stays out of sight (for support only): the officer
+       reads the check in the page's language. */
+    if (detail && detail !== text) line.dataset.detail = detail;
     slot.appendChild(line);
     const element = input(field);
     if (!ok && element && element.setAttribute) element.setAttribute("aria-invalid", "true");

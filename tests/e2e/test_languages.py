@@ -1,0 +1,420 @@
+"""Every word a person sees is in their language (issue 16): Chromium renders every page of
+every role, the desk's check of a damaged and expired passport, and the errors (403, 404,
+413, 422, validation errors of query strings and forms) in French, Arabic and English, and
+the test fails on any visible text that is neither a message of that language's catalogue
+(``registry/locales/<lang>/LC_MESSAGES/messages.po``; English: its source strings) nor data
+(names, numbers, codes, dates, the node's code). The receipt slip is left out: it is the
+traveller's, printed in French, English and Arabic at once.
+
+How: the visible text nodes of the page (and the placeholders of its fields) are collected
+in the browser; from each, the data this test created is cut out, then the catalogue's
+messages (placeholders such as ``%(days)s`` match anything), then numbers, dates and codes;
+whatever still holds a word is reported with its page.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+
+from registry.mrz import build_td3
+from registry.web.i18n import LOCALES_DIR
+from tests.e2e import test_pages as pages
+from tests.e2e.test_pages import PASSWORD, POST, Node, shot, start, td3, wait_until
+from tests.servers import cli, node_env
+
+pytestmark = [pytest.mark.browser]
+playwright = pages.playwright
+browser = pages.browser
+
+LANGUAGES = ("fr", "ar", "en")
+ACCOUNTS = (
+    ("awa", "officer", "Awa Diallo"),
+    ("sidi", "supervisor", "Sidi Kane"),
+    ("fatou", "protection", "Fatou Sow"),
+    ("moussa", "hq_analyst", "Moussa Ba"),
+    ("liaison", "liaison", "Lalla Mint Ahmed"),
+    ("boss", "admin", "Bakary Camara"),
+)
+LISTED_NUMBER = "L" + uuid.uuid4().hex[:7].upper()
+# What the pages show as data, not as words of a language.
+DATA = [
+    *(full for _u, _r, full in ACCOUNTS),
+    *(username for username, _r, _f in ACCOUNTS),
+    "Borderpost",
+    "Africa/Nouakchott",
+    "Français",
+    "العربية",
+    "English",
+    "CISSE OUMAR",
+    "KEITA FANTA",
+    "TRAORE ISSA",
+    "reported stolen by the issuing state",
+    "interpol",
+    "CSV",
+    "80 mm",
+    "A4",
+]
+VISIBLE_TEXT = """() => {
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const element = node.parentElement;
+    const text = node.textContent.replace(/\\s+/g, " ").trim();
+    if (!text || !element || ["SCRIPT", "STYLE", "NOSCRIPT"].includes(element.tagName)) continue;
+    if (element.closest("[hidden], template, [translate=no]")) continue;
+    const style = window.getComputedStyle(element);
+    if (style.display === "none" || style.visibility === "hidden") continue;
+    if (!element.getClientRects().length) continue;
+    texts.push(text);
+  }
+  document.querySelectorAll("input[placeholder], textarea[placeholder]").forEach((field) => {
+    if (field.getClientRects().length) texts.push(field.placeholder.trim());
+  });
+  return texts;
+}"""
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|%[sd]")
+DATA_PATTERNS = [
+    re.compile(r"\b\d{4}-\d{2}-\d{2}(T[\d:.+-]+)?\b"),  # ISO days and times
+    re.compile(r"\b[0-9a-f]{8}(-[0-9a-f]{4}){0,4}(-[0-9a-f]{1,12})?\b"),  # ids
+    re.compile(r"\b[A-Z]{2}-[A-Z0-9-]{2,}\b"),  # node codes (MR-GOGUI)
+    re.compile(r"\b[A-Z]{1,2}[0-9A-Z]{6,9}\b"),  # document numbers
+    re.compile(r"\b[A-Z]{3}\b"),  # ICAO country codes
+    re.compile(r"[\d.,:/%+\-]+"),  # numbers, times, days
+]
+WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+@cache
+def catalogue(lang: str) -> re.Pattern[str]:
+    """One pattern matching any message of the language's catalogue, longest first."""
+    with open(LOCALES_DIR / lang / "LC_MESSAGES" / "messages.po", "rb") as file:
+        messages = read_po(file)
+    texts: set[str] = set()
+    for message in messages:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        chosen = [s for s in strings if s] if lang != "en" else [*ids, *[s for s in strings if s]]
+        texts.update(" ".join(text.split()) for text in chosen)
+    alternatives = []
+    for text in sorted(texts, key=len, reverse=True):
+        parts = [re.escape(part) for part in PLACEHOLDER.split(text)]
+        if len(parts) > 1 and not parts[-1]:  # a value that ends the message runs to its end
+            parts[-2:] = [parts[-2] + ".+"]
+        alternatives.append(".+?".join(parts))
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+
+
+def _left_over(text: str, pattern: re.Pattern[str], data: list[str], data_first: bool) -> str:
+    rest = text
+    if not data_first:
+        rest = pattern.sub(" ", rest)
+    for value in sorted(data, key=len, reverse=True):
+        rest = rest.replace(value, "·")
+    if data_first:
+        rest = pattern.sub(" ", rest)
+    for data_pattern in DATA_PATTERNS:
+        rest = data_pattern.sub(" ", rest)
+    return rest
+
+
+def strange_words(lang: str, texts: list[str], data: list[str]) -> list[str]:
+    """The texts that still hold a word once the catalogue's messages and the data are out
+    (data inside a message, such as a name in "Actions of %(name)s", is cut out first; a
+    message holding a data word, such as "CSV file", is matched first: either order will do)."""
+    pattern = catalogue(lang)
+    found = []
+    for text in texts:
+        rests = [_left_over(text, pattern, data, first) for first in (True, False)]
+        if all(WORD.search(rest) for rest in rests):
+            found.append(f"{text!r} (left: {min(rests, key=len).strip()!r})")
+    return found
+
+
+# ---------------------------------------------------------------- a post with everything
+@pytest.fixture(scope="module")
+def post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    env = node_env(
+        tmp_path_factory.mktemp("languages"),
+        node_code=POST,
+        sync_interval_seconds="3600",
+        watchlist_refresh_seconds="0.5",
+    )
+    cli(env, "db", "upgrade")
+    for username, role, full_name in ACCOUNTS:
+        cli(
+            {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
+            "officer",
+            "add",
+            "--username",
+            username,
+            "--full-name",
+            full_name,
+            "--role",
+            role,
+        )
+    server = start(env)
+    try:
+        yield Node(env, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def records(post: Node) -> dict[str, str]:
+    """A crossing, a watchlist hit waiting for adjudication, and a referral."""
+    with post.api("sidi") as api:
+        listed = api.post(
+            "/api/watchlist/entries",
+            json={
+                "kind": "document",
+                "reason": "reported stolen by the issuing state",
+                "action": "refer_secondary",
+                "issuing_state": "MLI",
+                "document_number": LISTED_NUMBER,
+                "source": "interpol",
+            },
+        )
+        assert listed.status_code == 201, listed.text
+    with post.api("awa") as api:
+        first = api.post(
+            "/api/crossings",
+            json={"direction": "entry", "mrz": "\n".join(td3("C" + uuid.uuid4().hex[:7].upper()))},
+        )
+        assert first.status_code == 201, first.text
+        hit = api.post(
+            "/api/crossings",
+            json={
+                "direction": "entry",
+                "decision": "referred",
+                "mrz": "\n".join(td3(LISTED_NUMBER, surname="TRAORE", given="ISSA")),
+            },
+        )
+        assert hit.status_code == 201, hit.text
+        referral = api.post(
+            f"/api/crossings/{first.json()['id']}/referrals",
+            json={"category": "unaccompanied_minor", "note": "alone at the post"},
+        )
+    return {
+        "crossing": first.json()["id"],
+        "traveller": first.json()["traveller_id"],
+        "referral": referral.json().get("id", "") if referral.status_code == 201 else "",
+    }
+
+
+def login(browser: Any, node: Node, username: str, lang: str) -> Any:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{node.url}/web/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_load_state("networkidle")
+    assert "/web/login" not in page.url
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    answer = page.request.post(
+        f"{node.url}/web/language", form={"language": lang, "csrf_token": token}
+    )
+    assert answer.ok, answer.status
+    page.goto(f"{node.url}/web/account")
+    assert page.get_attribute("html", "lang") == lang, (username, answer.url, answer.status)
+    return page
+
+
+def pages_of(records: dict[str, str]) -> dict[str, list[str]]:
+    return {
+        "awa": [
+            "/web/desk",
+            "/web/search",
+            "/web/search?name=cisse",
+            f"/web/travellers/{records['traveller']}",
+            "/web/stays",
+            "/web/stays?kind=open",
+            "/web/account",
+        ],
+        "sidi": ["/web/alerts", "/web/officers/activity", "/web/officers/activity?username=awa"],
+        "fatou": [
+            "/web/referrals",
+            "/web/alerts",
+            *([f"/web/referrals/{records['referral']}"] if records["referral"] else []),
+        ],
+        "moussa": [
+            "/web/hq/dashboard",
+            "/web/hq/search?name=cisse",
+            "/web/hq/stays",
+            f"/web/hq/travellers/{records['traveller']}",
+        ],
+        "liaison": ["/web/liaison"],
+        "boss": [
+            "/web/admin/officers",
+            "/web/admin/posts",
+            "/web/admin/agreements",
+            "/web/admin/sync",
+        ],
+    }
+
+
+# (account, path, status) of the errors a person can meet on a page
+ERRORS = (
+    ("awa", "/web/hq/dashboard", 403),
+    ("awa", "/web/admin/officers", 403),
+    ("boss", "/web/admin/watchlist", 403),  # imports belong at national
+    ("moussa", "/web/search", 403),
+    ("awa", "/web/no-such-page", 404),
+    ("awa", f"/web/travellers/{uuid.uuid4()}", 404),
+    ("awa", "/web/travellers/not-an-id", 404),
+    ("awa", "/web/search?date_of_birth=31/02/1990&name=cisse", 422),
+    ("awa", "/web/stays?offset=-1", 400),
+    ("awa", "/web/stays?kind=nonsense", 400),
+    ("moussa", "/web/hq/search?date_of_birth=yesterday&name=cisse", 422),
+    ("moussa", "/web/hq/stays?offset=99999999999", 400),
+    ("moussa", "/web/hq/dashboard?date_from=2026-10-10&date_to=2026-10-01", 422),
+    ("moussa", "/web/hq/export/nothing.csv", 404),
+)
+
+
+def check_page(page: Any, lang: str, where: str, data: list[str], problems: list[str]) -> None:
+    texts = page.evaluate(VISIBLE_TEXT)
+    assert texts, where
+    problems.extend(f"{lang} {where}: {text}" for text in strange_words(lang, texts, data))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_page_speaks_the_reader_language(
+    browser: Any, post: Node, records: dict[str, str], lang: str
+) -> None:
+    problems: list[str] = []
+    anonymous = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+    login_page = anonymous.new_page()
+    login_page.goto(f"{post.url}/web/login")
+    login_page.select_option("#language-select", lang) if login_page.locator(
+        "#language-select"
+    ).count() else None
+    anonymous.close()
+    for username, paths in pages_of(records).items():
+        page = login(browser, post, username, lang)
+        for path in paths:
+            response = page.goto(f"{post.url}{path}")
+            assert response is not None and response.status == 200, (lang, path)
+            assert page.get_attribute("html", "lang") == lang
+            check_page(page, lang, path, DATA, problems)
+            name = path.strip("/").split("?")[0].replace("web/", "").replace("/", "-")[:40]
+            shot(page, f"lang-{lang}-{username}-{name}")
+        page.context.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_error_speaks_the_reader_language(
+    browser: Any, post: Node, records: dict[str, str], lang: str
+) -> None:
+    problems: list[str] = []
+    sessions: dict[str, Any] = {}
+    for username, path, status in ERRORS:
+        if username not in sessions:
+            sessions[username] = login(browser, post, username, lang)
+        page = sessions[username]
+        response = page.goto(f"{post.url}{path}")
+        assert response is not None and response.status == status, (lang, path, response.status)
+        assert page.get_attribute("html", "lang") == lang, path
+        check_page(page, lang, f"{status} {path}", DATA, problems)
+    page = sessions["awa"]
+    shot(page, f"lang-{lang}-error-404")
+    # 413: a portrait larger than the node accepts, posted by the desk's form
+    page.goto(f"{post.url}/web/desk")
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    too_large = page.request.post(
+        f"{post.url}/web/desk/photo",
+        multipart={
+            "photo": {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": b"\xff" * (11 * 2**20)}
+        },
+        headers={"X-CSRF-Token": token or "", "Accept": "text/html", "Origin": post.url},
+    )
+    assert too_large.status == 413
+    page.set_content(too_large.text())
+    check_page(page, lang, "413 /web/desk/photo", DATA, problems)
+    shot(page, f"lang-{lang}-error-413")
+    # a form refused with a validation error keeps the form and says why, in the language
+    admin = login(browser, post, "boss", lang)
+    admin.goto(f"{post.url}/web/admin/officers")
+    refused = admin.request.post(  # the browser's own pattern check bypassed, as a script can
+        f"{post.url}/web/admin/officers",
+        form={
+            "csrf_token": admin.get_attribute('meta[name="csrf-token"]', "content") or "",
+            "username": "Bad Name!",
+            "full_name": "Someone",
+            "role": "officer",
+            "language": "fr",
+            "password": "a-long-enough-password",
+        },
+        headers={"Origin": post.url},
+    )
+    assert refused.status == 422, refused.status
+    admin.set_content(refused.text())
+    assert admin.input_value("#n-full_name") == "Someone"  # the form keeps its data
+    check_page(admin, lang, "admin officers form error", [*DATA, "Bad Name!", "Someone"], problems)
+    shot(admin, f"lang-{lang}-form-error")
+    for session in [*sessions.values(), admin]:
+        session.context.close()
+    assert not problems, "\n".join(problems)
+
+
+def damaged_td3(number: str) -> list[str]:
+    """An expired passport whose composite check digit is wrong."""
+    lines = list(
+        build_td3(
+            document_code="P",
+            issuing_state="MLI",
+            surname="KEITA",
+            given_names="FANTA",
+            document_number=number,
+            nationality="MLI",
+            date_of_birth=date(1979, 2, 3),
+            sex="F",
+            expiry_date=date.today() - timedelta(days=30),
+            optional_data="",
+        )
+    )
+    last = lines[1][-1]
+    lines[1] = lines[1][:-1] + ("0" if last != "0" else "1")
+    return lines
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_desk_check_speaks_the_reader_language(
+    browser: Any, post: Node, records: dict[str, str], lang: str
+) -> None:
+    page = login(browser, post, "awa", lang)
+    page.goto(f"{post.url}/web/desk")
+    page.focus("#mrz")
+    page.keyboard.type("\n".join(damaged_td3("K" + uuid.uuid4().hex[:7].upper())) + "\n")
+    wait_until(page, "document.activeElement && document.activeElement.id === 'submit'")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#submit[data-state="save"]')
+    problems: list[str] = []
+    check_page(page, lang, "desk check", DATA, problems)
+    shot(page, f"lang-{lang}-desk-check")
+    page.context.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_the_catalogue_check_finds_english_on_a_french_page() -> None:
+    """The check itself: an English sentence on a French page is found, a French one is not."""
+    assert strange_words("fr", ["Request Entity Too Large"], [])
+    assert strange_words("fr", ["The composite check digit is '2' but the data gives 9."], [])
+    assert not strange_words("fr", ["Document expiré"], [])
+    assert strange_words("ar", ["HIGH"], [])
+    assert not strange_words("en", ["Document expired"], [])
+    assert not strange_words("fr", ["MR-GOGUI · MRT · 12/10/2026 14:05"], [])
+    assert Path(LOCALES_DIR / "ar" / "LC_MESSAGES" / "messages.po").exists()
