@@ -4,22 +4,21 @@ history, open stays and overstays. Every search is audited with the records it r
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from registry.audit import audit
+from registry.crossings.open_stays import allowances, open_entries
 from registry.crossings.records import crossing_view, traveller_view
-from registry.crossings.registration import REFUSED, allowed_until_of, current_version_filter
-from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
+from registry.crossings.registration import current_version_filter
+from registry.models import Crossing, Officer, TravelDocument, Traveller
 from registry.names import (
     candidate_patterns,
     normalise_document_number,
@@ -267,23 +266,6 @@ async def traveller_history(
     return {"traveller": traveller_view(traveller), "crossings": views}
 
 
-@cache
-def _open_entry_condition() -> Any:
-    later_exit = aliased(Crossing)
-    superseded = aliased(SupersededCrossing)
-    return and_(
-        col(Crossing.direction) == "entry",
-        col(Crossing.decision) != REFUSED,  # a refused entry opened no stay
-        current_version_filter(),
-        ~exists().where(
-            col(later_exit.traveller_id) == col(Crossing.traveller_id),
-            col(later_exit.occurred_at) > col(Crossing.occurred_at),
-            col(later_exit.decision) != REFUSED,  # nor does a refused crossing close one
-            ~exists().where(col(superseded.id) == col(later_exit.id)),
-        ),
-    )
-
-
 def may_overstay(
     rules: StayRules,
     zone: Any,
@@ -329,33 +311,6 @@ def may_overstay(
     return or_(*conditions) if conditions else false()
 
 
-def _earlier_presence_at_post(bound: datetime) -> Any:
-    """For ``may_overstay`` on a post's own crossings (by traveller): an earlier admitted
-    crossing of the same traveller on or after ``bound``, or an earlier admitted entry with
-    nothing admitted between it and this entry (a stay still open when this one began)."""
-    earlier, between = aliased(Crossing), aliased(Crossing)
-    earlier_gone, between_gone = aliased(SupersededCrossing), aliased(SupersededCrossing)
-    still_open = and_(
-        col(earlier.direction) == "entry",
-        ~exists()
-        .where(
-            col(between.traveller_id) == col(Crossing.traveller_id),
-            col(between.occurred_at) > col(earlier.occurred_at),
-            col(between.occurred_at) < col(Crossing.occurred_at),
-            col(between.decision) != REFUSED,
-            ~exists().where(col(between_gone.id) == col(between.id)),
-        )
-        .correlate(Crossing, earlier),  # two levels up: not correlated by itself
-    )
-    return exists().where(
-        col(earlier.traveller_id) == col(Crossing.traveller_id),
-        col(earlier.occurred_at) < col(Crossing.occurred_at),
-        col(earlier.decision) != REFUSED,
-        ~exists().where(col(earlier_gone.id) == col(earlier.id)),
-        or_(col(earlier.occurred_at) >= bound, still_open),
-    )
-
-
 async def open_stays(
     session: AsyncSession,
     *,
@@ -371,46 +326,15 @@ async def open_stays(
     unlimited.
     """
     rules, zone = node.stay_rules, node.settings.zone
-    # Candidates and histories as light rows (a month of entries past the shortest limit
-    # can be tens of thousands): whole crossings are loaded only for the answers.
-    query = (
-        select(
-            col(Crossing.id),
-            col(Crossing.traveller_id),
-            col(Crossing.occurred_at),
-            col(Crossing.direction),
-            col(Crossing.decision),
-            col(Traveller.nationality),
-        )
-        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
-        .where(_open_entry_condition())
-        .order_by(col(Crossing.occurred_at))
+    screen = partial(may_overstay, rules, zone, as_of) if overstays_only else None
+    entries = await open_entries(
+        session, by="traveller", screen=screen, limit=None if overstays_only else MAX_RESULTS
     )
-    if overstays_only:
-        query = query.where(
-            may_overstay(
-                rules,
-                zone,
-                as_of,
-                Traveller.nationality,
-                Crossing.occurred_at,
-                earlier_presence=_earlier_presence_at_post,
-            )
-        )
-    else:
-        query = query.limit(MAX_RESULTS)
-    entries = (await session.execute(query)).all()
-    histories = await _traveller_histories(session, {entry.traveller_id for entry in entries})
-    limits: dict[uuid.UUID, date | None] = {
-        entry.id: allowed_until_of(
-            rules, zone, entry.nationality, entry, histories[entry.traveller_id]
-        )
-        for entry in entries
-    }
+    limits = await allowances(session, rules=rules, zone=zone, by="traveller", entries=entries)
     chosen = [
-        entry.id
+        entry.crossing_id
         for entry in entries
-        if not overstays_only or overstay_days(limits[entry.id], as_of) > 0
+        if not overstays_only or overstay_days(limits[entry.crossing_id], as_of) > 0
     ][:MAX_RESULTS]
     loaded = (
         {
@@ -435,26 +359,3 @@ async def open_stays(
         view["allowed_until"] = until.isoformat() if until else None
         view["days_overstayed"] = overstay_days(until, as_of)
     return views
-
-
-async def _traveller_histories(
-    session: AsyncSession, traveller_ids: set[uuid.UUID]
-) -> dict[uuid.UUID, list[Any]]:
-    """Current versions of these travellers' crossings at this post, oldest first, as rows
-    of what stays are computed from (``registration.CrossingFacts``)."""
-    histories: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    ids = sorted(traveller_ids)
-    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        query = (
-            select(
-                col(Crossing.traveller_id),
-                col(Crossing.occurred_at),
-                col(Crossing.direction),
-                col(Crossing.decision),
-            )
-            .where(col(Crossing.traveller_id).in_(chunk), current_version_filter())
-            .order_by(col(Crossing.occurred_at))
-        )
-        for row in await session.execute(query):
-            histories[row.traveller_id].append(row)
-    return histories
