@@ -1,10 +1,15 @@
 """National to partner: push queued crossings (filtered by the agreement) as signed
 batches, and ask the partner hit/no-hit questions. The national node's background task
-pushes and purges expired partner data while the service runs."""
+pushes and purges expired partner data while the service runs.
+
+Once the agreement version is revoked (by us or by the partner), nothing is pushed any
+more and the runner stops calling the partner, with one exception: our own revocation
+notice, which it delivers until the partner acknowledges it (``deliver_revocation``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -21,11 +26,15 @@ from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
 from sync.exchange.service import (
+    ACKED,
+    SCAN,
     Exchange,
+    activate_agreement,
     audit_export,
     outgoing_records,
     purge_expired,
     require_in_force,
+    revocation_of,
 )
 from sync.links import link_client
 from sync.models import SyncCheckpoint
@@ -39,7 +48,7 @@ from sync.peers import (
 )
 
 log = logging.getLogger("borderpost.exchange")
-SCAN, ACKED = "exchange_scan", "exchange_ack"
+REVOCATION_PATH = "/api/exchange/revocation"
 
 
 async def _position(node: Node, peer: str, channel: str) -> int:
@@ -64,6 +73,13 @@ async def push_to_partner(
 ) -> int:
     """Send everything queued since the last acknowledgement; returns records sent."""
     partner = exchange.partner
+    async with node.db.session() as session:
+        try:
+            await require_in_force(session, exchange)
+        except Problem as exc:
+            raise SyncError(f"exchange stopped: {exc.detail}") from exc
+    async with node.db.write_transaction() as session:  # once per version: the backfill
+        await activate_agreement(session, node=node, exchange=exchange)
     scan = await _position(node, partner.node, SCAN)
     acked = await _position(node, partner.node, ACKED)
     sent = 0
@@ -131,6 +147,27 @@ async def signed_partner_call(
     return response.json()
 
 
+async def deliver_revocation(node: Node, exchange: Exchange, http: httpx.AsyncClient) -> bool:
+    """Send our signed revocation notice to the partner until it acknowledges it; True
+    once it has (or when there is nothing of ours to deliver)."""
+    async with node.db.session() as session:
+        revocation = await revocation_of(session, exchange.agreement)
+    if revocation is None or revocation.party != exchange.ours.country:
+        return True
+    if revocation.notified_at is not None:
+        return True
+    body = json.dumps({"notice": revocation.statement, "signature": revocation.signature}).encode()
+    answer = await signed_partner_call(node, exchange, http, "POST", REVOCATION_PATH, body)
+    if answer.get("revoked") is not True:
+        raise SyncError(f"the partner did not acknowledge the revocation: {answer}")
+    async with node.db.write_transaction() as session:
+        held = await revocation_of(session, exchange.agreement)
+        if held is not None:
+            held.notified_at = utcnow()
+    log.info("the partner acknowledged the revocation of %s", exchange.agreement.id)
+    return True
+
+
 def verify_partner_request(
     exchange: Exchange, headers: Any, method: str, path: str, body: bytes
 ) -> None:
@@ -177,5 +214,13 @@ class ExchangeRunner(ResilientRunner):
     async def cycle(self) -> None:
         async with self.node.db.write_transaction() as session:
             await purge_expired(session, node=self.node, exchange=self.exchange)
+            revocation = await revocation_of(session, self.exchange.agreement)
+        if revocation is not None:  # stopped: only our own notice still has to reach them
+            if revocation.party == self.exchange.ours.country and revocation.notified_at is None:
+                async with link_client(
+                    self.node.settings, self.exchange.partner.url, timeout=30
+                ) as http:
+                    await deliver_revocation(self.node, self.exchange, http)
+            return
         async with link_client(self.node.settings, self.exchange.partner.url, timeout=30) as http:
             await push_to_partner(self.node, self.exchange, http)

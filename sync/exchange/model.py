@@ -12,6 +12,8 @@ An agreement is a versioned TOML file that both national nodes hold (example:
     retention_days = 180               # 1..3650: the receiver purges partner records past it
     share_photos = false               # default false: photo rows AND image bytes
     share_protection_referrals = false # default false
+    share_note_text = false            # default false: liaison notes cross as reason codes
+                                       # and references only, their free text stays here
     hmac_key_id = "mr-ml-2026-k1"      # names the shared HMAC key; the key itself is NOT here
     hmac_key_check = "0123456789abcdef"  # optional: key_check(key, hmac_key_id), 16 hex
     pseudonymised = ["travel_document.number", "traveller.surname", "traveller.given_names"]
@@ -153,6 +155,7 @@ class Agreement:
     hmac_key_check: str | None = None
     share_photos: bool = False
     share_protection_referrals: bool = False
+    share_note_text: bool = False
     signatures: Mapping[str, str] = field(default_factory=dict)
     canonical: bytes = field(default=b"", repr=False, compare=False)
 

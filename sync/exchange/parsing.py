@@ -71,6 +71,7 @@ class AgreementFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     retention_days: Annotated[int, Meta(ge=1, le=MAX_RETENTION_DAYS)]
     share_photos: bool = False
     share_protection_referrals: bool = False
+    share_note_text: bool = False
     hmac_key_id: Identifier
     hmac_key_check: KeyCheck | None = None
     pseudonymised: tuple[str, ...] = ()
@@ -411,6 +412,7 @@ def load_agreement(source: str | Path) -> Agreement:
         pseudonymised=_pseudonymised(document.pseudonymised, record_types),
         share_photos=document.share_photos,
         share_protection_referrals=document.share_protection_referrals,
+        share_note_text=document.share_note_text,
         signatures=MappingProxyType(_signatures(document.signatures, parties)),
         canonical=canonical_content(raw),
     )

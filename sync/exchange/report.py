@@ -63,6 +63,7 @@ def describe(agreement: Agreement) -> list[dict[str, str]]:
     settings = {
         "photos": "shared" if agreement.share_photos else NOT_SHARED,
         "protection_referrals": ("shared" if agreement.share_protection_referrals else NOT_SHARED),
+        "note_text": "shared" if agreement.share_note_text else NOT_SHARED,
         "retention_days": f"{agreement.retention_days} days",
         "purposes": ", ".join(agreement.purposes),
         "hmac_key_id": agreement.hmac_key_id,
@@ -149,14 +150,18 @@ def check_report(
     today: date,
     hmac_key_available: bool,
     hmac_key: bytes | None = None,
+    revocations: Mapping[tuple[str, int], str] | None = None,
+    development_urls: bool = False,
 ) -> dict[str, Any]:
     """A JSON-able report for ``borderpost agreement check FILE``.
 
     Keys: ``file``, ``valid`` (parsed), ``errors`` (``[{"field", "message"}]``), ``agreement``
-    (summary, or None), ``in_force``, ``problems`` (everything that stops the exchange),
-    ``warnings`` (allowed but worth a look), ``shares`` (``describe``) and
-    ``exchange_allowed``: valid, in force, and the HMAC key present (and matching
-    ``hmac_key_check`` when ``hmac_key`` is given).
+    (summary, or None), ``in_force``, ``revoked`` (who revoked this version, when and why,
+    from ``revocations``: the node's record of them, keyed by ``(id, version)``),
+    ``problems`` (everything that stops the exchange), ``warnings`` (allowed but worth a
+    look), ``shares`` (``describe``) and ``exchange_allowed``: valid, in force, not revoked,
+    https URLs that are not example hosts (unless ``development_urls``), and the HMAC key
+    present (and matching ``hmac_key_check`` when ``hmac_key`` is given).
     """
     report: dict[str, Any] = {
         "file": str(source) if isinstance(source, Path) or "\n" not in source else None,
@@ -164,6 +169,7 @@ def check_report(
         "errors": [],
         "agreement": None,
         "in_force": False,
+        "revoked": None,
         "problems": [],
         "warnings": [],
         "shares": [],
@@ -175,7 +181,10 @@ def check_report(
         report["errors"] = [{"field": exc.field, "message": exc.message}]
         report["problems"] = [f"invalid agreement: {exc}"]
         return report
-    in_force, problems = agreement_status(agreement, today)
+    revoked = (revocations or {}).get((agreement.id, agreement.version))
+    in_force, problems = agreement_status(
+        agreement, today, revoked=revoked, development_urls=development_urls
+    )
     problems += _key_problems(agreement, hmac_key_available or hmac_key is not None, hmac_key)
     summary = _summary(agreement)
     summary["purge_before"] = purge_before(agreement, today).isoformat()
@@ -183,6 +192,7 @@ def check_report(
         "valid": True,
         "agreement": summary,
         "in_force": in_force,
+        "revoked": revoked,
         "problems": problems,
         "warnings": _warnings(agreement),
         "shares": describe(agreement),
