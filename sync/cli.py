@@ -523,18 +523,20 @@ def agreement_backfill() -> None:
             task = bar.add_task("backfill", total=None)
             async with node.db.write_transaction() as session:
                 await require_in_force(session, exchange)
-                activation = await activate_agreement(
+                done = await activate_agreement(
                     session,
                     node=node,
                     exchange=exchange,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    again=True,
+                    progress=lambda n, total: bar.update(task, completed=n, total=total),
                 )
         return {
-            "agreement": activation.agreement_id,
-            "version": activation.version,
-            "activated_at": activation.activated_at.isoformat(),
-            "queued": activation.backfilled,
-            "dropped": activation.dropped,
+            "agreement": done.activation.agreement_id,
+            "version": done.activation.version,
+            "activated_at": done.activation.activated_at.isoformat(),
+            "queued": done.queued,
+            "queued_since_activation": done.activation.backfilled,
+            "dropped": done.activation.dropped,
         }
 
     try:

@@ -43,7 +43,7 @@ OUTCOMES = {
     "timing_anomaly": N_("Timing anomaly"),
 }
 STATUS_NAMES = {
-    "open": N_("Open"),
+    "open": N_("Unresolved"),
     "resolved": N_("Resolved"),
     "conflict": N_("Conflict"),
 }
@@ -183,6 +183,8 @@ class LiaisonPagesController(Controller):
         day_to: date | None = None,
         page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
         case: Annotated[str | None, Parameter(max_length=40)] = None,
+        crossing: Annotated[str | None, Parameter(max_length=80)] = None,
+        purpose: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> Response[str]:
         reason = unavailable_reason(request)
         if reason is not None:
@@ -198,7 +200,10 @@ class LiaisonPagesController(Controller):
             "day_from": day_from.isoformat() if day_from else "",
             "day_to": day_to.isoformat() if day_to else "",
         }
-        return await self._work(request, officer, since, until, _pair(pair), filters, page, case)
+        look = (crossing, purpose) if case and crossing and purpose else None
+        return await self._work(
+            request, officer, since, until, _pair(pair), filters, page, case, look
+        )
 
     async def _work(
         self,
@@ -210,8 +215,9 @@ class LiaisonPagesController(Controller):
         filters: dict[str, str],
         page: int,
         opened: str | None,
+        look: tuple[str, str] | None = None,
     ) -> Response[str]:
-        from sync.exchange.liaison import case_view, find_cases
+        from sync.exchange.liaison import case_view, crossing_behind_case, find_cases
         from sync.exchange.service import require_in_force
         from sync.models import Discrepancy
         from sync.reconcile.report import period_report
@@ -241,6 +247,19 @@ class LiaisonPagesController(Controller):
             )
             shown = await session.get(Discrepancy, opened) if opened else None
             detail = await case_view(session, shown) if shown is not None else None
+            behind: dict[str, Any] | None = None
+            if detail is not None and look is not None:
+                if look[1] not in exchange.agreement.purposes:
+                    raise Problem(400, "Purpose not agreed", field="purpose")
+                behind = await crossing_behind_case(
+                    session,
+                    node=node,
+                    officer=officer,
+                    case_id=detail["id"],
+                    crossing_id=look[0],
+                    purpose=look[1],
+                    partner_node=exchange.partner.node,
+                )
             incoming, outgoing = await _queries(session)
             await audit(
                 session,
@@ -275,6 +294,7 @@ class LiaisonPagesController(Controller):
             filters=filters,
             query=_query(pair, filters),
             opened=detail,
+            behind=behind,
             purposes={p: agreement_term(p, _) for p in exchange.agreement.purposes},
             statuses=STATUS_NAMES,
             reason_names=REASON_NAMES,

@@ -69,9 +69,16 @@ async def _save(node: Node, peer: str, **positions: int) -> None:
 
 
 async def push_to_partner(
-    node: Node, exchange: Exchange, http: httpx.AsyncClient, *, page: int = 500
+    node: Node,
+    exchange: Exchange,
+    http: httpx.AsyncClient,
+    *,
+    page: int = 500,
+    again: bool = False,
 ) -> int:
-    """Send everything queued since the last acknowledgement; returns records sent."""
+    """Send everything queued since the last acknowledgement; returns records sent. The
+    first push under a version backfills what was ingested before it (``again``: look
+    again, as the service does once at start)."""
     partner = exchange.partner
     async with node.db.session() as session:
         try:
@@ -79,7 +86,7 @@ async def push_to_partner(
         except Problem as exc:
             raise SyncError(f"exchange stopped: {exc.detail}") from exc
     async with node.db.write_transaction() as session:  # once per version: the backfill
-        await activate_agreement(session, node=node, exchange=exchange)
+        await activate_agreement(session, node=node, exchange=exchange, again=again)
     scan = await _position(node, partner.node, SCAN)
     acked = await _position(node, partner.node, ACKED)
     sent = 0
@@ -106,9 +113,10 @@ async def push_to_partner(
                 content=batch.body,
                 headers=batch.http_headers(),
             )
-            if response.status_code not in (200, 409):
+            answer = response.json() if response.status_code in (200, 409) else {}
+            if "ack" not in answer:  # a refusal (a 409 without "ack": no agreement there)
                 raise SyncError(f"partner refused: {response.status_code} {response.text}")
-            acked = int(response.json()["ack"])
+            acked = int(answer["ack"])
             if response.status_code == 409 and acked < records[-1].seq:
                 scan = acked  # the partner lacks something: resend from what it holds
                 await _save(node, partner.node, **{SCAN: scan, ACKED: acked})
@@ -210,6 +218,7 @@ class ExchangeRunner(ResilientRunner):
     ) -> None:
         super().__init__(interval=interval, max_backoff=max_backoff, log=log, rng=rng)
         self.node, self.exchange = node, exchange
+        self.backfilled = False  # once per start: what was ingested without an agreement
 
     async def cycle(self) -> None:
         async with self.node.db.write_transaction() as session:
@@ -223,4 +232,5 @@ class ExchangeRunner(ResilientRunner):
                     await deliver_revocation(self.node, self.exchange, http)
             return
         async with link_client(self.node.settings, self.exchange.partner.url, timeout=30) as http:
-            await push_to_partner(self.node, self.exchange, http)
+            await push_to_partner(self.node, self.exchange, http, again=not self.backfilled)
+        self.backfilled = True

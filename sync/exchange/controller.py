@@ -3,13 +3,13 @@ the agreement's Ed25519 keys; liaison endpoints need a liaison officer's token."
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import httpx
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
@@ -17,7 +17,6 @@ from sqlmodel import col
 
 from registry.api.auth import node_of
 from registry.audit import audit
-from registry.crossings.records import read_crossing
 from registry.models import Officer, utcnow
 from registry.problems import Problem, problem_response
 from registry.schemas import CleanText
@@ -36,6 +35,7 @@ from sync.exchange.liaison import (
     Resolution,
     annotate,
     case_view,
+    crossing_behind_case,
     find_cases,
 )
 from sync.exchange.service import (
@@ -45,7 +45,7 @@ from sync.exchange.service import (
     require_in_force,
 )
 from sync.links import link_client
-from sync.models import Discrepancy, HitQuery, PartnerRecord
+from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
 from sync.receiver import BatchGap, record_rejection
 from sync.reconcile.report import period_report, report_csv
@@ -455,7 +455,7 @@ class LiaisonController(Controller):
         self,
         request: Request[Any, Any, Any],
         officer: Officer,
-        post: Annotated[str | None, Meta(max_length=32)] = None,
+        post: Annotated[str | None, Parameter(max_length=32)] = None,
         status: Literal["open", "resolved", "conflict"] | None = None,
         kind: Literal[
             "exit_without_entry",
@@ -465,11 +465,11 @@ class LiaisonController(Controller):
             "timing_anomaly",
         ]
         | None = None,
-        pair: Annotated[str | None, Meta(max_length=70)] = None,
+        pair: Annotated[str | None, Parameter(max_length=70)] = None,
         since: date | None = None,
         until: date | None = None,
-        limit: Annotated[int, Meta(ge=1, le=500)] = PAGE_SIZE,
-        offset: Annotated[int, Meta(ge=0, le=10_000_000)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = PAGE_SIZE,
+        offset: Annotated[int, Parameter(ge=0, le=10_000_000)] = 0,
     ) -> Response[Any]:
         """Cases by status, kind, pair and day, oldest first, one page at a time (the total
         is in ``X-Total-Count``), each with its history."""
@@ -524,62 +524,28 @@ class LiaisonController(Controller):
         self,
         request: Request[Any, Any, Any],
         officer: Officer,
-        case_id: Annotated[str, Meta(max_length=80)],
-        crossing_id: Annotated[str, Meta(max_length=80)],
-        purpose: Annotated[str, Meta(max_length=64)],
+        case_id: Annotated[str, Parameter(max_length=80)],
+        crossing_id: Annotated[str, Parameter(max_length=80)],
+        purpose: Annotated[str, Parameter(max_length=64)],
     ) -> dict[str, Any]:
         """The crossing behind one of our cases, for one of the agreement's purposes
         (audited with it): ours in full, the partner's as it sent it."""
         node = node_of(request)
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
-            purpose = agreed_purpose(exchange, purpose)
-            case = await session.get(Discrepancy, case_id)
-            if case is None:
-                raise Problem(404, "Unknown discrepancy", field="case_id")
-            if crossing_id in case.our_ids:
-                view = await read_crossing(
-                    session,
-                    node=node,
-                    officer=officer,
-                    crossing_id=_uuid(crossing_id),
-                    purpose=f"liaison:{purpose}",
-                )
-                return {"side": "ours", "case": case.id, "crossing": view}
-            if crossing_id not in case.their_ids:
-                raise Problem(404, "Not in this case", field="crossing_id")
-            record = (
-                await session.scalars(
-                    select(PartnerRecord).where(
-                        col(PartnerRecord.origin) == exchange.partner.node,
-                        col(PartnerRecord.record_id) == crossing_id,
-                    )
-                )
-            ).first()
-            if record is None:
-                raise Problem(404, "No longer held", field="crossing_id")
-            await audit(
+            return await crossing_behind_case(
                 session,
-                origin=node.settings.node_code,
+                node=node,
                 officer=officer,
-                action="read",
-                record_type="partner_record",
-                record_id=crossing_id,
-                purpose=f"liaison:{purpose}",
-                detail={"case": case.id},
+                case_id=case_id,
+                crossing_id=crossing_id,
+                purpose=agreed_purpose(exchange, purpose),
+                partner_node=exchange.partner.node,
             )
-            return {"side": "theirs", "case": case.id, "crossing": record.payload}
 
 
 def _day(day: date | None) -> datetime | None:
     return datetime.combine(day, time.min, tzinfo=UTC) if day else None
-
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError as exc:
-        raise Problem(400, "Invalid id", field="crossing_id", detail="not a crossing id") from exc
 
 
 async def _call(

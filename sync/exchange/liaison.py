@@ -31,12 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.audit import audit
+from registry.crossings.records import read_crossing
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.text import TextRefused, clean_text, identifier, paragraphs
 from sync.batches import BatchRejected
-from sync.models import Discrepancy, DiscrepancyEvent
+from sync.models import Discrepancy, DiscrepancyEvent, PartnerRecord
 from sync.reconcile.report import discrepancy_view
 from sync.records import insert_missing
 
@@ -440,3 +441,59 @@ async def find_cases(
         )
     ).all()
     return int(total or 0), list(page)
+
+
+# ------------------------------------------------------------------ the crossing behind a case
+async def crossing_behind_case(
+    session: AsyncSession,
+    *,
+    node: Node,
+    officer: Officer,
+    case_id: str,
+    crossing_id: str,
+    purpose: str,
+    partner_node: str,
+) -> dict[str, Any]:
+    """A crossing of one of our cases, for a purpose the agreement lists (the caller checks
+    it): ours in full (the read audited with the purpose), the partner's as it sent it
+    (audited too). 404 for a crossing that is not behind this case: the liaison role sees
+    no other crossing."""
+    case = await session.get(Discrepancy, case_id)
+    if case is None:
+        raise Problem(404, "Unknown discrepancy", field="case_id")
+    if crossing_id in case.our_ids:
+        try:
+            identifier_ = uuid.UUID(crossing_id)
+        except ValueError as exc:
+            raise Problem(400, "Invalid id", field="crossing_id") from exc
+        view = await read_crossing(
+            session,
+            node=node,
+            officer=officer,
+            crossing_id=identifier_,
+            purpose=f"liaison:{purpose}",
+        )
+        return {"side": "ours", "case": case.id, "crossing": view}
+    if crossing_id not in case.their_ids:
+        raise Problem(404, "Not in this case", field="crossing_id")
+    record = (
+        await session.scalars(
+            select(PartnerRecord).where(
+                col(PartnerRecord.origin) == partner_node,
+                col(PartnerRecord.record_id) == crossing_id,
+            )
+        )
+    ).first()
+    if record is None:
+        raise Problem(404, "No longer held", field="crossing_id")
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="partner_record",
+        record_id=crossing_id,
+        purpose=f"liaison:{purpose}",
+        detail={"case": case.id},
+    )
+    return {"side": "theirs", "case": case.id, "crossing": record.payload}

@@ -66,7 +66,7 @@ from sync.quarantine import (
     refused_text,
 )
 from sync.receiver import BatchGap, locked_ingest_state
-from sync.records import REFUSED_ROW, insert_missing
+from sync.records import REFUSED_ROW, dialect_name, insert_missing
 
 BUNDLE = "crossing_bundle"
 RESOLUTION = "discrepancy_resolution"
@@ -216,26 +216,80 @@ async def drop_unsent(
     return int(doomed or 0)
 
 
+@dataclass(frozen=True)
+class Backfill:
+    """What one backfill did: the version's activation, and what this run queued."""
+
+    activation: AgreementActivation
+    queued: int
+
+
 async def activate_agreement(
     session: AsyncSession,
     *,
     node: Node,
     exchange: Exchange,
     progress: Progress | None = None,
-) -> AgreementActivation:
-    """Once per agreement version, when it is first found in force: drop what was queued
-    while an earlier version stood revoked, then queue every crossing of our paired posts
-    that occurred within the agreement's period (outside any revocation) and is not queued
-    yet. Idempotent: a second call finds the activation and does nothing. Audited."""
+    again: bool = False,
+) -> Backfill:
+    """When an agreement version is first found in force: drop what was queued while an
+    earlier version stood revoked, then queue every crossing of our paired posts that
+    occurred within the agreement's period (outside any revocation) and was never queued
+    (sent or dropped). With ``again`` (a service start, ``agreement backfill``), the queueing
+    runs again for what was ingested while no agreement was configured; it never queues a
+    crossing twice. Serialised between processes; audited when it queues anything."""
     agreement = exchange.agreement
+    if dialect_name(session) == "postgresql":  # one backfill at a time (service and CLI)
+        await session.execute(select(func.pg_advisory_xact_lock(_BACKFILL_LOCK)))
     done = await session.get(AgreementActivation, (agreement.id, agreement.version))
-    if done is not None:
-        return done
+    if done is not None and not again:
+        return Backfill(done, 0)
     now = utcnow()
-    gaps = await revocation_gaps(session, agreement, now)
+    gaps = await revocation_gaps(session, agreement, done.activated_at if done else now)
     dropped = 0
-    for start, _ in gaps[-1:] if gaps else []:
-        dropped = await drop_unsent(session, exchange, queued_since=start)
+    if done is None and gaps:
+        dropped = await drop_unsent(session, exchange, queued_since=gaps[-1][0])
+    queued = await _backfill(session, exchange, gaps, progress)
+    fresh = done is None
+    if done is None:
+        done = AgreementActivation(
+            agreement_id=agreement.id,
+            version=agreement.version,
+            content_sha256=agreement.content_sha256,
+            activated_at=now,
+            dropped=dropped,
+        )
+        session.add(done)
+    done.backfilled += queued
+    if queued or fresh:
+        await audit(
+            session,
+            origin=node.settings.node_code,
+            officer=None,
+            action="backfill",
+            record_type="agreement",
+            record_id=agreement.id,
+            purpose="exchange",
+            detail={
+                "version": agreement.version,
+                "queued": queued,
+                "dropped": dropped,
+                "period": [agreement.valid_from.isoformat(), agreement.valid_to.isoformat()],
+            },
+        )
+    return Backfill(done, queued)
+
+
+_BACKFILL_LOCK = 0x42505F4246  # "BP_BF": the advisory lock of the backfill
+
+
+async def _backfill(
+    session: AsyncSession,
+    exchange: Exchange,
+    gaps: list[tuple[datetime, datetime]],
+    progress: Progress | None,
+) -> int:
+    agreement = exchange.agreement
     start = datetime.combine(agreement.valid_from, time.min, tzinfo=UTC)
     end = datetime.combine(agreement.valid_to + timedelta(days=1), time.min, tzinfo=UTC)
     queued = exists().where(  # queued before, sent or dropped
@@ -271,31 +325,7 @@ async def activate_agreement(
         backfilled += len(ids)
         if progress is not None:
             progress(backfilled, total)
-    activation = AgreementActivation(
-        agreement_id=agreement.id,
-        version=agreement.version,
-        content_sha256=agreement.content_sha256,
-        activated_at=now,
-        backfilled=backfilled,
-        dropped=dropped,
-    )
-    session.add(activation)
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=None,
-        action="backfill",
-        record_type="agreement",
-        record_id=agreement.id,
-        purpose="exchange",
-        detail={
-            "version": agreement.version,
-            "queued": backfilled,
-            "dropped": dropped,
-            "period": [agreement.valid_from.isoformat(), agreement.valid_to.isoformat()],
-        },
-    )
-    return activation
+    return backfilled
 
 
 async def erase_partner_data(
