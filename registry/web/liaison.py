@@ -109,6 +109,16 @@ def _labelled_report(report: dict[str, Any], _: Any) -> dict[str, Any]:
     return report
 
 
+def _form_day(text: str | None, field: str) -> str:
+    """A day from the filter form: empty means none; anything but YYYY-MM-DD is a 400."""
+    if not text:
+        return ""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise Problem(400, "Invalid date", field=field, detail="give YYYY-MM-DD") from exc
+
+
 def _day(text: str, plus: int = 0) -> Any:
     from datetime import UTC, datetime, time
 
@@ -179,8 +189,8 @@ class LiaisonPagesController(Controller):
         pair: Annotated[str | None, Parameter(max_length=70)] = None,
         status: Annotated[str | None, Parameter(max_length=10)] = None,
         kind: Annotated[str | None, Parameter(max_length=24)] = None,
-        day_from: date | None = None,
-        day_to: date | None = None,
+        day_from: Annotated[str | None, Parameter(max_length=10)] = None,
+        day_to: Annotated[str | None, Parameter(max_length=10)] = None,
         page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
         case: Annotated[str | None, Parameter(max_length=40)] = None,
         crossing: Annotated[str | None, Parameter(max_length=80)] = None,
@@ -197,8 +207,8 @@ class LiaisonPagesController(Controller):
         filters = {
             "status": status if status in STATUS_NAMES else "",
             "kind": kind if kind in OUTCOMES else "",
-            "day_from": day_from.isoformat() if day_from else "",
-            "day_to": day_to.isoformat() if day_to else "",
+            "day_from": _form_day(day_from, "day_from"),
+            "day_to": _form_day(day_to, "day_to"),
         }
         look = (crossing, purpose) if case and crossing and purpose else None
         return await self._work(

@@ -214,10 +214,6 @@ async def annotate(
         raise Problem(
             422, "Unknown reason", field="reasons", detail=f"one of {', '.join(REASON_CODES)}"
         )
-    if not note and not codes and resolution is None:
-        raise Problem(
-            422, "Nothing to add", field="note", detail="give a reason, a note or a resolution"
-        )
     if len(references or []) > MAX_REFERENCES:
         raise Problem(422, "Too many references", field="references", detail="20 at most")
     wanted = {r.id for r in references or [] if r.kind == "case"}
@@ -232,6 +228,11 @@ async def annotate(
         if wanted
         else set()
     )
+    checked = _checked_references(case, references or [], known)
+    if not note and not codes and resolution is None:
+        raise Problem(
+            422, "Nothing to add", field="note", detail="give a reason, a note or a resolution"
+        )
     now = utcnow()
     session.add(
         DiscrepancyEvent(
@@ -242,7 +243,7 @@ async def annotate(
             at=now,
             resolution=resolution,
             reasons=codes,
-            references=_checked_references(case, references or [], known),
+            references=checked,
             text=note,
         )
     )

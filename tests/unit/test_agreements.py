@@ -354,7 +354,7 @@ def test_party_urls_must_be_https_real_hosts_unless_the_development_flag() -> No
         ("https://example.com", "example host"),
         ("https://national.example", "example host"),
     ):
-        text = signed(variant(lambda d: d["parties"][0].__setitem__("url", url)))
+        text = signed(variant(lambda d, url=url: d["parties"][0].__setitem__("url", url)))
         agreement = load_agreement(text)
         in_force, problems = agreement_status(agreement, TODAY)
         assert not in_force and problems[0].startswith("parties[0].url") and problem in problems[0]
