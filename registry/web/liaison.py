@@ -122,9 +122,10 @@ def _form_day(text: str | None, field: str) -> str:
 def _day(text: str, plus: int = 0) -> Any:
     from datetime import UTC, datetime, time
 
-    if not text:
+    day = date.fromisoformat(text) if text else None
+    if day is None or (plus and day == date.max):
         return None
-    return datetime.combine(date.fromisoformat(text) + timedelta(days=plus), time.min, UTC)
+    return datetime.combine(day + timedelta(days=plus), time.min, UTC)
 
 
 def _query(pair: tuple[str, str] | None, filters: dict[str, str]) -> str:

@@ -482,7 +482,7 @@ class LiaisonController(Controller):
                 kind=kind,
                 pair=chosen,
                 since=_day(since),
-                until=_day(until + timedelta(days=1)) if until else None,
+                until=_day(until + timedelta(days=1)) if until and until < date.max else None,
                 limit=limit,
                 offset=offset,
             )

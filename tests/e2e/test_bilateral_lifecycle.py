@@ -406,13 +406,18 @@ def test_the_liaison_sees_the_crossing_behind_a_case_for_a_purpose(
         params={"issuing_state": "MLI", "number": "V0000001"},
     )
     assert hq.status_code == 403  # still no HQ role
-    _officer(mr.cluster.national_env, "hq", "hq_analyst")
+    _officer(mr.cluster.national_env, "hq.analyst", "hq_analyst")
     for path in ("/api/hq/stats/flows.csv", "/api/liaison/report"):
-        token = mr.cluster.national_token("hq" if "hq" in path else "liaison")
+        token = mr.cluster.national_token("hq.analyst" if "hq" in path else "liaison")
         csv = httpx.get(
             f"{mr.cluster.national.url}{path}",
             headers=token,
-            params={"since": (BASE - timedelta(days=1)).date().isoformat(), "format": "csv"},
+            params={
+                "since": (BASE - timedelta(days=1)).date().isoformat(),
+                "date_from": (BASE - timedelta(days=1)).date().isoformat(),
+                "date_to": datetime.now(UTC).date().isoformat(),
+                "format": "csv",
+            },
         )
         assert csv.status_code == 200, csv.text
         assert csv.headers["content-type"] == "text/csv; charset=utf-8"  # one charset
