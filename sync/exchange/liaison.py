@@ -115,17 +115,23 @@ def positions(events: Iterable[DiscrepancyEvent]) -> dict[str, str]:
     return latest
 
 
-def settle(case: Discrepancy, events: list[DiscrepancyEvent]) -> None:
+def settled(events: list[DiscrepancyEvent]) -> tuple[str, str | None]:
     """Status and resolution from both sides' latest resolutions: none is open, one or the
     same is resolved, two different ones are a conflict (no resolution until they agree)."""
     given = set(positions(events).values())
     if not given:
-        case.status, case.resolution = "open", None
-    elif len(given) == 1:
-        case.status, case.resolution = "resolved", given.pop()
-    else:
-        case.status, case.resolution = "conflict", None
-    case.updated_at = utcnow()
+        return "open", None
+    if len(given) == 1:
+        return "resolved", given.pop()
+    return "conflict", None
+
+
+def settle(case: Discrepancy, events: list[DiscrepancyEvent]) -> None:
+    """Give the case the status its history says (``settled``)."""
+    status, resolution = settled(events)
+    if (case.status, case.resolution) != (status, resolution):
+        case.status, case.resolution = status, resolution
+        case.updated_at = utcnow()
 
 
 async def settle_cases(session: AsyncSession, case_ids: Iterable[str]) -> None:
@@ -153,6 +159,7 @@ async def case_view(session: AsyncSession, case: Discrepancy) -> dict[str, Any]:
     """A case with its status, the full history of who said what, and each side's latest
     resolution (two different ones: ``status`` is ``conflict``)."""
     events = await history(session, case.id)
+    settle(case, events)  # the partner may have spoken before reconciliation found the case
     return {
         **discrepancy_view(case),
         "notes": [event_view(e) for e in events],
