@@ -56,6 +56,8 @@ class Settings:
     login_lockout_seconds: float = 900.0  # how long a lockout lasts
     agreement_file: str = ""  # national: the signed data-sharing agreement (TOML)
     agreement_key_file: str = ""  # national: the agreement's shared HMAC key (0600)
+    # national, development only: the agreement's parties may have http:// or example URLs
+    agreement_development_urls: bool = False
     link_ca_file: str = ""  # node links: CA bundle (PEM) that vouches for peers' certificates
     allow_plain_http_links: bool = False  # a post, development only: http:// to any host
     debug: bool = False
@@ -149,6 +151,7 @@ def _boolean(value: object) -> bool:
 _CASTS: dict[str, Any] = {
     "debug": _boolean,
     "allow_plain_http_links": _boolean,
+    "agreement_development_urls": _boolean,
     "data_dir": Path,
     "port": int,
     "token_ttl_hours": int,

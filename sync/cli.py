@@ -382,24 +382,39 @@ def agreement_group() -> None:
     default=None,
     help="this node's blinding key for the agreement, to confirm it is readable",
 )
-def agreement_check(agreement_file: Path, key_file: Path | None) -> None:
+@click.option(
+    "--development-urls",
+    is_flag=True,
+    help="development only: accept http:// and example hosts as the parties' URLs "
+    "(as BORDERPOST_AGREEMENT_DEVELOPMENT_URLS does on a node)",
+)
+def agreement_check(agreement_file: Path, key_file: Path | None, development_urls: bool) -> None:
     """Validate an agreement and print what it would share, field by field. Exit 0 only
-    when exchange under it is allowed today."""
+    when exchange under it is allowed today. On a national node (its settings readable), a
+    revocation of the version recorded there (by either party) is shown and stops it."""
     from datetime import date
 
     from sync.exchange.model import AgreementError
     from sync.exchange.pseudonyms import read_blinding_key
     from sync.exchange.report import check_report
 
+    revocations, development = _recorded_revocations()
     try:
         key = read_blinding_key(key_file) if key_file else None
         report = check_report(
-            agreement_file, today=date.today(), key_available=key is not None, key=key
+            agreement_file,
+            today=date.today(),
+            key_available=key is not None,
+            key=key,
+            revocations=revocations,
+            development_urls=development_urls or development,
         )
     except (AgreementError, ValueError) as exc:
         emit({"valid": False, "error": str(exc)})
         sys.exit(1)
     emit(report)
+    if report.get("revoked"):
+        click.echo(f"REVOKED {report['revoked']}", err=True)
     sys.exit(0 if report.get("exchange_allowed") else 1)
 
 
@@ -417,6 +432,38 @@ def agreement_new_key(key_file: Path) -> None:
     emit({"file": str(key_file), "fingerprint": key.fingerprint})
 
 
+def _recorded_revocations() -> tuple[dict[tuple[str, int], str], bool]:
+    """The revocations a national node holds (and its development flag), when this command
+    runs with a national node's settings; nothing otherwise (the check reads a file)."""
+    from registry.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except (SettingsError, ValueError, OSError):
+        return {}, False
+    if settings.role != "national":
+        return {}, settings.agreement_development_urls
+    from sqlalchemy import select
+
+    from sync.exchange.service import revocation_text
+    from sync.models import AgreementRevocation
+
+    node = build_node()
+
+    async def work() -> dict[tuple[str, int], str]:
+        async with node.db.session() as session:
+            rows = (await session.scalars(select(AgreementRevocation))).all()
+            return {(r.agreement_id, r.version): revocation_text(r) for r in rows}
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return run_on_node(node, work), settings.agreement_development_urls
+    except (SQLAlchemyError, OSError) as exc:
+        click.echo(f"revocations not read from the database: {exc}", err=True)
+        return {}, settings.agreement_development_urls
+
+
 def _exchange_or_fail(node: Node) -> Any:
     from sync.exchange.service import load_exchange
 
@@ -429,20 +476,87 @@ def _exchange_or_fail(node: Node) -> Any:
 @agreement_group.command("revoke")
 @click.option("--reason", required=True)
 def agreement_revoke(reason: str) -> None:
-    """Stop all exchange under the current agreement version, at once."""
+    """Revoke the configured agreement version at once: exchange stops, what waits in the
+    queue is dropped, what the partner sent is erased here, and a notice signed with this
+    node's key goes to the partner (which stops and erases too). If the partner cannot be
+    reached now, the service keeps sending the notice until it acknowledges it."""
+    from sync.client import SyncError
+    from sync.exchange.client import deliver_revocation
     from sync.exchange.service import revoke_agreement
+    from sync.links import link_client
 
     node = build_node()
     exchange = _exchange_or_fail(node)
 
-    async def work() -> None:
+    async def work() -> dict[str, Any]:
         async with node.db.write_transaction() as session:
-            await revoke_agreement(
+            revocation = await revoke_agreement(
                 session, node=node, exchange=exchange, officer=None, reason=reason
             )
+            erased = revocation.erased
+        try:
+            async with link_client(node.settings, exchange.partner.url, timeout=30) as http:
+                notified = await deliver_revocation(node, exchange, http)
+        except (SyncError, httpx.HTTPError) as exc:
+            click.echo(f"the partner was not reached ({exc}); the service keeps trying", err=True)
+            notified = False
+        return {
+            "agreement": exchange.agreement.id,
+            "version": exchange.agreement.version,
+            "revoked": True,
+            "erased": erased,
+            "partner_notified": notified,
+        }
 
-    run_on_node(node, work)
-    click.echo(f"agreement {exchange.agreement.id} v{exchange.agreement.version} revoked")
+    try:
+        emit(run_on_node(node, work))
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
+@agreement_group.command("backfill")
+def agreement_backfill() -> None:
+    """Queue, once, the crossings of the paired posts ingested before the configured
+    agreement version came into force (within its period, outside any revocation), with a
+    progress bar. The exchange does the same by itself at its first push; a second run
+    finds it done."""
+    from sync.exchange.service import activate_agreement, require_in_force
+
+    node = build_node()
+    exchange = _exchange_or_fail(node)
+
+    async def work() -> dict[str, Any]:
+        from rich.console import Console
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),  # the JSON answer alone on stdout
+        ) as bar:
+            task = bar.add_task("backfill", total=None)
+            async with node.db.write_transaction() as session:
+                await require_in_force(session, exchange)
+                done = await activate_agreement(
+                    session,
+                    node=node,
+                    exchange=exchange,
+                    again=True,
+                    progress=lambda n, total: bar.update(task, completed=n, total=total),
+                )
+        return {
+            "agreement": done.activation.agreement_id,
+            "version": done.activation.version,
+            "activated_at": done.activation.activated_at.isoformat(),
+            "queued": done.queued,
+            "queued_since_activation": done.activation.backfilled,
+            "dropped": done.activation.dropped,
+        }
+
+    try:
+        emit(run_on_node(node, work))
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from exc
 
 
 @click.group("exchange")

@@ -160,7 +160,13 @@ class ExchangeBudget(SQLModel, table=True):
 
 
 class AgreementRevocation(SQLModel, table=True):
-    """A party's revocation of an agreement version: exchange stops at once."""
+    """A party's revocation of an agreement version: exchange stops at once.
+
+    ``party`` is the country that revoked (ours, or the partner's when its signed notice
+    arrived); ``statement`` is the signed notice (canonical JSON) and ``signature`` its
+    Ed25519 signature by that party's national node key. ``notified_at`` is when the
+    partner acknowledged our notice (None until then: the exchange runner keeps sending
+    it); ``erased`` counts the partner records erased here under the revoked version."""
 
     __tablename__ = "agreement_revocation"
 
@@ -169,6 +175,26 @@ class AgreementRevocation(SQLModel, table=True):
     revoked_at: datetime = _ts(default_factory=utcnow)
     revoked_by: str = Field(max_length=64)
     reason: str = Field(max_length=500)
+    party: str | None = Field(default=None, max_length=3)
+    statement: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    signature: str | None = Field(default=None, max_length=100)
+    notified_at: datetime | None = _ts(default=None, nullable=True)
+    erased: int = 0
+
+
+class AgreementActivation(SQLModel, table=True):
+    """When this node first found an agreement version in force, and the backfill then:
+    crossings ingested before (within the agreement's posts and period) queued once,
+    and records queued during an earlier version's revocation dropped."""
+
+    __tablename__ = "agreement_activation"
+
+    agreement_id: str = Field(primary_key=True, max_length=80)
+    version: int = Field(primary_key=True)
+    content_sha256: str = Field(max_length=64)
+    activated_at: datetime = _ts(default_factory=utcnow)
+    backfilled: int = 0
+    dropped: int = 0
 
 
 class HitQuery(SQLModel, table=True):
@@ -187,9 +213,9 @@ class HitQuery(SQLModel, table=True):
     asked_by: str = Field(max_length=64)
     created_at: datetime = _ts(default_factory=utcnow)
     detail_status: str = Field(default="none", max_length=10)  # none|pending|approved|refused
-    purpose: str | None = Field(default=None, max_length=80)  # of the detail request
     detail_decided_by: str | None = Field(default=None, max_length=64)
     released: list[dict[str, Any]] = _json(list)
+    detail_purpose: str | None = Field(default=None, max_length=64)
 
 
 class Discrepancy(SQLModel, table=True):
@@ -207,10 +233,31 @@ class Discrepancy(SQLModel, table=True):
     doc_pseudonym: str = Field(max_length=128)
     reason: str = Field(max_length=500)
     at: datetime = _ts()
-    status: str = Field(default="open", max_length=10)  # open | resolved
+    status: str = Field(default="open", max_length=10)  # open | resolved | conflict
     resolution: str | None = Field(default=None, max_length=30)
     notes: list[dict[str, Any]] = _json(list)
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class DiscrepancyEvent(SQLModel, table=True):
+    """Who said what about a discrepancy case, in order: a note (reason codes and references
+    to crossings or cases, free text only when it is ours or the agreement lets it cross)
+    and, when it resolves, the resolution. Our events name the liaison officer (``author``);
+    the partner's name only its node (``origin``), and are purged at ``expires_at``."""
+
+    __tablename__ = "discrepancy_event"
+
+    id: str = Field(primary_key=True, max_length=40)
+    discrepancy_id: str = Field(max_length=40, index=True)
+    origin: str = Field(max_length=32)
+    author: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts()
+    resolution: str | None = Field(default=None, max_length=30)
+    reasons: list[str] = _json(list)
+    references: list[dict[str, Any]] = _json(list)
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    received_at: datetime | None = _ts(default=None, nullable=True)
+    expires_at: datetime | None = _ts(default=None, nullable=True, index=True)
 
 
 QUARANTINE_STATUSES = ("pending", "retried", "discarded")

@@ -37,7 +37,7 @@ from registry.models import Officer, utcnow
 from registry.node import Node
 
 HQ_ROLES = ("hq_analyst", "admin")
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+CSV_MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" (once)
 
 PostParam = Annotated[str | None, Parameter(max_length=32)]
 FormatParam = Annotated[Literal["json", "csv"] | None, Parameter(query="format")]

@@ -39,7 +39,11 @@ from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist
 from registry.web.errors import problem_sentence
 from registry.web.i18n import LANGUAGES, N_
 from registry.web.liaison import module_available
-from registry.web.messages import ROLE_NAMES, label
+from registry.web.messages import (
+    ROLE_NAMES,
+    agreement_term,
+    label,
+)
 from registry.web.messages import WATCHLIST_ACTIONS as WATCHLIST_ACTION_NAMES
 from registry.web.nav import ADMIN
 from registry.web.render import forget_banner, redirect, render, translator
@@ -277,11 +281,13 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _agreements(node: Node) -> list[dict[str, Any]]:
-    """The node's data-sharing agreement (``agreement_file`` setting) with its status."""
+async def _agreements(node: Node, _: Any) -> list[dict[str, Any]]:
+    """The node's data-sharing agreement (``agreement_file`` setting) with its status and,
+    when either party revoked it, the revocation this node holds."""
     from sync.exchange.model import AgreementError
     from sync.exchange.parsing import load_agreement
     from sync.exchange.report import describe
+    from sync.exchange.service import revocation_of, revocation_text
     from sync.exchange.signing import agreement_status
 
     path = getattr(node.settings, "agreement_file", "")
@@ -292,15 +298,32 @@ def _agreements(node: Node) -> list[dict[str, Any]]:
         agreement = load_agreement(path)
     except (AgreementError, OSError) as exc:
         return [{"file": Path(path).name, "error": str(exc)}]
-    in_force, problems = agreement_status(agreement, today)
+    async with node.db.session() as session:
+        revocation = await revocation_of(session, agreement)
+    in_force, problems = agreement_status(
+        agreement,
+        today,
+        revoked=revocation_text(revocation) if revocation is not None else None,
+        development_urls=node.settings.agreement_development_urls,
+    )
     return [
         {
             "file": Path(path).name,
             "id": agreement.id,
             "version": agreement.version,
             "in_force": in_force,
+            "revoked": revocation is not None,
+            "revoked_at": revocation.revoked_at.date().isoformat() if revocation else None,
+            "revoked_by": (revocation.party or revocation.revoked_by) if revocation else None,
             "problems": problems,
-            "rows": describe(agreement),
+            "rows": [
+                {
+                    "record_type": agreement_term(row["record_type"], _),
+                    "field": agreement_term(row["field"], _) if row["field"] != "*" else "*",
+                    "shared_as": agreement_term(row["shared_as"], _),
+                }
+                for row in describe(agreement)
+            ],
         }
     ]
 
@@ -550,7 +573,7 @@ class AdminPagesController(Controller):
             "admin_agreements.html",
             active="admin_agreements",
             available=available,
-            agreements=_agreements(node) if available else [],
+            agreements=await _agreements(node, translator(request)) if available else [],
             setting="BORDERPOST_AGREEMENT_FILE",
         )
 

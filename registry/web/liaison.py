@@ -1,6 +1,11 @@
 """Liaison pages (national node): reconciliation report per post pair, discrepancies with
 notes and resolution, the partner's requests for details, and hit/no-hit queries.
 
+Cases are filtered (status, kind, post pair, days) and paged (``CASES_PER_PAGE``); one case
+at a time is opened (``?case=ID``) with its history, the form to annotate it (reason codes,
+references, a note that stays in the country, a resolution) and the form to see the
+crossing behind it for one of the agreement's purposes.
+
 Everything goes through ``sync.exchange`` and ``sync.reconcile`` (which audit, and refuse
 any exchange unless the agreement is in force). Asking the partner a hit/no-hit question is
 done by the page's script through ``POST /api/liaison/hits``, the API's own flow. A node
@@ -23,6 +28,7 @@ from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.problems import Problem
 from registry.web.i18n import N_
+from registry.web.messages import agreement_term
 from registry.web.nav import LIAISON
 from registry.web.render import redirect, render, translator
 
@@ -36,6 +42,24 @@ OUTCOMES = {
     "duplicate": N_("Duplicate"),
     "timing_anomaly": N_("Timing anomaly"),
 }
+STATUS_NAMES = {
+    "open": N_("Unresolved"),
+    "resolved": N_("Resolved"),
+    "conflict": N_("Conflict"),
+}
+REASON_NAMES = {
+    "recorded_late": N_("Recorded late"),
+    "clock_error": N_("Clock error at a post"),
+    "data_entry_error": N_("Data entry error"),
+    "document_replaced": N_("Document replaced"),
+    "crossed_elsewhere": N_("Crossed at another post"),
+    "not_yet_crossed": N_("Has not crossed yet"),
+    "duplicate_registration": N_("Registered twice"),
+    "identity_confirmed": N_("Identity confirmed"),
+    "referred_to_authorities": N_("Referred to the authorities"),
+    "under_investigation": N_("Under investigation"),
+}
+CASES_PER_PAGE = 25
 RESOLUTION_NAMES = {
     "explained": N_("Explained"),
     "data_error_corrected": N_("Data error corrected"),
@@ -85,6 +109,45 @@ def _labelled_report(report: dict[str, Any], _: Any) -> dict[str, Any]:
     return report
 
 
+def _form_day(text: str | None, field: str) -> str:
+    """A day from the filter form: empty means none; anything but YYYY-MM-DD is a 400."""
+    if not text:
+        return ""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise Problem(400, "Invalid date", field=field, detail="give YYYY-MM-DD") from exc
+
+
+def _day(text: str, plus: int = 0) -> Any:
+    from datetime import UTC, datetime, time
+
+    day = date.fromisoformat(text) if text else None
+    if day is None or (plus and day == date.max):
+        return None
+    return datetime.combine(day + timedelta(days=plus), time.min, UTC)
+
+
+def _query(pair: tuple[str, str] | None, filters: dict[str, str]) -> str:
+    """The filters as a query string, for the pager's links."""
+    from urllib.parse import urlencode
+
+    values = {"pair": f"{pair[0]}:{pair[1]}" if pair else "", **filters}
+    return urlencode({k: v for k, v in values.items() if v})
+
+
+def _case_row(case: Any) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "kind": case.kind,
+        "our_post": case.our_post,
+        "their_post": case.their_post,
+        "at": case.at.isoformat(),
+        "status": case.status,
+        "resolution": case.resolution,
+    }
+
+
 async def _queries(session: Any) -> tuple[list[Any], list[Any]]:
     from sync.models import HitQuery
 
@@ -125,6 +188,14 @@ class LiaisonPagesController(Controller):
         since: date | None = None,
         until: date | None = None,
         pair: Annotated[str | None, Parameter(max_length=70)] = None,
+        status: Annotated[str | None, Parameter(max_length=10)] = None,
+        kind: Annotated[str | None, Parameter(max_length=24)] = None,
+        day_from: Annotated[str | None, Parameter(max_length=10)] = None,
+        day_to: Annotated[str | None, Parameter(max_length=10)] = None,
+        page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
+        case: Annotated[str | None, Parameter(max_length=40)] = None,
+        crossing: Annotated[str | None, Parameter(max_length=80)] = None,
+        purpose: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> Response[str]:
         reason = unavailable_reason(request)
         if reason is not None:
@@ -134,7 +205,16 @@ class LiaisonPagesController(Controller):
                 active="liaison",
                 unavailable=translator(request)(reason),
             )
-        return await self._work(request, officer, since, until, _pair(pair))
+        filters = {
+            "status": status if status in STATUS_NAMES else "",
+            "kind": kind if kind in OUTCOMES else "",
+            "day_from": _form_day(day_from, "day_from"),
+            "day_to": _form_day(day_to, "day_to"),
+        }
+        look = (crossing, purpose) if case and crossing and purpose else None
+        return await self._work(
+            request, officer, since, until, _pair(pair), filters, page, case, look
+        )
 
     async def _work(
         self,
@@ -143,9 +223,15 @@ class LiaisonPagesController(Controller):
         since: date | None,
         until: date | None,
         pair: tuple[str, str] | None,
+        filters: dict[str, str],
+        page: int,
+        opened: str | None,
+        look: tuple[str, str] | None = None,
     ) -> Response[str]:
+        from sync.exchange.liaison import case_view, crossing_behind_case, find_cases
         from sync.exchange.service import require_in_force
-        from sync.reconcile.report import discrepancy_view, period_report
+        from sync.models import Discrepancy
+        from sync.reconcile.report import period_report
         from sync.reconcile.service import list_discrepancies, run_reconciliation
 
         node = node_of(request)
@@ -160,9 +246,31 @@ class LiaisonPagesController(Controller):
                 )
                 cases = await list_discrepancies(session)
                 report = period_report(result, cases, since=since, until=end, pair=pair)
-            open_cases = await list_discrepancies(
-                session, our_post=pair[0] if pair else None, status="open"
+            total, found = await find_cases(
+                session,
+                status=filters["status"] or None,
+                kind=filters["kind"] or None,
+                pair=pair,
+                since=_day(filters["day_from"]),
+                until=_day(filters["day_to"], plus=1),
+                limit=CASES_PER_PAGE,
+                offset=(page - 1) * CASES_PER_PAGE,
             )
+            shown = await session.get(Discrepancy, opened) if opened else None
+            detail = await case_view(session, shown) if shown is not None else None
+            behind: dict[str, Any] | None = None
+            if detail is not None and look is not None:
+                if look[1] not in exchange.agreement.purposes:
+                    raise Problem(400, "Purpose not agreed", field="purpose")
+                behind = await crossing_behind_case(
+                    session,
+                    node=node,
+                    officer=officer,
+                    case_id=detail["id"],
+                    crossing_id=look[0],
+                    purpose=look[1],
+                    partner_node=exchange.partner.node,
+                )
             incoming, outgoing = await _queries(session)
             await audit(
                 session,
@@ -170,9 +278,9 @@ class LiaisonPagesController(Controller):
                 officer=officer,
                 action="read",
                 record_type="discrepancy",
-                record_id="open",
+                record_id="list",
                 purpose="liaison",
-                detail={"cases": [case.id for case in open_cases]},
+                detail={"cases": [case.id for case in found] + ([opened] if detail else [])},
             )
         _ = translator(request)
         return await render(
@@ -188,7 +296,19 @@ class LiaisonPagesController(Controller):
             until=(until or today).isoformat(),
             pair=f"{pair[0]}:{pair[1]}" if pair else "",
             report=_labelled_report(report, _) if report else None,
-            cases=[discrepancy_view(case) for case in open_cases],
+            cases=[_case_row(case) for case in found],
+            total=total,
+            page=page,
+            pages=max(1, -(-total // CASES_PER_PAGE)),
+            first=(page - 1) * CASES_PER_PAGE + 1 if found else 0,
+            last=(page - 1) * CASES_PER_PAGE + len(found),
+            filters=filters,
+            query=_query(pair, filters),
+            opened=detail,
+            behind=behind,
+            purposes={p: agreement_term(p, _) for p in exchange.agreement.purposes},
+            statuses=STATUS_NAMES,
+            reason_names=REASON_NAMES,
             outcomes=OUTCOMES,
             resolutions=RESOLUTION_NAMES,
             incoming=incoming,
@@ -202,13 +322,16 @@ class LiaisonPagesController(Controller):
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="case_id", detail="no liaison work here")
-        from sync.exchange.liaison import annotate
+        from sync.exchange.liaison import Reference, annotate
 
         form = await request.form()
         text = str(form.get("note", "")).strip()
         resolution = str(form.get("resolution", "")) or None
-        if not text:
-            raise Problem(422, "Note missing", field="note", detail="write the note")
+        reasons = [str(r) for r in form.getall("reasons")] if "reasons" in form else []
+        references = [
+            Reference(kind="crossing", id=str(r)[:80])
+            for r in (form.getall("references") if "references" in form else [])
+        ]
         node = node_of(request)
         async with node.db.write_transaction() as session:
             await annotate(
@@ -216,10 +339,12 @@ class LiaisonPagesController(Controller):
                 node=node,
                 officer=officer,
                 case_id_=case_id,
-                note=text[:2000],
+                note=text[:2000] or None,
                 resolution=resolution,
+                reasons=reasons,
+                references=references,
             )
-        return redirect("/web/liaison?done=note_saved")
+        return redirect(f"/web/liaison?done=note_saved&case={case_id}")
 
     @post("/requests/{reference:str}")
     async def decide(

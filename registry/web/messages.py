@@ -48,6 +48,40 @@ PURPOSES = {
     "pastoral": N_("Pastoral movement"),
     "return": N_("Return home"),
 }
+# The terms of a data-sharing agreement as the admin and liaison pages show them
+# (sync.exchange.report.describe: how a field is shared, the agreement's settings, purposes).
+AGREEMENT_TERMS = {
+    "clear": N_("in clear"),
+    "pseudonymised (HMAC-SHA256)": N_("pseudonymised (HMAC-SHA256)"),
+    "not shared": N_("not shared"),
+    "shared": N_("shared"),
+    "photos": N_("Photos"),
+    "protection_referrals": N_("Protection referrals"),
+    "note_text": N_("Free text of liaison notes"),
+    "retention_days": N_("Retention"),
+    "purposes": N_("Purposes"),
+    "hmac_key_id": N_("Key identifier"),
+    "validity": N_("Validity"),
+    "(agreement)": N_("(agreement)"),
+    "border_management": N_("Border management"),
+    "document_fraud_detection": N_("Document fraud detection"),
+    "migration_statistics": N_("Migration statistics"),
+    "days": N_("days"),
+}
+
+
+def agreement_term(value: str, _: Gettext) -> str:
+    """An agreement term in the reader's language: a known term, a list of purposes, or a
+    number of days; anything else (a key id, dates) as written."""
+    if value in AGREEMENT_TERMS:
+        return _(AGREEMENT_TERMS[value])
+    if value.endswith(" days") and value[:-5].isdigit():
+        return f"{value[:-5]} {_(AGREEMENT_TERMS['days'])}"
+    if ", " in value and all(part in AGREEMENT_TERMS for part in value.split(", ")):
+        return ", ".join(_(AGREEMENT_TERMS[part]) for part in value.split(", "))
+    return value
+
+
 REFERRAL_CATEGORIES = {
     "trafficking_suspected": N_("Suspected trafficking"),
     "unaccompanied_minor": N_("Unaccompanied minor"),

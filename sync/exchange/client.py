@@ -1,10 +1,15 @@
 """National to partner: push queued crossings (filtered by the agreement) as signed
 batches, and ask the partner hit/no-hit questions. The national node's background task
-pushes and purges expired partner data while the service runs."""
+pushes and purges expired partner data while the service runs.
+
+Once the agreement version is revoked (by us or by the partner), nothing is pushed any
+more and the runner stops calling the partner, with one exception: our own revocation
+notice, which it delivers until the partner acknowledges it (``deliver_revocation``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -22,11 +27,15 @@ from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
 from sync.exchange.hits import refresh_index
 from sync.exchange.service import (
+    ACKED,
+    SCAN,
     Exchange,
+    activate_agreement,
     audit_export,
     outgoing_records,
     purge_expired,
     require_in_force,
+    revocation_of,
     store_acknowledged_keys,
 )
 from sync.links import link_client
@@ -41,7 +50,7 @@ from sync.peers import (
 )
 
 log = logging.getLogger("borderpost.exchange")
-SCAN, ACKED = "exchange_scan", "exchange_ack"
+REVOCATION_PATH = "/api/exchange/revocation"
 
 
 async def _position(node: Node, peer: str, channel: str) -> int:
@@ -62,10 +71,24 @@ async def _save(node: Node, peer: str, **positions: int) -> None:
 
 
 async def push_to_partner(
-    node: Node, exchange: Exchange, http: httpx.AsyncClient, *, page: int = 500
+    node: Node,
+    exchange: Exchange,
+    http: httpx.AsyncClient,
+    *,
+    page: int = 500,
+    again: bool = False,
 ) -> int:
-    """Send everything queued since the last acknowledgement; returns records sent."""
+    """Send everything queued since the last acknowledgement; returns records sent. The
+    first push under a version backfills what was ingested before it (``again``: look
+    again, as the service does once at start)."""
     partner = exchange.partner
+    async with node.db.session() as session:
+        try:
+            await require_in_force(session, exchange)
+        except Problem as exc:
+            raise SyncError(f"exchange stopped: {exc.detail}") from exc
+    async with node.db.write_transaction() as session:  # once per version: the backfill
+        await activate_agreement(session, node=node, exchange=exchange, again=again)
     scan = await _position(node, partner.node, SCAN)
     acked = await _position(node, partner.node, ACKED)
     sent = 0
@@ -92,7 +115,8 @@ async def push_to_partner(
                 content=batch.body,
                 headers=batch.http_headers(),
             )
-            if response.status_code not in (200, 409):
+            answer = response.json() if response.status_code in (200, 409) else {}
+            if "ack" not in answer:  # a refusal (a 409 without "ack": no agreement there)
                 raise SyncError(f"partner refused: {response.status_code} {response.text}")
             answer = verified_answer(exchange, response)
             acked = int(answer["ack"])
@@ -146,6 +170,27 @@ def verified_answer(exchange: Exchange, response: httpx.Response) -> dict[str, A
     return answer
 
 
+async def deliver_revocation(node: Node, exchange: Exchange, http: httpx.AsyncClient) -> bool:
+    """Send our signed revocation notice to the partner until it acknowledges it; True
+    once it has (or when there is nothing of ours to deliver)."""
+    async with node.db.session() as session:
+        revocation = await revocation_of(session, exchange.agreement)
+    if revocation is None or revocation.party != exchange.ours.country:
+        return True
+    if revocation.notified_at is not None:
+        return True
+    body = json.dumps({"notice": revocation.statement, "signature": revocation.signature}).encode()
+    answer = await signed_partner_call(node, exchange, http, "POST", REVOCATION_PATH, body)
+    if answer.get("revoked") is not True:
+        raise SyncError(f"the partner did not acknowledge the revocation: {answer}")
+    async with node.db.write_transaction() as session:
+        held = await revocation_of(session, exchange.agreement)
+        if held is not None:
+            held.notified_at = utcnow()
+    log.info("the partner acknowledged the revocation of %s", exchange.agreement.id)
+    return True
+
+
 def verify_partner_request(
     exchange: Exchange, headers: Any, method: str, path: str, body: bytes
 ) -> None:
@@ -188,11 +233,21 @@ class ExchangeRunner(ResilientRunner):
     ) -> None:
         super().__init__(interval=interval, max_backoff=max_backoff, log=log, rng=rng)
         self.node, self.exchange = node, exchange
+        self.backfilled = False  # once per start: what was ingested without an agreement
 
     async def cycle(self) -> None:
         async with self.node.db.write_transaction() as session:
             await purge_expired(session, node=self.node, exchange=self.exchange)
+            revocation = await revocation_of(session, self.exchange.agreement)
+        if revocation is not None:  # stopped: only our own notice still has to reach them
+            if revocation.party == self.exchange.ours.country and revocation.notified_at is None:
+                async with link_client(
+                    self.node.settings, self.exchange.partner.url, timeout=30
+                ) as http:
+                    await deliver_revocation(self.node, self.exchange, http)
+            return
         async with self.node.db.write_transaction() as session:
             await refresh_index(session, self.exchange)  # hit/no-hit answers stay fast
         async with link_client(self.node.settings, self.exchange.partner.url, timeout=30) as http:
-            await push_to_partner(self.node, self.exchange, http)
+            await push_to_partner(self.node, self.exchange, http, again=not self.backfilled)
+        self.backfilled = True

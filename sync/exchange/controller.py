@@ -3,12 +3,13 @@ the agreement's Ed25519 keys; liaison endpoints need a liaison officer's token."
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import httpx
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
@@ -31,13 +32,30 @@ from sync.exchange.hits import (
     release_details,
     unblind,
 )
-from sync.exchange.liaison import NOTE, annotate
-from sync.exchange.service import Exchange, Replay, receive_from_partner, require_in_force
+from sync.exchange.liaison import (
+    MAX_REFERENCES,
+    NOTE,
+    PAGE_SIZE,
+    ReasonCode,
+    Reference,
+    Resolution,
+    annotate,
+    case_view,
+    crossing_behind_case,
+    find_cases,
+)
+from sync.exchange.service import (
+    Exchange,
+    Replay,
+    accept_partner_revocation,
+    receive_from_partner,
+    require_in_force,
+)
 from sync.links import link_client
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
 from sync.receiver import BatchGap, record_rejection
-from sync.reconcile.report import discrepancy_view, period_report, report_csv
+from sync.reconcile.report import period_report, report_csv
 from sync.reconcile.service import list_discrepancies, run_reconciliation
 
 LIAISON = ("liaison",)
@@ -57,15 +75,35 @@ class HitAsk(msgspec.Struct, forbid_unknown_fields=True):
     pseudonym: Annotated[str, Meta(min_length=43, max_length=43)]
 
 
-class DetailAsk(msgspec.Struct, forbid_unknown_fields=True):
-    """A request for the details behind a hit: it names one of the agreement's purposes."""
-
-    purpose: Annotated[str, Meta(min_length=1, max_length=80)]
-
-
 class HitEvaluate(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["document", "name_dob"]
     blinded: Annotated[str, Meta(min_length=43, max_length=43)]
+
+
+Purpose = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9_]{0,63}\Z")]
+
+
+class DetailAsk(msgspec.Struct, forbid_unknown_fields=True):
+    """Why the details behind a hit are wanted: one of the agreement's purposes."""
+
+    purpose: Purpose
+
+
+class RevocationNotice(msgspec.Struct, forbid_unknown_fields=True):
+    notice: Annotated[str, Meta(min_length=2, max_length=4000)]
+    signature: Annotated[str, Meta(min_length=80, max_length=100)]
+
+
+def agreed_purpose(exchange: Exchange, purpose: str) -> str:
+    """``purpose`` must be one the agreement lists (400 naming ``purpose`` otherwise)."""
+    if purpose not in exchange.agreement.purposes:
+        raise Problem(
+            400,
+            "Purpose not agreed",
+            field="purpose",
+            detail=f"one of {', '.join(exchange.agreement.purposes)}",
+        )
+    return purpose
 
 
 class PartnerController(Controller):
@@ -142,23 +180,52 @@ class PartnerController(Controller):
             )
         return signed_json(request, answer)
 
+    @post("/revocation", status_code=HTTP_200_OK)
+    async def revocation(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """The partner's signed notice that it revoked the agreement version: exchange stops
+        here at once and what we hold from it under that version is erased."""
+        node, body, exchange = node_of(request), await request.body(), exchange_of(request)
+        if exchange is None:
+            raise Problem(409, "No agreement", field="agreement", detail="none configured")
+        verify_partner_request(exchange, request.headers, "POST", _path(request), body)
+        try:
+            notice = msgspec.json.decode(body, type=RevocationNotice)
+        except msgspec.ValidationError as exc:
+            raise Problem(400, "Invalid notice", field="notice", detail=str(exc)) from exc
+        try:
+            async with node.db.write_transaction() as session:
+                revocation = await accept_partner_revocation(
+                    session,
+                    node=node,
+                    exchange=exchange,
+                    notice=notice.notice.encode(),
+                    signature=notice.signature,
+                )
+                answer = {
+                    "revoked": True,
+                    "agreement": revocation.agreement_id,
+                    "version": revocation.version,
+                    "erased": revocation.erased,
+                }
+        except ValueError as exc:
+            raise Problem(403, "Notice refused", field="notice", detail=str(exc)) from exc
+        return signed_json(request, answer)
+
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
     async def ask_details(self, request: Request[Any, Any, Any], reference: str) -> Response[bytes]:
         node, body = node_of(request), await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
-            ask = msgspec.json.decode(body or b"{}", type=DetailAsk)
-            if ask.purpose not in exchange.agreement.purposes:
-                raise Problem(
-                    422,
-                    "Purpose not in the agreement",
-                    field="purpose",
-                    detail=f"one of: {', '.join(exchange.agreement.purposes)}",
-                )
+            try:
+                ask = msgspec.json.decode(body or b"{}", type=DetailAsk)
+            except msgspec.ValidationError as exc:
+                raise Problem(400, "Purpose missing", field="purpose", detail=str(exc)) from exc
+            purpose = agreed_purpose(exchange, ask.purpose)
             query = await _incoming(session, reference)
             if query.detail_status == "none":
-                query.detail_status, query.purpose = "pending", ask.purpose
+                query.detail_status = "pending"
+                query.detail_purpose = purpose
             await audit(
                 session,
                 origin=node.settings.node_code,
@@ -166,9 +233,9 @@ class PartnerController(Controller):
                 action="detail_request",
                 record_type="hit_query",
                 record_id=reference,
-                purpose="exchange",
+                purpose=purpose,
                 detail={
-                    "purpose": ask.purpose,
+                    "asked_by": exchange.partner.node,
                     "agreement": exchange.agreement.id,
                     "version": exchange.agreement.version,
                 },
@@ -215,14 +282,14 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True):
     approve: bool
 
 
-Resolution = Literal["explained", "data_error_corrected", "referred", "false_alarm"]
-
-
 class Note(CleanText, forbid_unknown_fields=True):
-    note: Annotated[str, Meta(min_length=1, max_length=2000), NOTE]
-    resolution: Literal["explained", "data_error_corrected", "referred", "false_alarm"] | None = (
-        None
-    )
+    """An event on a case: reason codes, references, a note that stays in this country
+    (unless the agreement lets free text cross) and optionally a resolution."""
+
+    note: Annotated[str, Meta(min_length=1, max_length=2000), NOTE] | None = None
+    resolution: Resolution | None = None
+    reasons: Annotated[list[ReasonCode], Meta(max_length=10)] = []
+    references: Annotated[list[Reference], Meta(max_length=MAX_REFERENCES)] = []
 
 
 class Period(msgspec.Struct, forbid_unknown_fields=True):
@@ -300,19 +367,27 @@ class LiaisonController(Controller):
 
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
     async def request_details(
-        self, request: Request[Any, Any, Any], reference: str, data: DetailAsk
+        self, request: Request[Any, Any, Any], officer: Officer, reference: str, data: DetailAsk
     ) -> dict[str, Any]:
+        """Ask the partner for the details behind a hit, for one of the agreement's purposes."""
         node = node_of(request)
-        async with node.db.session() as session:
+        async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
-        if data.purpose not in exchange.agreement.purposes:
-            raise Problem(
-                422,
-                "Purpose not in the agreement",
-                field="purpose",
-                detail=f"one of: {', '.join(exchange.agreement.purposes)}",
+            purpose = agreed_purpose(exchange, data.purpose)
+            query = await session.get(HitQuery, reference)
+            if query is None or query.direction != "outgoing":
+                raise Problem(404, "Unknown reference", field="reference")
+            query.detail_purpose = purpose
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="detail_request",
+                record_type="hit_query",
+                record_id=reference,
+                purpose=purpose,
             )
-        body = msgspec.json.encode({"purpose": data.purpose})
+        body = msgspec.json.encode({"purpose": purpose})
         return await _call(node, exchange, "POST", f"/api/exchange/hits/{reference}/details", body)
 
     @get("/hits/{reference:str}/details")
@@ -347,7 +422,7 @@ class LiaisonController(Controller):
                 "reference": q.reference,
                 "kind": q.kind,
                 "hit": q.hit,
-                "purpose": q.purpose,
+                "purpose": q.detail_purpose,
                 "created_at": q.created_at.isoformat(),
             }
             for q in rows
@@ -420,15 +495,52 @@ class LiaisonController(Controller):
     async def cases(
         self,
         request: Request[Any, Any, Any],
-        post: str | None = None,
-        status: Literal["open", "resolved"] | None = None,
-    ) -> list[dict[str, Any]]:
+        officer: Officer,
+        post: Annotated[str | None, Parameter(max_length=32)] = None,
+        status: Literal["open", "resolved", "conflict"] | None = None,
+        kind: Literal[
+            "exit_without_entry",
+            "entry_without_exit",
+            "data_mismatch",
+            "duplicate",
+            "timing_anomaly",
+        ]
+        | None = None,
+        pair: Annotated[str | None, Parameter(max_length=70)] = None,
+        since: date | None = None,
+        until: date | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = PAGE_SIZE,
+        offset: Annotated[int, Parameter(ge=0, le=10_000_000)] = 0,
+    ) -> Response[Any]:
+        """Cases by status, kind, pair and day, oldest first, one page at a time (the total
+        is in ``X-Total-Count``), each with its history."""
         node = node_of(request)
-        async with node.db.session() as session:
-            return [
-                discrepancy_view(c)
-                for c in await list_discrepancies(session, our_post=post, status=status)
-            ]
+        chosen = _pair(pair)
+        async with node.db.write_transaction() as session:
+            total, found = await find_cases(
+                session,
+                status=status,
+                kind=kind,
+                pair=chosen,
+                since=_day(since),
+                until=_day(until + timedelta(days=1)) if until and until < date.max else None,
+                limit=limit,
+                offset=offset,
+            )
+            if post:
+                found = [c for c in found if c.our_post == post]
+            views = [await case_view(session, c) for c in found]
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="read",
+                record_type="discrepancy",
+                record_id="list",
+                purpose="liaison",
+                detail={"cases": [c.id for c in found]},
+            )
+        return Response(views, headers={"X-Total-Count": str(total)})
 
     @post("/discrepancies/{case_id:str}/notes", status_code=HTTP_200_OK)
     async def note(
@@ -443,8 +555,38 @@ class LiaisonController(Controller):
                 case_id_=case_id,
                 note=data.note,
                 resolution=data.resolution,
+                reasons=list(data.reasons),
+                references=list(data.references),
             )
-            return discrepancy_view(case)
+            return await case_view(session, case)
+
+    @get("/discrepancies/{case_id:str}/crossings/{crossing_id:str}")
+    async def case_crossing(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        case_id: Annotated[str, Parameter(max_length=80)],
+        crossing_id: Annotated[str, Parameter(max_length=80)],
+        purpose: Annotated[str, Parameter(max_length=64)],
+    ) -> dict[str, Any]:
+        """The crossing behind one of our cases, for one of the agreement's purposes
+        (audited with it): ours in full, the partner's as it sent it."""
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            exchange = await require_in_force(session, exchange_of(request))
+            return await crossing_behind_case(
+                session,
+                node=node,
+                officer=officer,
+                case_id=case_id,
+                crossing_id=crossing_id,
+                purpose=agreed_purpose(exchange, purpose),
+                partner_node=exchange.partner.node,
+            )
+
+
+def _day(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
 
 
 async def _call(

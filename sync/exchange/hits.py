@@ -273,7 +273,7 @@ async def release_details(
             "agreement": exchange.agreement.id,
             "version": exchange.agreement.version,
             "records": len(query.released),
-            "purpose": query.purpose,
+            "purpose": query.detail_purpose,
         },
     )
     return query

@@ -14,6 +14,8 @@ An agreement is a versioned TOML file that both national nodes hold (example:
     share_protection_referrals = false # default false
     daily_blinding_budget = 50000      # records of the partner's batches we blind per day
     daily_hit_budget = 500             # hit/no-hit evaluations we answer per day
+    share_note_text = false            # default false: liaison notes cross as reason codes
+                                       # and references only, their free text stays here
     pseudonymised = ["travel_document.number", "traveller.name_key", "traveller.date_of_birth"]
 
     [[parties]]                        # exactly two
@@ -174,6 +176,7 @@ class Agreement:
     detail_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
     share_photos: bool = False
     share_protection_referrals: bool = False
+    share_note_text: bool = False
     signatures: Mapping[str, str] = field(default_factory=dict)
     canonical: bytes = field(default=b"", repr=False, compare=False)
 

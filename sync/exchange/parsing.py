@@ -75,6 +75,7 @@ class AgreementFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     share_protection_referrals: bool = False
     daily_blinding_budget: Annotated[int, Meta(ge=1, le=MAX_BUDGET)] = DEFAULT_BLINDING_BUDGET
     daily_hit_budget: Annotated[int, Meta(ge=1, le=MAX_BUDGET)] = DEFAULT_HIT_BUDGET
+    share_note_text: bool = False
     pseudonymised: tuple[str, ...] = ()
     parties: Annotated[tuple[PartyEntry, ...], Meta(min_length=2, max_length=2)]
     paired_posts: Annotated[tuple[dict[str, str], ...], Meta(min_length=1)]
@@ -435,6 +436,7 @@ def load_agreement(source: str | Path) -> Agreement:
         pseudonymised=_pseudonymised(document.pseudonymised, record_types),
         share_photos=document.share_photos,
         share_protection_referrals=document.share_protection_referrals,
+        share_note_text=document.share_note_text,
         signatures=MappingProxyType(_signatures(document.signatures, parties)),
         canonical=canonical_content(raw),
     )

@@ -63,6 +63,7 @@ def describe(agreement: Agreement) -> list[dict[str, str]]:
     settings = {
         "photos": "shared" if agreement.share_photos else NOT_SHARED,
         "protection_referrals": ("shared" if agreement.share_protection_referrals else NOT_SHARED),
+        "note_text": "shared" if agreement.share_note_text else NOT_SHARED,
         "retention_days": f"{agreement.retention_days} days",
         "purposes": ", ".join(agreement.purposes),
         "daily_blinding_budget": f"{agreement.daily_blinding_budget} records",
@@ -141,14 +142,18 @@ def check_report(
     today: date,
     key_available: bool,
     key: BlindingKey | None = None,
+    revocations: Mapping[tuple[str, int], str] | None = None,
+    development_urls: bool = False,
 ) -> dict[str, Any]:
     """A JSON-able report for ``borderpost agreement check FILE``.
 
     Keys: ``file``, ``valid`` (parsed), ``errors`` (``[{"field", "message"}]``), ``agreement``
-    (summary, or None), ``in_force``, ``problems`` (everything that stops the exchange),
-    ``warnings`` (allowed but worth a look), ``shares`` (``describe``) and
-    ``exchange_allowed``: valid, in force, and this node's own blinding key present (each
-    party keeps its own: nothing to compare with the partner).
+    (summary, or None), ``in_force``, ``revoked`` (who revoked this version, when and why,
+    from ``revocations``: the node's record of them, keyed by ``(id, version)``),
+    ``problems`` (everything that stops the exchange), ``warnings`` (allowed but worth a
+    look), ``shares`` (``describe``) and ``exchange_allowed``: valid, in force, not revoked,
+    https URLs that are not example hosts (unless ``development_urls``), and this node's own
+    blinding key present (each party keeps its own: nothing to compare with the partner).
     """
     report: dict[str, Any] = {
         "file": str(source) if isinstance(source, Path) or "\n" not in source else None,
@@ -156,6 +161,7 @@ def check_report(
         "errors": [],
         "agreement": None,
         "in_force": False,
+        "revoked": None,
         "problems": [],
         "warnings": [],
         "shares": [],
@@ -167,7 +173,10 @@ def check_report(
         report["errors"] = [{"field": exc.field, "message": exc.message}]
         report["problems"] = [f"invalid agreement: {exc}"]
         return report
-    in_force, problems = agreement_status(agreement, today)
+    revoked = (revocations or {}).get((agreement.id, agreement.version))
+    in_force, problems = agreement_status(
+        agreement, today, revoked=revoked, development_urls=development_urls
+    )
     problems += _key_problems(key_available or key is not None)
     summary = _summary(agreement)
     summary["purge_before"] = purge_before(agreement, today).isoformat()
@@ -175,6 +184,7 @@ def check_report(
         "valid": True,
         "agreement": summary,
         "in_force": in_force,
+        "revoked": revoked,
         "problems": problems,
         "warnings": _warnings(agreement),
         "shares": describe(agreement),

@@ -93,6 +93,7 @@ def _start(root: Path, edit: Callable[[str], str] | None = None) -> dict[str, Co
             agreement_file=str(root / "agreement.toml"),
             agreement_key_file=str(key_file(root, node)),
             sync_interval_seconds="3600",
+            agreement_development_urls="true",  # two nodes over http on 127.0.0.1
         )
         envs[node]["BORDERPOST_COUNTRY"] = "MRT" if node.startswith("MR") else "MLI"
         cli(envs[node], "db", "upgrade")
@@ -295,7 +296,8 @@ def test_exchange_reconcile_and_liaison(countries: dict[str, Country]) -> None:
     ).json()
     mirror = next(c for c in theirs if c["id"] == forged["id"])
     assert mirror["status"] == "resolved" and mirror["resolution"] == "referred"
-    assert mirror["notes"][0]["text"] == "passport forged, referred to police"
+    assert mirror["notes"][0]["text"] is None  # free text stays in the country
+    assert mirror["notes"][0]["origin"] == "MR-NATIONAL" and mirror["notes"][0]["by"] is None
 
 
 def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
@@ -340,12 +342,11 @@ def test_hit_no_hit_and_explicit_release(countries: dict[str, Country]) -> None:
     assert wrong_dob.json()["hit"] is False
     reference = answer["reference"]
     details_url = f"{ml.cluster.national.url}/api/liaison/hits/{reference}/details"
+    purpose = {"purpose": "document_fraud_detection"}
+    assert httpx.post(details_url, headers=_liaison(ml)).status_code == 400  # no purpose
     no_purpose = httpx.post(details_url, headers=_liaison(ml), json={"purpose": "curiosity"})
-    assert no_purpose.status_code == 422 and "purpose" in no_purpose.text
-    asked = httpx.post(
-        details_url, headers=_liaison(ml), json={"purpose": "document_fraud_detection"}
-    )
-    assert asked.json()["status"] == "pending"
+    assert no_purpose.status_code == 400 and "purpose" in no_purpose.text
+    assert httpx.post(details_url, headers=_liaison(ml), json=purpose).json()["status"] == "pending"
     assert httpx.get(details_url, headers=_liaison(ml)).json()["records"] == []
     pending = httpx.get(
         f"{mr.cluster.national.url}/api/liaison/requests", headers=_liaison(mr)
@@ -407,8 +408,8 @@ def test_revocation_stops_exchange_and_retention_purges(countries: dict[str, Cou
         str(key_file(mr.cluster.root, "MR-NATIONAL")),
         check=False,
     )
-    assert check.returncode == 0  # the file itself is in force; the revocation is recorded
-    assert json.loads(check.stdout)["exchange_allowed"] is True
+    assert check.returncode == 1 and "REVOKED" in check.stderr
+    assert json.loads(check.stdout)["exchange_allowed"] is False
 
 
 def test_junk_partner_batches_are_refused_without_an_audit_event(

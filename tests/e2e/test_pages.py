@@ -631,6 +631,7 @@ def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         agreement_file=str(agreement),
         agreement_key_file=str(key_file),
         sync_interval_seconds="3600",
+        agreement_development_urls="true",  # its made-up partner is http://127.0.0.1:9
     )
     server = None
     try:
@@ -706,15 +707,21 @@ def test_liaison_reconciles_and_resolves_a_discrepancy(browser: Any, national: N
     gogui = page.locator("#reconciliation tbody tr", has_text="MR-GOGUI")
     assert gogui.locator('td[data-outcome="exit_without_entry"]').inner_text() == "2"
     shot(page, "liaison-report", full_page=True)
-    cases = page.locator("article.case")
-    before = cases.count()
+    page.select_option("#c-status", "open")
+    page.click("#case-filters button[type=submit]")
+    before = page.locator("#cases tbody tr").count()
     assert before >= 2
-    first = cases.first
-    first.locator("textarea").fill("the partner post was closed that week")
-    first.locator("select").select_option("explained")
-    first.locator('button[type="submit"]').click()
+    page.locator("#cases tbody tr a").first.click()
+    detail = page.locator("#case-detail")
+    detail.locator("textarea").fill("the partner post was closed that week")
+    detail.locator("input[name=reasons][value=crossed_elsewhere]").check()
+    detail.locator("#note-resolution").select_option("explained")
+    detail.locator('form[method="post"] button[type="submit"]').click()
     page.wait_for_selector("#flash")
-    assert page.locator("article.case").count() == before - 1
+    assert page.locator("#case-detail [data-status=resolved]").count() == 1
+    page.select_option("#c-status", "open")
+    page.click("#case-filters button[type=submit]")
+    assert page.locator("#cases tbody tr").count() == before - 1
     admin = login(browser, national, "chief")
     admin.goto(f"{national.url}/web/admin/agreements")
     assert gettext_for("fr")("In force") in admin.inner_text("main")

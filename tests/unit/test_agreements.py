@@ -71,13 +71,13 @@ BASE: dict[str, Any] = {
         {
             "country": "MRT",
             "node": "MR-NATIONAL",
-            "url": "https://borderpost.example.mr",
+            "url": "https://borderpost.police.gov.mr",
             "public_key": public_key_to_text(MR_KEY.public_key()),
         },
         {
             "country": "MLI",
             "node": "ML-NATIONAL",
-            "url": "https://borderpost.example.ml",
+            "url": "https://borderpost.police.gouv.ml",
             "public_key": public_key_to_text(ML_KEY.public_key()),
         },
     ],
@@ -370,6 +370,63 @@ def test_signed_by_both_is_in_force() -> None:
     assert set(agreement.signatures) == {"MRT", "MLI"}
     assert signature_valid(agreement, "MRT") and signature_valid(agreement, "MLI")
     assert agreement_status(agreement, TODAY) == (True, [])
+
+
+def test_party_urls_must_be_https_real_hosts_unless_the_development_flag() -> None:
+    for url, problem in (
+        ("http://borderpost.police.gov.mr", "must be https://"),
+        ("https://borderpost.example.mr", "example host"),
+        ("https://example.com", "example host"),
+        ("https://national.example", "example host"),
+    ):
+        text = signed(variant(lambda d, url=url: d["parties"][0].__setitem__("url", url)))
+        agreement = load_agreement(text)
+        in_force, problems = agreement_status(agreement, TODAY)
+        assert not in_force and problems[0].startswith("parties[0].url") and problem in problems[0]
+        assert agreement_status(agreement, TODAY, development_urls=True) == (True, [])
+        report = check_report(text, today=TODAY, hmac_key_available=True)
+        assert report["exchange_allowed"] is False and report["in_force"] is False
+    example = check_report(EXAMPLE, today=TODAY, hmac_key_available=True)
+    assert any("example host" in p for p in example["problems"])
+
+
+def test_a_revoked_version_is_not_in_force() -> None:
+    agreement = load_agreement(signed(to_toml(BASE)))
+    revoked = "on 2026-05-01 by MRT: breach"
+    assert agreement_status(agreement, TODAY, revoked=revoked) == (False, [f"revoked: {revoked}"])
+    text = signed(to_toml(BASE))
+    report = check_report(
+        text,
+        today=TODAY,
+        hmac_key_available=True,
+        revocations={("MR-ML-2026", 1): revoked},
+    )
+    assert report["revoked"] == revoked and report["exchange_allowed"] is False
+    later = check_report(
+        text, today=TODAY, hmac_key_available=True, revocations={("MR-ML-2026", 2): revoked}
+    )
+    assert later["revoked"] is None and later["exchange_allowed"] is True
+
+
+def test_revocation_notices_verify_only_for_the_party_and_version_they_name() -> None:
+    from datetime import UTC, datetime
+
+    from sync.exchange.signing import revocation_notice, sign_revocation, verify_revocation
+
+    agreement = load_agreement(signed(to_toml(BASE)))
+    notice = revocation_notice(agreement, "MRT", datetime(2026, 5, 1, tzinfo=UTC), "breach")
+    signature = sign_revocation(notice, MR_KEY)
+    decoded = verify_revocation(agreement, notice, signature)
+    assert decoded["party"] == "MRT" and decoded["version"] == 1 and decoded["reason"] == "breach"
+    with pytest.raises(ValueError):  # signed by the other party's key
+        verify_revocation(agreement, notice, sign_revocation(notice, ML_KEY))
+    with pytest.raises(ValueError):  # altered after signing
+        verify_revocation(agreement, notice.replace(b"breach", b"nothing"), signature)
+    other = load_agreement(signed(variant(lambda d: d.__setitem__("version", 2))))
+    with pytest.raises(ValueError):  # another version of the agreement
+        verify_revocation(other, notice, signature)
+    with pytest.raises(ValueError):
+        verify_revocation(agreement, b"not json", signature)
 
 
 def test_one_signature_missing_stops_exchange() -> None:

@@ -3,11 +3,11 @@
 ``exchange_key`` keeps the double-blinded identity keys the partner returned for our
 crossings; ``blinded_index`` our registry's documents and name+birth dates blinded with our
 own scalar (hit/no-hit); ``exchange_budget`` what the partner used of the agreement's daily
-budgets (``sync.exchange.pseudonyms``); ``hit_query.purpose`` the purpose a detail request
-names (one of the agreement's purposes).
+budgets (``sync.exchange.pseudonyms``). (The purpose of a detail request is
+``hit_query.detail_purpose``, migration 0014.)
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-05 21:50:00.000000
 """
 
@@ -19,8 +19,8 @@ from alembic import op
 
 import registry.models
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -54,15 +54,9 @@ def upgrade() -> None:
         sa.Column("used", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("partner", "day", "kind"),
     )
-    with op.batch_alter_table("hit_query") as batch:
-        batch.add_column(
-            sa.Column("purpose", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True)
-        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("hit_query") as batch:
-        batch.drop_column("purpose")
     op.drop_table("exchange_budget")
     op.drop_index("ix_blinded_index_value", table_name="blinded_index")
     op.drop_table("blinded_index")
