@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from registry.api.auth import PasswordChangeRequired
 from registry.problems import (
     Problem,
     handle_http,
@@ -94,6 +95,10 @@ def translated(request: Request[Any, Any, Any], exc: Problem) -> Problem:
 
 
 def on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    if isinstance(exc, PasswordChangeRequired) and not wants_json(request):
+        return Response(  # after an administrator's reset: the password form first
+            "", status_code=303, headers={"Location": "/web/account#password"}, media_type=HTML
+        )
     exc = translated(request, exc)
     if wants_json(request):
         return handle_problem(request, exc)

@@ -18,6 +18,7 @@ from registry.hq.pages import HqPagesController
 from registry.settings import Settings
 from registry.web.account import AccountController
 from registry.web.admin import AdminPagesController
+from registry.web.crossings import CrossingPagesController
 from registry.web.desk import DeskController, ReceiptPageController
 from registry.web.errors import WEB_EXCEPTION_HANDLERS
 from registry.web.liaison import LiaisonPagesController
@@ -43,6 +44,7 @@ def web_router(settings: Settings) -> Router:
             AccountController,
             DeskController,
             ReceiptPageController,
+            CrossingPagesController,
             AlertPagesController,
             ActivityController,
             ReferralPagesController,
