@@ -144,6 +144,7 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
             "home_post": o.home_post,
             "language": o.language,
             "active": o.active,
+            "must_change": o.must_change_password,
         }
         for o in officers
     ]

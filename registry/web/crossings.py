@@ -24,6 +24,7 @@ from registry.crossings.records import (
     crossing_versions,
     crossing_view,
     read_crossing,
+    successor_of,
 )
 from registry.crossings.schemas import CorrectionRequest
 from registry.models import Crossing, Officer
@@ -193,8 +194,18 @@ class CrossingPagesController(Controller):
         kept = {name: form.get(name, "") for name in (*CORRECTABLE, "reason")}
         async with node.db.session() as session:
             current = await session.get(Crossing, crossing_id)
+            superseded = await successor_of(session, crossing_id) is not None
         if current is None:
             raise Problem(404, "Not found", field="crossing_id", detail="no crossing has this id")
+        if superseded:
+            return await crossing_page(
+                request,
+                officer,
+                crossing_id,
+                status_code=409,
+                correction_error=_(ALREADY_CORRECTED),
+                kept=kept,
+            )
         changes = {
             name: kept[name].strip()
             for name in CORRECTABLE
