@@ -84,7 +84,17 @@ class AuthController(Controller):
     async def me(self, officer: Officer) -> dict[str, Any]:
         return officer_view(officer)
 
-    @post("/password", opt={"roles": EVERYONE}, status_code=200)
+    @post(
+        "/password",
+        opt={"roles": EVERYONE},
+        status_code=200,
+        responses={
+            403: ResponseSpec(None, description="The current password is wrong"),
+            429: ResponseSpec(
+                None, description="Too many wrong passwords (Retry-After gives the seconds)"
+            ),
+        },
+    )
     async def change_password(
         self, request: Request[Any, Any, Any], officer: Officer, data: PasswordChange
     ) -> dict[str, Any]:
@@ -128,7 +138,15 @@ class OfficerController(Controller):
             )
         return officer_view(created)
 
-    @post("/{username:str}/password", opt={"roles": ("admin",)}, status_code=200)
+    @post(
+        "/{username:str}/password",
+        opt={"roles": ("admin",)},
+        status_code=200,
+        responses={
+            404: ResponseSpec(None, description="No account of this node has this username"),
+            409: ResponseSpec(None, description="One's own password is changed with the old one"),
+        },
+    )
     async def reset_password(
         self,
         request: Request[Any, Any, Any],
