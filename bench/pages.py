@@ -87,6 +87,7 @@ class Dataset:
     traveller_id: uuid.UUID
     crossing_id: uuid.UUID
     surname: str
+    referral_id: uuid.UUID
 
 
 Row = dict[str, Any]
@@ -262,6 +263,7 @@ def load_dataset(data_dir: Path, crossings: int, seed: int = 7) -> Dataset:
     entries, alerts = _watchlist_and_alerts(rng, rows)
     referrals = [
         {
+            "id": uuid7(),
             "origin": POST,
             "crossing_id": crossing["id"],
             "category": "unaccompanied_minor",
@@ -283,7 +285,7 @@ def load_dataset(data_dir: Path, crossings: int, seed: int = 7) -> Dataset:
     engine.dispose()  # no ANALYZE: posts never run it (see the module docstring)
     last = rows[-1]
     person = next(t for t in travellers if t["id"] == last["traveller_id"])
-    return Dataset(last["traveller_id"], last["id"], person["surname"])
+    return Dataset(last["traveller_id"], last["id"], person["surname"], referrals[0]["id"])
 
 
 class WebUser:
@@ -324,11 +326,14 @@ def pages(data: Dataset) -> list[tuple[str, str]]:
         ("desk", f"/web/travellers/{data.traveller_id}"),
         ("desk", "/web/stays?kind=overstays"),
         ("desk", "/web/stays?kind=open"),
+        ("desk", f"/web/crossings/{data.crossing_id}"),
+        ("desk", "/web/account"),
         ("chief", "/web/alerts"),
         ("chief", "/web/officers/activity"),
         ("chief", "/web/officers/activity?username=desk"),
         ("chief", "/web/officers/activity?username=desk&offset=500"),
         ("care", "/web/referrals"),
+        ("care", f"/web/referrals/{data.referral_id}"),
         ("analyst", "/web/hq/dashboard"),
         ("analyst", f"/web/hq/search?name={data.surname.replace(' ', '+')}"),
         ("analyst", f"/web/hq/travellers/{data.traveller_id}"),

@@ -28,6 +28,15 @@ REFERRAL_CATEGORIES = (
     "separated_minor",
     "other_vulnerability",
 )
+# a referral's case: opened by the desk, followed up and closed by protection
+REFERRAL_STATUSES = ("open", "in_follow_up", "closed")
+REFERRAL_OUTCOMES = (
+    "protected",
+    "handed_to_services",
+    "reunited_with_family",
+    "no_protection_need",
+    "lost_contact",
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -78,6 +87,8 @@ class Officer(SQLModel, table=True):
     language: str = Field(default="fr", max_length=5)
     active: bool = True
     created_at: datetime = _ts(default_factory=utcnow)
+    # set by an administrator's password reset: the pages ask for a new password first
+    must_change_password: bool = False
 
 
 class AuthToken(SQLModel, table=True):
@@ -219,6 +230,23 @@ class ProtectionReferral(SQLModel, table=True):
     category: str = Field(max_length=30)
     note: str = Field(max_length=4000)
     created_by: uuid.UUID = Field(foreign_key="officer.id")
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class ReferralFollowUp(SQLModel, table=True):
+    """One step of a referral's case, written by a protection officer and never changed: a
+    follow-up note, the status it leaves the case in, and the outcome when it closes it.
+    The case's status is that of its latest step (``open`` without any)."""
+
+    __tablename__ = "referral_follow_up"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    referral_id: uuid.UUID = Field(foreign_key="protection_referral.id", index=True)
+    officer_id: uuid.UUID = Field(foreign_key="officer.id")
+    status: str = Field(max_length=20)
+    note: str = Field(max_length=4000)
+    outcome: str | None = Field(default=None, max_length=30)
     created_at: datetime = _ts(default_factory=utcnow)
 
 

@@ -32,6 +32,7 @@ POST_RECORD_TYPES = (
     "photo",
     "crossing",
     "protection_referral",
+    "referral_follow_up",
     "alert",
     "alert_adjudication",
     "audit_event",

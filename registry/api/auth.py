@@ -15,6 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from registry.models import ROLES, Officer
 from registry.node import Node
+from registry.problems import Problem
 from registry.security import officer_for_token
 
 SESSION_COOKIE = "bp_session"
@@ -23,6 +24,34 @@ CROSSING_READERS = ("officer", "supervisor", "hq_analyst")
 PROTECTION_READERS = ("protection", "admin")
 EVERYONE = ROLES
 PUBLIC_PREFIXES = ("/schema",)
+# what an officer whose password an administrator reset may still do: change it, or leave
+PASSWORD_CHANGE_PATHS = frozenset(
+    {
+        "/api/auth/password",
+        "/api/auth/logout",
+        "/api/auth/me",
+        "/web",
+        "/web/",
+        "/web/account",
+        "/web/account/password",
+        "/web/logout",
+        "/web/language",
+    }
+)
+
+
+class PasswordChangeRequired(Problem):
+    """403: an administrator reset this account's password; it must choose a new one first
+    (the pages redirect to the account page instead)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "Password change required",
+            field="password",
+            detail="an administrator reset this password: change it first "
+            "(POST /api/auth/password)",
+        )
 
 
 def token_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -59,6 +88,8 @@ async def authorize(
         raise PermissionDeniedException("this account belongs to another post")
     if officer.role not in roles:
         raise PermissionDeniedException(f"the role {officer.role} may not use this endpoint")
+    if officer.must_change_password and connection.scope["path"] not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()
     connection.state.officer = officer
 
 

@@ -53,9 +53,11 @@ def crossing_view(
     traveller: Traveller | None = None,
     document: TravelDocument | None = None,
     *,
-    has_referral: bool = False,
+    has_referral: bool | None = None,
 ) -> dict[str, Any]:
-    """The JSON shape of a crossing; times in UTC plus the post's local time."""
+    """The JSON shape of a crossing; times in UTC plus the post's local time.
+    ``has_protection_referral`` is there only when the caller checked it for a role that
+    may know (``KNOWS_REFERRALS_EXIST``): its absence says nothing."""
     local = crossing.occurred_at.astimezone(node.settings.zone)
     view: dict[str, Any] = {
         "id": str(crossing.id),
@@ -81,10 +83,11 @@ def crossing_view(
         "overstay_days": crossing.overstay_days,
         "photo_sha256": crossing.photo_sha256,
         "receipt": crossing.receipt,
-        "has_protection_referral": has_referral,
         "traveller_id": str(crossing.traveller_id),
         "document_id": str(crossing.document_id),
     }
+    if has_referral is not None:
+        view["has_protection_referral"] = has_referral
     if traveller is not None:
         view["traveller"] = traveller_view(traveller)
     if document is not None:
@@ -98,6 +101,11 @@ def _str_or_none(value: object) -> str | None:
 
 def _iso_or_none(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+# roles that may know whether a crossing has a protection referral (never what it says): the
+# desk that attaches one and hands the traveller over, and protection
+KNOWS_REFERRALS_EXIST = ("officer", "supervisor", "protection")
 
 
 async def has_referral(session: AsyncSession, crossing_id: uuid.UUID) -> bool:
@@ -121,7 +129,11 @@ async def read_crossing(
     crossing = await load_crossing(session, crossing_id)
     traveller = await session.get(Traveller, crossing.traveller_id)
     document = await session.get(TravelDocument, crossing.document_id)
-    referral = await has_referral(session, crossing.id)
+    referral = (
+        await has_referral(session, crossing.id)
+        if officer.role in KNOWS_REFERRALS_EXIST
+        else None  # an analyst is not told whether a referral exists
+    )
     await audit(
         session,
         origin=node.settings.node_code,

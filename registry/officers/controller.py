@@ -14,14 +14,16 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import EVERYONE, node_of, token_from
 from registry.models import Officer
-from registry.officers.schemas import LoginRequest, OfficerCreate
+from registry.officers.schemas import LoginRequest, OfficerCreate, PasswordChange, PasswordReset
 from registry.officers.service import (
+    change_own_password,
     create_officer,
     list_officers,
     login,
     login_locks,
     new_password_hash,
     officer_view,
+    reset_password,
 )
 from registry.security import revoke_token
 from registry.web.security import cleared_cookies, csrf_token, session_cookies, source_address
@@ -82,6 +84,32 @@ class AuthController(Controller):
     async def me(self, officer: Officer) -> dict[str, Any]:
         return officer_view(officer)
 
+    @post(
+        "/password",
+        opt={"roles": EVERYONE},
+        status_code=200,
+        responses={
+            403: ResponseSpec(None, description="The current password is wrong"),
+            429: ResponseSpec(
+                None, description="Too many wrong passwords (Retry-After gives the seconds)"
+            ),
+        },
+    )
+    async def change_password(
+        self, request: Request[Any, Any, Any], officer: Officer, data: PasswordChange
+    ) -> dict[str, Any]:
+        """Change one's own password (the current one is required, failures are throttled
+        like logins); every other session and token of the account is revoked, this one
+        stays."""
+        changed = await change_own_password(
+            node_of(request),
+            officer=officer,
+            current_password=data.current_password,
+            new_password=data.new_password,
+            token=token_from(request),
+        )
+        return officer_view(changed)
+
 
 class OfficerController(Controller):
     """/api/officers"""
@@ -109,6 +137,28 @@ class OfficerController(Controller):
                 password_hash=password_hash,
             )
         return officer_view(created)
+
+    @post(
+        "/{username:str}/password",
+        opt={"roles": ("admin",)},
+        status_code=200,
+        responses={
+            404: ResponseSpec(None, description="No account of this node has this username"),
+            409: ResponseSpec(None, description="One's own password is changed with the old one"),
+        },
+    )
+    async def reset_password(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        username: str,
+        data: PasswordReset,
+    ) -> dict[str, Any]:
+        """An administrator resets the password of another account of this node: its
+        sessions end, and it must choose a new password at its next login. Audited."""
+        node = node_of(request)
+        reset = await reset_password(node, actor=officer, username=username, password=data.password)
+        return officer_view(reset)
 
     @get("/", opt={"roles": ("admin", "supervisor")})
     async def index(

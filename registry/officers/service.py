@@ -23,7 +23,12 @@ from registry.models import ROLES, AuthToken, Officer
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem, text_refused_problem
-from registry.security import check_password_off_loop, hash_password_off_loop, issue_token
+from registry.security import (
+    check_password_off_loop,
+    hash_password_off_loop,
+    issue_token,
+    token_digest,
+)
 from registry.text import TextRefused, TextRule, clean_text, identifier, person_name
 from registry.throttle import LockEvent, LockView, Refusal
 
@@ -53,6 +58,7 @@ def officer_view(officer: Officer, lock: LockView | None = None) -> dict[str, An
         "home_post": officer.home_post,
         "language": officer.language,
         "active": officer.active,
+        "must_change_password": officer.must_change_password,
         "login_locked_until": lock.until.isoformat(timespec="seconds") if lock else None,
     }
 
@@ -308,23 +314,113 @@ async def set_password(
     username: str,
     password: str,
     password_hash: str | None = None,
+    keep_token: str | None = None,
+    must_change: bool = False,
 ) -> Officer:
-    """Replace an officer's password and revoke every token they hold (``password_hash``
-    from ``new_password_hash`` spares the hashing inside the caller's transaction)."""
+    """Replace an officer's password and revoke every token they hold but ``keep_token``
+    (the session of an officer changing their own); ``password_hash`` (from
+    ``new_password_hash``) spares the hashing inside the caller's transaction. An
+    administrator's reset sets ``must_change``: the pages then ask for a new password first."""
     officer = await _officer_by_username(session, node, username)
     officer.password_hash = password_hash or await new_password_hash(password)
-    await _revoke_all_tokens(session, officer)
+    officer.must_change_password = must_change
+    await _revoke_all_tokens(session, officer, keep=keep_token)
     await enqueue(session, officer)
+    own = actor is not None and actor.id == officer.id
     await audit(
         session,
         origin=node.settings.node_code,
         officer=actor,
-        action="set_password",
+        action="change_password" if own else "set_password",
         record_type="officer",
         record_id=officer.id,
         purpose="account_management",
+        detail={"must_change": must_change, "other_sessions_revoked": True},
     )
     return officer
+
+
+async def change_own_password(
+    node: Node, *, officer: Officer, current_password: str, new_password: str, token: str | None
+) -> Officer:
+    """An officer changes their own password: the current one must match (argon2 on the
+    password threads, throttled like a login: failures count against the account), the new
+    one follows the policy of account creation; every other session ends, this one stays."""
+    throttle = node.logins
+    refusal = throttle.admit(officer.username, f"password-change:{officer.id}")
+    if refusal is not None:
+        await record_lock_events(node, officer)
+        raise LoginThrottled(refusal)
+    async with node.db.session() as session:
+        stored = await session.get(Officer, officer.id)
+    matches = await check_password_off_loop(
+        stored.password_hash if stored is not None else None, current_password
+    )
+    throttle.record(officer.username, f"password-change:{officer.id}", succeeded=matches)
+    if not matches:
+        async with node.db.write_transaction() as session:
+            await audit(
+                session,
+                origin=node.settings.node_code,
+                officer=officer,
+                action="change_password_failed",
+                record_type="officer",
+                record_id=officer.id,
+                purpose="account_management",
+            )
+            await _audit_lock_events(session, node, throttle.take_events(), officer)
+        raise Problem(
+            403, "Wrong password", field="current_password", detail="the current password is wrong"
+        )
+    if new_password == current_password:
+        raise Problem(
+            422, "Same password", field="new_password", detail="choose a different password"
+        )
+    password_hash = await new_password_hash(new_password, field="new_password")
+    async with node.db.write_transaction() as session:
+        changed = await set_password(
+            session,
+            node=node,
+            actor=officer,
+            username=officer.username,
+            password=new_password,
+            password_hash=password_hash,
+            keep_token=token,
+        )
+    forget_cached_sessions(node)
+    return changed
+
+
+async def reset_password(node: Node, *, actor: Officer, username: str, password: str) -> Officer:
+    """An administrator gives another account of this node a temporary password: every
+    session of that account ends and it must choose a new password at its next login.
+    Audited (``set_password`` with ``must_change``). One's own password is changed with the
+    current one instead (409 here)."""
+    username = clean_account_text(username, USERNAME, "username")
+    if username == actor.username:
+        raise Problem(
+            409, "Own account", field="username", detail="change your own password on your account"
+        )
+    password_hash = await new_password_hash(password)
+    async with node.db.write_transaction() as session:
+        reset = await set_password(
+            session,
+            node=node,
+            actor=actor,
+            username=username,
+            password=password,
+            password_hash=password_hash,
+            must_change=True,
+        )
+    forget_cached_sessions(node)
+    return reset
+
+
+def forget_cached_sessions(node: Node) -> None:
+    """Tokens revoked in the database may still sit in the node's token cache: start a
+    fresh cache, so that no cached session of the account outlives the change (the others
+    are simply looked up again)."""
+    node.tokens = type(node.tokens)(node.tokens.ttl)
 
 
 async def set_active(
@@ -348,7 +444,10 @@ async def set_active(
     return officer
 
 
-async def _revoke_all_tokens(session: AsyncSession, officer: Officer) -> None:
-    await session.execute(
-        update(AuthToken).where(col(AuthToken.officer_id) == officer.id).values(revoked=True)
-    )
+async def _revoke_all_tokens(
+    session: AsyncSession, officer: Officer, keep: str | None = None
+) -> None:
+    query = update(AuthToken).where(col(AuthToken.officer_id) == officer.id)
+    if keep is not None:
+        query = query.where(col(AuthToken.token_hash) != token_digest(keep))
+    await session.execute(query.values(revoked=True))

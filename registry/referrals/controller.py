@@ -1,6 +1,8 @@
 """Referral endpoints: the front desk refers a crossing to protection
 (``POST /api/crossings/{id}/referrals``); protection officers (and admin, for audit) list
-and read referrals (``/api/referrals``). Every read is audited by the service."""
+and read referrals (``/api/referrals``); protection officers alone work a referral's case
+(``POST /api/referrals/{id}/follow-ups``: a note, a status, the closing outcome). Every read
+and write is audited by the service."""
 
 from __future__ import annotations
 
@@ -12,8 +14,15 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import FRONT_DESK, PROTECTION_READERS, node_of
 from registry.models import Officer
-from registry.referrals.schemas import ReferralCreate
-from registry.referrals.service import create_referral, list_referrals, read_referral
+from registry.referrals.schemas import FollowUpCreate, ReferralCreate
+from registry.referrals.service import (
+    add_follow_up,
+    create_referral,
+    list_referrals,
+    read_referral,
+)
+
+PROTECTION_WRITERS = ("protection",)
 
 
 class CrossingReferralController(Controller):
@@ -73,4 +82,30 @@ class ReferralController(Controller):
     ) -> dict[str, Any]:
         node = node_of(request)
         async with node.db.write_transaction() as session:
+            return await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+
+    @post(
+        "/{referral_id:uuid}/follow-ups",
+        opt={"roles": PROTECTION_WRITERS},
+        status_code=HTTP_201_CREATED,
+        summary="Add a step to a referral's case (note, status, closing outcome)",
+    )
+    async def follow_up(
+        self,
+        request: Request[Any, Any, Any],
+        officer: Officer,
+        referral_id: uuid.UUID,
+        data: FollowUpCreate,
+    ) -> dict[str, Any]:
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            await add_follow_up(
+                session,
+                node=node,
+                officer=officer,
+                referral_id=referral_id,
+                status=data.status,
+                note=data.note,
+                outcome=data.outcome,
+            )
             return await read_referral(session, node=node, officer=officer, referral_id=referral_id)

@@ -1,4 +1,5 @@
-"""Request schema of the referrals slice (msgspec): a protection referral on a crossing."""
+"""Request schemas of the referrals slice (msgspec): a protection referral on a crossing, and
+the steps of its case (follow-up notes, status, closing outcome)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,22 @@ ReferralCategory = Literal[
 class ReferralCreate(CleanText, forbid_unknown_fields=True):
     category: ReferralCategory
     note: Annotated[str, Meta(min_length=1, max_length=4000), REFERRAL_NOTE]
+
+
+ReferralStatus = Literal["open", "in_follow_up", "closed"]
+ReferralOutcome = Literal[
+    "protected",
+    "handed_to_services",
+    "reunited_with_family",
+    "no_protection_need",
+    "lost_contact",
+]
+
+
+class FollowUpCreate(CleanText, forbid_unknown_fields=True):
+    """One step of a referral's case: a note, the status it leaves the case in, and the
+    outcome when it closes the case (required then, refused otherwise)."""
+
+    status: ReferralStatus
+    note: Annotated[str, Meta(min_length=1, max_length=4000), REFERRAL_NOTE]
+    outcome: ReferralOutcome | None = None

@@ -12,7 +12,7 @@ from registry.api.auth import EVERYONE, node_of
 from registry.audit import audit
 from registry.models import Officer
 from registry.node import Node
-from registry.officers.service import LoginThrottled, login
+from registry.officers.service import LoginThrottled, change_own_password, login
 from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.web.i18n import LANGUAGES, N_, supported
@@ -37,6 +37,12 @@ LOGIN_LOCKED = N_(
 )
 LOGIN_WAIT = N_("Too many failed login attempts. Wait %(seconds)s s before trying again.")
 SESSION_ENDED = N_("Your session ended after a period without activity. Please log in again.")
+WRONG_PASSWORD = N_("The current password is wrong.")
+PASSWORD_TOO_SHORT = N_("The new password needs at least 10 characters.")
+PASSWORDS_DIFFER = N_("The two new passwords differ.")
+SAME_PASSWORD = N_("Choose a password different from the current one.")
+MUST_CHANGE = N_("An administrator has reset your password: choose a new one before going on.")
+NEW_PASSWORD_LENGTH = 10
 YEAR = 365 * 24 * 3600
 
 
@@ -110,6 +116,22 @@ async def _login_refused(
     )
     response.headers.update(problem.headers)
     return response
+
+
+async def _account_page(
+    request: Request[Any, Any, Any], officer: Officer, *, status_code: int = 200, error: str = ""
+) -> Response[str]:
+    """The account page: the officer's facts, language and password change; after a reset
+    by an administrator, the request to choose a new password first."""
+    _ = translator(request)
+    return await render(
+        request,
+        "account.html",
+        status_code=status_code,
+        active="account",
+        password_error=error,
+        must_change=_(MUST_CHANGE) if officer.must_change_password else "",
+    )
 
 
 class AccountController(Controller):
@@ -200,7 +222,56 @@ class AccountController(Controller):
 
     @get("/account", opt={"roles": EVERYONE}, include_in_schema=False)
     async def account(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        return await render(request, "account.html", active="account")
+        return await _account_page(request, officer)
+
+    @post("/account/password", opt={"roles": EVERYONE}, include_in_schema=False)
+    async def change_password(
+        self, request: Request[Any, Any, Any], officer: Officer
+    ) -> Response[Any]:
+        """Change one's own password (``registry.officers.service.change_own_password``):
+        the current one is required; every other session ends, this one stays."""
+        node = node_of(request)
+        _ = translator(request)
+        form = await request.form()
+        current, new, again = (
+            value if isinstance(value := form.get(name, ""), str) else ""
+            for name in ("current_password", "new_password", "new_password_again")
+        )
+        error = ""
+        if len(new) < NEW_PASSWORD_LENGTH:
+            error = _(PASSWORD_TOO_SHORT)
+        elif new != again:
+            error = _(PASSWORDS_DIFFER)
+        if not error:
+            try:
+                await change_own_password(
+                    node,
+                    officer=officer,
+                    current_password=current[:200],
+                    new_password=new[:200],
+                    token=session_token(request),
+                )
+            except LoginThrottled as throttled:
+                response = await _account_page(
+                    request,
+                    officer,
+                    status_code=429,
+                    error=_(LOGIN_WAIT) % {"seconds": throttled.headers["Retry-After"]},
+                )
+                response.headers.update(throttled.headers)
+                return response
+            except Problem as problem:
+                if problem.status == 403:
+                    error = _(WRONG_PASSWORD)
+                elif problem.status == 422:
+                    same = problem.invalid_params and problem.title == "Same password"
+                    error = _(SAME_PASSWORD) if same else _(PASSWORD_TOO_SHORT)
+                else:
+                    raise
+        if error:
+            status = 403 if error == _(WRONG_PASSWORD) else 422
+            return await _account_page(request, officer, status_code=status, error=error)
+        return redirect("/web/account?done=password_changed")
 
     @post("/language", opt={"roles": EVERYONE}, include_in_schema=False)
     async def language(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:

@@ -26,10 +26,12 @@ from registry.node import Node
 from registry.officers.schemas import OfficerCreate
 from registry.officers.service import (
     create_officer,
+    forget_cached_sessions,
     list_officers,
     login_locks,
     new_password_hash,
     release_lock,
+    reset_password,
     set_active,
 )
 from registry.outbox import enqueue
@@ -181,6 +183,11 @@ ACCOUNT_FORM_HINTS = {
     "username": N_("3 to 64 characters: a-z, 0-9, dot, dash, underscore"),
     "password": N_("Password (10 characters or more)"),
 }
+
+RESET_TOO_SHORT = N_("The temporary password needs at least 10 characters.")
+RESET_WHO = N_(
+    "Choose another account of this post (your own password is changed on your account page)."
+)
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
 
 
@@ -276,6 +283,7 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
             "home_post": o.home_post,
             "language": o.language,
             "active": o.active,
+            "must_change": o.must_change_password,
         }
         for o in officers
     ]
@@ -328,13 +336,6 @@ async def _agreements(node: Node, _: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _forget_cached_sessions(node: Node) -> None:
-    """A deactivation revokes the account's tokens in the database; start a fresh token
-    cache too, so that no cached session of the account outlives it (others are simply
-    looked up again)."""
-    node.tokens = type(node.tokens)(node.tokens.ttl)
-
-
 async def _posts_page(
     request: Request[Any, Any, Any], issued: dict[str, Any] | None = None
 ) -> Response[str]:
@@ -369,6 +370,8 @@ async def _officers_page(
     status_code: int = 200,
     error: str = "",
     values: dict[str, str] | None = None,
+    reset_error: str = "",
+    reset_username: str = "",
 ) -> Response[str]:
     """The accounts page; after a refused form, with its error and the values typed."""
     node = node_of(request)
@@ -388,7 +391,19 @@ async def _officers_page(
         locks=await login_locks(node),
         form_error=error,
         values=values or {},
+        resettable=[
+            o.username
+            for o in found
+            if o.home_post == node.settings.node_code and o.username != officer_username(request)
+        ],
+        reset_error=reset_error,
+        reset_username=reset_username,
     )
+
+
+def officer_username(request: Request[Any, Any, Any]) -> str:
+    officer = getattr(request.state, "officer", None)
+    return officer.username if officer is not None else ""
 
 
 class AdminPagesController(Controller):
@@ -437,6 +452,37 @@ class AdminPagesController(Controller):
             )
         return redirect("/web/admin/officers?done=officer_created")
 
+    @post("/officers/password")
+    async def reset(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+        """Reset the password of another account of this node (audited): its sessions end
+        and it must choose a new password at its next login. A refused form keeps the
+        account chosen (never the password)."""
+        node = node_of(request)
+        _ = translator(request)
+        form = await request.form()
+        username = str(form.get("username", "")).strip()[:64]
+        password = str(form.get("password", ""))[:200]
+        error = ""
+        if not username or username == officer.username:
+            error = _(RESET_WHO)
+        elif len(password) < 10:
+            error = _(RESET_TOO_SHORT)
+        if not error:
+            try:
+                await reset_password(node, actor=officer, username=username, password=password)
+            except Problem as problem:
+                if problem.status == 404 or problem.status == 409:
+                    error = _(RESET_WHO)
+                elif problem.status == 422:
+                    error = _(RESET_TOO_SHORT)
+                else:
+                    raise
+        if error:
+            return await _officers_page(
+                request, status_code=422, reset_error=error, reset_username=username
+            )
+        return redirect("/web/admin/officers?done=password_reset")
+
     @post("/logins/unlock")
     async def unlock(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
         """Lift a login lockout (account or source address) before it ends; audited."""
@@ -459,7 +505,7 @@ class AdminPagesController(Controller):
             raise Problem(409, "Refused", field="username", detail="you cannot deactivate yourself")
         async with node.db.write_transaction() as session:
             await set_active(session, node=node, actor=officer, username=username, active=active)
-        _forget_cached_sessions(node)
+        forget_cached_sessions(node)
         done = "officer_activated" if active else "officer_deactivated"
         return redirect(f"/web/admin/officers?done={done}")
 

@@ -32,6 +32,7 @@ from registry.node import Node
 from registry.photos import AnalysedPhoto, PhotoRefused, analyse_upload
 from registry.problems import Problem
 from registry.receipts import qr_svg
+from registry.referrals.service import referred_crossings
 from registry.schemas import decode_as
 from registry.watchlists.alerts import desk_alert_view
 from registry.web.desk_service import check_view, desk_check, mrz_view
@@ -123,6 +124,7 @@ def _recent_option(view: dict[str, Any], _: Any) -> dict[str, str]:
         "direction_text": direction,
         "decision_text": label(DECISIONS, view["decision"], _),
         "label": f"{when} {name} ({direction})",
+        "referred": view.get("referred", False),
     }
 
 
@@ -139,6 +141,11 @@ async def recent_registrations(node: Node, officer: Officer, _: Any) -> list[dic
             direction=None,
             limit=RECENT_LIMIT,
         )
+        referred = await referred_crossings(
+            session, officer=officer, crossing_ids=[uuid.UUID(view["id"]) for view in views]
+        )
+    for view in views:
+        view["referred"] = uuid.UUID(view["id"]) in referred
     return [_recent_option(view, _) for view in views]
 
 
@@ -257,6 +264,7 @@ def _saved_view(request: Request[Any, Any, Any], result: Any) -> dict[str, Any]:
     return {
         "id": str(crossing.id),
         "receipt_url": f"{receipt}?paper=80mm&print=1&embed=1",
+        "crossing_url": f"/web/crossings/{crossing.id}",
         "receipt_80mm_url": f"{receipt}?paper=80mm",
         "receipt_a4_url": f"{receipt}?paper=a4",
         "alerts": sorted(instruction_text(text, _) for text in alerts),

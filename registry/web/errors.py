@@ -19,6 +19,7 @@ from litestar.exceptions import (
 )
 from litestar.types import ExceptionHandlersMap
 
+from registry.api.auth import PasswordChangeRequired
 from registry.problems import (
     EXCEPTION_HANDLERS,
     Problem,
@@ -166,6 +167,10 @@ def translated(request: Request[Any, Any, Any], exc: Problem) -> Problem:
 
 
 def on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    if isinstance(exc, PasswordChangeRequired) and not wants_json(request):
+        return Response(  # after an administrator's reset: the password form first
+            "", status_code=303, headers={"Location": "/web/account#password"}, media_type=HTML
+        )
     coded = any(param.get("code") in TEXT_REFUSALS for param in exc.invalid_params)
     exc = translated(request, exc)
     if wants_json(request):

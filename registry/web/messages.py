@@ -88,6 +88,18 @@ REFERRAL_CATEGORIES = {
     "separated_minor": N_("Separated minor"),
     "other_vulnerability": N_("Other vulnerability"),
 }
+REFERRAL_STATUSES = {
+    "open": N_("Open"),
+    "in_follow_up": N_("In follow-up"),
+    "closed": N_("Closed"),
+}
+REFERRAL_OUTCOMES = {
+    "protected": N_("Protected (shelter or care arranged)"),
+    "handed_to_services": N_("Handed to social services"),
+    "reunited_with_family": N_("Reunited with family"),
+    "no_protection_need": N_("No protection need found"),
+    "lost_contact": N_("Contact lost"),
+}
 EVIDENCE = {"document": N_("Document"), "name_dob": N_("Name and birth date"), "face": N_("Face")}
 FACE_BANDS = {
     "HIGH": N_("strong match"),
@@ -232,6 +244,14 @@ FLASH = {
     "quarantine_discarded": N_("The record has been discarded; it stays listed as discarded."),
     "quarantine_kept": N_("The record is still refused; it stays in quarantine."),
     "language_saved": N_("Language saved."),
+    "crossing_corrected": N_("The correction has been saved as a new version."),
+    "referral_attached": N_("The protection officer has been alerted: referral attached."),
+    "follow_up_added": N_("The follow-up has been added to the case."),
+    "case_closed": N_("The case has been closed."),
+    "password_changed": N_("Your password has been changed; your other sessions have ended."),
+    "password_reset": N_(
+        "The password has been reset; the officer must choose a new one at the next login."
+    ),
     "logged_out": N_("You have been logged out."),
     "note_saved": N_("The note has been added; it travels to the partner."),
     "released": N_("The details have been released to the partner."),

@@ -19,6 +19,7 @@ from registry.hq.pages import HqPagesController
 from registry.settings import Settings
 from registry.web.account import AccountController
 from registry.web.admin import AdminPagesController
+from registry.web.crossings import CrossingPagesController
 from registry.web.desk import DeskController, ReceiptPageController
 from registry.web.errors import APP_EXCEPTION_HANDLERS, WEB_EXCEPTION_HANDLERS
 from registry.web.liaison import LiaisonPagesController
@@ -52,6 +53,7 @@ def web_router(settings: Settings) -> Router:
             DeskController,
             ReceiptPageController,
             PostSearchPagesController,
+            CrossingPagesController,
             AlertPagesController,
             ActivityController,
             ReferralPagesController,

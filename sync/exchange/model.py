@@ -88,6 +88,8 @@ RECORD_TYPES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
 )
 PHOTO: Final = "photo"
 PROTECTION_REFERRAL: Final = "protection_referral"
+# a referral's case steps are as confidential as the referral: shared only with it
+PROTECTION_RECORDS: Final = frozenset({PROTECTION_REFERRAL, "referral_follow_up"})
 
 # Fields that may be pseudonymised, and how (``sync.exchange.pseudonyms``): the document
 # itself, the person (name key with birth date and nationality, across documents), or a value
@@ -227,7 +229,7 @@ class Agreement:
         """True when records of this type may leave at all (flags included)."""
         if record_type == PHOTO and not self.share_photos:
             return False
-        if record_type == PROTECTION_REFERRAL and not self.share_protection_referrals:
+        if record_type in PROTECTION_RECORDS and not self.share_protection_referrals:
             return False
         return record_type in self.record_types
 

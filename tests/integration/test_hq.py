@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event, func, select, text
+from sqlalchemy import Column, MetaData, Table, event, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
@@ -49,7 +49,7 @@ from registry.models import (
 )
 from registry.names import name_key, normalise_document_number
 from registry.node import Node
-from registry.outbox import insert_rows
+from registry.outbox import insert_rows, row_of
 from registry.settings import Settings
 from registry.stays import StayRules
 from registry.watchlists.content import template_bytes
@@ -299,13 +299,32 @@ def _alerts(world: World) -> list[Alert | AlertAdjudication]:
 
 
 async def seed_world(settings: Settings) -> World:
-    """Insert the dataset with Core inserts (parents first)."""
+    """Insert the dataset with Core inserts (parents first), only into the columns the
+    database has: it may stand at an older revision (columns added later keep their
+    server defaults when it is upgraded)."""
     world = World()
     database = Database(settings)
     try:
         async with database.write_transaction() as session:
+            connection = await session.connection()
+            tables: dict[str, Table] = {}  # each table as the database has it
             for rows in (_officers, _photos, _travellers, _documents, _crossings, _alerts):
-                await insert_rows(session, *rows(world))
+                for record in rows(world):
+                    model = type(record).__table__  # type: ignore[attr-defined]
+                    if model.name not in tables:
+                        present = await connection.run_sync(
+                            lambda sync, name=model.name: {
+                                c["name"] for c in inspect(sync).get_columns(name)
+                            }
+                        )
+                        tables[model.name] = Table(
+                            model.name,
+                            MetaData(),
+                            *(Column(c.name, c.type) for c in model.columns if c.name in present),
+                        )
+                    table = tables[model.name]
+                    row = {k: v for k, v in row_of(record).items() if k in table.columns}
+                    await session.execute(insert(table), [row])
     finally:
         await database.dispose()
     return world

@@ -46,6 +46,15 @@ MATRIX: list[tuple[str, str, set[str], dict | None]] = [
     ("GET", "/api/photos/{photo}", READERS, None),
     ("GET", "/api/referrals", PROTECTION, None),
     ("GET", "/api/referrals/{referral}", PROTECTION, None),
+    (
+        "POST",
+        "/api/referrals/{referral}/follow-ups",
+        {"protection"},  # admin reads referrals for audit; it does not work cases
+        {"status": "in_follow_up", "note": "matrix {role}"},
+    ),
+    # too short a new password: refused (400) before anything changes, for every role
+    ("POST", "/api/auth/password", EVERYONE, {"current_password": "x", "new_password": "short"}),
+    ("POST", "/api/officers/{username}/password", {"admin"}, {"password": "short"}),
     ("GET", "/api/officers", {"admin", "supervisor"}, None),
     (
         "POST",
@@ -103,7 +112,7 @@ PUBLIC = {("POST", "/api/auth/login"), ("GET", "/api/health")}
 
 def _route_key(method: str, template: str) -> tuple[str, str]:
     path = template.split("?")[0]
-    for name in ("crossing", "traveller", "photo", "referral", "alert", "entry"):
+    for name in ("crossing", "traveller", "photo", "referral", "alert", "entry", "username"):
         path = path.replace("{" + name + "}", "*")
     return method, path
 
@@ -176,6 +185,7 @@ async def _fixtures(node: NodeUnderTest) -> dict[str, str]:
         "receipt": crossing["receipt"],
         "entry": listed.json()["entry_id"],
         "alert": hit.json()["alerts"][0]["id"],
+        "username": "liaison",
     }
 
 

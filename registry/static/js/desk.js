@@ -468,6 +468,8 @@
       (result.alerts.length ? " · " + msg.watchlist + ": " + result.alerts.join(" · ") : "");
     $("saved-banner-80").href = result.receipt_80mm_url;
     $("saved-banner-a4").href = result.receipt_a4_url;
+    $("saved-banner-refer").href = result.crossing_url + "#referral";
+    $("saved-refer").href = result.crossing_url + "#referral";
     $("saved-banner").hidden = false;
     document.querySelectorAll(".recent-select").forEach(function (select) {
       const option = document.createElement("option");
@@ -489,6 +491,10 @@
       link.textContent = pair[0];
       links.appendChild(link);
     });
+    const open = document.createElement("a");
+    open.href = result.crossing_url;
+    open.textContent = msg.openCrossing;
+    row.insertCell().appendChild(open);
   }
 
   // No page may be framed (frame-ancestors 'none'): the slip is fetched and shown in a
