@@ -24,7 +24,16 @@ from registry.receipts import load_or_create_node_key
 from sync.batches import OutboxRecord, sign_batch
 from sync.exchange.signing import sign_agreement
 from tests.conftest import drop_pg_database, missing, pg_reachable
-from tests.e2e.test_bilateral import AGREEMENT, BASE, Country, _cross, _liaison, _officer, _start
+from tests.e2e.test_bilateral import (
+    AGREEMENT,
+    BASE,
+    Country,
+    _cross,
+    _liaison,
+    _officer,
+    _start,
+    key_file,
+)
 from tests.servers import cli
 
 H = timedelta(hours=1)
@@ -110,7 +119,7 @@ def _check(country: Country) -> Any:
         "check",
         str(root / "agreement.toml"),
         "--key-file",
-        str(root / "hmac.key"),
+        str(key_file(root, country.cluster.national_env["BORDERPOST_NODE_CODE"])),
         check=False,
     )
 

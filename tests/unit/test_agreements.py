@@ -384,9 +384,9 @@ def test_party_urls_must_be_https_real_hosts_unless_the_development_flag() -> No
         in_force, problems = agreement_status(agreement, TODAY)
         assert not in_force and problems[0].startswith("parties[0].url") and problem in problems[0]
         assert agreement_status(agreement, TODAY, development_urls=True) == (True, [])
-        report = check_report(text, today=TODAY, hmac_key_available=True)
+        report = check_report(text, today=TODAY, key_available=True)
         assert report["exchange_allowed"] is False and report["in_force"] is False
-    example = check_report(EXAMPLE, today=TODAY, hmac_key_available=True)
+    example = check_report(EXAMPLE, today=TODAY, key_available=True)
     assert any("example host" in p for p in example["problems"])
 
 
@@ -398,12 +398,12 @@ def test_a_revoked_version_is_not_in_force() -> None:
     report = check_report(
         text,
         today=TODAY,
-        hmac_key_available=True,
+        key_available=True,
         revocations={("MR-ML-2026", 1): revoked},
     )
     assert report["revoked"] == revoked and report["exchange_allowed"] is False
     later = check_report(
-        text, today=TODAY, hmac_key_available=True, revocations={("MR-ML-2026", 2): revoked}
+        text, today=TODAY, key_available=True, revocations={("MR-ML-2026", 2): revoked}
     )
     assert later["revoked"] is None and later["exchange_allowed"] is True
 
