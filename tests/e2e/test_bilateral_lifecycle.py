@@ -22,6 +22,7 @@ import pytest
 
 from registry.receipts import load_or_create_node_key
 from sync.batches import OutboxRecord, sign_batch
+from sync.exchange.pseudonyms import pseudonymous_id, read_blinding_key
 from sync.exchange.signing import sign_agreement
 from tests.conftest import drop_pg_database, missing, pg_reachable
 from tests.e2e.test_bilateral import (
@@ -229,7 +230,8 @@ def test_revocation_reaches_the_partner_erases_there_and_drops_the_gap(
     after = _cross(mr.post, "exit", "R0000003", datetime.now(UTC))
     _exchange(mr)
     held = ml.cluster.national_rows("SELECT record_id, agreement_version FROM partner_record")
-    assert held == [(after, 2)]
+    mr_key = read_blinding_key(key_file(mr.cluster.root, "MR-NATIONAL"))
+    assert held == [(pseudonymous_id(mr_key, "MR-ML-2026", after), 2)]  # never our UUID
 
 
 # ------------------------------------------------------------------ https
