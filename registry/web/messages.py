@@ -52,7 +52,9 @@ PURPOSES = {
 # (sync.exchange.report.describe: how a field is shared, the agreement's settings, purposes).
 AGREEMENT_TERMS = {
     "clear": N_("in clear"),
-    "pseudonymised (HMAC-SHA256)": N_("pseudonymised (HMAC-SHA256)"),
+    "pseudonymised (blinded, ristretto255)": N_(
+        "pseudonymised (blinded with each country's own key)"
+    ),
     "not shared": N_("not shared"),
     "shared": N_("shared"),
     "photos": N_("Photos"),
@@ -60,7 +62,10 @@ AGREEMENT_TERMS = {
     "note_text": N_("Free text of liaison notes"),
     "retention_days": N_("Retention"),
     "purposes": N_("Purposes"),
-    "hmac_key_id": N_("Key identifier"),
+    "daily_blinding_budget": N_("Records of the partner blinded per day, at most"),
+    "daily_hit_budget": N_("Hit/no-hit questions answered per day, at most"),
+    "records": N_("records"),
+    "queries": N_("questions"),
     "validity": N_("Validity"),
     "(agreement)": N_("(agreement)"),
     "border_management": N_("Border management"),
@@ -75,8 +80,9 @@ def agreement_term(value: str, _: Gettext) -> str:
     number of days; anything else (a key id, dates) as written."""
     if value in AGREEMENT_TERMS:
         return _(AGREEMENT_TERMS[value])
-    if value.endswith(" days") and value[:-5].isdigit():
-        return f"{value[:-5]} {_(AGREEMENT_TERMS['days'])}"
+    number, _space, unit = value.partition(" ")
+    if number.isdigit() and unit in ("days", "records", "queries"):
+        return f"{number} {_(AGREEMENT_TERMS[unit])}"
     if ", " in value and all(part in AGREEMENT_TERMS for part in value.split(", ")):
         return ", ".join(_(AGREEMENT_TERMS[part]) for part in value.split(", "))
     return value
