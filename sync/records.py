@@ -105,9 +105,26 @@ def _wire_type(column: Any, *, raw_json: bool = False) -> Any:
 
 @cache
 def _row_decoder(record_type: str) -> msgspec.json.Decoder[Any]:
-    """A typed decoder for one table's payloads: ids, times and dates are parsed in C."""
-    fields = [(c.name, _wire_type(c) | None, None) for c in table_for(record_type).columns]
+    """A typed decoder for one table's payloads: ids, times and dates are parsed in C. A
+    column the payload leaves out decodes as UNSET (``decode_row`` fills it in)."""
+    fields = [
+        (c.name, _wire_type(c) | None | msgspec.UnsetType, msgspec.UNSET)
+        for c in table_for(record_type).columns
+    ]
     return msgspec.json.Decoder(msgspec.defstruct(f"Wire_{record_type}", fields))
+
+
+@cache
+def _absent_values(record_type: str) -> dict[str, Any]:
+    """What a column the sender left out takes: its scalar default (a sender on an older
+    schema knows nothing of a column added since, e.g. ``officer.must_change_password``),
+    else NULL. A column sent as null stays null, and the database judges it."""
+    values: dict[str, Any] = {}
+    for column in table_for(record_type).columns:
+        default = column.default
+        is_scalar = default is not None and getattr(default, "is_scalar", False)
+        values[column.name] = default.arg if is_scalar else None  # type: ignore[union-attr]
+    return values
 
 
 @cache
@@ -122,6 +139,10 @@ def _bytes_columns(record_type: str) -> tuple[str, ...]:
 def decode_row(record_type: str, raw: bytes | msgspec.Raw) -> dict[str, Any]:
     """Decode one received payload into column values (raises msgspec errors if malformed)."""
     row = msgspec.structs.asdict(_row_decoder(record_type).decode(raw))
+    absent = _absent_values(record_type)
+    for name, value in row.items():
+        if value is msgspec.UNSET:
+            row[name] = absent[name]
     for name in _bytes_columns(record_type):
         if row.get(name) is not None:
             row[name] = bytes.fromhex(row[name])
