@@ -49,13 +49,14 @@ class Movement:
 class OpenEntry:
     """An entry that is the latest admitted movement of its group (a document by issuing
     state and number, or a traveller record), with the admitted movements before it in the
-    group, most recent first (at most ``EARLIER_MOVEMENTS``; fewer means there are no more)."""
+    group, most recent first (at most ``EARLIER_MOVEMENTS``; fewer means there are no more;
+    None when they were not read)."""
 
     crossing_id: uuid.UUID
     occurred_at: datetime
     nationality: str
     group: Any  # (issuing state, number) or a traveller id
-    earlier: tuple[Movement, ...] = ()
+    earlier: tuple[Movement, ...] | None = None
     direction: str = "entry"
     decision: str = "admitted"
 
@@ -76,12 +77,15 @@ async def open_entries(
     end: datetime | None = None,
     screen: Any = None,
     limit: int | None = None,
+    with_earlier: bool = True,
 ) -> list[OpenEntry]:
     """Entries that are the latest admitted (non-refused, current) crossing of their group
     before ``end`` (no bound when None), oldest first: ``by="document"`` groups by document
     (issuing state + normalised number) across every post, ``by="traveller"`` by traveller
     record. With ``screen`` (``may_overstay`` without its ``earlier_presence``), only those
-    it lets through; with ``limit``, at most that many.
+    it lets through; with ``limit``, at most that many. ``with_earlier=False`` leaves out
+    the earlier movements (a listing that computes few limits: they are read by
+    ``allowances`` from the histories); a screen always reads them.
 
     One pass over the crossings (window functions over one ordering); what the outer query
     needs rides through it, so crossing is not read twice. The ``EARLIER_MOVEMENTS``
@@ -95,7 +99,8 @@ async def open_entries(
     }
     rank = func.row_number().over(**newest_first)
     earlier = []
-    for n in range(1, EARLIER_MOVEMENTS + 1):
+    leads = EARLIER_MOVEMENTS if with_earlier or screen is not None else 0
+    for n in range(1, leads + 1):
         direction = func.lead(col(Crossing.direction), n).over(**newest_first)
         at = func.lead(col(Crossing.occurred_at), n, type_=UTCDateTime()).over(**newest_first)
         earlier += [direction.label(f"earlier_direction_{n}"), at.label(f"earlier_at_{n}")]
@@ -149,7 +154,9 @@ async def open_entries(
                 Movement(at, d)
                 for d, at in zip(r[3 + width :: 2], r[4 + width :: 2], strict=True)
                 if d
-            ),
+            )
+            if leads
+            else None,
         )
         for r in rows
     ]
@@ -272,6 +279,8 @@ def _history_that_counts(
     rule = rules.rule_for(entry.nationality)
     if rule.max_days is None:
         return [entry]
+    if entry.earlier is None:  # not read with the entry
+        return None
     window_start = entry.occurred_at.astimezone(zone).date() - timedelta(days=rule.window_days - 1)
     kept: list[CrossingFacts] = [entry]
     for movement in entry.earlier:

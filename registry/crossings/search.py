@@ -328,7 +328,11 @@ async def open_stays(
     rules, zone = node.stay_rules, node.settings.zone
     screen = partial(may_overstay, rules, zone, as_of) if overstays_only else None
     entries = await open_entries(
-        session, by="traveller", screen=screen, limit=None if overstays_only else MAX_RESULTS
+        session,
+        by="traveller",
+        screen=screen,
+        limit=None if overstays_only else MAX_RESULTS,
+        with_earlier=overstays_only,
     )
     limits = await allowances(session, rules=rules, zone=zone, by="traveller", entries=entries)
     chosen = [

@@ -48,7 +48,9 @@ async def cross_post_stays(
     zone = node.settings.zone
     _, end = local_bounds(zone, as_of, as_of)
     screen = partial(may_overstay, node.stay_rules, zone, as_of) if overstays_only else None
-    entries = await open_entries(session, by="document", end=end, screen=screen)
+    entries = await open_entries(
+        session, by="document", end=end, screen=screen, with_earlier=overstays_only
+    )
     limits = partial(allowances, session, rules=node.stay_rules, zone=zone, by="document", end=end)
     if overstays_only:
         until_of = await limits(entries=entries)
