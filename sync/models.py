@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from registry.models import _json, _ts, utcnow
@@ -95,6 +95,8 @@ class ExchangeOutbox(SQLModel, table=True):
     agreement applies to everything not yet sent."""
 
     __tablename__ = "exchange_outbox"
+    # the backfill queues a crossing once (migration 0014)
+    __table_args__ = (Index("ix_exchange_outbox_record", "record_type", "record_id"),)
 
     seq: int | None = Field(default=None, primary_key=True)
     record_type: str = Field(max_length=40)  # crossing | discrepancy
