@@ -7,18 +7,19 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from registry.audit import audit
-from registry.crossings.open_stays import allowances, open_entries
+from registry.crossings.open_stays import OpenEntry, allowances, open_entries
 from registry.crossings.records import crossing_view, traveller_view
-from registry.crossings.registration import current_version_filter
-from registry.models import Crossing, Officer, TravelDocument, Traveller
+from registry.crossings.registration import REFUSED, current_version_filter
+from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
 from registry.names import (
     candidate_patterns,
     normalise_document_number,
@@ -266,6 +267,43 @@ async def traveller_history(
     return {"traveller": traveller_view(traveller), "crossings": views}
 
 
+@cache
+def _open_entry_condition() -> Any:
+    """An admitted, current entry with no admitted, current crossing of the same traveller
+    record after it."""
+    later = aliased(Crossing)
+    superseded = aliased(SupersededCrossing)
+    return and_(
+        col(Crossing.direction) == "entry",
+        col(Crossing.decision) != REFUSED,  # a refused entry opened no stay
+        current_version_filter(),
+        ~exists().where(
+            col(later.traveller_id) == col(Crossing.traveller_id),
+            col(later.occurred_at) > col(Crossing.occurred_at),
+            col(later.decision) != REFUSED,  # nor does a refused crossing close one
+            ~exists().where(col(superseded.id) == col(later.id)),
+        ),
+    )
+
+
+async def _oldest_open_entries(session: AsyncSession, limit: int) -> list[OpenEntry]:
+    """The ``limit`` oldest open entries at this post (by traveller record), without their
+    earlier movements (``allowances`` reads the histories of these few)."""
+    query = (
+        select(
+            col(Crossing.id),
+            col(Crossing.occurred_at),
+            col(Traveller.nationality),
+            col(Crossing.traveller_id),
+        )
+        .join(Traveller, col(Traveller.id) == col(Crossing.traveller_id))
+        .where(_open_entry_condition())
+        .order_by(col(Crossing.occurred_at), col(Crossing.id))
+        .limit(limit)
+    )
+    return [OpenEntry(*row) for row in (await session.execute(query)).all()]
+
+
 def may_overstay(
     rules: StayRules,
     zone: Any,
@@ -326,14 +364,11 @@ async def open_stays(
     unlimited.
     """
     rules, zone = node.stay_rules, node.settings.zone
-    screen = partial(may_overstay, rules, zone, as_of) if overstays_only else None
-    entries = await open_entries(
-        session,
-        by="traveller",
-        screen=screen,
-        limit=None if overstays_only else MAX_RESULTS,
-        with_earlier=overstays_only,
-    )
+    if overstays_only:  # every open entry's limit: one window pass with earlier movements
+        screen = partial(may_overstay, rules, zone, as_of)
+        entries = await open_entries(session, by="traveller", screen=screen)
+    else:  # the oldest open entries only: an indexed lookup that stops at MAX_RESULTS
+        entries = await _oldest_open_entries(session, MAX_RESULTS)
     limits = await allowances(session, rules=rules, zone=zone, by="traveller", entries=entries)
     chosen = [
         entry.crossing_id
