@@ -28,7 +28,7 @@ from registry.web.nav import navigation_for
 from registry.web.security import LANG_COOKIE, csrf_for, idle_seconds
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-HTML = "text/html; charset=utf-8"
+HTML = "text/html"  # Litestar adds "; charset=utf-8" itself (once)
 BANNER_CACHE_SECONDS = 30.0
 
 

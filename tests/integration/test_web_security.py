@@ -161,6 +161,16 @@ async def test_every_page_checks_the_role(web: Web) -> None:
     assert failures == []
 
 
+async def test_pages_and_error_pages_name_their_charset_once(web: Web) -> None:
+    """``text/html; charset=utf-8`` once: a repeated parameter is malformed."""
+    login = await web.client.get("/web/login")
+    await web.login("officer")
+    page, refused = await web.client.get("/web/desk"), await web.client.get("/web/admin/officers")
+    assert refused.status_code == 403
+    for response in (login, page, refused):
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+
+
 async def test_navigation_shows_only_what_the_role_may_open(web: Web) -> None:
     for role in ROLES:
         await web.login(role)
