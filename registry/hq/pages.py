@@ -43,9 +43,10 @@ from registry.node import Node
 from registry.problems import Problem
 from registry.web.charts import Series, bar_chart
 from registry.web.i18n import N_, form_day
-from registry.web.messages import DECISIONS, DIRECTIONS, EVIDENCE, SEXES, UNKNOWN, label
+from registry.web.messages import EVIDENCE, SEXES, UNKNOWN, label
 from registry.web.nav import HQ
 from registry.web.render import render, translator
+from registry.web.search import crossing_rows as post_crossing_rows
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -280,11 +281,8 @@ async def run_search(
 
 
 def crossing_rows(views: list[dict[str, Any]], _: Any) -> list[dict[str, Any]]:
-    for view in views:
-        view.setdefault("traveller", None)
-        view.setdefault("document", None)
-        view["direction_text"] = label(DIRECTIONS, view["direction"], _)
-        view["decision_text"] = label(DECISIONS, view["decision"], _)
+    """The post pages' crossing rows, with the local time as HQ tables show it."""
+    for view in post_crossing_rows(views, _):
         view["when"] = view["occurred_at_local"][:16].replace("T", " ")
     return views
 

@@ -897,20 +897,33 @@ async def revoke_agreement(
         statement=notice.decode(),
         signature=sign_revocation(notice, node.signing_key),
     )
+    return await _stop_under(session, node, exchange, revocation, officer, "revoke")
+
+
+async def _stop_under(
+    session: AsyncSession,
+    node: Node,
+    exchange: Exchange,
+    revocation: AgreementRevocation,
+    officer: Officer | None,
+    action: str,
+) -> AgreementRevocation:
+    """Record a revocation (ours or the partner's), drop what waits to be sent, audit it
+    and erase what we hold from the partner under that version."""
     session.add(revocation)
     dropped = await drop_unsent(session, exchange)
     await audit(
         session,
         origin=node.settings.node_code,
         officer=officer,
-        action="revoke",
+        action=action,
         record_type="agreement",
-        record_id=agreement.id,
+        record_id=revocation.agreement_id,
         purpose="exchange",
         detail={
-            "version": agreement.version,
-            "reason": reason,
-            "party": exchange.ours.country,
+            "version": revocation.version,
+            "reason": revocation.reason,
+            "party": revocation.party,
             "dropped": dropped,
         },
     )
@@ -945,22 +958,4 @@ async def accept_partner_revocation(
         signature=signature,
         notified_at=utcnow(),
     )
-    session.add(revocation)
-    dropped = await drop_unsent(session, exchange)
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=None,
-        action="revoked_by_partner",
-        record_type="agreement",
-        record_id=agreement.id,
-        purpose="exchange",
-        detail={
-            "version": agreement.version,
-            "reason": revocation.reason,
-            "party": exchange.partner.country,
-            "dropped": dropped,
-        },
-    )
-    revocation.erased = await erase_partner_data(session, node=node, exchange=exchange)
-    return revocation
+    return await _stop_under(session, node, exchange, revocation, None, "revoked_by_partner")
