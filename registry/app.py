@@ -39,7 +39,8 @@ from registry.web.security import request_guard
 from sync.api import PeerController, SyncController
 from sync.api import status as sync_status_route
 from sync.exchange.client import ExchangeRunner
-from sync.exchange.controller import LiaisonController, PartnerController
+from sync.exchange.controller import PartnerController
+from sync.exchange.liaison_controller import LiaisonController
 from sync.exchange.model import AgreementError
 from sync.exchange.service import Exchange, load_exchange
 from sync.ingest.controller import IngestController

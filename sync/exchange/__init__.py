@@ -11,5 +11,5 @@
 - ``hits``: hit/no-hit queries (an oblivious PRF) and the release of details on request;
 - ``liaison``: notes and resolutions of discrepancy cases, shared with the partner;
 - ``client``: the national node's push to the partner and signed partner calls;
-- ``controller``: the partner and liaison HTTP endpoints.
+- ``controller``: the partner's HTTP endpoints; ``liaison_controller``: the liaison's.
 """
