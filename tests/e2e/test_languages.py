@@ -121,7 +121,8 @@ def _left_over(text: str, pattern: re.Pattern[str], data: list[str], data_first:
     if not data_first:
         rest = pattern.sub(" ", rest)
     for value in sorted(data, key=len, reverse=True):
-        rest = rest.replace(value, "·")
+        # Whole values only: "A4" (a paper size) must not eat the end of a number like L140CEA4.
+        rest = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", "·", rest)
     if data_first:
         rest = pattern.sub(" ", rest)
     for data_pattern in DATA_PATTERNS:
