@@ -6,7 +6,9 @@ costs more than the database does for a registration.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -40,6 +42,36 @@ def _json_safe(value: Any) -> Any:
 def record_payload(record: SQLModel) -> dict[str, Any]:
     """JSON-safe copy of a table row (binary as hex, times ISO 8601, ids as text)."""
     return {name: _json_safe(value) for name, value in row_of(record).items()}
+
+
+class RecordView(Mapping[str, Any]):
+    """A table row's JSON-safe values (as ``record_payload``), each computed when read: for
+    a reader that needs a few columns of many rows (the bilateral exchange's filter)."""
+
+    __slots__ = ("_names", "_record")
+
+    def __init__(self, record: SQLModel) -> None:
+        self._record = record
+        self._names = _column_names(type(record))
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        return _json_safe(getattr(self._record, name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@functools.cache
+def _column_names(model: type[SQLModel]) -> frozenset[str]:
+    return frozenset(column.name for column in model.__table__.columns)  # type: ignore[attr-defined]
 
 
 def record_id_of(record: SQLModel) -> str:

@@ -52,9 +52,7 @@ PURPOSES = {
 # (sync.exchange.report.describe: how a field is shared, the agreement's settings, purposes).
 AGREEMENT_TERMS = {
     "clear": N_("in clear"),
-    "pseudonymised (blinded, ristretto255)": N_(
-        "pseudonymised (blinded with each country's own key)"
-    ),
+    "pseudonymised (blinded, X25519)": N_("pseudonymised (blinded with each country's own key)"),
     "not shared": N_("not shared"),
     "shared": N_("shared"),
     "photos": N_("Photos"),

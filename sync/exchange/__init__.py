@@ -3,7 +3,7 @@
 - ``model``: the agreement's structure (parties, paired posts, what may leave) and its file;
 - ``parsing``: reading an agreement file (TOML decoded into msgspec Structs, then checked);
 - ``signing``: Ed25519 signatures of the canonical content, and whether it is in force;
-- ``pseudonyms``: each node's own blinding key (ristretto255), blinded identity elements
+- ``pseudonyms``: each node's own blinding key (X25519 for records, ristretto255 for hits)
   and pseudonymous ids: nothing the partner holds can be reversed offline;
 - ``enforcement``: ``filter_record``, the one function through which a record leaves;
 - ``report``: what an agreement shares, and ``borderpost agreement check``;

@@ -93,7 +93,7 @@ async def evaluate_for_partner(
             "budget_left": left,
         },
     )
-    return {"evaluated": encode_point(exchange.key.blind(point)), "budget_left": left}
+    return {"evaluated": encode_point(exchange.key.evaluate(point)), "budget_left": left}
 
 
 async def refresh_index(
@@ -148,12 +148,14 @@ async def refresh_index(
         rows = []
         for document_id, state, number in documents:
             message = document_message(state, number)
-            value = key.blind_message(message) if message else "-"
+            value = key.evaluate_message(message) if message else "-"
             rows.append((document_id, "document", value))
         for traveller_id, surname, given, dob in travellers:
             query = {"surname": surname, "given_names": given, "date_of_birth": dob}
             message = query_message("name_dob", query)
-            rows.append((traveller_id, "name_dob", key.blind_message(message) if message else "-"))
+            rows.append(
+                (traveller_id, "name_dob", key.evaluate_message(message) if message else "-")
+            )
         if not rows:
             if since is None:
                 _REFRESHED[fingerprint] = started

@@ -1,10 +1,20 @@
-"""Pseudonyms the partner cannot reverse: commutative blinding on ristretto255.
+"""Pseudonyms the partner cannot reverse: commutative blinding on Curve25519.
 
 Each national node keeps its OWN secret scalar for an agreement (``BlindingKey``, a file
 readable by its owner only, never shared, never committed); nothing secret is common to the
-two countries. Every identity element the agreement pseudonymises is hashed to the group
-(``element_point``: SHA-512 of a versioned message, then ``crypto_core_ristretto255_from_hash``)
-and raised to the scalars, so that a value is only ever seen blinded.
+two countries. Two groups are used, each with its own scalar derived from that one secret:
+
+* exchanged records (``blind_message``, ``reblind``): X25519, the x-only Montgomery ladder of
+  libsodium (``crypto_scalarmult_curve25519``). An identity element is hashed straight to a
+  u-coordinate (``element_u``: SHA-512 of a domain-separated message, reduced mod 2^255-19).
+  About half such u lie on the curve's twist; X25519 is defined and safe on both (the twist
+  has a 2^253 prime-order subgroup, and the clamped scalar is a multiple of 8, so a low-order
+  component reveals nothing of the key). x-only multiplication commutes, which is all the
+  double blinding needs, at half the cost of ristretto255 (30 against 65 us per element
+  here, hash included): the exchange blinds four elements per crossing on both sides.
+* hit/no-hit (``sync.exchange.hits``, an oblivious PRF): ristretto255 (``evaluate``,
+  ``evaluate_message``), because the asker must unblind with the inverse of its one-time
+  scalar, which X25519's clamping does not allow.
 
 Identity elements (``element_message``), all normalised as in ``registry.names``:
 
@@ -29,20 +39,23 @@ Exchange (double blinding, an ECDH private set intersection done record by recor
 
 Why a guess cannot be tested offline
     ``H(g)^ab`` for a guess ``g`` needs both scalars. The partner holds ``b`` and
-    ``H(x)^ab``; without ``a`` it cannot compute ``H(g)^ab`` (this is the decisional
-    Diffie-Hellman assumption on ristretto255). Each guess needs an online request to the
-    other side: a hit/no-hit evaluation (``sync.exchange.hits``, an oblivious PRF) or a record
-    blinded in an acknowledgement. Both are authenticated by the agreement's Ed25519 keys,
-    counted against the agreement's daily budgets (``daily_hit_budget``,
-    ``daily_blinding_budget``) and audited on both sides with the agreement version.
+    ``H(x)^ab``; without ``a`` it cannot compute ``H(g)^ab`` (the Diffie-Hellman assumption
+    on Curve25519 and its twist, the one X25519 rests on). Each guess needs an online
+    request to the other side: a hit/no-hit evaluation (``sync.exchange.hits``, an oblivious
+    PRF) or a record blinded in an acknowledgement. Both are authenticated by the
+    agreement's Ed25519 keys, counted against the agreement's daily budgets
+    (``daily_hit_budget``, ``daily_blinding_budget``) and audited on both sides with the
+    agreement version.
 
 Pseudonymous ids (``pseudonymous_id``)
     Crossing, traveller and document ids that leave are ``hex(HMAC-SHA256(k, uuid))[:32]``
-    with ``k = HMAC-SHA256(scalar, "bp2|ids|{agreement id}")``: stable for one agreement (so
+    with ``k = HMAC-SHA256(scalar, "bp2|ids|{agreement id}")``; the X25519 scalar of the
+    exchange is ``HMAC-SHA256(scalar, "bp2|exchange")``. Ids are stable for one agreement (so
     cases survive a new version of it), unrelated across agreements, never our UUIDs.
 
 Encoding
-    A blinded element travels as unpadded base64url of its 32 bytes (43 characters). The
+    A blinded element (an X25519 u-coordinate, or a ristretto255 encoding for hit/no-hit)
+    travels as unpadded base64url of its 32 bytes (43 characters). The
     scalar file holds 64 hex digits (a canonical, non-zero scalar); ``write_blinding_key``
     creates one with mode 0600.
 """
@@ -51,6 +64,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import functools
 import hashlib
 import hmac
 import os
@@ -63,6 +78,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import rbcl
+from rbcl.rbcl import _sodium as _libsodium  # the libsodium rbcl bundles (ctypes)
 
 from registry.names import name_key, normalise_document_number, normalise_name
 
@@ -98,9 +114,60 @@ def decode_point(text: Any) -> bytes:
 
 
 def element_point(message: str) -> bytes:
-    """``H(message)``: the message hashed onto ristretto255 (SHA-512, then from_hash)."""
+    """``H(message)`` on ristretto255 (SHA-512, then from_hash): hit/no-hit queries."""
     digest = hashlib.sha512(message.encode("utf-8")).digest()
     return bytes(rbcl.crypto_core_ristretto255_from_hash(digest))
+
+
+_FIELD_PRIME: Final = 2**255 - 19
+# u-coordinates of the points of order 1, 2, 4 and 8 (and their non-canonical forms): a
+# partner sending one would learn nothing (X25519 of them is all-zero), but it is not a value.
+_LOW_ORDER_U: Final = frozenset(
+    {
+        0,
+        1,
+        _FIELD_PRIME - 1,
+        325606250916557431795983626356110631294008115727848805560023387167927233504,
+        39382357235489614581723060781553021112529911719440698176882885853963445705823,
+    }
+)
+_X25519_DOMAIN: Final = b"bp3|x25519|"
+
+
+def element_u(message: str) -> bytes:
+    """``H(message)`` for exchanged records: an X25519 u-coordinate (SHA-512 of the
+    domain-separated message, reduced mod 2^255-19, 32 bytes little-endian)."""
+    digest = hashlib.sha512(_X25519_DOMAIN + message.encode("utf-8")).digest()
+    return (int.from_bytes(digest, "little") % _FIELD_PRIME).to_bytes(POINT_BYTES, "little")
+
+
+def decode_element(text: Any) -> bytes:
+    """A received blinded element of an exchanged record; ValueError unless it is the
+    canonical encoding of a u-coordinate of no small order."""
+    if not isinstance(text, str) or not _ENCODED.fullmatch(text):
+        raise ValueError("a blinded value is 43 characters of base64url")
+    try:
+        u = base64.urlsafe_b64decode(text + "=")
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("a blinded value is 43 characters of base64url") from exc
+    number = int.from_bytes(u, "little")
+    if len(u) != POINT_BYTES or number >= _FIELD_PRIME:
+        raise ValueError("not a canonical Curve25519 u-coordinate")
+    if number in _LOW_ORDER_U:
+        raise ValueError("a point of small order is not a blinded value")
+    return u
+
+
+def _x25519(scalar: bytes, u: bytes) -> bytes:
+    out = ctypes.create_string_buffer(POINT_BYTES)
+    if _libsodium.crypto_scalarmult_curve25519(out, scalar, u) != 0:
+        raise ValueError("a point of small order is not a blinded value")
+    return out.raw
+
+
+@functools.lru_cache(maxsize=64)
+def _derived(scalar: bytes, purpose: bytes) -> bytes:
+    return hmac.digest(scalar, PSEUDONYM_VERSION.encode() + b"|" + purpose, "sha256")
 
 
 @dataclass(frozen=True)
@@ -117,17 +184,27 @@ class BlindingKey:
         ):
             raise ValueError("a blinding key must be a canonical ristretto255 scalar")
 
-    def blind(self, point: bytes) -> bytes:
-        """``point ^ scalar``."""
+    def evaluate(self, point: bytes) -> bytes:
+        """``point ^ scalar`` on ristretto255: the hit/no-hit oblivious PRF."""
         return bytes(rbcl.crypto_scalarmult_ristretto255(self.scalar, point))
 
+    def evaluate_message(self, message: str) -> str:
+        """``H(message) ^ scalar`` on ristretto255, encoded: the hit/no-hit index."""
+        return encode_point(self.evaluate(element_point(message)))
+
     def blind_message(self, message: str) -> str:
-        """``H(message) ^ scalar``, encoded."""
-        return encode_point(self.blind(element_point(message)))
+        """``H(message) ^ a`` for an exchanged record (X25519), encoded."""
+        return encode_point(_x25519(self.exchange_scalar, element_u(message)))
 
     def reblind(self, text: Any) -> str:
-        """A partner's blinded value raised to our scalar (the double-blinded key)."""
-        return encode_point(self.blind(decode_point(text)))
+        """A partner's blinded value raised to our exchange scalar (the double-blinded key).
+        ValueError unless ``text`` is a valid blinded element."""
+        return encode_point(_x25519(self.exchange_scalar, decode_element(text)))
+
+    @property
+    def exchange_scalar(self) -> bytes:
+        """The X25519 scalar of exchanged records, derived from ours (libsodium clamps it)."""
+        return _derived(self.scalar, b"exchange")
 
     @property
     def fingerprint(self) -> str:
@@ -136,8 +213,7 @@ class BlindingKey:
 
     def ids_key(self, agreement_id: str) -> bytes:
         """The key of our pseudonymous ids under one agreement."""
-        message = f"{PSEUDONYM_VERSION}|ids|{agreement_id}".encode()
-        return hmac.new(self.scalar, message, hashlib.sha256).digest()
+        return _derived(self.scalar, b"ids|" + agreement_id.encode())
 
 
 def generate_blinding_key() -> BlindingKey:
@@ -170,8 +246,7 @@ def pseudonymous_id(key: BlindingKey, agreement_id: str, value: Any) -> str | No
     """Our id (a UUID) as it leaves under ``agreement_id``; None for None."""
     if value is None:
         return None
-    mac = hmac.new(key.ids_key(agreement_id), str(value).encode("utf-8"), hashlib.sha256)
-    return mac.hexdigest()[:32]
+    return hmac.digest(key.ids_key(agreement_id), str(value).encode("utf-8"), "sha256").hex()[:32]
 
 
 # ------------------------------------------------------------------------------------------

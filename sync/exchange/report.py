@@ -28,7 +28,7 @@ from sync.exchange.pseudonyms import BlindingKey
 from sync.exchange.signing import agreement_status, signature_valid
 
 CLEAR: Final = "clear"
-PSEUDONYMISED: Final = "pseudonymised (blinded, ristretto255)"
+PSEUDONYMISED: Final = "pseudonymised (blinded, X25519)"
 NOT_SHARED: Final = "not shared"
 
 # Identifying fields that deserve a warning when shared in clear.
@@ -47,7 +47,7 @@ def describe(agreement: Agreement) -> list[dict[str, str]]:
     """What the agreement shares, one row per field, then its settings.
 
     Rows are ``{"record_type", "field", "shared_as"}``; ``shared_as`` is ``"clear"``,
-    ``"pseudonymised (blinded, ristretto255)"`` or ``"not shared"`` (``field`` ``"*"`` for a whole
+    ``"pseudonymised (blinded, X25519)"`` or ``"not shared"`` (``field`` ``"*"`` for a whole
     record type). Settings come last under record type ``"(agreement)"``: photos,
     protection referrals, retention, purposes, daily budgets, validity.
     """

@@ -33,7 +33,7 @@ from sqlmodel import col
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from registry.outbox import record_payload
+from registry.outbox import RecordView
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
@@ -43,7 +43,7 @@ from sync.exchange.model import Agreement, Party, Tier
 from sync.exchange.parsing import load_agreement
 from sync.exchange.pseudonyms import (
     BlindingKey,
-    decode_point,
+    decode_element,
     document_message,
     pseudonymous_id,
     read_blinding_key,
@@ -59,6 +59,7 @@ from sync.models import (
     AgreementRevocation,
     DiscrepancyEvent,
     ExchangeBudget,
+    ExchangeKey,
     ExchangeOutbox,
     HitQuery,
     PartnerRecord,
@@ -343,7 +344,8 @@ async def erase_partner_data(
     session: AsyncSession, *, node: Node, exchange: Exchange, officer: Officer | None = None
 ) -> int:
     """Erase what this node holds from the partner under the agreement version: its
-    records, its notes and resolutions on our cases, the details it released to us.
+    records, the double-blinded keys of ours it returned, its notes and resolutions on our
+    cases, the details it released to us.
     Audited; returns the records erased."""
     agreement = exchange.agreement
     under = (
@@ -354,6 +356,13 @@ async def erase_partner_data(
         await session.scalar(select(func.count()).select_from(PartnerRecord).where(*under)) or 0
     )
     await session.execute(delete(PartnerRecord).where(*under))
+    # our crossings' keys as the partner's scalar made them: its share of the blinding
+    keys = await session.execute(
+        delete(ExchangeKey).where(
+            col(ExchangeKey.agreement_id) == agreement.id,
+            col(ExchangeKey.agreement_version) == agreement.version,
+        )
+    )
     theirs = col(DiscrepancyEvent.origin) == exchange.partner.node
     cases = set(
         (await session.scalars(select(col(DiscrepancyEvent.discrepancy_id)).where(theirs))).all()
@@ -377,6 +386,7 @@ async def erase_partner_data(
             "agreement": agreement.id,
             "version": agreement.version,
             "records": records,
+            "keys": int(getattr(keys, "rowcount", 0) or 0),
             "cases": len(cases),
             "released_details": int(getattr(released, "rowcount", 0) or 0),
         },
@@ -417,7 +427,7 @@ def bundle_of(
     binding = document_message(document.issuing_state, document.number) if document else None
     parts = {
         "crossing": filter_record(
-            agreement, "crossing", record_payload(crossing), key=key, document=binding, tier=tier
+            agreement, "crossing", RecordView(crossing), key=key, document=binding, tier=tier
         )
     }
     if parts["crossing"] is None:
@@ -427,7 +437,7 @@ def bundle_of(
             parts[name] = filter_record(
                 agreement,
                 name,
-                record_payload(row),
+                RecordView(row),
                 key=key,
                 document=binding,
                 cache=cache,
@@ -701,7 +711,7 @@ async def store_acknowledged_keys(
             if field_name not in pseudonymised:
                 continue
             try:
-                decode_point(value)
+                decode_element(value)
             except ValueError:
                 continue
             valid[field_name] = value

@@ -254,7 +254,9 @@ def test_exchange_reconcile_and_liaison(countries: dict[str, Country]) -> None:
             assert set(fields) == allowed[part], part
         number = payload["travel_document"]["number"]
         assert len(number) == 43 and "0000" not in number
-        assert "KONATE" not in json.dumps(payload) and "1980" not in json.dumps(payload)
+        # (a bare "1980" may occur inside a 32-hex pseudonymous id: about 2% of runs)
+        assert "KONATE" not in json.dumps(payload) and "1980-01" not in json.dumps(payload)
+        assert len(payload["traveller"]["date_of_birth"]) == 43  # blinded, not a date
     # H(x)^(ab): only both countries' keys together give the stored value
     mr_key = read_blinding_key(key_file(mr.cluster.root, "MR-NATIONAL"))
     ml_key = read_blinding_key(key_file(ml.cluster.root, "ML-NATIONAL"))

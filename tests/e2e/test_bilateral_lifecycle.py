@@ -175,6 +175,7 @@ def test_revocation_reaches_the_partner_erases_there_and_drops_the_gap(
     assert mr.cluster.national_rows("SELECT count(*) FROM partner_record")[0][0] == 1
     for country in (mr, ml):
         assert _check(country).returncode == 0
+        assert country.cluster.national_rows("SELECT count(*) FROM exchange_key")[0][0] == 1
 
     revoked = cli(mr.cluster.national_env, "agreement", "revoke", "--reason", "partner breach")
     answer = json.loads(revoked.stdout)
@@ -182,8 +183,11 @@ def test_revocation_reaches_the_partner_erases_there_and_drops_the_gap(
     # the partner stopped at once and erased what it held under that version (audited)
     assert ml.cluster.national_rows("SELECT count(*) FROM partner_record")[0][0] == 0
     assert mr.cluster.national_rows("SELECT count(*) FROM partner_record")[0][0] == 0
+    for country in (mr, ml):  # and the keys of our crossings the partner's scalar made
+        assert country.cluster.national_rows("SELECT count(*) FROM exchange_key")[0][0] == 0
     erase = ml.cluster.national_rows("SELECT detail FROM audit_event WHERE action = 'erase'")
     assert _json(erase[0][0])["records"] == 1 and _json(erase[0][0])["version"] == 1
+    assert _json(erase[0][0])["keys"] == 1
     stored = ml.cluster.national_rows("SELECT party, revoked_by, reason FROM agreement_revocation")
     assert stored == [("MRT", "MR-NATIONAL", "partner breach")]
     for country in (mr, ml):  # both sides say revoked, and exit non-zero

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rbcl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +37,7 @@ from sync.exchange.model import (
 from sync.exchange.parsing import load_agreement
 from sync.exchange.pseudonyms import (
     BlindingKey,
-    decode_point,
+    decode_element,
     document_message,
     element_message,
     pseudonymous_id,
@@ -142,12 +142,15 @@ def signed(text: str, *keys: tuple[str, Ed25519PrivateKey]) -> str:
 
 def mac(*parts: str, key: BlindingKey = KEY) -> str:
     """The documented blinded element ``H(bp2|parts)^a``, computed independently of the
-    module: SHA-512, ristretto255 from_hash, scalar multiplication, unpadded base64url."""
-    point = rbcl.crypto_core_ristretto255_from_hash(
-        hashlib.sha512("|".join(("bp2", *parts)).encode()).digest()
+    module and of libsodium: SHA-512 of ``bp3|x25519|`` and the message reduced mod 2^255-19,
+    then OpenSSL's X25519 with ``HMAC-SHA256(scalar, "bp2|exchange")``, unpadded base64url."""
+    message = "|".join(("bp2", *parts)).encode()
+    u = int.from_bytes(hashlib.sha512(b"bp3|x25519|" + message).digest(), "little") % (2**255 - 19)
+    scalar = hmac.new(key.scalar, b"bp2|exchange", hashlib.sha256).digest()
+    blinded = X25519PrivateKey.from_private_bytes(scalar).exchange(
+        X25519PublicKey.from_public_bytes(u.to_bytes(32, "little"))
     )
-    blinded = rbcl.crypto_scalarmult_ristretto255(key.scalar, point)
-    return base64.urlsafe_b64encode(bytes(blinded)).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(blinded).rstrip(b"=").decode()
 
 
 def ref(value: Any, key: BlindingKey = KEY, agreement_id: str = "MR-ML-2026") -> str:
@@ -573,7 +576,7 @@ def test_document_pseudonym_follows_the_specification() -> None:
     row = {"number": "a12-345", "issuing_state": "mrt"}
     blinded = element("travel_document.number", row)
     assert blinded == mac("document", "MRT", "A12345")
-    decode_point(blinded)  # a valid group element
+    decode_element(blinded)  # a valid blinded element
 
 
 def element(qualified: str, row: dict[str, Any], key: BlindingKey = KEY, **kw: Any) -> str | None:
@@ -606,6 +609,11 @@ def test_blinding_commutes_so_both_sides_reach_the_same_key() -> None:
         KEY.reblind("A" * 43)  # not a group element
     with pytest.raises(ValueError):
         KEY.reblind(base64.urlsafe_b64encode(bytes(32)).rstrip(b"=").decode())  # identity
+    with pytest.raises(ValueError):
+        KEY.reblind("_" * 43)  # not canonical: 2^256 - 1 is not below 2^255 - 19
+    one = (1).to_bytes(32, "little")
+    with pytest.raises(ValueError):
+        KEY.reblind(base64.urlsafe_b64encode(one).rstrip(b"=").decode())  # small order
 
 
 def test_same_name_written_differently_gives_the_same_person() -> None:
