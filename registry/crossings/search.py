@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from registry.audit import audit
-from registry.crossings.open_stays import OpenEntry, allowances, open_entries
+from registry.crossings.open_stays import OpenEntry, allowances
 from registry.crossings.records import crossing_view, traveller_view
 from registry.crossings.registration import REFUSED, current_version_filter
 from registry.models import Crossing, Officer, SupersededCrossing, TravelDocument, Traveller
@@ -286,9 +286,42 @@ def _open_entry_condition() -> Any:
     )
 
 
-async def _oldest_open_entries(session: AsyncSession, limit: int) -> list[OpenEntry]:
-    """The ``limit`` oldest open entries at this post (by traveller record), without their
-    earlier movements (``allowances`` reads the histories of these few)."""
+def _earlier_presence(bound: datetime) -> Any:
+    """``may_overstay``'s ``earlier_presence`` for an open entry read by the indexed lookup
+    (``ix_crossing_traveller``): an admitted, current movement of the same traveller record
+    on or after ``bound`` and before the entry, or an earlier stay still open at the entry
+    (the movement just before it is an entry)."""
+    earlier = aliased(Crossing)
+    superseded = aliased(SupersededCrossing)
+    same_and_before = (
+        col(earlier.traveller_id) == col(Crossing.traveller_id),
+        col(earlier.occurred_at) < col(Crossing.occurred_at),
+        col(earlier.decision) != REFUSED,
+        ~exists().where(col(superseded.id) == col(earlier.id)),
+    )
+    previous = (
+        select(col(earlier.direction))
+        .where(*same_and_before)
+        .order_by(col(earlier.occurred_at).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    recent = exists().where(*same_and_before, col(earlier.occurred_at) >= bound)
+    return or_(previous == "entry", recent)
+
+
+async def _oldest_open_entries(
+    session: AsyncSession,
+    limit: int,
+    *,
+    screen: Callable[..., Any] | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[OpenEntry]:
+    """The ``limit`` oldest open entries at this post (by traveller record), after the
+    ``(occurred_at, id)`` cursor ``after``, without their earlier movements (``allowances``
+    reads the histories of these few); with ``screen`` (``may_overstay`` without its
+    ``earlier_presence``), only those it lets through. Every step is an indexed lookup that
+    stops at ``limit``: no pass over every crossing."""
     query = (
         select(
             col(Crossing.id),
@@ -301,7 +334,52 @@ async def _oldest_open_entries(session: AsyncSession, limit: int) -> list[OpenEn
         .order_by(col(Crossing.occurred_at), col(Crossing.id))
         .limit(limit)
     )
+    if screen is not None:
+        query = query.where(
+            screen(
+                col(Traveller.nationality),
+                col(Crossing.occurred_at),
+                earlier_presence=_earlier_presence,
+            )
+        )
+    if after is not None:
+        at, crossing_id = after
+        query = query.where(
+            or_(
+                col(Crossing.occurred_at) > at,
+                and_(col(Crossing.occurred_at) == at, col(Crossing.id) > crossing_id),
+            )
+        )
     return [OpenEntry(*row) for row in (await session.execute(query)).all()]
+
+
+async def _oldest_overstays(
+    session: AsyncSession, *, rules: StayRules, zone: Any, as_of: date, limit: int
+) -> tuple[list[OpenEntry], dict[uuid.UUID, date | None]]:
+    """The ``limit`` oldest open entries at this post that are past their limit at the end
+    of ``as_of``, with every limit: screened candidates are read oldest first, a page at a
+    time, until ``limit`` overstays are found. Almost every candidate is one (an entry older
+    than its nationality's longest stay, or one with earlier days counting against it), so
+    a post with many overstayers stops after the first page, and one with few reads only
+    its candidates, never every crossing."""
+    screen = partial(may_overstay, rules, zone, as_of)
+    found: list[OpenEntry] = []
+    limits: dict[uuid.UUID, date | None] = {}
+    after: tuple[datetime, uuid.UUID] | None = None
+    while len(found) < limit:
+        page = await _oldest_open_entries(session, limit, screen=screen, after=after)
+        if not page:
+            break
+        page_limits = await allowances(
+            session, rules=rules, zone=zone, by="traveller", entries=page
+        )
+        for entry in page:
+            if overstay_days(page_limits[entry.crossing_id], as_of) > 0:
+                found.append(entry)
+                limits[entry.crossing_id] = page_limits[entry.crossing_id]
+        last = page[-1]
+        after = (last.occurred_at, last.crossing_id)
+    return found[:limit], limits
 
 
 def may_overstay(
@@ -364,12 +442,13 @@ async def open_stays(
     unlimited.
     """
     rules, zone = node.stay_rules, node.settings.zone
-    if overstays_only:  # every open entry's limit: one window pass with earlier movements
-        screen = partial(may_overstay, rules, zone, as_of)
-        entries = await open_entries(session, by="traveller", screen=screen)
+    if overstays_only:  # screened candidates, oldest first, until MAX_RESULTS overstays
+        entries, limits = await _oldest_overstays(
+            session, rules=rules, zone=zone, as_of=as_of, limit=MAX_RESULTS
+        )
     else:  # the oldest open entries only: an indexed lookup that stops at MAX_RESULTS
         entries = await _oldest_open_entries(session, MAX_RESULTS)
-    limits = await allowances(session, rules=rules, zone=zone, by="traveller", entries=entries)
+        limits = await allowances(session, rules=rules, zone=zone, by="traveller", entries=entries)
     chosen = [
         entry.crossing_id
         for entry in entries
