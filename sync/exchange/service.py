@@ -78,6 +78,9 @@ from sync.records import REFUSED_ROW, dialect_name, insert_missing
 
 BUNDLE = "crossing_bundle"
 RESOLUTION = "discrepancy_resolution"
+# What the partner may have us blind, against our own traffic (``within_real_traffic``).
+TRAFFIC_FACTOR = 1.5
+TRAFFIC_SLACK = 1000
 SCAN, ACKED = "exchange_scan", "exchange_ack"  # send checkpoints (sync_checkpoint channels)
 
 
@@ -571,6 +574,52 @@ async def spend_budget(
     return limit - budget.used
 
 
+async def within_real_traffic(session: AsyncSession, exchange: Exchange, incoming: int) -> None:
+    """Bound what the partner can have us blind by our own traffic at the paired posts.
+
+    Each bundle we store has its elements raised to our scalar and returned: an online
+    oracle for the partner. Besides the daily budget, the partner records we hold under
+    retention (plus ``incoming``) may not exceed ``TRAFFIC_FACTOR`` times our crossings at
+    the paired posts over the same retention period, plus ``TRAFFIC_SLACK``: both sides see
+    the same travellers (an exit there is an entry here), so real traffic fits, and made-up
+    bundles can test at most about as many guesses as the border has crossings (and each
+    shows here as a partner crossing nobody matches). BatchRejected ``over_budget``: the
+    partner's sender retries, so a lag of our own posts' sync only delays its batches."""
+    if not incoming:
+        return
+    horizon = utcnow() - timedelta(days=exchange.agreement.retention_days)
+    ours = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Crossing)
+            .where(
+                col(Crossing.post).in_(sorted(exchange.our_posts)),
+                col(Crossing.occurred_at) >= horizon,
+            )
+        )
+        or 0
+    )
+    held = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(PartnerRecord)
+            .where(
+                col(PartnerRecord.origin) == exchange.partner.node,
+                col(PartnerRecord.record_type) == BUNDLE,
+                col(PartnerRecord.expires_at) >= utcnow(),
+            )
+        )
+        or 0
+    )
+    allowed = int(TRAFFIC_FACTOR * ours) + TRAFFIC_SLACK
+    if held + incoming > allowed:
+        raise BatchRejected(
+            "over_budget",
+            f"{held} partner crossings held and {incoming} more would exceed {allowed}, "
+            f"{TRAFFIC_FACTOR} times our {ours} crossings at the paired posts plus {TRAFFIC_SLACK}",
+        )
+
+
 def reblind_bundle(
     exchange: Exchange, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -622,6 +671,7 @@ async def receive_from_partner(
     if header.after_seq > state.contiguous_seq:
         raise BatchGap(state.contiguous_seq, "gap")
     bundles = sum(1 for r in records if r.record_type == BUNDLE)
+    await within_real_traffic(session, exchange, bundles)
     try:
         await spend_budget(
             session, exchange, "blinding", bundles, exchange.agreement.daily_blinding_budget
