@@ -482,7 +482,7 @@ def agreement_revoke(reason: str) -> None:
     reached now, the service keeps sending the notice until it acknowledges it."""
     from sync.client import SyncError
     from sync.exchange.client import deliver_revocation
-    from sync.exchange.service import revoke_agreement
+    from sync.exchange.lifecycle import revoke_agreement
     from sync.links import link_client
 
     node = build_node()
@@ -520,7 +520,8 @@ def agreement_backfill() -> None:
     agreement version came into force (within its period, outside any revocation), with a
     progress bar. The exchange does the same by itself at its first push; a second run
     finds it done."""
-    from sync.exchange.service import activate_agreement, require_in_force
+    from sync.exchange.lifecycle import activate_agreement
+    from sync.exchange.service import require_in_force
 
     node = build_node()
     exchange = _exchange_or_fail(node)
@@ -588,7 +589,8 @@ def exchange_now() -> None:
 @exchange_group.command("purge")
 def exchange_purge() -> None:
     """Delete partner records whose retention has run out (audited)."""
-    from sync.exchange.service import load_exchange, purge_expired
+    from sync.exchange.lifecycle import purge_expired
+    from sync.exchange.service import load_exchange
 
     node = build_node()
 

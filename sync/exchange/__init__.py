@@ -7,7 +7,8 @@
   and pseudonymous ids: nothing the partner holds can be reversed offline;
 - ``enforcement``: ``filter_record``, the one function through which a record leaves;
 - ``report``: what an agreement shares, and ``borderpost agreement check``;
-- ``service``: send and receive filtered batches, retention purge, revocation;
+- ``service``: send and receive filtered batches;
+- ``lifecycle``: backfill when a version comes into force, revocation, erasure, retention;
 - ``hits``: hit/no-hit queries (an oblivious PRF) and the release of details on request;
 - ``liaison``: notes and resolutions of discrepancy cases, shared with the partner;
 - ``client``: the national node's push to the partner and signed partner calls;

@@ -26,14 +26,13 @@ from sync.backoff import ResilientRunner
 from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
 from sync.exchange.hits import refresh_index
+from sync.exchange.lifecycle import activate_agreement, purge_expired
 from sync.exchange.service import (
     ACKED,
     SCAN,
     Exchange,
-    activate_agreement,
     audit_export,
     outgoing_records,
-    purge_expired,
     require_in_force,
     revocation_of,
     store_acknowledged_keys,

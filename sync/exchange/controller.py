@@ -22,10 +22,10 @@ from sync.exchange.hits import (
     answer_hit_query,
     evaluate_for_partner,
 )
+from sync.exchange.lifecycle import accept_partner_revocation
 from sync.exchange.service import (
     Exchange,
     Replay,
-    accept_partner_revocation,
     receive_from_partner,
     require_in_force,
 )

@@ -13,7 +13,7 @@ against the vocabulary and the agreement, a bad message is refused and audited a
 stored, and an event never overwrites another. The case's status follows from the latest
 resolution each side gave (``settle``): none is ``open``, the same is ``resolved``, two
 different ones are a ``conflict`` that both teams see with its history. The partner's
-events are purged when the agreement's retention runs out (``sync.exchange.service``).
+events are purged when the agreement's retention runs out (``sync.exchange.lifecycle``).
 """
 
 from __future__ import annotations
