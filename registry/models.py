@@ -17,26 +17,28 @@ from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from registry.ids import uuid7
+from registry.vocabulary import (
+    AlertEvidence,
+    AlertOutcome,
+    Decision,
+    Direction,
+    Mode,
+    ReferralCategory,
+    ReferralOutcome,
+    ReferralStatus,
+    Role,
+    WatchlistAction,
+    WatchlistKind,
+)
 
-ROLES = ("officer", "supervisor", "protection", "hq_analyst", "liaison", "admin")
-DIRECTIONS = ("entry", "exit")
-MODES = ("foot", "car", "bus", "truck", "motorcycle", "animal", "boat", "other")
-DECISIONS = ("cleared", "referred", "refused")
-REFERRAL_CATEGORIES = (
-    "trafficking_suspected",
-    "unaccompanied_minor",
-    "separated_minor",
-    "other_vulnerability",
-)
+ROLES = tuple(Role)
+DIRECTIONS = tuple(Direction)
+MODES = tuple(Mode)
+DECISIONS = tuple(Decision)
+REFERRAL_CATEGORIES = tuple(ReferralCategory)
 # a referral's case: opened by the desk, followed up and closed by protection
-REFERRAL_STATUSES = ("open", "in_follow_up", "closed")
-REFERRAL_OUTCOMES = (
-    "protected",
-    "handed_to_services",
-    "reunited_with_family",
-    "no_protection_need",
-    "lost_contact",
-)
+REFERRAL_STATUSES = tuple(ReferralStatus)
+REFERRAL_OUTCOMES = tuple(ReferralOutcome)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -306,10 +308,10 @@ class OutboxEntry(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
 
 
-WATCHLIST_KINDS = ("person", "document")
-WATCHLIST_ACTIONS = ("refer_secondary", "notify", "protect")
-ALERT_EVIDENCE = ("document", "name_dob", "face")
-ALERT_OUTCOMES = ("confirmed", "dismissed")
+WATCHLIST_KINDS = tuple(WatchlistKind)
+WATCHLIST_ACTIONS = tuple(WatchlistAction)
+ALERT_EVIDENCE = tuple(AlertEvidence)
+ALERT_OUTCOMES = tuple(AlertOutcome)
 
 
 class WatchlistEntry(SQLModel, table=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing
 from datetime import date
 from functools import cache
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -25,6 +25,7 @@ from registry.text import (
     person_name,
     surname_rule,
 )
+from registry.vocabulary import Sex
 
 CountryCode = Annotated[str, Meta(pattern=r"^[A-Z]{1,3}<{0,2}$", min_length=3, max_length=3)]
 # Text fields carry their clean-text rule (registry.text) beside msgspec's own constraints;
@@ -36,7 +37,6 @@ SURNAME_AR = person_name(120)
 GIVEN_NAMES_AR = person_name(200)
 DOCUMENT_NUMBER = document_number_rule(20)
 ShortText = Annotated[str, Meta(min_length=1, max_length=120), SURNAME]
-Sex = Literal["M", "F", "X"]
 T = TypeVar("T")
 
 
@@ -84,7 +84,7 @@ class TravellerInput(CleanText, forbid_unknown_fields=True):
     surname_ar: Annotated[str, Meta(max_length=120), SURNAME_AR] | None = None
     given_names_ar: Annotated[str, Meta(max_length=200), GIVEN_NAMES_AR] | None = None
     date_of_birth: date | None = None
-    sex: Sex = "X"
+    sex: Sex = Sex.X
 
 
 def decode_as(raw: bytes | str, schema: type[T], *, field_prefix: str = "") -> T:

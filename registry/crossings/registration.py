@@ -41,7 +41,7 @@ from registry.stays import StayRules, allowed_stay_until, overstay_days, pair_st
 from registry.watchlists.matcher import WatchlistHit, traveller_probe
 
 # The MRZ sex characters a traveller record takes as they are; any other reads as "X".
-MRZ_SEXES: dict[str, Sex] = {"M": "M", "F": "F", "X": "X"}
+MRZ_SEXES: dict[str, Sex] = {sex.value: sex for sex in Sex}
 STRUCTURAL_MRZ_PROBLEMS = {
     "wrong_line_count",
     "wrong_line_length",
@@ -115,7 +115,7 @@ def _traveller_from_mrz(mrz: MrzResult) -> TravellerInput:
         given_names=mrz.given_names,
         nationality=mrz.nationality,
         date_of_birth=mrz.date_of_birth,
-        sex=MRZ_SEXES.get(mrz.sex, "X"),
+        sex=MRZ_SEXES.get(mrz.sex, Sex.X),
     )
 
 

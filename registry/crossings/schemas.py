@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from msgspec import Meta
 
 from registry.schemas import CleanText, DocumentInput, TravellerInput
 from registry.text import free_line, paragraphs
+from registry.vocabulary import Decision, Direction, Mode
 
 MRZ_TEXT = paragraphs(300, min_length=1)
 VEHICLE_PLATE = free_line(20)
@@ -22,17 +23,14 @@ DESTINATION = free_line(120)
 REMARKS = paragraphs(2000)
 OVERRIDE_REASON = free_line(300, min_length=3)
 CORRECTION_REASON = paragraphs(500, min_length=3)
-Direction = Literal["entry", "exit"]
-Mode = Literal["foot", "car", "bus", "truck", "motorcycle", "animal", "boat", "other"]
-Decision = Literal["cleared", "referred", "refused"]
 
 
 class RegistrationRequest(CleanText, forbid_unknown_fields=True):
     """One crossing: the document (typed and/or raw MRZ), the traveller and the context."""
 
     direction: Direction
-    mode: Mode = "foot"
-    decision: Decision = "cleared"
+    mode: Mode = Mode.FOOT
+    decision: Decision = Decision.CLEARED
     mrz: Annotated[str, Meta(min_length=1, max_length=300), MRZ_TEXT] | None = None
     document: DocumentInput | None = None
     traveller: TravellerInput | None = None

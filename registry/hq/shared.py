@@ -41,7 +41,12 @@ def local_bounds(zone: ZoneInfo, date_from: date, date_to: date) -> tuple[dateti
 def check_choice(value: str | None, choices: Sequence[str], name: str) -> None:
     """422 on ``name`` unless ``value`` is absent or one of ``choices``."""
     if value is not None and value not in choices:
-        raise Problem(422, f"Invalid {name}", field=name, detail=f"{name} must be one of {choices}")
+        raise Problem(
+            422,
+            f"Invalid {name}",
+            field=name,
+            detail=f"{name} must be one of {tuple(map(str, choices))}",
+        )
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -10,10 +10,10 @@ from msgspec import Meta
 
 from registry.schemas import CleanText
 from registry.text import identifier, person_name
+from registry.vocabulary import Role
 
 FULL_NAME = person_name(200, min_length=1)
 USERNAME = identifier(64, min_length=1)
-Role = Literal["officer", "supervisor", "protection", "hq_analyst", "liaison", "admin"]
 
 
 class LoginRequest(CleanText, forbid_unknown_fields=True):

@@ -92,7 +92,12 @@ async def create_officer(
     if home_post is not None:
         home_post = clean_account_text(home_post, HOME_POST, "home_post")
     if role not in ROLES:
-        raise Problem(422, "Unknown role", field="role", detail=f"role must be one of {ROLES}")
+        raise Problem(
+            422,
+            "Unknown role",
+            field="role",
+            detail=f"role must be one of {tuple(map(str, ROLES))}",
+        )
     post = home_post or node.settings.node_code
     taken = await session.scalar(
         select(col(Officer.id)).where(

@@ -3,32 +3,20 @@ the steps of its case (follow-up notes, status, closing outcome)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from msgspec import Meta
 
 from registry.schemas import CleanText
 from registry.text import paragraphs
+from registry.vocabulary import ReferralCategory, ReferralOutcome, ReferralStatus
 
 REFERRAL_NOTE = paragraphs(4000, min_length=1)
-ReferralCategory = Literal[
-    "trafficking_suspected", "unaccompanied_minor", "separated_minor", "other_vulnerability"
-]
 
 
 class ReferralCreate(CleanText, forbid_unknown_fields=True):
     category: ReferralCategory
     note: Annotated[str, Meta(min_length=1, max_length=4000), REFERRAL_NOTE]
-
-
-ReferralStatus = Literal["open", "in_follow_up", "closed"]
-ReferralOutcome = Literal[
-    "protected",
-    "handed_to_services",
-    "reunited_with_family",
-    "no_protection_need",
-    "lost_contact",
-]
 
 
 class FollowUpCreate(CleanText, forbid_unknown_fields=True):

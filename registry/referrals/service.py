@@ -268,7 +268,12 @@ async def add_follow_up(
     it open or in follow-up, or its closing with an outcome. A closed case takes no more
     steps (409). Audited without the note (the audit log is read more widely)."""
     if status not in REFERRAL_STATUSES:
-        raise Problem(422, "Unknown status", field="status", detail=f"one of {REFERRAL_STATUSES}")
+        raise Problem(
+            422,
+            "Unknown status",
+            field="status",
+            detail=f"one of {tuple(map(str, REFERRAL_STATUSES))}",
+        )
     if status == "closed" and outcome not in REFERRAL_OUTCOMES:
         raise Problem(
             422, "Outcome missing", field="outcome", detail="closing a case needs its outcome"

@@ -300,8 +300,8 @@ def adjudication_view(adjudication: AlertAdjudication) -> dict[str, Any]:
 
 async def alert_figures(session: AsyncSession) -> dict[str, dict[str, int]]:
     """Alerts raised, confirmed, dismissed and still open, per kind of evidence."""
-    figures = {
-        evidence: {"raised": 0, "confirmed": 0, "dismissed": 0, "open": 0}
+    figures: dict[str, dict[str, int]] = {
+        evidence.value: {"raised": 0, "confirmed": 0, "dismissed": 0, "open": 0}
         for evidence in ALERT_EVIDENCE
     }
     query = (

@@ -8,7 +8,7 @@ directly).
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, UnsetType
 
@@ -20,10 +20,11 @@ from registry.text import (
     paragraphs,
     surname_rule,
 )
+from registry.vocabulary import AlertOutcome, WatchlistAction, WatchlistKind
 
-Kind = Literal["person", "document"]
-Action = Literal["refer_secondary", "notify", "protect"]
-Outcome = Literal["confirmed", "dismissed"]
+Kind = WatchlistKind
+Action = WatchlistAction
+Outcome = AlertOutcome
 # Text rules (registry.text): the schemas below apply them after decoding, the CSV import
 # per column, adjudication in the service (the pages call it directly).
 SURNAME = surname_rule(120)

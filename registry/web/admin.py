@@ -37,6 +37,7 @@ from registry.officers.service import (
 from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.schemas import decode_as
+from registry.vocabulary import WatchlistKind
 from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist_csv
 from registry.web.errors import problem_sentence
 from registry.web.i18n import LANGUAGES, N_
@@ -70,7 +71,10 @@ CSV_FORMAT = (
     ("valid_to", False, N_("Last day of validity, YYYY-MM-DD (default: none)")),
     ("photo", False, N_("File name of the portrait among the photos sent")),
 )
-KIND_NAMES = {"person": N_("A person"), "document": N_("A document")}
+KIND_NAMES: dict[WatchlistKind, str] = {
+    WatchlistKind.PERSON: N_("A person"),
+    WatchlistKind.DOCUMENT: N_("A document"),
+}
 
 
 def _csv_format(_: Any) -> list[dict[str, Any]]:

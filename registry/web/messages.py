@@ -7,35 +7,51 @@ the service's English message for a code they do not know.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from registry.vocabulary import (
+    AlertEvidence,
+    Decision,
+    Direction,
+    Mode,
+    ReferralCategory,
+    ReferralOutcome,
+    ReferralStatus,
+    Role,
+    Sex,
+    WatchlistAction,
+)
 from registry.watchlists.policy import INSTRUCTIONS
 from registry.web.i18n import N_
 
 Gettext = Callable[[str], str]
 
-ROLE_NAMES = {
-    "officer": N_("Border officer"),
-    "supervisor": N_("Supervisor"),
-    "protection": N_("Protection officer"),
-    "hq_analyst": N_("HQ analyst"),
-    "liaison": N_("Liaison officer"),
-    "admin": N_("Administrator"),
+ROLE_NAMES: dict[Role, str] = {
+    Role.OFFICER: N_("Border officer"),
+    Role.SUPERVISOR: N_("Supervisor"),
+    Role.PROTECTION: N_("Protection officer"),
+    Role.HQ_ANALYST: N_("HQ analyst"),
+    Role.LIAISON: N_("Liaison officer"),
+    Role.ADMIN: N_("Administrator"),
 }
-DIRECTIONS = {"entry": N_("Entry"), "exit": N_("Exit")}
-DECISIONS = {"cleared": N_("Cleared"), "referred": N_("Referred"), "refused": N_("Refused")}
-MODES = {
-    "foot": N_("On foot"),
-    "car": N_("Car"),
-    "bus": N_("Bus"),
-    "truck": N_("Truck"),
-    "motorcycle": N_("Motorcycle"),
-    "animal": N_("Animal"),
-    "boat": N_("Boat"),
-    "other": N_("Other"),
+DIRECTIONS: dict[Direction, str] = {Direction.ENTRY: N_("Entry"), Direction.EXIT: N_("Exit")}
+DECISIONS: dict[Decision, str] = {
+    Decision.CLEARED: N_("Cleared"),
+    Decision.REFERRED: N_("Referred"),
+    Decision.REFUSED: N_("Refused"),
 }
-SEXES = {"M": N_("Male"), "F": N_("Female"), "X": N_("Unspecified")}
+MODES: dict[Mode, str] = {
+    Mode.FOOT: N_("On foot"),
+    Mode.CAR: N_("Car"),
+    Mode.BUS: N_("Bus"),
+    Mode.TRUCK: N_("Truck"),
+    Mode.MOTORCYCLE: N_("Motorcycle"),
+    Mode.ANIMAL: N_("Animal"),
+    Mode.BOAT: N_("Boat"),
+    Mode.OTHER: N_("Other"),
+}
+SEXES: dict[Sex, str] = {Sex.M: N_("Male"), Sex.F: N_("Female"), Sex.X: N_("Unspecified")}
 PURPOSES = {
     "tourism": N_("Tourism"),
     "business": N_("Business"),
@@ -86,35 +102,39 @@ def agreement_term(value: str, _: Gettext) -> str:
     return value
 
 
-REFERRAL_CATEGORIES = {
-    "trafficking_suspected": N_("Suspected trafficking"),
-    "unaccompanied_minor": N_("Unaccompanied minor"),
-    "separated_minor": N_("Separated minor"),
-    "other_vulnerability": N_("Other vulnerability"),
+REFERRAL_CATEGORIES: dict[ReferralCategory, str] = {
+    ReferralCategory.TRAFFICKING_SUSPECTED: N_("Suspected trafficking"),
+    ReferralCategory.UNACCOMPANIED_MINOR: N_("Unaccompanied minor"),
+    ReferralCategory.SEPARATED_MINOR: N_("Separated minor"),
+    ReferralCategory.OTHER_VULNERABILITY: N_("Other vulnerability"),
 }
-REFERRAL_STATUSES = {
-    "open": N_("Open"),
-    "in_follow_up": N_("In follow-up"),
-    "closed": N_("Closed"),
+REFERRAL_STATUSES: dict[ReferralStatus, str] = {
+    ReferralStatus.OPEN: N_("Open"),
+    ReferralStatus.IN_FOLLOW_UP: N_("In follow-up"),
+    ReferralStatus.CLOSED: N_("Closed"),
 }
-REFERRAL_OUTCOMES = {
-    "protected": N_("Protected (shelter or care arranged)"),
-    "handed_to_services": N_("Handed to social services"),
-    "reunited_with_family": N_("Reunited with family"),
-    "no_protection_need": N_("No protection need found"),
-    "lost_contact": N_("Contact lost"),
+REFERRAL_OUTCOMES: dict[ReferralOutcome, str] = {
+    ReferralOutcome.PROTECTED: N_("Protected (shelter or care arranged)"),
+    ReferralOutcome.HANDED_TO_SERVICES: N_("Handed to social services"),
+    ReferralOutcome.REUNITED_WITH_FAMILY: N_("Reunited with family"),
+    ReferralOutcome.NO_PROTECTION_NEED: N_("No protection need found"),
+    ReferralOutcome.LOST_CONTACT: N_("Contact lost"),
 }
-EVIDENCE = {"document": N_("Document"), "name_dob": N_("Name and birth date"), "face": N_("Face")}
+EVIDENCE: dict[AlertEvidence, str] = {
+    AlertEvidence.DOCUMENT: N_("Document"),
+    AlertEvidence.NAME_DOB: N_("Name and birth date"),
+    AlertEvidence.FACE: N_("Face"),
+}
 FACE_BANDS = {
     "HIGH": N_("strong match"),
     "MEDIUM": N_("probable match"),
     "LOW": N_("weak match"),
     "NONE": N_("no match"),
 }
-WATCHLIST_ACTIONS = {
-    "refer_secondary": N_("Refer to secondary inspection"),
-    "notify": N_("Notify"),
-    "protect": N_("Protect"),
+WATCHLIST_ACTIONS: dict[WatchlistAction, str] = {
+    WatchlistAction.REFER_SECONDARY: N_("Refer to secondary inspection"),
+    WatchlistAction.NOTIFY: N_("Notify"),
+    WatchlistAction.PROTECT: N_("Protect"),
 }
 # The audit log in words, for the supervisor's view of an officer's actions.
 AUDIT_ACTIONS = {
@@ -327,11 +347,12 @@ def text_refused_text(param: dict[str, str], _: Gettext) -> str:
     return _(TEXT_REFUSED_IN) % {"field": param["name"], "reason": text_refusal_text(param, _)}
 
 
-def label(table: dict[str, str], code: str | None, _: Gettext) -> str:
-    """The translated name of a code, or the code itself when the table lacks it."""
+def label(table: Mapping[Any, str], code: str | None, _: Gettext) -> str:
+    """The translated name of a code, or the code itself when the table lacks it (a
+    vocabulary's table is keyed by its ``StrEnum`` members, which equal their codes)."""
     if code is None:
         return ""
-    return _(table[code]) if code in table else code
+    return _(table[code]) if code in table else str(code)
 
 
 def check_text(code: str, fallback: str, _: Gettext) -> str:
