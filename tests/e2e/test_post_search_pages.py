@@ -396,6 +396,9 @@ def test_an_entry_listed_without_a_portrait_says_so_beside_the_live_one(
         page.context.close()
     alert_id = created.json()["alerts"][0]["id"]
     page = login(browser, post, "sidi")
+    page.select_option("#language-select", "fr")  # the account's language, as it was
+    page.click("#language-submit")
+    page.wait_for_load_state("networkidle")
     answer = page.goto(f"{post.url}/web/alerts/{alert_id}/listed-photo")
     assert answer is not None and answer.status == 404
     page.context.close()
