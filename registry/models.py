@@ -344,6 +344,10 @@ class WatchlistEntry(SQLModel, table=True):
     document_number: str | None = Field(default=None, max_length=40)
     number_norm: str | None = Field(default=None, max_length=40)
     face_template: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # a small JPEG of the face the template was taken from, for the adjudicating supervisor
+    listed_portrait: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
     reason: str = Field(max_length=1000)
     action: str = Field(max_length=20)
     source: str = Field(max_length=80)

@@ -8,6 +8,10 @@ other formats reduced at once), so the stored portrait's long side is between 80
 px whatever the camera's resolution. And :func:`analyse_upload` lets at most
 ``photo_decode_slots`` photos decode at once in the process; up to ``photo_decode_waiting``
 more wait their turn, and beyond that a photo is refused with 503 (try again).
+
+A face watchlist entry keeps a small listed portrait (:func:`listed_portrait`): the face of
+the photo it was enrolled from, cropped head and shoulders, 150x188 px, re-encoded to JPEG
+without metadata, at most :data:`LISTED_PORTRAIT_MAX_BYTES`.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
-from biometrics.face import DEFAULT_MAX_SIDE, analyse_image
+from biometrics.face import DEFAULT_MAX_SIDE, PortraitAnalysis, analyse_image
 from biometrics.imaging import PORTRAIT_MODES, ImageRejected, decode_image, to_jpeg
 from registry.problems import Problem
 
@@ -183,6 +188,59 @@ def analyse_photo(
         report.passed,
         analysis.encoding,
     )
+
+
+# The listed portrait: the size of the alert page's portraits, and a byte budget that keeps a
+# watchlist of many faces small on every post it travels to.
+LISTED_PORTRAIT_SIZE = (150, 188)
+LISTED_PORTRAIT_MAX_BYTES = 15_000
+_LISTED_QUALITIES = (85, 75, 65, 55, 45, 35)
+# The crop around the detected face: this many face heights tall, its centre this many face
+# heights above the face's (hair and chin in, as on an identity photo).
+_HEAD_AND_SHOULDERS = 2.0
+_CROP_RAISE = 0.1
+
+
+def _face_crop(size: tuple[int, int], analysis: PortraitAnalysis) -> tuple[int, int, int, int]:
+    """The box (left, top, right, bottom) of the decoded image to keep: head and shoulders
+    around the one face found, at the listed portrait's aspect, inside the image."""
+    width, height = size
+    aspect = LISTED_PORTRAIT_SIZE[0] / LISTED_PORTRAIT_SIZE[1]
+    if analysis.faces_found == 1 and analysis.faces:
+        face = analysis.faces[0]
+        scale = analysis.scale or 1.0
+        centre_x = (face.left + face.right) / 2 / scale
+        face_height = max(1.0, face.height / scale)
+        centre_y = (face.top + face.bottom) / 2 / scale - _CROP_RAISE * face_height
+        crop_h = _HEAD_AND_SHOULDERS * face_height
+    else:  # no single face: the whole picture, centred
+        centre_x, centre_y, crop_h = width / 2, height / 2, float(height)
+    crop_w = crop_h * aspect
+    shrink = min(1.0, width / crop_w, height / crop_h)  # never larger than the image
+    crop_w, crop_h = crop_w * shrink, crop_h * shrink
+    left = min(max(0.0, centre_x - crop_w / 2), width - crop_w)
+    top = min(max(0.0, centre_y - crop_h / 2), height - crop_h)
+    return round(left), round(top), round(left + crop_w), round(top + crop_h)
+
+
+def listed_portrait(image: Image.Image, analysis: PortraitAnalysis) -> bytes:
+    """The small portrait a face watchlist entry keeps of ``image`` (already decoded by
+    :func:`decode_image`, so nothing of the original file survives but its pixels):
+    the face cropped, resized to :data:`LISTED_PORTRAIT_SIZE`, re-encoded by ``to_jpeg``
+    (no EXIF or other metadata) at the best quality that fits the byte budget."""
+    box = _face_crop(image.size, analysis)
+    small = image.crop(box).resize(LISTED_PORTRAIT_SIZE, Image.Resampling.LANCZOS)
+    for quality in _LISTED_QUALITIES:
+        jpeg = to_jpeg(small, quality=quality)
+        if len(jpeg) <= LISTED_PORTRAIT_MAX_BYTES:
+            return jpeg
+    return jpeg
+
+
+def decode_listed_photo(data: bytes) -> Image.Image:
+    """Decode a watchlist photo as a portrait from the desk is (8-bit modes only, no
+    larger than the face pipeline needs); raises ``ImageRejected``."""
+    return decode_image(data, modes=PORTRAIT_MODES, working_side=PORTRAIT_WORKING_SIDE)
 
 
 class DecodeSlots:

@@ -1,6 +1,7 @@
 """Watchlist alerts: the rows a registration's hits raise, what each role may see of them
-(``policy.disclosure``), the open alerts at a post, the one human adjudication of each, and
-figures per kind of evidence.
+(``policy.disclosure``), the open alerts at a post, the two portraits its adjudicator compares
+(the one taken at the crossing, the listed one kept with the entry), the one human
+adjudication of each, and figures per kind of evidence.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from registry.text import TextRefused, clean_text
 from registry.watchlists.matcher import WatchlistHit
 from registry.watchlists.policy import INSTRUCTIONS, PROTECT, disclosure, refuse_unless_adjudicates
 from registry.watchlists.schemas import ADJUDICATION_REASON
-from registry.watchlists.service import ID_CHUNK, iso_date
+from registry.watchlists.service import ID_CHUNK, iso_date, raiseload_portrait
 
 if TYPE_CHECKING:
     from registry.node import Node
@@ -120,21 +121,32 @@ def _listed_view(entry: WatchlistEntry) -> dict[str, Any]:
     }
 
 
+EntryKey = tuple[uuid.UUID, int]
+
+
 async def entries_of_alerts(
     session: AsyncSession, alerts: Sequence[Alert]
-) -> dict[tuple[uuid.UUID, int], WatchlistEntry]:
-    """The entry versions the alerts were raised on, keyed by (entry_id, version)."""
+) -> tuple[dict[EntryKey, WatchlistEntry], set[EntryKey]]:
+    """The entry versions the alerts were raised on, keyed by (entry_id, version), and the
+    keys of those that hold a listed portrait (the portraits themselves are not read)."""
     wanted = {(alert.entry_id, alert.entry_version) for alert in alerts}
     ids = sorted({entry_id for entry_id, _ in wanted})
-    found: dict[tuple[uuid.UUID, int], WatchlistEntry] = {}
+    found: dict[EntryKey, WatchlistEntry] = {}
+    with_portrait: set[EntryKey] = set()
+    held = col(WatchlistEntry.listed_portrait).is_not(None)
     for start in range(0, len(ids), ID_CHUNK):
-        query = select(WatchlistEntry).where(
-            col(WatchlistEntry.entry_id).in_(ids[start : start + ID_CHUNK])
+        query = (
+            select(WatchlistEntry, held)
+            .options(raiseload_portrait())
+            .where(col(WatchlistEntry.entry_id).in_(ids[start : start + ID_CHUNK]))
         )
-        for entry in (await session.scalars(query)).all():
-            if (entry.entry_id, entry.version) in wanted:
-                found[(entry.entry_id, entry.version)] = entry
-    return found
+        for entry, has_portrait in (await session.execute(query)).all():
+            key = (entry.entry_id, entry.version)
+            if key in wanted:
+                found[key] = entry
+                if has_portrait:
+                    with_portrait.add(key)
+    return found, with_portrait
 
 
 def _crossing_summary(node: Node, crossing: Crossing) -> dict[str, Any]:
@@ -181,6 +193,48 @@ async def alert_live_photo(
     return crossing.photo_sha256
 
 
+async def alert_listed_portrait(
+    session: AsyncSession, *, node: Node, officer: Officer, alert_id: uuid.UUID
+) -> bytes:
+    """The listed portrait of the entry version an alert was raised on (a small JPEG made
+    by ``registry.photos.listed_portrait``), for the adjudicating officer; audited. 404 on
+    the same terms as ``alert_live_photo``: not this post's alert, not one the officer's role
+    may see the traveller of, or no listed portrait (an entry enrolled before they were kept,
+    or without a photo)."""
+    row = (
+        await session.execute(
+            select(Alert, col(WatchlistEntry.id), col(WatchlistEntry.listed_portrait))
+            .join(Crossing, col(Crossing.id) == col(Alert.crossing_id))
+            .join(
+                WatchlistEntry,
+                (col(WatchlistEntry.entry_id) == col(Alert.entry_id))
+                & (col(WatchlistEntry.version) == col(Alert.entry_version)),
+            )
+            .where(col(Alert.id) == alert_id, col(Crossing.post) == node.settings.node_code)
+        )
+    ).first()
+    if row is None:
+        raise Problem(404, "Not found", field="alert_id", detail="no such alert")
+    alert, version_id, portrait = row
+    if disclosure(officer.role, alert.action) == "instruction" or not portrait:
+        raise Problem(404, "Not found", field="alert_id", detail="no such alert")
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="watchlist_entry",
+        record_id=version_id,
+        purpose="alert_review",
+        detail={
+            "alert": str(alert.id),
+            "entry": f"{alert.entry_id}/{alert.entry_version}",
+            "listed_portrait": True,
+        },
+    )
+    return bytes(portrait)
+
+
 def _traveller_summary(traveller: Traveller, document: TravelDocument) -> dict[str, Any]:
     return {
         "id": str(traveller.id),
@@ -217,15 +271,15 @@ async def open_alerts(
     if officer.role == "protection":
         query = query.where(col(Alert.action) == PROTECT)
     rows = (await session.execute(query)).all()
-    entries = await entries_of_alerts(session, [row[0] for row in rows])
+    entries, with_portrait = await entries_of_alerts(session, [row[0] for row in rows])
     views = []
     for alert, crossing, traveller, document in rows:
-        view = alert_view(
-            alert, entries.get((alert.entry_id, alert.entry_version)), role=officer.role
-        )
+        key = (alert.entry_id, alert.entry_version)
+        view = alert_view(alert, entries.get(key), role=officer.role)
         view["crossing"] = _crossing_summary(node, crossing)
         if disclosure(officer.role, alert.action) != "instruction":
             view["traveller"] = _traveller_summary(traveller, document)
+            view["has_listed_portrait"] = key in with_portrait
         views.append(view)
     await audit(
         session,

@@ -5,7 +5,8 @@
 the entries it created before; entries created over the API get a generated ``external_id``.
 ``source`` and ``external_id`` never change. ``build_version`` makes the row of a version with
 its matching keys (``registry.names``); face templates are stored as 128 little-endian float32
-values (``template_bytes``, ``template_vector``).
+values (``template_bytes``, ``template_vector``), beside the small listed portrait they were
+taken from (``registry.photos.listed_portrait``), shown to the supervisor of a face alert.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class EntryContent:
     valid_to: date | None
     active: bool = True
     face_template: bytes | None = None
+    listed_portrait: bytes | None = None
 
 
 CONTENT_FIELDS = tuple(f.name for f in fields(EntryContent))

@@ -8,9 +8,10 @@ rows are written in ONE transaction. Every line sharing a repeated ``external_id
 since the file does not say which of them is right. A row identical to the current version is
 left alone (``unchanged``); a different one becomes a new version (``updated``), which also
 reactivates a deactivated entry that the source still lists. An empty ``valid_from`` keeps the
-current one (today for a new entry) and an empty ``photo`` keeps the current face template, so
-an exported file re-imports as unchanged. Photos are analysed with the real face pipeline before
-the write transaction opens, so the node write lock is never held during it.
+current one (today for a new entry) and an empty ``photo`` keeps the current face template and
+listed portrait, so an exported file re-imports as unchanged. Photos are analysed with the real
+face pipeline before the write transaction opens, so the node write lock is never held during
+it; each keeps a small portrait of its face (``registry.photos.listed_portrait``).
 """
 
 from __future__ import annotations
@@ -151,11 +152,13 @@ def _read_records(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return [name.strip() for name in header], records
 
 
-def _face_template(photos_dir: Path | None, name: str) -> bytes:
-    """The template of the one face in a photo, or RowRejected saying what is wrong."""
+def _face_of_photo(photos_dir: Path | None, name: str) -> tuple[bytes, bytes]:
+    """The template of the one face in a photo and the small listed portrait of it, or
+    RowRejected saying what is wrong."""
     # The face pipeline (dlib and its models) is heavy: loaded only when a row names a photo.
-    from biometrics.face import analyse_portrait
+    from biometrics.face import analyse_image
     from biometrics.imaging import ImageRejected
+    from registry.photos import decode_listed_photo, listed_portrait
 
     if photos_dir is None:
         raise RowRejected(f"photo: {name!r} given but no photos directory (--photos)")
@@ -165,13 +168,14 @@ def _face_template(photos_dir: Path | None, name: str) -> bytes:
     if not path.is_file():
         raise RowRejected(f"photo: {name} not found in {photos_dir}")
     try:
-        analysis = analyse_portrait(path.read_bytes())
+        image = decode_listed_photo(path.read_bytes())
     except ImageRejected as exc:
         raise RowRejected(f"photo: {name}: {exc.message}") from exc
+    analysis = analyse_image(image)
     if analysis.faces_found != 1 or analysis.encoding is None:
         found = "no face" if analysis.faces_found == 0 else f"{analysis.faces_found} faces"
         raise RowRejected(f"photo: {name} shows {found}; exactly one face is needed")
-    return template_bytes(analysis.encoding)
+    return template_bytes(analysis.encoding), listed_portrait(image, analysis)
 
 
 def _duplicates(header: list[str], records: list[tuple[int, list[str]]]) -> dict[int, str]:
@@ -237,19 +241,25 @@ def parse_watchlist_csv(
 def _with_photo(row: WatchlistRow, photos_dir: Path | None) -> WatchlistRow:
     if not row.photo:
         return row
-    template = _face_template(photos_dir, row.photo)
-    return replace(row, content=replace(row.content, face_template=template))
+    template, portrait = _face_of_photo(photos_dir, row.photo)
+    content = replace(row.content, face_template=template, listed_portrait=portrait)
+    return replace(row, content=content)
 
 
 def _imported_content(row: WatchlistRow, current: WatchlistEntry | None) -> EntryContent:
-    """The row's content, keeping the current valid_from/template where the row gives none."""
+    """The row's content, keeping the current valid_from, template and listed portrait where
+    the row gives none."""
     content = row.content
     if current is None:
         return content
     if row.keeps_valid_from:
         content = replace(content, valid_from=current.valid_from)
     if content.face_template is None:
-        content = replace(content, face_template=current.face_template)
+        content = replace(
+            content,
+            face_template=current.face_template,
+            listed_portrait=current.listed_portrait,
+        )
     return content
 
 
@@ -357,7 +367,7 @@ async def export_watchlist_csv(
     The file is replaced atomically; the export is audited. Returns the number of entries.
     """
     query = (
-        current_versions_query()
+        current_versions_query(portraits=False)
         .where(col(WatchlistEntry.active).is_(True))
         .order_by(WatchlistEntry.source, WatchlistEntry.external_id)
     )

@@ -242,7 +242,7 @@ class WatchlistMatcher:
         signature = await _table_signature(session)
         listing = _Listing(self.bands)
         versions: dict[uuid.UUID, int] = {}
-        for entry in (await session.scalars(current_versions_query())).all():
+        for entry in (await session.scalars(current_versions_query(portraits=False))).all():
             versions[entry.entry_id] = entry.version
             if entry.active:
                 listing.add(entry)

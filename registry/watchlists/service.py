@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute, aliased, defer
 from sqlmodel import col
 
 from registry.audit import audit
@@ -51,15 +51,25 @@ ID_CHUNK = 500  # entry ids per IN (...) and rows per INSERT
 
 
 @cache
-def current_versions_query() -> Any:
-    """SELECT of the latest version of every entry (active or not)."""
+def current_versions_query(*, portraits: bool = True) -> Any:
+    """SELECT of the latest version of every entry (active or not); without ``portraits``
+    the listed portraits are left in the database (never read: reading one raises)."""
     newer = aliased(WatchlistEntry)
-    return select(WatchlistEntry).where(
+    query = select(WatchlistEntry)
+    if not portraits:
+        query = query.options(raiseload_portrait())
+    return query.where(
         ~exists().where(
             col(newer.entry_id) == col(WatchlistEntry.entry_id),
             newer.version > col(WatchlistEntry.version),
         )
     )
+
+
+def raiseload_portrait() -> Any:
+    """Loader option: leave ``listed_portrait`` unread (an access raises instead of loading)."""
+    portrait: QueryableAttribute[Any] = WatchlistEntry.listed_portrait  # type: ignore[assignment]
+    return defer(portrait, raiseload=True)
 
 
 async def current_version(session: AsyncSession, entry_id: uuid.UUID) -> WatchlistEntry | None:
@@ -319,7 +329,8 @@ def iso_date(value: date | None) -> str | None:
 
 
 def entry_view(entry: WatchlistEntry) -> dict[str, Any]:
-    """The JSON shape of an entry version (the face template itself is never sent)."""
+    """The JSON shape of an entry version (the face template and listed portrait themselves
+    are never sent: the portrait is read, audited, through an alert)."""
     return {
         "id": str(entry.id),
         "entry_id": str(entry.entry_id),
@@ -340,6 +351,7 @@ def entry_view(entry: WatchlistEntry) -> dict[str, Any]:
         "valid_to": iso_date(entry.valid_to),
         "active": entry.active,
         "has_face_template": entry.face_template is not None,
+        "has_listed_portrait": entry.listed_portrait is not None,
         "created_by": str(entry.created_by) if entry.created_by else None,
         "created_at": entry.created_at.isoformat(),
         "change_reason": entry.change_reason,

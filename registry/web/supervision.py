@@ -2,8 +2,9 @@
 view of the post's officers (crossings per officer and day, and each officer's actions from
 the audit log, paged and in words).
 
-Alerts go through ``registry.watchlists.alerts`` (``open_alerts``, ``adjudicate``), which
-decide what each role may see and adjudicate. Reading an officer's activity is audited.
+Alerts go through ``registry.watchlists.alerts`` (``open_alerts``, ``adjudicate``, and the two
+portraits an adjudicator compares), which decide what each role may see and adjudicate.
+Reading an officer's activity is audited.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from registry.officers.service import list_officers
 from registry.photos import read_photo
 from registry.problems import Problem
 from registry.text import TextRefused, clean_text
-from registry.watchlists.alerts import adjudicate, alert_live_photo, open_alerts
+from registry.watchlists.alerts import (
+    adjudicate,
+    alert_listed_portrait,
+    alert_live_photo,
+    open_alerts,
+)
 from registry.watchlists.schemas import ADJUDICATION_REASON
 from registry.web.messages import (
     AUDIT_ACTIONS,
@@ -73,6 +79,18 @@ class AlertPagesController(Controller):
         data = read_photo(node.settings.photo_dir, sha256)
         if data is None:
             raise Problem(404, "Not found", field="alert_id", detail="no such alert")
+        return Response(data, media_type="image/jpeg")
+
+    @get("/{alert_id:uuid}/listed-photo")
+    async def listed_photo(
+        self, request: Request[Any, Any, Any], officer: Officer, alert_id: uuid.UUID
+    ) -> Response[bytes]:
+        """The listed portrait kept with the alert's entry, beside the live one (audited)."""
+        node = node_of(request)
+        async with node.db.write_transaction() as session:
+            data = await alert_listed_portrait(
+                session, node=node, officer=officer, alert_id=alert_id
+            )
         return Response(data, media_type="image/jpeg")
 
     @post("/{alert_id:uuid}/adjudication")
@@ -135,6 +153,9 @@ async def _queue_page(
             f"/web/alerts/{alert['id']}/photo"
             if alert.get("traveller") and crossing.get("has_photo")
             else ""
+        )
+        alert["listed_photo"] = (
+            f"/web/alerts/{alert['id']}/listed-photo" if alert.get("has_listed_portrait") else ""
         )
         alert["may_decide"] = _may_decide(officer, alert)
     return await render(

@@ -4,7 +4,8 @@ document and by any part of the name, open the history, see the post's overstaye
 read is in the audit log with its purpose; the other roles are refused (403) and the menu
 offers the pages only to the desk roles. Screenshots at 1366x768 in French, Arabic and
 English go to tests/artifacts/screenshots/. A face alert shows the supervisor the portrait
-taken at the crossing (an audited read), and nobody else; the watchlist import is national's.
+taken at the crossing beside the listed one kept with the entry (two audited reads), and nobody
+else; an entry listed before portraits were kept says so. The watchlist import is national's.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def test_watchlist_import_is_not_offered_nor_accepted_at_a_post(browser: Any, po
     page.context.close()
 
 
-def test_a_face_alert_shows_the_supervisor_the_portrait_taken_at_the_crossing(
+def test_a_face_alert_shows_the_supervisor_the_live_and_the_listed_portraits(
     browser: Any, post: Node, faces_dir: Path, tmp_path: Path
 ) -> None:
     photos = tmp_path / "photos"
@@ -303,24 +304,104 @@ def test_a_face_alert_shows_the_supervisor_the_portrait_taken_at_the_crossing(
     page = login(browser, post, "sidi")
     card = page.locator("article.alert", has_text="SANOGO")
     card.wait_for()
-    image = card.locator("img.live-photo")
-    assert image.count() == 1
-    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", image.element_handle())
-    assert card.locator(".listed-photo-missing").count() == 1
+    loaded = "(img) => img.complete && img.naturalWidth > 0"
+    image, listed = card.locator("img.live-photo"), card.locator("img.listed-photo")
+    assert image.count() == 1 and listed.count() == 1
+    page.wait_for_function(loaded, arg=image.element_handle())
+    page.wait_for_function(loaded, arg=listed.element_handle())
+    sizes = "(img) => [img.naturalWidth, img.naturalHeight]"
+    assert listed.evaluate(sizes) == [150, 188]
+    assert card.locator(".listed-photo-missing").count() == 0
     shot(page, "alert-face-portraits-fr", full_page=True)
-    src = image.get_attribute("src") or ""
-    reads = [e for e in audit_events(post, "sidi") if e[1] == "photo"]
+    src, listed_src = image.get_attribute("src") or "", listed.get_attribute("src") or ""
+    events = audit_events(post, "sidi")
+    reads = [e for e in events if e[1] == "photo"]
     assert reads and reads[-1][2] == "alert_review"
+    alert_id = card.get_attribute("id").removeprefix("alert-")  # type: ignore[union-attr]
+    listed_reads = [e for e in events if e[1] == "watchlist_entry"]
+    assert [(e[0], e[2], json.loads(e[3])["alert"]) for e in listed_reads] == [
+        ("read", "alert_review", alert_id)
+    ]
+    answer = page.request.get(f"{post.url}{listed_src}")
+    assert answer.status == 200 and answer.body().startswith(b"\xff\xd8\xff")
+    assert answer.headers["content-type"] == "image/jpeg"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert len([e for e in audit_events(post, "sidi") if e[1] == "watchlist_entry"]) == 2
     page.context.close()
-    # the protection officer adjudicates protect alerts only: this portrait is not theirs
+    # the protection officer adjudicates protect alerts only: these portraits are not theirs
     other = login(browser, post, "fatou")
-    answer = other.goto(f"{post.url}{src}")
-    assert answer is not None and answer.status == 404
+    for path in (src, listed_src, f"/web/alerts/{uuid.uuid4()}/listed-photo"):
+        answer = other.goto(f"{post.url}{path}")
+        assert answer is not None and answer.status == 404
     officer = login(browser, post, "awa")
-    answer = officer.goto(f"{post.url}{src}")
-    assert answer is not None and answer.status == 403
+    for path in (src, listed_src):
+        answer = officer.goto(f"{post.url}{path}")
+        assert answer is not None and answer.status == 403
+    assert not [
+        e
+        for e in audit_events(post, "fatou") + audit_events(post, "awa")
+        if e[1] == "watchlist_entry" and e[2] == "alert_review"
+    ]
     other.context.close()
     officer.context.close()
+
+
+def test_an_entry_listed_without_a_portrait_says_so_beside_the_live_one(
+    browser: Any, post: Node, faces_dir: Path, tmp_path: Path
+) -> None:
+    """An entry enrolled before listed portraits were kept: its face template only."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(faces_dir / "biden_1.jpg", photos / "listed.jpg")
+    listing = tmp_path / "faces.csv"
+    listing.write_text(
+        "external_id,kind,surname,given_names,date_of_birth,nationality,issuing_state,"
+        "document_number,reason,action,source,valid_from,valid_to,photo\n"
+        "F2,person,OLDER,LISTING,,,,,wanted for questioning,refer_secondary,interpol,,,"
+        "listed.jpg\n",
+        encoding="utf-8",
+    )
+    cli(post.env, "watchlist", "import", str(listing), "--photos", str(photos))
+    with sqlite3.connect(post.data_dir / "borderpost.db") as db:  # as before migration 0018
+        db.execute("UPDATE watchlist_entry SET listed_portrait = NULL WHERE external_id = 'F2'")
+    time.sleep(1.5)  # the server reloads its matcher every 0.5 s
+    crossing = {
+        "direction": "entry",
+        "decision": "referred",
+        "mrz": "\n".join(td3("F" + uuid.uuid4().hex[:7].upper(), surname="KONATE", given="BA")),
+    }
+    with post.api("awa") as api:
+        created = api.post(
+            "/api/crossings",
+            files={
+                "crossing": (None, json.dumps(crossing), "application/json"),
+                "photo": ("live.jpg", (faces_dir / "biden_2.jpg").read_bytes(), "image/jpeg"),
+            },
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["alerts"], "the face listing raised no alert"
+    for language in ("fr", "ar", "en"):
+        page = login(browser, post, "sidi", lang=language)
+        card = page.locator("article.alert", has_text="KONATE")
+        card.wait_for()
+        assert card.locator("img.live-photo").count() == 1
+        assert card.locator("img.listed-photo").count() == 0
+        missing = card.locator(".listed-photo-missing").inner_text()
+        _ = gettext_for(language)
+        assert missing == _(
+            "No listed portrait is held for this entry: it was listed before the watchlist "
+            "kept portraits."
+        )
+        page.context.close()
+    alert_id = created.json()["alerts"][0]["id"]
+    page = login(browser, post, "sidi")
+    page.select_option("#language-select", "fr")  # the account's language, as it was
+    page.click("#language-submit")
+    page.wait_for_load_state("networkidle")
+    answer = page.goto(f"{post.url}/web/alerts/{alert_id}/listed-photo")
+    assert answer is not None and answer.status == 404
+    page.context.close()
 
 
 def test_officer_activity_counts_per_day_and_pages_the_actions_in_words(

@@ -269,8 +269,29 @@ def test_national_killed_mid_ingest_stays_consistent(cluster: Cluster) -> None:
     assert json.loads(chain.stdout)["ok"] is True
 
 
-def test_watchlist_reaches_posts_and_hits_reach_national(cluster: Cluster) -> None:
+def test_watchlist_reaches_posts_and_hits_reach_national(
+    cluster: Cluster, tmp_path: Path, astronaut_path: Path
+) -> None:
     headers = cluster.national_token("hq.supervisor")
+    photos = tmp_path / "listed-photos"
+    photos.mkdir()
+    (photos / "listed.png").write_bytes(astronaut_path.read_bytes())
+    listing = tmp_path / "faces.csv"
+    listing.write_text(
+        "external_id,kind,surname,given_names,date_of_birth,nationality,issuing_state,"
+        "document_number,reason,action,source,valid_from,valid_to,photo\n"
+        "F1,person,LISTED,FACE,,,,,wanted for questioning,refer_secondary,interpol,,,"
+        "listed.png\n",
+        encoding="utf-8",
+    )
+    cli(cluster.national_env, "watchlist", "import", str(listing), "--photos", str(photos))
+    faces = [
+        tuple(row)
+        for row in cluster.national_rows(
+            "SELECT face_template, listed_portrait FROM watchlist_entry WHERE external_id = 'F1'"
+        )
+    ]
+    assert len(faces) == 1 and faces[0][0] and faces[0][1].startswith(b"\xff\xd8\xff")
     entry = httpx.post(
         f"{cluster.national.url}/api/watchlist/entries",
         headers=headers,
@@ -287,6 +308,10 @@ def test_watchlist_reaches_posts_and_hits_reach_national(cluster: Cluster) -> No
         cli(cluster.posts[code].env, "sync", "now")
         rows = cluster.posts[code].rows("SELECT number_norm FROM watchlist_entry")
         assert ("W0000001",) in rows
+        pulled = cluster.posts[code].rows(
+            "SELECT face_template, listed_portrait FROM watchlist_entry WHERE external_id = 'F1'"
+        )
+        assert pulled == faces, "the face entry came down without its listed portrait"
     post = cluster.posts[GOGUI]
     hit = None
     for _ in range(40):  # the running server picks the entry up within its refresh period

@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
+from registry.models import AuditEvent, Officer, WatchlistEntry
 from registry.mrz import build_td3
+from registry.problems import Problem
+from registry.watchlists.alerts import alert_listed_portrait
 from registry.watchlists.csv_files import import_watchlist_csv
 from registry.web.i18n import gettext_for
 from tests.conftest import NodeUnderTest, unique_number
@@ -154,6 +161,54 @@ async def test_listed_face_raises_an_alert(
     listed = await open_alerts(watch_node)
     assert listed[0]["evidence"] == "face" and listed[0]["band"] in ("HIGH", "MEDIUM", "LOW")
     assert 0 < listed[0]["distance"] < 0.6
+    assert listed[0]["has_listed_portrait"] is True
+    await _listed_portrait_is_read_by_its_adjudicator_only(watch_node, alerts[0]["id"])
+
+
+async def _officer(node: NodeUnderTest, username: str) -> Officer:
+    async with node.db.session() as session:
+        found = await session.scalar(select(Officer).where(col(Officer.username) == username))
+    assert found is not None
+    return found
+
+
+async def _listed_portrait_is_read_by_its_adjudicator_only(
+    watch_node: NodeUnderTest, alert_id: str
+) -> None:
+    """The alert's listed portrait, as the supervisor reads it (audited), and the same 404 as
+    for no alert at all to an officer, a protection officer and another post."""
+    node = local_node(watch_node)
+    other_post = replace(node, settings=replace(node.settings, node_code="MR-OTHER"))
+    async with watch_node.db.session() as session:
+        entry = await session.scalar(select(WatchlistEntry))
+    assert entry is not None and entry.listed_portrait is not None
+    for reader, username in [(node, "officer"), (node, "protection"), (other_post, "supervisor")]:
+        officer = await _officer(watch_node, username)
+        for wanted in (uuid.UUID(alert_id), uuid.uuid4()):
+            async with watch_node.db.write_transaction() as session:
+                with pytest.raises(Problem) as refused:
+                    await alert_listed_portrait(
+                        session, node=reader, officer=officer, alert_id=wanted
+                    )
+            assert (refused.value.status, refused.value.detail) == (404, "no such alert")
+    supervisor = await _officer(watch_node, "supervisor")
+    async with watch_node.db.write_transaction() as session:
+        portrait = await alert_listed_portrait(
+            session, node=node, officer=supervisor, alert_id=uuid.UUID(alert_id)
+        )
+    assert portrait == entry.listed_portrait and portrait.startswith(b"\xff\xd8\xff")
+    async with watch_node.db.session() as session:
+        reads = (
+            await session.scalars(
+                select(AuditEvent).where(
+                    col(AuditEvent.record_type) == "watchlist_entry",
+                    col(AuditEvent.purpose) == "alert_review",
+                )
+            )
+        ).all()
+    assert [(e.officer_id, e.action, e.record_id, e.detail["alert"]) for e in reads] == [
+        (supervisor.id, "read", str(entry.id), alert_id)
+    ]
 
 
 async def test_protect_entry_sends_the_officer_to_protection(watch_node: NodeUnderTest) -> None:
