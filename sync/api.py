@@ -8,6 +8,7 @@ token."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -46,6 +47,20 @@ from sync.reference import changes_for_post
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
+# A reference page also stops once its payloads pass this size (at least one change per
+# page): a face entry carries its listed portrait (~7-15 KB), so 2,000 of them would make
+# one answer of tens of MB over a post's thin link.
+REFERENCE_PAGE_BYTES = 2_000_000
+
+
+def _within_page_bytes(rows: Sequence[Any]) -> Sequence[Any]:
+    """The first rows whose payloads fit ``REFERENCE_PAGE_BYTES`` (at least one)."""
+    size = 0
+    for count, row in enumerate(rows):
+        size += len(msgspec.json.encode(row.payload))
+        if count and size > REFERENCE_PAGE_BYTES:
+            return rows[:count]
+    return rows
 
 
 class EnrolmentRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,10 +161,11 @@ class SyncController(Controller):
             latest = await session.scalar(
                 select(col(OutboxEntry.seq)).order_by(col(OutboxEntry.seq).desc()).limit(1)
             )
-        complete = len(rows) < REFERENCE_PAGE
-        version = (latest or since) if complete else rows[-1].seq
+        page = _within_page_bytes(rows)
+        complete = len(page) == len(rows) < REFERENCE_PAGE
+        version = (latest or since) if complete else page[-1].seq
         changes = changes_for_post(
-            ({"seq": r.seq, "type": r.record_type, "payload": r.payload} for r in rows),
+            ({"seq": r.seq, "type": r.record_type, "payload": r.payload} for r in page),
             peer.node_code,
         )
         return signed_json(request, {"version": version, "complete": complete, "changes": changes})
