@@ -1,6 +1,7 @@
 """The post side of sync: push outbox records and photos to national, pull reference data
-down, check digests. The checkpoint moves only on national's acknowledgement, so a dropped
-link at any point loses nothing and a resend duplicates nothing."""
+down (enrolment is ``sync.enrolment``, the digest check ``sync.digest_check``). The
+checkpoint moves only on national's acknowledgement, so a dropped link at any point loses
+nothing and a resend duplicates nothing."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any, cast
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Select, Text, bindparam, select, type_coerce, update
+from sqlalchemy import Select, Text, bindparam, select, type_coerce
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, col
+from sqlmodel import col
 
 from registry.audit_checkpoints import (
     CHECKPOINT_UPLOAD_MAX,
@@ -446,170 +447,3 @@ async def _sqlite_rows(
     assert driver is not None, "a connection in use is never invalidated"
     async with driver.execute(sql, [values[name] for name in order]) as cursor:
         return await cursor.fetchall()
-
-
-@dataclass
-class DigestReport:
-    days_compared: int
-    days_differing: list[str]
-    missing_at_national: list[str]
-    only_at_national: list[str]
-    bytes_received: int
-
-
-async def _requeue_crossings(node: Node, crossing_ids: list[str]) -> None:
-    """Put missing crossings (and the rows they depend on) back in the outbox."""
-    import uuid
-
-    from registry.models import Crossing, Photo, TravelDocument, Traveller
-    from registry.outbox import enqueue
-
-    async with node.db.write_transaction() as session:
-        for crossing_id in crossing_ids:
-            crossing = await session.get(Crossing, uuid.UUID(crossing_id))
-            if crossing is None:
-                continue
-            parents: list[SQLModel | None] = [
-                await session.get(Traveller, crossing.traveller_id),
-                await session.get(TravelDocument, crossing.document_id),
-            ]
-            if crossing.photo_sha256:
-                parents.append(await session.get(Photo, crossing.photo_sha256))
-            await enqueue(session, *[p for p in parents if p is not None], crossing)
-
-
-async def _national_json(client: SyncClient, path: str, counter: list[int]) -> dict[str, Any]:
-    response = await client.signed_get(path)
-    counter[0] += len(response.content)
-    return response.json()
-
-
-async def verify_digest(client: SyncClient) -> DigestReport:
-    """Compare day hashes, then hour hashes of differing days, then ids of differing hours;
-    resend only what national lacks."""
-    from sync.digest import bucket_ids, crossing_buckets, differing_days, hour_buckets
-
-    code = client.node.settings.node_code
-    received = [0]
-    remote = (await _national_json(client, "/api/sync/digest", received))["buckets"]
-    async with client.node.db.session() as session:
-        local = await crossing_buckets(session, code)
-    days = differing_days(local, remote)
-    missing: list[str] = []
-    extra: list[str] = []
-    for day in days:
-        remote_hours = (
-            {}
-            if day not in remote
-            else (await _national_json(client, f"/api/sync/digest/{day}", received))["buckets"]
-        )
-        async with client.node.db.session() as session:
-            local_hours = await hour_buckets(session, code, day)
-        for hour in differing_days(local_hours, remote_hours):
-            remote_ids: set[str] = set()
-            if hour in remote_hours:
-                remote_ids = set(
-                    (await _national_json(client, f"/api/sync/digest/{day}/{hour}", received))[
-                        "ids"
-                    ]
-                )
-            async with client.node.db.session() as session:
-                local_ids = set(await bucket_ids(session, code, day, hour))
-            missing += sorted(local_ids - remote_ids)
-            extra += sorted(remote_ids - local_ids)
-    if missing:
-        await _requeue_crossings(client.node, missing)
-    return DigestReport(len(set(local) | set(remote)), days, missing, extra, received[0])
-
-
-async def enrol(
-    node: Node,
-    url: str,
-    http: httpx.AsyncClient,
-    enrolment_code: str,
-    pinned_key: str | None = None,
-    cert_sha256: str | None = None,
-) -> dict[str, Any]:
-    """Present the one-time code national's admin issued for this post, with this post's
-    public key signed over it; keep national's key, URL and certificate pin. ``http``
-    must come from ``sync.links.link_client`` (the URL checked, the certificate verified)."""
-    from registry.problems import Problem
-    from registry.receipts import public_key_to_text
-    from sync.batches import _b64
-    from sync.links import checked_link_url, normalised_pin
-    from sync.peers import enrolment_message, normalised_code
-    from sync.records import upsert_authoritative
-
-    url = checked_link_url(url, node.settings)
-    pin = normalised_pin(cert_sha256) if cert_sha256 else None
-    try:
-        enrolment_code = normalised_code(enrolment_code)
-    except Problem as exc:
-        raise SyncError(exc.detail) from exc
-    code = node.settings.node_code
-    own_key = public_key_to_text(node.signing_key.public_key())
-    proof = _b64(node.signing_key.sign(enrolment_message(code, own_key, enrolment_code)))
-    response = await http.post(
-        f"{url}/api/sync/enrol",
-        json={"node_code": code, "public_key": own_key, "code": enrolment_code, "proof": proof},
-    )
-    if response.status_code != 200:
-        raise SyncError(f"enrolment refused: {response.status_code} {_problem_text(response)}")
-    answer = response.json()
-    if pinned_key and answer["public_key"] != pinned_key:
-        raise SyncError("national answered with a key that does not match --national-key")
-    async with node.db.write_transaction() as session:
-        await upsert_authoritative(
-            session,
-            "sync_peer",
-            [
-                {
-                    "node_code": answer["national_code"],
-                    "role": "national",
-                    "url": url,
-                    "tls_cert_sha256": pin,
-                    "public_key": answer["public_key"],
-                    "status": "approved",
-                    "enrolled_at": utcnow(),
-                    "decided_at": utcnow(),
-                    "decided_by": "enrol",
-                }
-            ],
-        )
-        await _follow_national(session, answer["national_code"], int(answer.get("held_seq", 0)))
-    return answer
-
-
-async def _follow_national(session: AsyncSession, national: str, held: int) -> None:
-    """Number this post's unacknowledged outbox rows after what national already holds.
-
-    National acknowledges by seq. A post that enrols again with a database national does
-    not know (reinstalled after its key was lost, or restored from an older backup) would
-    otherwise number its new records with seqs national already holds, and they would be
-    taken for replays and skipped. Rows past the records checkpoint move past ``held``
-    (new rows follow them); rows national already holds may travel again, harmlessly."""
-    checkpoint = await session.get(SyncCheckpoint, (national, "records"))
-    position = checkpoint.position if checkpoint else 0
-    if held <= position:
-        return
-    shift = held - position
-    later = col(OutboxEntry.seq) > position
-    await session.execute(update(OutboxEntry).where(later).values(seq=-col(OutboxEntry.seq)))
-    await session.execute(
-        update(OutboxEntry).where(col(OutboxEntry.seq) < 0).values(seq=shift - col(OutboxEntry.seq))
-    )
-    if checkpoint is None:
-        session.add(SyncCheckpoint(peer=national, channel="records", position=held))
-    else:
-        checkpoint.position = held
-
-
-def _problem_text(response: httpx.Response) -> str:
-    """A refusal's problem detail (and Retry-After), or its raw text."""
-    try:
-        problem = response.json()
-        text = str(problem.get("detail") or problem.get("title") or response.text)
-    except ValueError:
-        text = response.text
-    retry = response.headers.get("retry-after")
-    return f"{text} (retry after {retry} s)" if retry else text

@@ -37,7 +37,8 @@ def node_enrol(
     node invite CODE` there). A valid code enrols and approves the post at once; a post
     whose key was lost enrols again the same way, with a new code. The link must be https
     (certificate verified, or pinned with --national-cert-sha256), see deploy/TLS.md."""
-    from sync.client import SyncError, enrol
+    from sync.client import SyncError
+    from sync.enrolment import enrol
     from sync.links import link_client
 
     node = build_node()

@@ -164,7 +164,8 @@ def quarantine_discard(entry_id: int) -> None:
 @sync_group.command("verify")
 def sync_verify() -> None:
     """Compare per-day digests with national and resend only what it lacks."""
-    from sync.client import SyncError, verify_digest
+    from sync.client import SyncError
+    from sync.digest_check import verify_digest
 
     node = build_node()
     try:
