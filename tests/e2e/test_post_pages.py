@@ -10,6 +10,7 @@ in the page's language. Screenshots in French and Arabic under tests/artifacts/s
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -26,6 +27,7 @@ from tests.e2e.test_pages import (
     unique_number,
     wait_until,
 )
+from tests.servers import cli
 
 # The module-scoped fixtures of the page tests: Playwright, its browser and a running post.
 playwright = pages.playwright
@@ -35,6 +37,10 @@ post = pages.post
 FR = gettext_for("fr")
 AR = gettext_for("ar")
 WIDTH, HEIGHT = 1366, 768
+ALREADY_REFERRED = (
+    "A protection referral is already attached to this crossing: the protection officer "
+    "follows it up. Tell them in person what you have to add."
+)
 OUTSIDERS = {  # who may not open a crossing's page: the desk's roles only
     "fatou": "protection",
     "moussa": "hq_analyst",
@@ -127,6 +133,17 @@ def test_desk_to_crossing_page_attaches_a_referral_that_the_desk_then_shows(
         "A protection referral is attached to this crossing: the protection officer follows it up."
     )
     assert "environ 14 ans" not in page.content()  # the desk never reads the referral back
+    # no second referral is offered: the page says one exists, and a forged one is refused
+    assert not page.is_visible("#referral-form") and not page.is_visible("#referral-submit")
+    assert page.inner_text("#referral-attached") == FR(ALREADY_REFERRED)
+    second = page.request.post(
+        f"{post.url}/web/crossings/{crossing_id}/referrals",
+        form={"category": "other_vulnerability", "note": "encore", "csrf_token": csrf(page)},
+        max_redirects=0,
+    )
+    assert second.status == 409 and FR(ALREADY_REFERRED) in second.text()
+    assert "environ 14 ans" not in second.text()
+    page.goto(f"{post.url}/web/crossings/{crossing_id}#referral")
     shot(page, "post-crossing-referred-fr", full_page=True)
     page.goto(f"{post.url}/web/desk")
     row = page.locator(
@@ -138,6 +155,16 @@ def test_desk_to_crossing_page_attaches_a_referral_that_the_desk_then_shows(
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.inner_text("#h-refer") == AR("Refer to the protection officer")
     assert page.inner_text("#referral-exists") != page.inner_text("#h-refer")
+    assert page.inner_text("#referral-attached") == AR(ALREADY_REFERRED)
+    assert not page.is_visible("#referral-form")
+    with post.api("awa") as api:  # a later version of the crossing: still no second one
+        corrected = api.post(
+            f"/api/crossings/{crossing_id}/corrections",
+            json={"reason": "Destination précisée", "destination": "Kayes"},
+        )
+    assert corrected.status_code == 201, corrected.text
+    page.goto(f"{post.url}/web/crossings/{corrected.json()['id']}")
+    assert page.is_visible("#referral-attached") and not page.is_visible("#referral-form")
     shot(page, "post-crossing-referred-ar", full_page=True)
     choose_language(page, "fr")
     page.context.close()
@@ -369,3 +396,29 @@ def test_own_password_change_ends_the_other_sessions_and_an_admin_reset_forces_a
     )
     assert forged.status == 403
     officer.context.close()
+
+
+def test_a_password_set_from_the_cli_must_be_changed_at_the_next_login(
+    browser: Any, post: Node
+) -> None:
+    """`borderpost officer passwd` is an administrator's reset: the officer is sent to the
+    password form at the next web login; `--no-force-change` (one's own account) is not."""
+    forced_name, own_name = ("cli" + uuid.uuid4().hex[:4] for _ in range(2))
+    add_accounts(post.env, ((forced_name, "officer"), (own_name, "officer")))
+    env = {**post.env, "BORDERPOST_NEW_PASSWORD": "depuis-la-console-1"}
+    forced = json.loads(cli(env, "officer", "passwd", forced_name).stdout)
+    assert forced["must_change_password"] is True
+    own = json.loads(cli(env, "officer", "passwd", "--no-force-change", own_name).stdout)
+    assert own["must_change_password"] is False
+    page = open_as(browser, post, forced_name, "depuis-la-console-1")
+    assert page.url.endswith("/web/account#password")
+    assert page.inner_text("#must-change") == FR(
+        "An administrator has reset your password: choose a new one before going on."
+    )
+    page.goto(f"{post.url}/web/desk")
+    assert page.url.endswith("/web/account#password")  # nothing else before the change
+    page.context.close()
+    page = open_as(browser, post, own_name, "depuis-la-console-1")
+    assert "/web/account" not in page.url and not page.is_visible("#must-change")
+    assert page.goto(f"{post.url}/web/desk").status == 200  # type: ignore[union-attr]
+    page.context.close()
