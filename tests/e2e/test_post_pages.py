@@ -15,6 +15,8 @@ import re
 import uuid
 from typing import Any
 
+from markupsafe import escape
+
 from registry.web.i18n import gettext_for
 from tests.e2e import test_pages as pages
 from tests.e2e.test_pages import (
@@ -141,7 +143,7 @@ def test_desk_to_crossing_page_attaches_a_referral_that_the_desk_then_shows(
         form={"category": "other_vulnerability", "note": "encore", "csrf_token": csrf(page)},
         max_redirects=0,
     )
-    assert second.status == 409 and FR(ALREADY_REFERRED) in second.text()
+    assert second.status == 409 and str(escape(FR(ALREADY_REFERRED))) in second.text()
     assert "environ 14 ans" not in second.text()
     page.goto(f"{post.url}/web/crossings/{crossing_id}#referral")
     shot(page, "post-crossing-referred-fr", full_page=True)
