@@ -93,7 +93,7 @@ REFERRAL_CATEGORIES = {
     "other_vulnerability": N_("Other vulnerability"),
 }
 REFERRAL_STATUSES = {
-    "open": N_("Open"),
+    "open": N_("Awaiting follow-up"),
     "in_follow_up": N_("In follow-up"),
     "closed": N_("Closed"),
 }

@@ -15,10 +15,12 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 from markupsafe import escape
 
 from registry.web.i18n import gettext_for
 from tests.e2e import test_pages as pages
+from tests.e2e.test_desk_autopilot import VIEWPORTS, in_view
 from tests.e2e.test_pages import (
     PASSWORD,
     Node,
@@ -51,9 +53,15 @@ OUTSIDERS = {  # who may not open a crossing's page: the desk's roles only
 }
 
 
-def open_as(browser: Any, node: Node, username: str, password: str = PASSWORD) -> Any:
-    """A fresh browser context at 1366x768, logged in; returns its page."""
-    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT}, locale="fr-FR")
+def open_as(
+    browser: Any,
+    node: Node,
+    username: str,
+    password: str = PASSWORD,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Any:
+    """A fresh browser context (1366x768 unless ``size``), logged in; returns its page."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="fr-FR")
     page = context.new_page()
     page.goto(f"{node.url}/web/login")
     page.fill("#username", username)
@@ -260,9 +268,9 @@ def test_the_protection_officer_follows_up_and_closes_a_case(browser: Any, post:
     page = open_as(browser, post, "fatou")
     assert page.url.endswith("/web/referrals")
     row = page.locator("#referrals tr", has=page.locator(f'a[href="/web/referrals/{referral_id}"]'))
-    assert FR("Open") in row.inner_text() and "Awa (officer)" in row.inner_text()
+    assert FR("Awaiting follow-up") in row.inner_text() and "Awa (officer)" in row.inner_text()
     page.goto(f"{post.url}/web/referrals/{referral_id}")
-    assert page.inner_text("#case-status") == FR("Open")
+    assert page.inner_text("#case-status") == FR("Awaiting follow-up")
     assert "Awa (officer)" in page.inner_text("#reporting-officer")
     page.fill("#fu-note", "Famille contactée à Kayes")
     page.select_option("#fu-status", "closed")
@@ -423,4 +431,89 @@ def test_a_password_set_from_the_cli_must_be_changed_at_the_next_login(
     page = open_as(browser, post, own_name, "depuis-la-console-1")
     assert "/web/account" not in page.url and not page.is_visible("#must-change")
     assert page.goto(f"{post.url}/web/desk").status == 200  # type: ignore[union-attr]
+    page.context.close()
+
+
+# ---------------------------------------------------------------- on a small screen
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_each_page_shows_its_action_and_result_without_scrolling(
+    browser: Any, post: Node, width: int, height: int
+) -> None:
+    """At 1366x768 and 1024x768, where each page opens (the desk's link, the menu, the
+    forced password change): its form up to the button, then the result of the save."""
+    page = open_as(browser, post, "awa", size=(width, height))
+    crossing_id = register(page)
+    page.click("#saved-banner-refer")
+    page.wait_for_load_state("networkidle")
+    assert in_view(page, "#referral-form"), "the referral form, up to its button"
+    page.select_option("#r-category", "other_vulnerability")
+    page.fill("#r-note", "Dit avoir perdu ses papiers en route.")
+    page.click("#referral-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash") and in_view(page, "#referral-exists")
+    shot(page, f"post-crossing-referred-{width}x{height}")
+    page.context.close()
+
+    page = open_as(browser, post, "sidi", size=(width, height))
+    page.goto(f"{post.url}/web/crossings/{crossing_id}#correction")
+    shot(page, f"post-crossing-correction-{width}x{height}")
+    assert in_view(page, "#correction-form"), "the correction form, up to its button"
+    page.fill("#c-destination", "Kayes")
+    page.fill("#c-reason", "Destination précisée par le voyageur")
+    page.click("#correction-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash") and in_view(page, "#crossing-decision")
+    page.context.close()
+
+    with post.api("awa") as api:
+        crossing = api.post(
+            "/api/crossings",
+            json={"direction": "entry", "mrz": "\n".join(td3(unique_number(), surname="BAH"))},
+        ).json()
+        referral = api.post(
+            f"/api/crossings/{crossing['id']}/referrals",
+            json={"category": "trafficking_suspected", "note": "Accompagnée d'un adulte inconnu"},
+        ).json()
+    page = open_as(browser, post, "fatou", size=(width, height))
+    page.click(f'a[href="/web/referrals/{referral["referral_id"]}"]')
+    page.wait_for_load_state("networkidle")
+    shot(page, f"post-referral-case-{width}x{height}")
+    assert in_view(page, "#case-status")
+    assert in_view(page, "#follow-up-form"), "the follow-up form, up to its button"
+    page.fill("#fu-note", "Entretien fait, hébergement trouvé")
+    page.select_option("#fu-status", "in_follow_up")
+    page.click("#follow-up-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash") and in_view(page, "#case-status")
+    page.context.close()
+
+    username = "fit" + uuid.uuid4().hex[:4]
+    add_accounts(post.env, ((username, "officer"),))
+    admin = open_as(browser, post, "boss", size=(width, height))
+    admin.goto(f"{post.url}/web/admin/officers#password-reset")
+    shot(admin, f"post-admin-reset-form-{width}x{height}")
+    assert in_view(admin, "#reset-form"), "the reset form, up to its button"
+    admin.select_option("#rs-username", username)
+    admin.fill("#rs-password", "temporaire-2026")
+    admin.click("#reset-submit")
+    admin.wait_for_selector("#flash")
+    assert in_view(admin, "#flash")
+    shot(admin, f"post-admin-reset-{width}x{height}")
+    admin.context.close()
+
+    page = open_as(browser, post, username, "temporaire-2026", size=(width, height))
+    assert page.url.endswith("/web/account#password")
+    shot(page, f"post-account-forced-{width}x{height}")
+    assert in_view(page, "#must-change") or in_view(page, "#h-password")
+    assert in_view(page, "#password-form"), "the password form, up to its button"
+    page.fill("#p-current", "temporaire-2026")
+    page.fill("#p-new", "choisi-par-moi-7")
+    page.fill("#p-again", "choisi-par-moi-7")
+    page.click("#password-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash")
+    page.click("a.who")  # one's own change, from the name in the header
+    page.wait_for_load_state("networkidle")
+    shot(page, f"post-account-{width}x{height}")
+    assert in_view(page, "#password-form"), "the password form, up to its button"
     page.context.close()
