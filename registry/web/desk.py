@@ -46,6 +46,7 @@ from registry.web.messages import (
     PURPOSES,
     QUALITY_TEXT,
     SEXES,
+    check_text,
     instruction_text,
     label,
     photo_refusal_text,
@@ -197,6 +198,19 @@ def typed_days(raw: bytes | str, _: Any, *, inside: str | None = None) -> bytes 
     return msgspec.json.encode(body)
 
 
+def refused_photo(registration: RegistrationRequest, photo: AnalysedPhoto | None, _: Any) -> None:
+    """A portrait the quality gate refused saves only with the officer's reason: said in
+    the officer's language here (the service's own refusal speaks the API's English)."""
+    if photo is None or photo.quality_passed or registration.photo_quality_override is not None:
+        return
+    raise Problem(
+        422,
+        _(PHOTO_REFUSED),
+        field="photo",
+        detail=check_text("photo_refused", "", _),
+    )
+
+
 async def _upload(request: Request[Any, Any, Any], name: str) -> bytes | None:
     form = await request.form()
     upload = form.get(name)
@@ -294,6 +308,7 @@ class DeskController(Controller):
                 raise Problem(
                     409, "Photo expired", field="photo_ticket", detail="send the photo file again"
                 )
+            refused_photo(registration, photo, translator(request))
             prepared = prepare_registration(node, officer, registration, photo)
             result = await node.registrations.submit(replace(prepared, idempotency_key=key))
             photo_cache(request).discard(ticket)

@@ -134,6 +134,11 @@
 
   function addCheck(field, ok, text, detail) {
     const slot = checkSlot(field) || checkSlot("mrz");
+    /* The same sentence once: a save refused for what the check already said adds nothing. */
+    const said = Array.from(slot.children).some(function (other) { return other.textContent === text; });
+    const element = input(field);
+    if (!ok && element && element.setAttribute) element.setAttribute("aria-invalid", "true");
+    if (said) return;
     const line = document.createElement("span");
     line.className = ok ? "ok" : "bad";
     line.textContent = text;
@@ -141,8 +146,6 @@
        reads the check in the page's language. */
     if (detail && detail !== text) line.dataset.detail = detail;
     slot.appendChild(line);
-    const element = input(field);
-    if (!ok && element && element.setAttribute) element.setAttribute("aria-invalid", "true");
   }
 
   function showChecks(checks) {
