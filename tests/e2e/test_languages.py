@@ -488,17 +488,22 @@ def test_the_desk_photo_refusals_speak_the_reader_language(
 
 # ---------------------------------------------------------------- national-only pages
 NATIONAL_ACCOUNTS = (("analyst", "hq_analyst"), ("chief", "admin"), ("link", "liaison"))
+IMPORT_HEADER = (
+    "external_id,kind,surname,given_names,date_of_birth,nationality,issuing_state,"
+    "document_number,reason,action,source,valid_from,valid_to,photo"
+)
 NATIONAL_DATA = [
     *DATA,
     *(f"{username.title()} ({role})" for username, role in NATIONAL_ACCOUNTS),
     *(username for username, _role in NATIONAL_ACCOUNTS),
     "http://127.0.0.1:9",
+    "list.csv",
 ]
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_national_pages_speak_the_reader_language(
-    browser: Any, national: Node, lang: str
+    browser: Any, national: Node, lang: str, tmp_path: Path
 ) -> None:
     """The pages only national has: the data-sharing agreement and its terms (admin and
     liaison), the watchlist import with its CSV format, and an import's error report."""
@@ -509,6 +514,24 @@ def test_the_national_pages_speak_the_reader_language(
         assert response is not None and response.status == 200, (lang, path)
         check_page(admin, lang, path, NATIONAL_DATA, problems)
         shot(admin, f"lang-{lang}-national-{path.rsplit('/', 1)[1]}", full_page=True)
+    # an import's report with its rejected rows, one per kind of mistake
+    mark = uuid.uuid4().hex[:6].upper()
+    rows = [
+        f"{mark}1,document,,,,,MLI,X{mark}1,lost document,refer_secondary,interpol,,,",
+        f"{mark}2,person,,,,,,,no name,refer_secondary,interpol,,,",
+        f"{mark}3,document,,,,,MLI,X{mark}3,lost document,arrest,interpol,,,",
+        f"{mark}4,person,TOURE,ALI,1990-13-45,MLI,,,wanted,notify,interpol,,,",
+        f"{mark}5,vehicle,,,,,,,a lorry,notify,interpol,,,",
+    ]
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("\n".join([IMPORT_HEADER, *rows]) + "\n", encoding="utf-8")
+    admin.set_input_files("#w-file", str(csv_file))
+    admin.click("#import-form button[type=submit]")
+    admin.wait_for_selector('#import-job[data-state="done"]', timeout=30_000)
+    assert admin.inner_text('#import-report dd[data-key="rejected_count"]') == "4"
+    data = [*NATIONAL_DATA, "TOURE", "ALI", "arrest", "vehicle"]
+    check_page(admin, lang, "watchlist import report", data, problems)
+    shot(admin, f"lang-{lang}-national-import-report", full_page=True)
     admin.context.close()
     link = login(browser, national, "link", lang)
     link.goto(f"{national.url}/web/liaison")
