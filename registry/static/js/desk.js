@@ -158,7 +158,10 @@
     const params = (error.problem && error.problem.invalid_params) || [];
     params.forEach(function (param) {
       const field = String(param.name || "").replace(/^crossing\./, "");
-      if (field && field !== "name_mismatch_acknowledged") addCheck(field, false, param.reason, "");
+      if (!field || field === "name_mismatch_acknowledged") return;
+      const slot = checkSlot(field);  /* what was fine about the field before is no longer */
+      if (slot) slot.querySelectorAll(".ok").forEach(function (line) { line.remove(); });
+      addCheck(field, false, param.reason, "");
     });
     errorBox.textContent = error.message;
     errorBox.hidden = false;
