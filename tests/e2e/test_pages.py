@@ -263,7 +263,7 @@ def test_desk_from_mrz_to_verified_receipt_by_keyboard(
     register_at_desk(page, td3(number))
     assert page.input_value("#f-document-number") == number
     assert page.input_value("#f-traveller-surname") == "CISSE"
-    assert page.input_value("#f-traveller-date_of_birth") == "1982-06-01"
+    assert page.input_value("#f-traveller-date_of_birth") == "01/06/1982"  # the page's format
     assert page.locator('[data-check-for="document.number"] .ok').count() == 1
     assert page.locator('[data-check-for="mrz"] .ok').count() == 1
     count_keystrokes(page)
