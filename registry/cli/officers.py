@@ -145,8 +145,17 @@ def _account_change(change: AccountChange) -> None:
     confirmation_prompt=True,
     help="or set BORDERPOST_NEW_PASSWORD",
 )
-def officer_passwd(username: str, password: str) -> None:
-    """Set a new password (revokes the officer's tokens)."""
+@click.option(
+    "--force-change/--no-force-change",
+    default=True,
+    show_default=True,
+    help="make the officer choose a new password at the next login, as after an "
+    "administrator's reset on the web page; --no-force-change only for one's own account "
+    "(e.g. the operator's initial setup)",
+)
+def officer_passwd(username: str, password: str, force_change: bool) -> None:
+    """Set a new password (revokes the officer's tokens). The officer must choose another
+    one at the next login unless --no-force-change is given."""
     password_hash = _new_password_hash(password)  # before any transaction or event loop
     _account_change(
         lambda session, node: set_password(
@@ -156,6 +165,7 @@ def officer_passwd(username: str, password: str) -> None:
             username=username,
             password=password,
             password_hash=password_hash,
+            must_change=force_change,
         )
     )
 

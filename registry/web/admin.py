@@ -44,6 +44,7 @@ from registry.web.i18n import LANGUAGES, N_
 from registry.web.liaison import module_available
 from registry.web.messages import (
     ROLE_NAMES,
+    agreement_name,
     agreement_term,
     label,
 )
@@ -330,11 +331,12 @@ async def _agreements(node: Node, _: Any) -> list[dict[str, Any]]:
             "problems": problems,
             "rows": [
                 {
-                    "record_type": agreement_term(row["record_type"], _),
-                    "field": agreement_term(row["field"], _) if row["field"] != "*" else "*",
+                    "record_type": names[0],
+                    "field": names[1],
                     "shared_as": agreement_term(row["shared_as"], _),
                 }
                 for row in describe(agreement)
+                for names in [agreement_name(row["record_type"], row["field"], _)]
             ],
         }
     ]

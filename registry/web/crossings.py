@@ -31,7 +31,7 @@ from registry.models import Crossing, Officer
 from registry.node import Node
 from registry.problems import Problem
 from registry.referrals.schemas import ReferralCreate
-from registry.referrals.service import create_referral, referral_exists
+from registry.referrals.service import create_referral, referred_crossings
 from registry.schemas import decode_as
 from registry.web.i18n import N_
 from registry.web.messages import (
@@ -72,6 +72,10 @@ NOTHING_CHANGED = N_("Change at least one field: the correction would be the sam
 NOTE_MISSING = N_("Write what the protection officer needs to know.")
 CATEGORY_MISSING = N_("Choose the category of the referral.")
 INVALID_FIELD = N_("Invalid value in %(field)s.")
+ALREADY_REFERRED = N_(
+    "A protection referral is already attached to this crossing: the protection officer "
+    "follows it up. Tell them in person what you have to add."
+)
 ALREADY_CORRECTED = N_(
     "This version has already been corrected: open the latest version to correct it."
 )
@@ -119,6 +123,12 @@ async def _versions(
     return [crossing_view(node, c) for c in chain]
 
 
+async def _referred(session: AsyncSession, officer: Officer, version_ids: list[uuid.UUID]) -> bool:
+    """Whether a referral is attached to any version of the crossing, for the roles that may
+    know it (``referred_crossings``): such a crossing is not offered a second one."""
+    return bool(await referred_crossings(session, officer=officer, crossing_ids=version_ids))
+
+
 async def crossing_page(
     request: Request[Any, Any, Any],
     officer: Officer,
@@ -138,7 +148,7 @@ async def crossing_page(
             session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
         )
         versions = await _versions(session, node, officer, crossing_id)
-        referred = await referral_exists(session, officer=officer, crossing_id=crossing_id)
+        referred = await _referred(session, officer, [uuid.UUID(v["id"]) for v in versions])
     latest = versions[-1]
     kept = kept or {}
     values = {name: kept.get(name, crossing.get(name) or "") for name in CORRECTABLE}
@@ -275,12 +285,21 @@ class CrossingPagesController(Controller):
                 request, officer, crossing_id, status_code=422, referral_error=error, kept=kept
             )
         async with node.db.write_transaction() as session:
-            await create_referral(
-                session,
-                node=node,
-                officer=officer,
-                crossing_id=crossing_id,
-                category=data.category,
-                note=data.note,
+            chain = await crossing_versions(session, crossing_id)
+            if await _referred(session, officer, [version.id for version in chain]):
+                refused = _(ALREADY_REFERRED)
+            else:
+                refused = ""
+                await create_referral(
+                    session,
+                    node=node,
+                    officer=officer,
+                    crossing_id=crossing_id,
+                    category=data.category,
+                    note=data.note,
+                )
+        if refused:  # a second referral (another desk was quicker): the page says one exists
+            return await crossing_page(
+                request, officer, crossing_id, status_code=409, referral_error=refused, kept=kept
             )
         return redirect(f"/web/crossings/{crossing_id}?done=referral_attached")

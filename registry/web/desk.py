@@ -27,6 +27,7 @@ from registry.crossings.registration import Check, Registration, prepare_registr
 from registry.crossings.schemas import RegistrationRequest
 from registry.crossings.search import search_crossings
 from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
+from registry.json_limits import check_json_depth
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, PhotoRefused, analyse_upload
@@ -36,7 +37,7 @@ from registry.referrals.service import referred_crossings
 from registry.schemas import decode_as
 from registry.watchlists.alerts import desk_alert_view
 from registry.web.desk_service import check_view, desk_check, mrz_view
-from registry.web.i18n import environment
+from registry.web.i18n import N_, environment, format_day, parse_day
 from registry.web.messages import (
     DECISIONS,
     DIRECTIONS,
@@ -45,6 +46,7 @@ from registry.web.messages import (
     PURPOSES,
     QUALITY_TEXT,
     SEXES,
+    check_text,
     instruction_text,
     label,
     photo_refusal_text,
@@ -56,6 +58,14 @@ from registry.web.security import desk_draft_key
 RECENT_HOURS = 3
 RECENT_LIMIT = 30
 PAPERS = ("80mm", "a4")
+# The desk's days, typed and shown as the pages write them (``i18n.format_day``), never the
+# browser's own date field (mm/dd/yyyy in an en-US browser): (section, field, label).
+DAY_FIELDS = (
+    ("document", "expiry_date", N_("Expiry date")),
+    ("traveller", "date_of_birth", N_("Date of birth")),
+)
+DAY_EXPECTED = N_("%(field)s: write the day as %(format)s.")
+INVALID_INPUT = N_("Invalid input")
 
 
 class MrzRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -149,6 +159,58 @@ async def recent_registrations(node: Node, officer: Officer, _: Any) -> list[dic
     return [_recent_option(view, _) for view in views]
 
 
+def shown_days(values: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The MRZ's days (ISO from ``mrz_view``) as the page writes them."""
+    for part, name, _label in DAY_FIELDS:
+        key = f"{part}.{name}"
+        if values.get(key):
+            values[key] = format_day(lang, values[key])
+    return values
+
+
+def typed_days(raw: bytes | str, _: Any, *, inside: str | None = None) -> bytes | str:
+    """The crossing's days as the officer typed them (dd/mm/yyyy, or ISO: ``parse_day``)
+    turned into ISO for the service; a mistyped day is a 422 naming the field, in the
+    officer's language. ``inside``: the key of the crossing in the body (the check's)."""
+    check_json_depth(raw)
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw  # decode_as names the malformed body
+    crossing = body.get(inside) if inside and isinstance(body, dict) else body
+    if not isinstance(crossing, dict):
+        return raw
+    for part, name, text in DAY_FIELDS:
+        section = crossing.get(part)
+        if not isinstance(section, dict) or not isinstance(section.get(name), str):
+            continue
+        try:
+            day = parse_day(section[name])
+        except ValueError as refused:
+            detail = _(DAY_EXPECTED) % {"field": _(text), "format": _("dd/mm/yyyy")}
+            raise Problem(
+                422, _(INVALID_INPUT), field=f"crossing.{part}.{name}", detail=detail
+            ) from refused
+        if day is None:
+            del section[name]
+        else:
+            section[name] = day.isoformat()
+    return msgspec.json.encode(body)
+
+
+def refused_photo(registration: RegistrationRequest, photo: AnalysedPhoto | None, _: Any) -> None:
+    """A portrait the quality gate refused saves only with the officer's reason: said in
+    the officer's language here (the service's own refusal speaks the API's English)."""
+    if photo is None or photo.quality_passed or registration.photo_quality_override is not None:
+        return
+    raise Problem(
+        422,
+        _(PHOTO_REFUSED),
+        field="photo",
+        detail=check_text("photo_refused", "", _),
+    )
+
+
 async def _upload(request: Request[Any, Any, Any], name: str) -> bytes | None:
     form = await request.form()
     upload = form.get(name)
@@ -193,7 +255,9 @@ class DeskController(Controller):
         """The MRZ parsed by ``registry.mrz.parse_mrz``, with the form values and checks."""
         data = decode_as(await request.body(), MrzRequest)
         today = utcnow().astimezone(node_of(request).settings.zone).date()
-        return mrz_view(data.mrz, today, translator(request))
+        view = mrz_view(data.mrz, today, translator(request))
+        view["values"] = shown_days(view["values"], language_of(request))
+        return view
 
     @post("/photo", status_code=200)
     async def photo(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
@@ -209,7 +273,8 @@ class DeskController(Controller):
     async def check(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
         """Integrity checks, stay outcome and the watchlist instructions, before deciding."""
         node = node_of(request)
-        data = decode_as(await request.body(), CheckRequest)
+        raw = typed_days(await request.body(), translator(request), inside="crossing")
+        data = decode_as(raw, CheckRequest)
         photo = photo_cache(request).get(officer.id, data.photo_ticket)
         async with node.db.write_transaction() as session:
             return await desk_check(
@@ -234,7 +299,7 @@ class DeskController(Controller):
                 raise Problem(
                     422, "Missing part", field="crossing", detail="send the crossing JSON"
                 )
-            registration = decode_as(raw, RegistrationRequest)
+            registration = decode_as(typed_days(raw, translator(request)), RegistrationRequest)
             ticket = await _form_text(request, "photo_ticket")
             photo = photo_cache(request).get(officer.id, ticket)
             if photo is None and (data := await _upload(request, "photo")) is not None:
@@ -243,6 +308,7 @@ class DeskController(Controller):
                 raise Problem(
                     409, "Photo expired", field="photo_ticket", detail="send the photo file again"
                 )
+            refused_photo(registration, photo, translator(request))
             prepared = prepare_registration(node, officer, registration, photo)
             result = await node.registrations.submit(replace(prepared, idempotency_key=key))
             photo_cache(request).discard(ticket)

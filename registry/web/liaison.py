@@ -27,7 +27,7 @@ from registry.api.auth import node_of
 from registry.audit import audit
 from registry.models import Officer, utcnow
 from registry.problems import Problem
-from registry.web.i18n import N_
+from registry.web.i18n import N_, form_day
 from registry.web.messages import agreement_term
 from registry.web.nav import LIAISON
 from registry.web.render import redirect, render, translator
@@ -110,13 +110,10 @@ def _labelled_report(report: dict[str, Any], _: Any) -> dict[str, Any]:
 
 
 def _form_day(text: str | None, field: str) -> str:
-    """A day from the filter form: empty means none; anything but YYYY-MM-DD is a 400."""
-    if not text:
-        return ""
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError as exc:
-        raise Problem(400, "Invalid date", field=field, detail="give YYYY-MM-DD") from exc
+    """A day from a form, typed as the pages write it (``i18n.form_day``: dd/mm/yyyy, or
+    ISO); ISO for the queries, empty for none; anything else is a 422 naming the field."""
+    day = form_day(text, field)
+    return day.isoformat() if day is not None else ""
 
 
 def _day(text: str, plus: int = 0) -> Any:
@@ -185,8 +182,8 @@ class LiaisonPagesController(Controller):
         self,
         request: Request[Any, Any, Any],
         officer: Officer,
-        since: date | None = None,
-        until: date | None = None,
+        since: Annotated[str | None, Parameter(max_length=10)] = None,
+        until: Annotated[str | None, Parameter(max_length=10)] = None,
         pair: Annotated[str | None, Parameter(max_length=70)] = None,
         status: Annotated[str | None, Parameter(max_length=10)] = None,
         kind: Annotated[str | None, Parameter(max_length=24)] = None,
@@ -212,8 +209,9 @@ class LiaisonPagesController(Controller):
             "day_to": _form_day(day_to, "day_to"),
         }
         look = (crossing, purpose) if case and crossing and purpose else None
+        first, last = form_day(since, "since"), form_day(until, "until")
         return await self._work(
-            request, officer, since, until, _pair(pair), filters, page, case, look
+            request, officer, first, last, _pair(pair), filters, page, case, look
         )
 
     async def _work(
@@ -292,8 +290,8 @@ class LiaisonPagesController(Controller):
                 f"{ours}:{theirs}"
                 for ours, theirs in exchange.agreement.pairs_for(exchange.ours.node)
             ],
-            since=(since or today - timedelta(days=7)).isoformat(),
-            until=(until or today).isoformat(),
+            since=since or today - timedelta(days=7),
+            until=until or today,
             pair=f"{pair[0]}:{pair[1]}" if pair else "",
             report=_labelled_report(report, _) if report else None,
             cases=[_case_row(case) for case in found],

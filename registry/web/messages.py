@@ -88,6 +88,81 @@ AGREEMENT_TERMS = {
     "days": N_("days"),
 }
 
+# What the agreement shares, by record type and field (sync.exchange.model.RECORD_TYPES; a
+# test checks that every shareable field has its name here).
+AGREEMENT_RECORDS = {
+    "crossing": N_("Crossing"),
+    "traveller": N_("Traveller"),
+    "travel_document": N_("Travel document"),
+    "photo": N_("Photo"),
+    "protection_referral": N_("Protection referral"),
+}
+AGREEMENT_FIELDS = {
+    "id": N_("Identifier"),
+    "origin": N_("Node of origin"),
+    "post": N_("Post"),
+    "direction": N_("Direction"),
+    "occurred_at": N_("Time of the crossing"),
+    "officer_id": N_("Officer (identifier)"),
+    "traveller_id": N_("Traveller (identifier)"),
+    "document_id": N_("Document (identifier)"),
+    "crossing_id": N_("Crossing (identifier)"),
+    "photo_sha256": N_("Photo fingerprint"),
+    "mode": N_("Mode of travel"),
+    "vehicle_plate": N_("Vehicle plate"),
+    "purpose": N_("Purpose of travel"),
+    "destination": N_("Destination"),
+    "guardian_crossing_id": N_("Guardian's crossing"),
+    "companions": N_("Companions"),
+    "decision": N_("Decision"),
+    "remarks": N_("Remarks"),
+    "checks": N_("Warnings"),
+    "stay_allowed_until": N_("Stay allowed until"),
+    "closes_crossing_id": N_("Entry it closes"),
+    "overstay_days": N_("Days overstayed"),
+    "version": N_("Version"),
+    "supersedes": N_("Version it corrects"),
+    "correction_reason": N_("Reason for the correction"),
+    "receipt": N_("Receipt"),
+    "recorded_at": N_("Time recorded"),
+    "created_at": N_("Time recorded"),
+    "surname": N_("Surname"),
+    "given_names": N_("Given names"),
+    "surname_ar": N_("Surname (Arabic script)"),
+    "given_names_ar": N_("Given names (Arabic script)"),
+    "name_key": N_("Name key (for matching)"),
+    "date_of_birth": N_("Date of birth"),
+    "sex": N_("Sex"),
+    "nationality": N_("Nationality"),
+    "issuing_state": N_("Issuing state"),
+    "document_type": N_("Document type"),
+    "number": N_("Document number"),
+    "number_norm": N_("Document number (for matching)"),
+    "expiry_date": N_("Expiry date"),
+    "issue_date": N_("Issue date"),
+    "raw_mrz": N_("MRZ as read"),
+    "mrz_checks": N_("MRZ checks"),
+    "quality_score": N_("Quality score"),
+    "quality": N_("Quality report"),
+    "face_encoding": N_("Face template"),
+    "size_bytes": N_("Size (bytes)"),
+    "width": N_("Width (pixels)"),
+    "height": N_("Height (pixels)"),
+    "sha256": N_("Fingerprint (SHA-256)"),
+    "category": N_("Category"),
+    "note": N_("Note"),
+    "created_by": N_("Reporting officer"),
+}
+
+
+def agreement_name(record_type: str, field: str, _: Gettext) -> tuple[str, str]:
+    """A row of what an agreement shares, named in the reader's language: the record type
+    and the field (``*``: the whole record); an unknown name as written."""
+    record = _(AGREEMENT_RECORDS[record_type]) if record_type in AGREEMENT_RECORDS else None
+    if record is None:
+        return agreement_term(record_type, _), agreement_term(field, _)
+    return record, _(AGREEMENT_FIELDS[field]) if field in AGREEMENT_FIELDS else field
+
 
 def agreement_term(value: str, _: Gettext) -> str:
     """An agreement term in the reader's language: a known term, a list of purposes, or a
@@ -109,7 +184,7 @@ REFERRAL_CATEGORIES: dict[ReferralCategory, str] = {
     ReferralCategory.OTHER_VULNERABILITY: N_("Other vulnerability"),
 }
 REFERRAL_STATUSES: dict[ReferralStatus, str] = {
-    ReferralStatus.OPEN: N_("Open"),
+    ReferralStatus.OPEN: N_("Awaiting follow-up"),
     ReferralStatus.IN_FOLLOW_UP: N_("In follow-up"),
     ReferralStatus.CLOSED: N_("Closed"),
 }
@@ -297,6 +372,10 @@ FIELD_NAMES = {
     "date_from": N_("From"),
     "date_to": N_("To"),
     "as_of": N_("As of"),
+    "since": N_("From"),
+    "until": N_("To"),
+    "day_from": N_("From"),
+    "day_to": N_("To"),
     "issuing_state": N_("Issuing state"),
     "number": N_("Document number"),
     "name": N_("Name"),

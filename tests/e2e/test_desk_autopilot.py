@@ -222,3 +222,60 @@ def test_a_half_finished_registration_survives_a_reload_encrypted(browser: Any, 
     page.click("#new-traveller")  # dropped on New traveller
     assert page.evaluate("window.localStorage.getItem('borderpost.desk.draft')") is None
     page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_days_are_typed_and_shown_day_first_in_an_en_us_browser(
+    browser: Any, post: Node, lang: str
+) -> None:
+    """The desk's days are text in the page's format (dd/mm/yyyy), never the browser's date
+    field (mm/dd/yyyy in en-US); the server reads what it shows and names a mistyped day in
+    the officer's language, keeping what was typed."""
+    gettext = gettext_for(lang)
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{post.url}/web/login")
+    page.fill("#username", "awa")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_load_state("networkidle")
+    page.select_option("#language-select", lang)
+    page.click("#language-submit")
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{post.url}/web/desk")
+    try:
+        for field in ("#f-document-expiry_date", "#f-traveller-date_of_birth"):
+            assert page.get_attribute(field, "type") in (None, "text")
+            assert page.get_attribute(field, "placeholder") == gettext("dd/mm/yyyy")
+        number = unique_number()
+        register_at_desk(page, td3(number, surname="DIALLO", given="KADIATOU"))
+        assert page.input_value("#f-traveller-date_of_birth") == "01/06/1982"  # 1 June
+        expiry = date.today() + timedelta(days=700)
+        assert page.input_value("#f-document-expiry_date") == expiry.strftime("%d/%m/%Y")
+        page.fill("#f-traveller-date_of_birth", "31/13/1982")
+        page.click("#submit")  # check
+        page.wait_for_selector("#desk-error:not([hidden])")
+        expected = gettext("%(field)s: write the day as %(format)s.") % {
+            "field": gettext("Date of birth"),
+            "format": gettext("dd/mm/yyyy"),
+        }
+        assert page.inner_text("#desk-error") == expected
+        slot = '[data-check-for="traveller.date_of_birth"]'
+        assert page.inner_text(slot) == expected  # the MRZ's "check digit OK" is gone
+        assert page.get_attribute("#f-traveller-date_of_birth", "aria-invalid") == "true"
+        assert page.input_value("#f-traveller-date_of_birth") == "31/13/1982"  # kept
+        shot(page, f"desk-day-refused-{lang}")
+        page.fill("#f-traveller-date_of_birth", "02/06/1982")  # corrected by hand, 2 June
+        page.click("#submit")
+        page.wait_for_selector('#submit[data-state="save"]')
+        if not page.is_checked('input[name="decision"][value="cleared"]'):
+            page.check('input[name="decision"][value="cleared"]')
+        page.click("#submit")
+        page.wait_for_selector("#saved-banner:not([hidden])")
+        (found,) = crossings_of(post, number)
+        assert found["traveller"]["date_of_birth"] == "1982-06-02"
+    finally:
+        page.select_option("#language-select", "fr")
+        page.click("#language-submit")
+        page.wait_for_load_state("networkidle")
+        context.close()

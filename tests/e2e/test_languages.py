@@ -34,6 +34,7 @@ from tests.servers import cli, node_env
 pytestmark = [pytest.mark.browser]
 playwright = pages.playwright
 browser = pages.browser
+national = pages.national  # PostgreSQL, an agreement in force and a dataset
 
 LANGUAGES = ("fr", "ar", "en")
 ACCOUNTS = (
@@ -419,3 +420,133 @@ def test_the_catalogue_check_finds_english_on_a_french_page() -> None:
     assert not strange_words("en", ["Document expired"], [])
     assert not strange_words("fr", ["MR-GOGUI · MRT · 12/10/2026 14:05"], [])
     assert Path(LOCALES_DIR / "ar" / "LC_MESSAGES" / "messages.po").exists()
+
+
+def refused_photo_files(root: Path) -> tuple[Path, Path]:
+    """A file that is not a photo, and a photo of a grey wall (no face: the gate refuses)."""
+    from PIL import Image
+
+    not_a_photo = root / "notes.jpg"
+    not_a_photo.write_bytes(b"these are notes, not a picture\n" * 20)
+    wall = root / "wall.jpg"
+    Image.new("RGB", (640, 480), (128, 128, 128)).save(wall, "JPEG")
+    return not_a_photo, wall
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_desk_photo_refusals_speak_the_reader_language(
+    browser: Any, post: Node, records: dict[str, str], lang: str, tmp_path: Path
+) -> None:
+    """A file that is no photo, a photo the gate refuses, the save refused for it, then the
+    save with the officer's reason: every message in the reader's language."""
+    from registry.web.i18n import gettext_for
+
+    gettext = gettext_for(lang)
+    not_a_photo, wall = refused_photo_files(tmp_path)
+    reason = "masque médical"
+    data = [*DATA, reason]
+    problems: list[str] = []
+    page = login(browser, post, "awa", lang)
+    page.goto(f"{post.url}/web/desk")
+    page.focus("#mrz")
+    page.keyboard.type("\n".join(td3("P" + uuid.uuid4().hex[:7].upper())) + "\n")
+    wait_until(page, "document.activeElement && document.activeElement.id === 'submit'")
+    page.set_input_files("#photo-file", str(not_a_photo))
+    page.wait_for_selector("#photo-quality .refused", timeout=60_000)
+    assert gettext("This file is not a photo.") in page.inner_text("#photo-quality")
+    check_page(page, lang, "desk photo not a photo", data, problems)
+    page.set_input_files("#photo-file", str(wall))
+    wait_until(
+        page,
+        "!!document.querySelector('#photo-quality .refused') && "
+        "document.querySelectorAll('#photo-quality li').length > 0",
+        60_000,
+    )
+    check_page(page, lang, "desk photo refused", data, problems)
+    page.click("#submit")  # the check
+    page.wait_for_selector('#submit[data-state="save"]')
+    page.check('input[name="decision"][value="cleared"]')
+    page.click("#submit")  # the save, refused for the photo
+    page.wait_for_selector("#desk-error:not([hidden])")
+    wait_until(
+        page, "document.getElementById('desk-error').textContent !== '" + gettext("Saving…") + "'"
+    )
+    assert page.inner_text("#desk-error") == gettext(
+        "Photo refused: retake it, or give the reason for accepting it"
+    )
+    assert page.locator('[data-check-for="photo"] span').count() == 1  # said once
+    check_page(page, lang, "desk save refused for the photo", data, problems)
+    shot(page, f"lang-{lang}-desk-photo-refused-at-save", full_page=True)
+    page.fill("#f-photo_quality_override", reason)
+    page.click("#submit")  # the reason changes nothing to check: the save goes through
+    page.wait_for_selector("#saved:not([hidden])")
+    check_page(page, lang, "desk saved with the officer's reason", data, problems)
+    shot(page, f"lang-{lang}-desk-photo-override-saved")
+    page.context.close()
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- national-only pages
+NATIONAL_ACCOUNTS = (("analyst", "hq_analyst"), ("chief", "admin"), ("link", "liaison"))
+IMPORT_HEADER = (
+    "external_id,kind,surname,given_names,date_of_birth,nationality,issuing_state,"
+    "document_number,reason,action,source,valid_from,valid_to,photo"
+)
+NATIONAL_DATA = [
+    *DATA,
+    *(f"{username.title()} ({role})" for username, role in NATIONAL_ACCOUNTS),
+    *(username for username, _role in NATIONAL_ACCOUNTS),
+    "http://127.0.0.1:9",
+    "list.csv",
+]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_national_pages_speak_the_reader_language(
+    browser: Any, national: Node, lang: str, tmp_path: Path
+) -> None:
+    """The pages only national has: the data-sharing agreement and its terms (admin and
+    liaison), the watchlist import with its CSV format, and an import's error report."""
+    problems: list[str] = []
+    admin = login(browser, national, "chief", lang)
+    for path in ("/web/admin/agreements", "/web/admin/watchlist"):
+        response = admin.goto(f"{national.url}{path}")
+        assert response is not None and response.status == 200, (lang, path)
+        check_page(admin, lang, path, NATIONAL_DATA, problems)
+        shot(admin, f"lang-{lang}-national-{path.rsplit('/', 1)[1]}", full_page=True)
+    # an import's report with its rejected rows, one per kind of mistake
+    mark = uuid.uuid4().hex[:6].upper()
+    rows = [
+        f"{mark}1,document,,,,,MLI,X{mark}1,lost document,refer_secondary,interpol,,,",
+        f"{mark}2,person,,,,,,,no name,refer_secondary,interpol,,,",
+        f"{mark}3,document,,,,,MLI,X{mark}3,lost document,arrest,interpol,,,",
+        f"{mark}4,person,TOURE,ALI,1990-13-45,MLI,,,wanted,notify,interpol,,,",
+        f"{mark}5,vehicle,,,,,,,a lorry,notify,interpol,,,",
+    ]
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("\n".join([IMPORT_HEADER, *rows]) + "\n", encoding="utf-8")
+    admin.set_input_files("#w-file", str(csv_file))
+    admin.click("#import-form button[type=submit]")
+    admin.wait_for_selector('#import-job[data-state="done"]', timeout=30_000)
+    assert admin.inner_text('#import-report dd[data-key="rejected_count"]') == "4"
+    data = [*NATIONAL_DATA, "TOURE", "ALI", "arrest", "vehicle"]
+    check_page(admin, lang, "watchlist import report", data, problems)
+    shot(admin, f"lang-{lang}-national-import-report", full_page=True)
+    admin.context.close()
+    link = login(browser, national, "link", lang)
+    link.goto(f"{national.url}/web/liaison")
+    check_page(link, lang, "/web/liaison (agreement in force)", NATIONAL_DATA, problems)
+    shot(link, f"lang-{lang}-national-liaison", full_page=True)
+    link.context.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_every_shareable_field_has_its_name_on_the_agreement_page() -> None:
+    """The agreement page names each record type and field in words, for every field an
+    agreement may share (a new column needs its name before it can show)."""
+    from registry.web.messages import AGREEMENT_FIELDS, AGREEMENT_RECORDS
+    from sync.exchange.model import RECORD_TYPES
+
+    assert set(RECORD_TYPES) <= set(AGREEMENT_RECORDS)
+    unnamed = {f"{kind}.{name}" for kind, names in RECORD_TYPES.items() for name in names}
+    assert not {n for n in unnamed if n.split(".", 1)[1] not in AGREEMENT_FIELDS}

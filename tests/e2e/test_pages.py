@@ -263,7 +263,7 @@ def test_desk_from_mrz_to_verified_receipt_by_keyboard(
     register_at_desk(page, td3(number))
     assert page.input_value("#f-document-number") == number
     assert page.input_value("#f-traveller-surname") == "CISSE"
-    assert page.input_value("#f-traveller-date_of_birth") == "1982-06-01"
+    assert page.input_value("#f-traveller-date_of_birth") == "01/06/1982"  # the page's format
     assert page.locator('[data-check-for="document.number"] .ok').count() == 1
     assert page.locator('[data-check-for="mrz"] .ok').count() == 1
     count_keystrokes(page)
@@ -729,6 +729,65 @@ def test_liaison_reconciles_and_resolves_a_discrepancy(browser: Any, national: N
     admin.context.close()
     assert page.csp_violations == []  # type: ignore[attr-defined]
     page.context.close()
+
+
+def test_liaison_days_are_typed_and_shown_day_first_in_an_en_us_browser(
+    browser: Any, national: Node
+) -> None:
+    """The liaison page's days are text in the page's format (dd/mm/yyyy), not the
+    browser's date field (mm/dd/yyyy in en-US); the server reads them, and a day that is
+    not one is refused naming the field in the reader's language."""
+    english = gettext_for("en")
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{national.url}/web/login")
+    page.fill("#username", "link")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_load_state("networkidle")
+    page.select_option("#language-select", "en")
+    page.click("#language-submit")
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{national.url}/web/liaison")
+    try:
+        week_ago = date.today() - timedelta(days=7)
+        assert page.input_value("#l-since") == week_ago.strftime("%d/%m/%Y")
+        for field in ("#l-since", "#l-until", "#c-from", "#c-to", "#h-dob"):
+            assert page.get_attribute(field, "type") in (None, "text"), field
+            assert page.get_attribute(field, "placeholder") == english("dd/mm/yyyy")
+        page.fill("#l-since", "05/10/2026")
+        page.fill("#l-until", "08/10/2026")
+        page.click("#l-pair + button, form.filters button")
+        page.wait_for_selector("#reconciliation")
+        assert page.input_value("#l-since") == "05/10/2026"  # 5 October, as typed
+        gogui = page.locator("#reconciliation tbody tr", has_text="MR-GOGUI")
+        assert gogui.locator('td[data-outcome="exit_without_entry"]').inner_text() == "2"
+        page.fill("#c-from", "01/10/2026")
+        page.click("#case-filters button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        assert page.input_value("#c-from") == "01/10/2026"
+        shot(page, "liaison-days-en-US", full_page=True)
+        page.fill("#c-to", "10/31/2026")  # the browser's habit: refused, the field named
+        with page.expect_navigation() as navigation:
+            page.click("#case-filters button[type=submit]")
+        assert navigation.value.status == 422
+        assert english("Field at fault: %(field)s") % {"field": english("To")} in page.inner_text(
+            "main"
+        )
+        page.go_back()
+        page.wait_for_load_state("networkidle")
+        page.fill("#h-surname", "CISSE")
+        page.select_option("#h-kind", "name_dob")
+        page.fill("#h-dob", "31/13/1982")
+        page.click("#hit-form button[type=submit]")
+        assert page.inner_text("#hit-answer") == english(
+            "%(field)s: write the day as %(format)s."
+        ) % {"field": english("Date of birth"), "format": english("dd/mm/yyyy")}
+        assert page.get_attribute("#h-dob", "aria-invalid") == "true"
+    finally:
+        page.select_option("#language-select", "fr")
+        page.click("#language-submit")
+        context.close()
 
 
 def test_liaison_page_at_a_post_says_where_the_work_is_done(browser: Any, post: Node) -> None:

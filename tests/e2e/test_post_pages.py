@@ -10,12 +10,17 @@ in the page's language. Screenshots in French and Arabic under tests/artifacts/s
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
 
+import pytest
+from markupsafe import escape
+
 from registry.web.i18n import gettext_for
 from tests.e2e import test_pages as pages
+from tests.e2e.test_desk_autopilot import VIEWPORTS, in_view
 from tests.e2e.test_pages import (
     PASSWORD,
     Node,
@@ -26,6 +31,7 @@ from tests.e2e.test_pages import (
     unique_number,
     wait_until,
 )
+from tests.servers import cli
 
 # The module-scoped fixtures of the page tests: Playwright, its browser and a running post.
 playwright = pages.playwright
@@ -35,6 +41,10 @@ post = pages.post
 FR = gettext_for("fr")
 AR = gettext_for("ar")
 WIDTH, HEIGHT = 1366, 768
+ALREADY_REFERRED = (
+    "A protection referral is already attached to this crossing: the protection officer "
+    "follows it up. Tell them in person what you have to add."
+)
 OUTSIDERS = {  # who may not open a crossing's page: the desk's roles only
     "fatou": "protection",
     "moussa": "hq_analyst",
@@ -43,9 +53,15 @@ OUTSIDERS = {  # who may not open a crossing's page: the desk's roles only
 }
 
 
-def open_as(browser: Any, node: Node, username: str, password: str = PASSWORD) -> Any:
-    """A fresh browser context at 1366x768, logged in; returns its page."""
-    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT}, locale="fr-FR")
+def open_as(
+    browser: Any,
+    node: Node,
+    username: str,
+    password: str = PASSWORD,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Any:
+    """A fresh browser context (1366x768 unless ``size``), logged in; returns its page."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="fr-FR")
     page = context.new_page()
     page.goto(f"{node.url}/web/login")
     page.fill("#username", username)
@@ -127,6 +143,17 @@ def test_desk_to_crossing_page_attaches_a_referral_that_the_desk_then_shows(
         "A protection referral is attached to this crossing: the protection officer follows it up."
     )
     assert "environ 14 ans" not in page.content()  # the desk never reads the referral back
+    # no second referral is offered: the page says one exists, and a forged one is refused
+    assert not page.is_visible("#referral-form") and not page.is_visible("#referral-submit")
+    assert page.inner_text("#referral-attached") == FR(ALREADY_REFERRED)
+    second = page.request.post(
+        f"{post.url}/web/crossings/{crossing_id}/referrals",
+        form={"category": "other_vulnerability", "note": "encore", "csrf_token": csrf(page)},
+        max_redirects=0,
+    )
+    assert second.status == 409 and str(escape(FR(ALREADY_REFERRED))) in second.text()
+    assert "environ 14 ans" not in second.text()
+    page.goto(f"{post.url}/web/crossings/{crossing_id}#referral")
     shot(page, "post-crossing-referred-fr", full_page=True)
     page.goto(f"{post.url}/web/desk")
     row = page.locator(
@@ -138,6 +165,16 @@ def test_desk_to_crossing_page_attaches_a_referral_that_the_desk_then_shows(
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.inner_text("#h-refer") == AR("Refer to the protection officer")
     assert page.inner_text("#referral-exists") != page.inner_text("#h-refer")
+    assert page.inner_text("#referral-attached") == AR(ALREADY_REFERRED)
+    assert not page.is_visible("#referral-form")
+    with post.api("awa") as api:  # a later version of the crossing: still no second one
+        corrected = api.post(
+            f"/api/crossings/{crossing_id}/corrections",
+            json={"reason": "Destination précisée", "destination": "Kayes"},
+        )
+    assert corrected.status_code == 201, corrected.text
+    page.goto(f"{post.url}/web/crossings/{corrected.json()['id']}")
+    assert page.is_visible("#referral-attached") and not page.is_visible("#referral-form")
     shot(page, "post-crossing-referred-ar", full_page=True)
     choose_language(page, "fr")
     page.context.close()
@@ -231,9 +268,9 @@ def test_the_protection_officer_follows_up_and_closes_a_case(browser: Any, post:
     page = open_as(browser, post, "fatou")
     assert page.url.endswith("/web/referrals")
     row = page.locator("#referrals tr", has=page.locator(f'a[href="/web/referrals/{referral_id}"]'))
-    assert FR("Open") in row.inner_text() and "Awa (officer)" in row.inner_text()
+    assert FR("Awaiting follow-up") in row.inner_text() and "Awa (officer)" in row.inner_text()
     page.goto(f"{post.url}/web/referrals/{referral_id}")
-    assert page.inner_text("#case-status") == FR("Open")
+    assert page.inner_text("#case-status") == FR("Awaiting follow-up")
     assert "Awa (officer)" in page.inner_text("#reporting-officer")
     page.fill("#fu-note", "Famille contactée à Kayes")
     page.select_option("#fu-status", "closed")
@@ -369,3 +406,114 @@ def test_own_password_change_ends_the_other_sessions_and_an_admin_reset_forces_a
     )
     assert forged.status == 403
     officer.context.close()
+
+
+def test_a_password_set_from_the_cli_must_be_changed_at_the_next_login(
+    browser: Any, post: Node
+) -> None:
+    """`borderpost officer passwd` is an administrator's reset: the officer is sent to the
+    password form at the next web login; `--no-force-change` (one's own account) is not."""
+    forced_name, own_name = ("cli" + uuid.uuid4().hex[:4] for _ in range(2))
+    add_accounts(post.env, ((forced_name, "officer"), (own_name, "officer")))
+    env = {**post.env, "BORDERPOST_NEW_PASSWORD": "depuis-la-console-1"}
+    forced = json.loads(cli(env, "officer", "passwd", forced_name).stdout)
+    assert forced["must_change_password"] is True
+    own = json.loads(cli(env, "officer", "passwd", "--no-force-change", own_name).stdout)
+    assert own["must_change_password"] is False
+    page = open_as(browser, post, forced_name, "depuis-la-console-1")
+    assert page.url.endswith("/web/account#password")
+    assert page.inner_text("#must-change") == FR(
+        "An administrator has reset your password: choose a new one before going on."
+    )
+    page.goto(f"{post.url}/web/desk")
+    assert page.url.endswith("/web/account#password")  # nothing else before the change
+    page.context.close()
+    page = open_as(browser, post, own_name, "depuis-la-console-1")
+    assert "/web/account" not in page.url and not page.is_visible("#must-change")
+    assert page.goto(f"{post.url}/web/desk").status == 200  # type: ignore[union-attr]
+    page.context.close()
+
+
+# ---------------------------------------------------------------- on a small screen
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_each_page_shows_its_action_and_result_without_scrolling(
+    browser: Any, post: Node, width: int, height: int
+) -> None:
+    """At 1366x768 and 1024x768, where each page opens (the desk's link, the menu, the
+    forced password change): its form up to the button, then the result of the save."""
+    page = open_as(browser, post, "awa", size=(width, height))
+    crossing_id = register(page)
+    page.click("#saved-banner-refer")
+    page.wait_for_load_state("networkidle")
+    assert in_view(page, "#referral-form"), "the referral form, up to its button"
+    page.select_option("#r-category", "other_vulnerability")
+    page.fill("#r-note", "Dit avoir perdu ses papiers en route.")
+    page.click("#referral-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash") and in_view(page, "#referral-exists")
+    shot(page, f"post-crossing-referred-{width}x{height}")
+    page.context.close()
+
+    page = open_as(browser, post, "sidi", size=(width, height))
+    page.goto(f"{post.url}/web/crossings/{crossing_id}#correction")
+    shot(page, f"post-crossing-correction-{width}x{height}")
+    assert in_view(page, "#correction-form"), "the correction form, up to its button"
+    page.fill("#c-destination", "Kayes")
+    page.fill("#c-reason", "Destination précisée par le voyageur")
+    page.click("#correction-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash") and in_view(page, "#crossing-decision")
+    page.context.close()
+
+    with post.api("awa") as api:
+        crossing = api.post(
+            "/api/crossings",
+            json={"direction": "entry", "mrz": "\n".join(td3(unique_number(), surname="BAH"))},
+        ).json()
+        referral = api.post(
+            f"/api/crossings/{crossing['id']}/referrals",
+            json={"category": "trafficking_suspected", "note": "Accompagnée d'un adulte inconnu"},
+        ).json()
+    page = open_as(browser, post, "fatou", size=(width, height))
+    page.click(f'a[href="/web/referrals/{referral["referral_id"]}"]')
+    page.wait_for_load_state("networkidle")
+    shot(page, f"post-referral-case-{width}x{height}")
+    assert in_view(page, "#case-status")
+    assert in_view(page, "#follow-up-form"), "the follow-up form, up to its button"
+    page.fill("#fu-note", "Entretien fait, hébergement trouvé")
+    page.select_option("#fu-status", "in_follow_up")
+    page.click("#follow-up-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash") and in_view(page, "#case-status")
+    page.context.close()
+
+    username = "fit" + uuid.uuid4().hex[:4]
+    add_accounts(post.env, ((username, "officer"),))
+    admin = open_as(browser, post, "boss", size=(width, height))
+    admin.goto(f"{post.url}/web/admin/officers#password-reset")
+    shot(admin, f"post-admin-reset-form-{width}x{height}")
+    assert in_view(admin, "#reset-form"), "the reset form, up to its button"
+    admin.select_option("#rs-username", username)
+    admin.fill("#rs-password", "temporaire-2026")
+    admin.click("#reset-submit")
+    admin.wait_for_selector("#flash")
+    assert in_view(admin, "#flash")
+    shot(admin, f"post-admin-reset-{width}x{height}")
+    admin.context.close()
+
+    page = open_as(browser, post, username, "temporaire-2026", size=(width, height))
+    assert page.url.endswith("/web/account#password")
+    shot(page, f"post-account-forced-{width}x{height}")
+    assert in_view(page, "#must-change") or in_view(page, "#h-password")
+    assert in_view(page, "#password-form"), "the password form, up to its button"
+    page.fill("#p-current", "temporaire-2026")
+    page.fill("#p-new", "choisi-par-moi-7")
+    page.fill("#p-again", "choisi-par-moi-7")
+    page.click("#password-submit")
+    page.wait_for_selector("#flash")
+    assert in_view(page, "#flash")
+    page.click("a.who")  # one's own change, from the name in the header
+    page.wait_for_load_state("networkidle")
+    shot(page, f"post-account-{width}x{height}")
+    assert in_view(page, "#password-form"), "the password form, up to its button"
+    page.context.close()

@@ -24,6 +24,7 @@ import pytest
 
 from registry.web.i18n import gettext_for
 from tests.e2e import test_pages as pages
+from tests.e2e.test_desk_autopilot import VIEWPORTS, in_view
 from tests.e2e.test_pages import PASSWORD, POST, Node, add_accounts, shot, start, td3
 from tests.servers import cli, node_env
 
@@ -447,3 +448,37 @@ def test_officer_activity_counts_per_day_and_pages_the_actions_in_words(
     refused = officer.goto(f"{post.url}/web/officers/activity?username=sidi")
     assert refused is not None and refused.status == 403
     officer.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_search_history_stays_and_activity_fit_the_screen(
+    browser: Any, post: Node, travellers: dict[str, Any], width: int, height: int
+) -> None:
+    """At 1366x768 and 1024x768 each page's form and the first lines of its result are in
+    view without scrolling."""
+    page = login(browser, post, "sidi")
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(f"{post.url}/web/search")
+    page.fill("#s-name", "Dembele")
+    page.press("#s-name", "Enter")
+    page.wait_for_selector("#results-name tbody tr")
+    shot(page, f"post-search-{width}x{height}")
+    assert in_view(page, "#s-name") and in_view(page, "#s-name ~ button, form:has(#s-name) button")
+    assert in_view(page, "#results-name tbody tr:first-child"), "the first person found"
+    page.click("#results-name tbody tr >> nth=0 >> a")
+    page.wait_for_selector("#history tbody tr")
+    shot(page, f"post-traveller-{width}x{height}")
+    assert in_view(page, "#person-dob")
+    assert in_view(page, "#history tbody tr:first-child"), "the latest crossing"
+    page.goto(f"{post.url}/web/stays")
+    shot(page, f"post-stays-{width}x{height}")
+    assert in_view(page, "form.filters button")
+    assert in_view(page, "#stays tbody tr:first-child"), "the first overstayer"
+    page.goto(f"{post.url}/web/officers/activity")
+    shot(page, f"officers-activity-{width}x{height}")
+    assert in_view(page, "#activity-days tbody tr:first-child"), "the first officer's days"
+    page.locator("#activity-days tbody tr", has_text="Awa").locator("a").click()
+    page.wait_for_selector("#activity-events tbody tr")
+    shot(page, f"officers-activity-actions-{width}x{height}")
+    assert in_view(page, "#activity-events tbody tr:first-child"), "the latest action"
+    page.context.close()

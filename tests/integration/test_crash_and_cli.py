@@ -174,7 +174,10 @@ def test_bootstrap_creates_one_admin_and_is_idempotent(tmp_path: Path) -> None:
 
 def test_officer_passwd_and_deactivate(migrated_env: dict[str, str]) -> None:
     new_password = "a-brand-new-password"
-    cli({**migrated_env, "BORDERPOST_NEW_PASSWORD": new_password}, "officer", "passwd", "awa")
+    changed = cli(
+        {**migrated_env, "BORDERPOST_NEW_PASSWORD": new_password}, "officer", "passwd", "awa"
+    )
+    assert json.loads(changed.stdout)["must_change_password"] is True  # as an admin's reset
     bad_name = cli(
         {**migrated_env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
         "officer",

@@ -74,8 +74,14 @@
         report.hidden = false;
         rejected.textContent = "";
         job.report.rejected.forEach(function (item) {
+          /* Each part isolated: a column name or a value in Latin letters inside an
+             Arabic sentence keeps its place (the line number first, then the reason). */
           const li = document.createElement("li");
-          li.textContent = item.line + ": " + item.reason;
+          const line = document.createElement("bdi");
+          const reason = document.createElement("bdi");
+          line.textContent = String(item.line);
+          reason.textContent = item.reason;
+          li.append(line, ": ", reason);
           rejected.appendChild(li);
         });
       }

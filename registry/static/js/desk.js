@@ -134,6 +134,11 @@
 
   function addCheck(field, ok, text, detail) {
     const slot = checkSlot(field) || checkSlot("mrz");
+    /* The same sentence once: a save refused for what the check already said adds nothing. */
+    const said = Array.from(slot.children).some(function (other) { return other.textContent === text; });
+    const element = input(field);
+    if (!ok && element && element.setAttribute) element.setAttribute("aria-invalid", "true");
+    if (said) return;
     const line = document.createElement("span");
     line.className = ok ? "ok" : "bad";
     line.textContent = text;
@@ -141,8 +146,6 @@
        reads the check in the page's language. */
     if (detail && detail !== text) line.dataset.detail = detail;
     slot.appendChild(line);
-    const element = input(field);
-    if (!ok && element && element.setAttribute) element.setAttribute("aria-invalid", "true");
   }
 
   function showChecks(checks) {
@@ -155,7 +158,10 @@
     const params = (error.problem && error.problem.invalid_params) || [];
     params.forEach(function (param) {
       const field = String(param.name || "").replace(/^crossing\./, "");
-      if (field && field !== "name_mismatch_acknowledged") addCheck(field, false, param.reason, "");
+      if (!field || field === "name_mismatch_acknowledged") return;
+      const slot = checkSlot(field);  /* what was fine about the field before is no longer */
+      if (slot) slot.querySelectorAll(".ok").forEach(function (line) { line.remove(); });
+      addCheck(field, false, param.reason, "");
     });
     errorBox.textContent = error.message;
     errorBox.hidden = false;
