@@ -29,7 +29,12 @@ def row_of(record: SQLModel) -> dict[str, Any]:
     return row
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_safe(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most columns: nothing to convert
+        return value
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, (datetime, date)):
@@ -48,16 +53,21 @@ class RecordView(Mapping[str, Any]):
     """A table row's JSON-safe values (as ``record_payload``), each computed when read: for
     a reader that needs a few columns of many rows (the bilateral exchange's filter)."""
 
-    __slots__ = ("_names", "_record")
+    __slots__ = ("_loaded", "_names", "_record")
 
     def __init__(self, record: SQLModel) -> None:
         self._record = record
         self._names = _column_names(type(record))
+        self._loaded = record.__dict__  # loaded column values, read past the descriptors
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._names:
             raise KeyError(name)
-        return _json_safe(getattr(self._record, name))
+        try:
+            value = self._loaded[name]
+        except KeyError:  # not loaded (expired, deferred): the attribute loads it
+            value = getattr(self._record, name)
+        return _json_safe(value)
 
     def __contains__(self, name: object) -> bool:
         return name in self._names

@@ -244,9 +244,14 @@ def read_blinding_key(path: str | Path) -> BlindingKey:
 
 def pseudonymous_id(key: BlindingKey, agreement_id: str, value: Any) -> str | None:
     """Our id (a UUID) as it leaves under ``agreement_id``; None for None."""
+    return ids_pseudonym(key.ids_key(agreement_id), value)
+
+
+def ids_pseudonym(ids_key: bytes, value: Any) -> str | None:
+    """``pseudonymous_id`` with the agreement's ids key already derived."""
     if value is None:
         return None
-    return hmac.digest(key.ids_key(agreement_id), str(value).encode("utf-8"), "sha256").hex()[:32]
+    return hmac.digest(ids_key, str(value).encode("utf-8"), "sha256").hex()[:32]
 
 
 # ------------------------------------------------------------------------------------------
