@@ -112,7 +112,6 @@ class Traveller(SQLModel, table=True):
     __table_args__ = (
         Index("ix_traveller_dob_name", "date_of_birth", "name_key"),
         Index("ix_traveller_nationality", "nationality"),
-        Index("ix_traveller_created_at", "created_at"),  # the hit index's freshness pass
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
@@ -135,7 +134,6 @@ class TravelDocument(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("origin", "issuing_state", "number_norm", name="uq_document_origin"),
         Index("ix_document_number", "number_norm", "issuing_state"),
-        Index("ix_travel_document_created_at", "created_at"),  # the hit index's freshness
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)

@@ -1078,7 +1078,11 @@ async def test_sqlite_migration_down_and_up(tmp_path: Path) -> None:
 # Differences between the SQLModel tables and a migrated database that the Alembic environment
 # must ignore (PostgreSQL only), and indexes 0004 adds that the models may not declare yet.
 PG_ONLY_TABLE = re.compile(r"^(crossing_(y\d{4}m\d{2}|default)|traveller_name_key)$")
-PG_ONLY_INDEXES = {"ix_traveller_name_key_trgm"}
+PG_ONLY_INDEXES = {
+    "ix_traveller_name_key_trgm",
+    "ix_traveller_created_at",  # 0017: BRIN, the hit index's freshness pass
+    "ix_travel_document_created_at",
+}
 INDEXES_0004 = {
     "ix_crossing_post_occurred",
     "ix_crossing_document",
