@@ -10,7 +10,6 @@ and they may know that much. Every read and write is audited by the services.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -33,7 +32,7 @@ from registry.problems import Problem
 from registry.referrals.schemas import ReferralCreate
 from registry.referrals.service import create_referral, referred_crossings
 from registry.schemas import decode_as
-from registry.web.i18n import N_
+from registry.web.i18n import N_, local_minute
 from registry.web.messages import (
     DECISIONS,
     DIRECTIONS,
@@ -92,9 +91,7 @@ def form_error_text(problem: Problem, _: Any) -> str:
 
 
 def _local(value: str | None, node: Node) -> str:
-    if not value:
-        return ""
-    return datetime.fromisoformat(value).astimezone(node.settings.zone).strftime("%Y-%m-%d %H:%M")
+    return local_minute(value, node.settings.zone)
 
 
 def _labelled(view: dict[str, Any], node: Node, _: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Any
 
 from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -54,6 +55,14 @@ def format_day(lang: str, value: date | datetime | str | None) -> str:
     if isinstance(moment, datetime):
         text += moment.strftime(" %H:%M")
     return text
+
+
+def local_minute(value: str | None, zone: Any) -> str:
+    """A stored UTC time (ISO text) as the post's local time to the minute, ISO
+    (``2026-12-05T10:30``), for the ``day`` filter to show in the reader's format."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%dT%H:%M")
 
 
 def parse_day(text: str | None) -> date | None:

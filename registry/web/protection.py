@@ -6,7 +6,6 @@ it leaves the case in, or its closing with an outcome)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +17,7 @@ from registry.problems import Problem
 from registry.referrals.schemas import FollowUpCreate
 from registry.referrals.service import add_follow_up, list_referrals, read_referral
 from registry.schemas import decode_as
-from registry.web.i18n import N_
+from registry.web.i18n import N_, local_minute
 from registry.web.messages import (
     DIRECTIONS,
     REFERRAL_CATEGORIES,
@@ -40,9 +39,7 @@ NOTE_FIELD = N_("Follow-up note")
 
 
 def _when(value: str | None, zone: Any) -> str:
-    if not value:
-        return ""
-    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return local_minute(value, zone)
 
 
 def _labelled(referral: dict[str, Any], _: Any, zone: Any) -> dict[str, Any]:
