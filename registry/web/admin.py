@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +41,18 @@ from registry.schemas import decode_as
 from registry.vocabulary import WatchlistKind
 from registry.watchlists.csv_files import WatchlistFileRefused, import_watchlist_csv
 from registry.web.errors import problem_sentence
-from registry.web.i18n import LANGUAGES, N_
+from registry.web.i18n import LANGUAGES, N_, format_day
 from registry.web.liaison import module_available
 from registry.web.messages import (
     ROLE_NAMES,
     agreement_name,
+    agreement_problem,
     agreement_term,
     label,
 )
 from registry.web.messages import WATCHLIST_ACTIONS as WATCHLIST_ACTION_NAMES
 from registry.web.nav import ADMIN
-from registry.web.render import forget_banner, redirect, render, translator
+from registry.web.render import forget_banner, language_of, redirect, render, translator
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 NATIONAL_ONLY_IMPORT = N_("Watchlist imports are done on the national node.")
@@ -294,7 +296,7 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def _agreements(node: Node, _: Any) -> list[dict[str, Any]]:
+async def _agreements(node: Node, _: Any, lang: str) -> list[dict[str, Any]]:
     """The node's data-sharing agreement (``agreement_file`` setting) with its status and,
     when either party revoked it, the revocation this node holds."""
     from sync.exchange.model import AgreementError
@@ -328,7 +330,7 @@ async def _agreements(node: Node, _: Any) -> list[dict[str, Any]]:
             "revoked": revocation is not None,
             "revoked_at": revocation.revoked_at.date().isoformat() if revocation else None,
             "revoked_by": (revocation.party or revocation.revoked_by) if revocation else None,
-            "problems": problems,
+            "problems": [agreement_problem(p, _, partial(format_day, lang)) for p in problems],
             "rows": [
                 {
                     "record_type": names[0],
@@ -625,7 +627,11 @@ class AdminPagesController(Controller):
             "admin_agreements.html",
             active="admin_agreements",
             available=available,
-            agreements=await _agreements(node, translator(request)) if available else [],
+            agreements=(
+                await _agreements(node, translator(request), language_of(request))
+                if available
+                else []
+            ),
             setting="BORDERPOST_AGREEMENT_FILE",
         )
 

@@ -7,6 +7,7 @@ the service's English message for a code they do not know.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -162,6 +163,50 @@ def agreement_name(record_type: str, field: str, _: Gettext) -> tuple[str, str]:
     if record is None:
         return agreement_term(record_type, _), agreement_term(field, _)
     return record, _(AGREEMENT_FIELDS[field]) if field in AGREEMENT_FIELDS else field
+
+
+# Why an agreement is not in force (``sync.exchange.signing.agreement_status``, which the
+# CLI prints in English): each shape, with its values, in the reader's language.
+AGREEMENT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"revoked: (?P<detail>.+)"), N_("Revoked: %(detail)s")),
+    (
+        re.compile(r"parties\[\d+\]\.url: must be https:// .*"),
+        N_(
+            "A party's address must be https:// between the two countries (plain http only "
+            "with BORDERPOST_AGREEMENT_DEVELOPMENT_URLS)"
+        ),
+    ),
+    (
+        re.compile(
+            r"parties\[\d+\]\.url: (?P<host>\S+) is an example host: put the real address "
+            r"of (?P<node>.+)"
+        ),
+        N_("%(host)s is an example address: put the real address of %(node)s"),
+    ),
+    (
+        re.compile(r"not yet valid: in force from (?P<day>\S+)"),
+        N_("Not yet valid: in force from %(day)s"),
+    ),
+    (re.compile(r"expired on (?P<day>\S+)"), N_("Expired on %(day)s")),
+    (re.compile(r"not signed by (?P<party>.+)"), N_("Not signed by %(party)s")),
+    (
+        re.compile(r"the signature of (?P<party>.+) does not verify"),
+        N_("The signature of %(party)s does not verify"),
+    ),
+)
+
+
+def agreement_problem(problem: str, _: Gettext, day: Callable[[str], str]) -> str:
+    """One of ``agreement_status``'s problems in the reader's language (days through
+    ``day``, the pages' format); an unknown one as written."""
+    for pattern, message in AGREEMENT_PROBLEMS:
+        match = pattern.fullmatch(problem)
+        if match:
+            values = match.groupdict()
+            if "day" in values:
+                values["day"] = day(values["day"])
+            return _(message) % values
+    return problem
 
 
 def agreement_term(value: str, _: Gettext) -> str:
