@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 
 from registry.hq.pages import HqPagesController
 from registry.settings import Settings
+from registry.watchlists.pages import WatchlistImportPagesController
 from registry.web.account import AccountController
 from registry.web.admin import AdminPagesController
 from registry.web.crossings import CrossingPagesController
@@ -60,6 +61,7 @@ def web_router(settings: Settings) -> Router:
             HqPagesController,
             LiaisonPagesController,
             AdminPagesController,
+            WatchlistImportPagesController,
             unknown_page,
         ],
         guards=[csrf_guard],

@@ -10,7 +10,8 @@ import pytest
 from registry import models, vocabulary
 from registry.crossings.schemas import RegistrationRequest
 from registry.officers.schemas import OfficerCreate
-from registry.web import admin, messages
+from registry.watchlists import pages as watchlist_pages
+from registry.web import messages
 
 LABELS = {
     vocabulary.Role: messages.ROLE_NAMES,
@@ -23,7 +24,7 @@ LABELS = {
     vocabulary.ReferralOutcome: messages.REFERRAL_OUTCOMES,
     vocabulary.AlertEvidence: messages.EVIDENCE,
     vocabulary.WatchlistAction: messages.WATCHLIST_ACTIONS,
-    vocabulary.WatchlistKind: admin.KIND_NAMES,
+    vocabulary.WatchlistKind: watchlist_pages.KIND_NAMES,
 }
 TUPLES = {
     vocabulary.Role: models.ROLES,
