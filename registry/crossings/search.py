@@ -267,22 +267,28 @@ async def traveller_history(
     return {"traveller": traveller_view(traveller), "crossings": views}
 
 
+def _movements_of_the_same_traveller(other: Any, after: bool) -> tuple[Any, ...]:
+    """Conditions on ``other`` (an alias of crossing): an admitted, current crossing of the
+    entry's traveller record, after it (``after``) or before it."""
+    superseded = aliased(SupersededCrossing)
+    when = col(other.occurred_at)
+    return (
+        col(other.traveller_id) == col(Crossing.traveller_id),
+        when > col(Crossing.occurred_at) if after else when < col(Crossing.occurred_at),
+        col(other.decision) != REFUSED,  # a refused crossing neither opens nor closes a stay
+        ~exists().where(col(superseded.id) == col(other.id)),
+    )
+
+
 @cache
 def _open_entry_condition() -> Any:
     """An admitted, current entry with no admitted, current crossing of the same traveller
     record after it."""
-    later = aliased(Crossing)
-    superseded = aliased(SupersededCrossing)
     return and_(
         col(Crossing.direction) == "entry",
         col(Crossing.decision) != REFUSED,  # a refused entry opened no stay
         current_version_filter(),
-        ~exists().where(
-            col(later.traveller_id) == col(Crossing.traveller_id),
-            col(later.occurred_at) > col(Crossing.occurred_at),
-            col(later.decision) != REFUSED,  # nor does a refused crossing close one
-            ~exists().where(col(superseded.id) == col(later.id)),
-        ),
+        ~exists().where(*_movements_of_the_same_traveller(aliased(Crossing), after=True)),
     )
 
 
@@ -292,13 +298,7 @@ def _earlier_presence(bound: datetime) -> Any:
     on or after ``bound`` and before the entry, or an earlier stay still open at the entry
     (the movement just before it is an entry)."""
     earlier = aliased(Crossing)
-    superseded = aliased(SupersededCrossing)
-    same_and_before = (
-        col(earlier.traveller_id) == col(Crossing.traveller_id),
-        col(earlier.occurred_at) < col(Crossing.occurred_at),
-        col(earlier.decision) != REFUSED,
-        ~exists().where(col(superseded.id) == col(earlier.id)),
-    )
+    same_and_before = _movements_of_the_same_traveller(earlier, after=False)
     previous = (
         select(col(earlier.direction))
         .where(*same_and_before)
