@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -180,11 +180,18 @@ class Crossing(SQLModel, table=True):
             postgresql_include=["direction", "decision", "id"],
         ),
         Index("ix_crossing_document", "document_id", "occurred_at"),
+        # a correction's lookup (supersedes = :id); first versions are left out (0019)
+        Index(
+            "ix_crossing_supersedes",
+            "supersedes",
+            postgresql_where=text("supersedes IS NOT NULL"),
+            sqlite_where=text("supersedes IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     origin: str = Field(max_length=32)
-    post: str = Field(max_length=32, index=True)
+    post: str = Field(max_length=32)  # indexed by ix_crossing_post_occurred (0019)
     direction: str = Field(max_length=5)
     occurred_at: datetime = _ts()
     officer_id: uuid.UUID = Field(foreign_key="officer.id")
@@ -204,7 +211,7 @@ class Crossing(SQLModel, table=True):
     closes_crossing_id: uuid.UUID | None = Field(default=None, foreign_key="crossing.id")
     overstay_days: int | None = None
     version: int = 1
-    supersedes: uuid.UUID | None = Field(default=None, foreign_key="crossing.id", index=True)
+    supersedes: uuid.UUID | None = Field(default=None, foreign_key="crossing.id")
     correction_reason: str | None = Field(default=None, max_length=500)
     receipt: str = Field(default="", max_length=255)
     recorded_at: datetime = _ts(default_factory=utcnow)
