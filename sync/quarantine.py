@@ -34,7 +34,7 @@ from sqlmodel import col
 
 from registry.models import utcnow
 from sync.models import SyncQuarantine
-from sync.records import insert_missing, table_for
+from sync.records import insert_missing, table_for, text_length
 
 PENDING, RETRIED, DISCARDED = "pending", "retried", "discarded"
 PHOTO_FILE = "photo_file"  # a photo's file, pushed apart from its row
@@ -79,7 +79,7 @@ def _text_limits(record_type: str) -> tuple[tuple[str, int | None], ...]:
         if isinstance(column_type, TypeDecorator):
             column_type = column_type.impl_instance  # AutoString -> String
         if isinstance(column_type, String):
-            limits.append((column.name, getattr(column.type, "length", None)))
+            limits.append((column.name, text_length(column)))
     return tuple(limits)
 
 
@@ -94,11 +94,16 @@ def refused_text(value: str, limit: int | None) -> str | None:
 
 
 def bad_text_rows(
-    record_type: str, names: Sequence[str], column: Callable[[str], Sequence[Any]]
+    record_type: str,
+    names: Sequence[str],
+    column: Callable[[str], Sequence[Any]],
+    *,
+    lengths_checked: bool = False,
 ) -> dict[int, str]:
     """Rows (by index) whose text cannot be stored, and why, for one table's rows given
     column by column (``column(name)`` holds that column of every row, for the columns in
-    ``names``).
+    ``names``). ``lengths_checked``: the decoder already held every value to its column's
+    length (``sync.records.CopyRows.bounded``).
 
     Vectorised: each text column is checked whole first (its longest value, and one regex
     search over all its values joined), which costs a few C-level passes; only a column
@@ -109,7 +114,11 @@ def bad_text_rows(
         if name not in present:
             continue
         values = column(name)
-        too_long = limit is not None and max(map(len, filter(None, values)), default=0) > limit
+        too_long = (
+            not lengths_checked
+            and limit is not None
+            and max(map(len, filter(None, values)), default=0) > limit
+        )
         if not too_long and not _REFUSED_TEXT.search("".join(filter(None, values))):
             continue
         for row, value in enumerate(values):

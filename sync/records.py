@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-from sqlalchemy import JSON, LargeBinary, Table, Uuid, select
+from sqlalchemy import JSON, LargeBinary, String, Table, Uuid, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
@@ -156,12 +156,26 @@ def _optional(wire_type: Any) -> Any:
     return wire_type if wire_type is msgspec.Raw else wire_type | None  # Raw takes null too
 
 
-def _copy_type(column: Any) -> Any:
+def _copy_type(column: Any, *, bounded: bool = False) -> Any:
     """The wire type of a column on the COPY path. Ids stay text: asyncpg parses a uuid
     string in C while encoding it (and refuses a malformed one), faster than building a
-    ``uuid.UUID`` only for asyncpg to call its Python ``bytes`` property."""
+    ``uuid.UUID`` only for asyncpg to call its Python ``bytes`` property. ``bounded``: a
+    text column with a length takes it as a constraint, checked in C while decoding."""
     wire_type = _wire_type(column, raw_json=True)
-    return _optional(str if wire_type is uuid.UUID else wire_type)
+    if wire_type is uuid.UUID:
+        wire_type = str
+    length = text_length(column)
+    if bounded and wire_type is str and length is not None:
+        wire_type = Annotated[str, msgspec.Meta(max_length=length)]
+    return _optional(wire_type)
+
+
+def text_length(column: Any) -> int | None:
+    """The most characters a text column holds, or None (not text, or unbounded)."""
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance  # AutoString -> String
+    return getattr(column.type, "length", None) if isinstance(column_type, String) else None
 
 
 class CopyRows:
@@ -171,22 +185,32 @@ class CopyRows:
     The bulk ingest path: the typed msgspec decoder parses times and dates in C, ids stay
     text for asyncpg to parse, JSON columns stay undecoded text (PostgreSQL stores the text
     as received, so it is never decoded and re-encoded in Python), and binary columns turn
-    from hex into bytes. ``struct`` is nested in the type of a whole batch body, and its
-    instances turned into tuples with ``tuples``.
+    from hex into bytes. ``bounded`` is nested in the type of a whole batch body: it is
+    ``struct`` with every text column's length as a constraint, so a body that decodes
+    holds no value longer than its column (a body that does not is read row by row into
+    ``struct``, and the over-long values are named by the text checks). Instances of
+    either turn into tuples with ``tuples``.
     """
 
     def __init__(self, record_type: str) -> None:
         skip = LOCAL_COUNTERS.get(record_type)
         columns = [c for c in table_for(record_type).columns if c.name != skip]
         self.record_type = record_type
-        self.names = tuple(c.name for c in columns)
-        fields = [(c.name, _copy_type(c), None) for c in columns]
+        json_names = [c.name for c in columns if _wire_type(c, raw_json=True) is msgspec.Raw]
+        hex_names = [c.name for c in columns if c.name in _bytes_columns(record_type)]
+        converted = {*json_names, *hex_names}
+        plain = [c.name for c in columns if c.name not in converted]
+        # Columns copied as decoded first, then those converted (JSON text, then binary):
+        # a row is its plain values' tuple plus its converted values' (one C-level concat).
+        self.names = (*plain, *json_names, *hex_names)
+        by_name = {c.name: c for c in columns}
+        fields = [(n, _copy_type(by_name[n]), None) for n in self.names]
         self.struct = msgspec.defstruct(f"Copy_{record_type}", fields, gc=False)
-        self._values = operator.attrgetter(*self.names)
-        self._json = tuple(
-            i for i, c in enumerate(columns) if _wire_type(c, raw_json=True) is msgspec.Raw
-        )
-        self._hex = tuple(i for i, c in enumerate(columns) if c.name in _bytes_columns(record_type))
+        bounded = [(n, _copy_type(by_name[n], bounded=True), None) for n in self.names]
+        self.bounded = msgspec.defstruct(f"Bounded_{record_type}", bounded, gc=False)
+        self._plain = operator.attrgetter(*plain) if len(plain) > 1 else _one_of(plain)
+        self._json = tuple(operator.attrgetter(n) for n in json_names)
+        self._hex = tuple(operator.attrgetter(n) for n in hex_names)
         owner = "home_post" if record_type == "officer" else "origin"
         self.owner_index = self.names.index(owner) if owner in self.names else None
 
@@ -194,18 +218,27 @@ class CopyRows:
         """Decoded ``struct`` instances as COPY tuples in ``names`` order, converting JSON
         and binary columns a column at a time (raises ValueError on a binary column that
         is not hex)."""
-        rows = list(map(self._values, decoded))
+        rows = list(map(self._plain, decoded))
         if not (self._json or self._hex) or not rows:
             return rows
-        columns: list[Any] = list(zip(*rows, strict=True))
-        for i in self._json:
-            columns[i] = [
-                None if raw is None or (text := bytes(raw).decode()) == "null" else text
-                for raw in columns[i]
+        converted: list[list[Any]] = [
+            [
+                None if raw is None or (text := str(raw, "utf-8")) == "null" else text
+                for raw in map(value, decoded)
             ]
-        for i in self._hex:
-            columns[i] = [None if v is None else bytes.fromhex(v) for v in columns[i]]
-        return list(zip(*columns, strict=True))
+            for value in self._json
+        ]
+        converted += [
+            [None if v is None else bytes.fromhex(v) for v in map(value, decoded)]
+            for value in self._hex
+        ]
+        return list(map(operator.add, rows, zip(*converted, strict=True)))
+
+
+def _one_of(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A row's values of ``names`` (none or one column) as a tuple."""
+    getters = [operator.attrgetter(n) for n in names]
+    return lambda row: tuple(get(row) for get in getters)
 
 
 @cache

@@ -67,7 +67,7 @@ class Unreadable(msgspec.Struct, gc=False):
 
 
 def _bulk_row_type(record_type: str) -> Any:
-    return msgspec.Raw if record_type == OFFICER else copy_rows(record_type).struct
+    return msgspec.Raw if record_type == OFFICER else copy_rows(record_type).bounded
 
 
 @cache

@@ -129,7 +129,8 @@ class _Validation:
         if not values:
             return []
         problems = self._owner_problems(record_type, names, column)
-        for i, why in bad_text_rows(record_type, names, column).items():
+        bounded = readable and self.bulk and record_type != OFFICER  # CopyRows.bounded
+        for i, why in bad_text_rows(record_type, names, column, lengths_checked=bounded).items():
             problems.setdefault(i, ("unstorable_text", why))
         for i, dependent in self._dependent_problems(record_type, names, column).items():
             problems.setdefault(i, dependent)
