@@ -10,7 +10,7 @@ lists of transliteration variants, 1% refused, 0.5% corrected), runs ANALYZE, th
 - one post's daily statistics over one month (target p95 <= 200 ms);
 
 and prints p50/p95 with PASS/FAIL (judged on p95). The database is dropped at the end unless
-``--keep``. ``load_dataset`` is also used by tests/integration/test_hq.py for EXPLAIN checks.
+``--keep``. ``load_dataset`` is also used by tests/integration/test_hq_plans.py for EXPLAIN checks.
 
 Usage: .venv/bin/python bench/queries.py [--crossings 5000000] [--runs 200] [--keep]
 """

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from registry.mrz import build_td3
 from registry.web.i18n import gettext_for
-from tests.e2e import test_pages as pages
-from tests.e2e.test_pages import (
+from tests.e2e.pages import (
     PASSWORD,
+    VIEWPORTS,
     Node,
+    expired_td3,
+    in_view,
+    login,
     register_at_desk,
     shot,
     td3,
@@ -26,59 +28,16 @@ from tests.e2e.test_pages import (
     wait_until,
 )
 
-# The module-scoped fixtures of the page tests: Playwright, its browser and a running post.
-playwright = pages.playwright
-browser = pages.browser
-post = pages.post
-
 FRENCH = gettext_for("fr")
-VIEWPORTS = ((1366, 768), (1024, 768))
 
 
 def desk(
     browser: Any, node: Node, *, width: int = 1366, height: int = 768, username: str = "awa"
 ) -> Any:
     """A fresh browser context at this screen size, logged in as an officer, on the desk."""
-    context = browser.new_context(viewport={"width": width, "height": height}, locale="fr-FR")
-    page = context.new_page()
-    page.goto(f"{node.url}/web/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state("networkidle")
+    page = login(browser, node, username, viewport=(width, height))
     assert page.url.endswith("/web/desk"), page.url
     return page
-
-
-def expired_td3(number: str) -> list[str]:
-    return list(
-        build_td3(
-            document_code="P",
-            issuing_state="MLI",
-            surname="KEITA",
-            given_names="FANTA",
-            document_number=number,
-            nationality="MLI",
-            date_of_birth=date(1979, 2, 3),
-            sex="F",
-            expiry_date=date.today() - timedelta(days=30),
-            optional_data="",
-        )
-    )
-
-
-def in_view(page: Any, selector: str) -> bool:
-    """Whether the whole element is inside the viewport (nothing to scroll to read it)."""
-    return bool(
-        page.evaluate(
-            """(selector) => {
-                const box = document.querySelector(selector).getBoundingClientRect();
-                return box.height > 0 && box.top >= 0 && box.left >= 0 &&
-                    box.bottom <= window.innerHeight && box.right <= window.innerWidth;
-            }""",
-            selector,
-        )
-    )
 
 
 def crossings_of(node: Node, number: str) -> list[dict[str, Any]]:

@@ -7,13 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from registry.web.i18n import gettext_for
-from tests.e2e import test_pages as pages
-from tests.e2e.test_pages import Node, login, register_at_desk, td3, unique_number, wait_until
-
-# The module-scoped fixtures of the page tests: Playwright, its browser and a running post.
-playwright = pages.playwright
-browser = pages.browser
-post = pages.post
+from tests.e2e.pages import Node, login, register_at_desk, td3, unique_number, wait_until
 
 
 def test_desk_asks_to_confirm_a_typed_name_that_differs_from_the_mrz(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,12 @@ from typing import Any
 import pytest
 from babel.messages.pofile import read_po
 
-from registry.mrz import build_td3
 from registry.web.i18n import LOCALES_DIR
-from tests.e2e import test_pages as pages
-from tests.e2e.test_pages import PASSWORD, POST, Node, shot, start, td3, wait_until
+from tests.e2e import pages
+from tests.e2e.pages import PASSWORD, POST, Node, expired_td3, shot, start, td3, wait_until
 from tests.servers import cli, node_env
 
 pytestmark = [pytest.mark.browser]
-playwright = pages.playwright
-browser = pages.browser
-national = pages.national  # PostgreSQL, an agreement in force and a dataset
 
 LANGUAGES = ("fr", "ar", "en")
 ACCOUNTS = (
@@ -216,14 +211,7 @@ def records(post: Node) -> dict[str, str]:
 
 
 def login(browser: Any, node: Node, username: str, lang: str) -> Any:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
-    page = context.new_page()
-    page.goto(f"{node.url}/web/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state("networkidle")
-    assert "/web/login" not in page.url
+    page = pages.login(browser, node, username, viewport=(1366, 768), locale="en-US")
     token = page.get_attribute('meta[name="csrf-token"]', "content")
     answer = page.request.post(
         f"{node.url}/web/language", form={"language": lang, "csrf_token": token}
@@ -374,20 +362,7 @@ def test_every_error_speaks_the_reader_language(
 
 def damaged_td3(number: str) -> list[str]:
     """An expired passport whose composite check digit is wrong."""
-    lines = list(
-        build_td3(
-            document_code="P",
-            issuing_state="MLI",
-            surname="KEITA",
-            given_names="FANTA",
-            document_number=number,
-            nationality="MLI",
-            date_of_birth=date(1979, 2, 3),
-            sex="F",
-            expiry_date=date.today() - timedelta(days=30),
-            optional_data="",
-        )
-    )
+    lines = expired_td3(number)
     last = lines[1][-1]
     lines[1] = lines[1][:-1] + ("0" if last != "0" else "1")
     return lines

@@ -19,12 +19,13 @@ import pytest
 from markupsafe import escape
 
 from registry.web.i18n import gettext_for
-from tests.e2e import test_pages as pages
-from tests.e2e.test_desk_autopilot import VIEWPORTS, in_view
-from tests.e2e.test_pages import (
+from tests.e2e.pages import (
     PASSWORD,
+    VIEWPORTS,
     Node,
     add_accounts,
+    in_view,
+    login,
     shot,
     td3,
     type_mrz,
@@ -32,11 +33,6 @@ from tests.e2e.test_pages import (
     wait_until,
 )
 from tests.servers import cli
-
-# The module-scoped fixtures of the page tests: Playwright, its browser and a running post.
-playwright = pages.playwright
-browser = pages.browser
-post = pages.post
 
 FR = gettext_for("fr")
 AR = gettext_for("ar")
@@ -61,15 +57,7 @@ def open_as(
     size: tuple[int, int] = (WIDTH, HEIGHT),
 ) -> Any:
     """A fresh browser context (1366x768 unless ``size``), logged in; returns its page."""
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="fr-FR")
-    page = context.new_page()
-    page.goto(f"{node.url}/web/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    page.wait_for_load_state("networkidle")
-    assert "/web/login" not in page.url, f"login of {username} failed"
-    return page
+    return login(browser, node, username, password=password, viewport=size)
 
 
 def choose_language(page: Any, lang: str) -> None:

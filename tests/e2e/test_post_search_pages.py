@@ -23,14 +23,11 @@ from typing import Any
 import pytest
 
 from registry.web.i18n import gettext_for
-from tests.e2e import test_pages as pages
-from tests.e2e.test_desk_autopilot import VIEWPORTS, in_view
-from tests.e2e.test_pages import PASSWORD, POST, Node, add_accounts, shot, start, td3
+from tests.e2e import pages
+from tests.e2e.pages import POST, VIEWPORTS, Node, add_accounts, in_view, shot, start, td3
 from tests.servers import cli, node_env
 
 pytestmark = [pytest.mark.browser]
-playwright = pages.playwright
-browser = pages.browser
 
 ACCOUNTS = (
     ("awa", "officer"),
@@ -98,14 +95,7 @@ def travellers(post: Node) -> dict[str, Any]:
 
 
 def login(browser: Any, node: Node, username: str, lang: str = "fr") -> Any:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
-    page = context.new_page()
-    page.goto(f"{node.url}/web/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state("networkidle")
-    assert "/web/login" not in page.url
+    page = pages.login(browser, node, username, viewport=(1366, 768), locale="en-US")
     if lang != "fr":
         page.select_option("#language-select", lang)
         page.click("#language-submit")

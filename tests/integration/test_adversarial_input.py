@@ -37,8 +37,8 @@ from tests.conftest import NodeUnderTest, base_settings, national_settings, uniq
 from tests.integration.test_bad_input import huge_png, snapshot
 from tests.integration.test_crash_and_cli import _login, migrated_env  # noqa: F401 - fixture
 from tests.integration.test_registration import td3
-from tests.integration.test_web_security import Web, web, wire_web  # noqa: F401 - fixtures
 from tests.servers import ServerProcess, cli
+from tests.web_client import Web
 
 OVERRIDE = "test portrait without a face"
 OVERFLOW = str(2**63)  # 9223372036854775808

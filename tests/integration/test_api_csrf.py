@@ -19,8 +19,8 @@ from registry.models import AuthToken, Crossing, Officer
 from registry.security import token_digest
 from registry.web.security import SEEN_COOKIE, seen_value
 from tests.conftest import PASSWORD
-from tests.integration.test_web_security import number, td3
 from tests.live import ServedNode
+from tests.web_client import number, td3
 
 EVIL = "https://evil.example"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')

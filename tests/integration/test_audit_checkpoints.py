@@ -43,8 +43,8 @@ from tests.audit_tamper import (
 from tests.conftest import PASSWORD as CONFTEST_PASSWORD
 from tests.conftest import NodeUnderTest
 from tests.e2e.cluster import mrz
-from tests.integration.test_web_security import Web, web, wire_web  # noqa: F401 - fixtures
 from tests.servers import ServerProcess, cli, node_env
+from tests.web_client import Web
 
 POST = "MR-GOGUI"
 PASSWORD = "a-strong-password-1"

@@ -22,8 +22,8 @@ from registry.names import name_key
 from registry.text import TextRefused, TextRule, clean_text
 from tests.conftest import NodeUnderTest, unique_number
 from tests.integration.test_bad_input import snapshot
-from tests.integration.test_web_security import Web, number, td3, web, wire_web  # noqa: F401
 from tests.servers import cli, node_env
+from tests.web_client import Web, number, td3
 
 NUL = "\u0000"
 LIGATURE = "\ufdfa"  # NFKC: 18 characters

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from registry.app import create_app
 from registry.models import AuditEvent, Crossing, IdempotencyKey
 from tests.conftest import PASSWORD
-from tests.integration.test_web_security import number, td3
 from tests.live import ServedNode, serve
+from tests.web_client import number, td3
 
 CROSSINGS = "/api/crossings/"
 

@@ -31,7 +31,6 @@ from registry.watchlists.alerts import alert_listed_portrait
 from registry.watchlists.csv_files import import_watchlist_csv
 from registry.web.i18n import gettext_for
 from tests.conftest import NodeUnderTest, unique_number
-from tests.integration import test_web_security as web_security
 from tests.integration.test_watchlists import (
     create_entry,
     local_node,
@@ -39,7 +38,7 @@ from tests.integration.test_watchlists import (
     with_watchlists,
     write_csv,
 )
-from tests.integration.test_web_security import Web
+from tests.web_client import Web
 
 TRAVELLER = {
     "surname": "SMITH",
@@ -381,8 +380,6 @@ async def test_listed_document_read_from_the_mrz_raises_an_alert(
     assert "document" in [a["evidence"] for a in crossing["alerts"]]
 
 
-web = web_security.web  # the browser-like client of the desk tests (fixtures)
-wire_web = web_security.wire_web
 SAME_ORIGIN = {"Origin": "http://testserver.local"}
 
 ARABIC_LISTED = ("الأنصاري", "أسامة يحيى")

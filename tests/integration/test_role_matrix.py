@@ -127,7 +127,7 @@ def post_node_app_routes(post_node: NodeUnderTest) -> set[tuple[str, str]]:
     routes = set()
     for route in post_node.client.app.routes:
         if route.path.startswith(("/schema", "/web", "/static")) or route.path == "/":
-            continue  # the pages have their own role tests (test_web_security.py)
+            continue  # the pages have their own role tests (test_web_roles.py)
         for method in route.methods - {"OPTIONS", "HEAD"}:
             path = route.path
             for part in path.split("/"):
