@@ -45,6 +45,17 @@ MIRRORED = 500  # quarantine entries national tells a post about, newest first
 # Characters no stored text may hold: NUL (PostgreSQL refuses it in text) and the other C0
 # controls but tab, line feed and carriage return (remarks and notes may hold lines).
 _REFUSED_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The same characters as bytes, and every other byte: each refused character is one byte in
+# UTF-8, and every byte of a multi-byte character is 0x80 or above.
+_REFUSED_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_OTHER_BYTES = bytes(b for b in range(256) if b not in _REFUSED_BYTES)
+
+
+def holds_refused_text(text: str) -> bool:
+    """Whether ``text`` holds a character ``_REFUSED_TEXT`` matches: its UTF-8 form with
+    every other byte deleted, in C (about eight times faster than the regular expression
+    over a whole column joined)."""
+    return bool(text.encode("utf-8", "surrogatepass").translate(None, _OTHER_BYTES))
 
 
 @dataclass(frozen=True)
@@ -105,9 +116,9 @@ def bad_text_rows(
     ``names``). ``lengths_checked``: the decoder already held every value to its column's
     length (``sync.records.CopyRows.bounded``).
 
-    Vectorised: each text column is checked whole first (its longest value, and one regex
-    search over all its values joined), which costs a few C-level passes; only a column
-    that fails is scanned row by row to name the rows."""
+    Vectorised: each text column is checked whole first (its longest value, and its values
+    joined, ``holds_refused_text``), which costs a few C-level passes; only a column that
+    fails is scanned row by row to name the rows."""
     bad: dict[int, str] = {}
     present = set(names)
     for name, limit in _text_limits(record_type):
@@ -119,7 +130,7 @@ def bad_text_rows(
             and limit is not None
             and max(map(len, filter(None, values)), default=0) > limit
         )
-        if not too_long and not _REFUSED_TEXT.search("".join(filter(None, values))):
+        if not too_long and not holds_refused_text("".join(filter(None, values))):
             continue
         for row, value in enumerate(values):
             if isinstance(value, str) and row not in bad:

@@ -437,7 +437,8 @@ async def dangling_references(
     dangling: dict[tuple[str, str], set[str]] = {}
     for column, referred, referred_column, pg_type in _references(record_type):
         index = names.index(column)
-        ids = {row[index] for row in rows if row[index] is not None}
+        ids = set(map(operator.itemgetter(index), rows))
+        ids.discard(None)
         ids.difference_update(in_batch(referred, referred_column))
         if not ids:
             continue

@@ -266,7 +266,7 @@ class ReceivedBatch:
             rows = self.tables.get(record_type, [])
             if self.bulk and record_type != OFFICER:
                 index = copy_rows(record_type).names.index(column)
-                found = {str(row[index]) for _, row in rows}
+                found = set(map(str, map(itemgetter(index), map(itemgetter(1), rows))))
             else:
                 found = {str(row[column]) for _, row in rows}
             self._keys[(record_type, column)] = found
@@ -298,7 +298,7 @@ def receive_batch(
     apply and drop the batch, inside ``gc_paused``."""
     raw = verified_body(header, signature, body, sender_key, destination=destination)
     decoded, readable = decode_tables(raw, bulk=bulk)
-    check_range(header, ([seq for seq, _, _ in rows] for rows in decoded.values()))
+    check_range(header, (list(map(itemgetter(0), rows)) for rows in decoded.values()))
     return validated_batch(header, decoded, bulk=bulk, readable=readable)
 
 
