@@ -14,6 +14,9 @@ stored, and an event never overwrites another. The case's status follows from th
 resolution each side gave (``settle``): none is ``open``, the same is ``resolved``, two
 different ones are a ``conflict`` that both teams see with its history. The partner's
 events are purged when the agreement's retention runs out (``sync.exchange.lifecycle``).
+
+The liaison API and pages read the case list the same way (``read_cases``: filters, paging
+and one audited read); what they answer is typed in ``sync.exchange.schemas``.
 """
 
 from __future__ import annotations
