@@ -21,11 +21,12 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.api.auth import node_of
-from registry.audit import audit
 from registry.models import Officer, utcnow
+from registry.node import Node
 from registry.problems import Problem
 from registry.web.i18n import N_, form_day
 from registry.web.messages import agreement_term
@@ -116,13 +117,9 @@ def _form_day(text: str | None, field: str) -> str:
     return day.isoformat() if day is not None else ""
 
 
-def _day(text: str, plus: int = 0) -> Any:
-    from datetime import UTC, datetime, time
-
-    day = date.fromisoformat(text) if text else None
-    if day is None or (plus and day == date.max):
-        return None
-    return datetime.combine(day + timedelta(days=plus), time.min, UTC)
+def _day(text: str) -> date | None:
+    """A day of the filters (ISO text, empty for none)."""
+    return date.fromisoformat(text) if text else None
 
 
 def _query(pair: tuple[str, str] | None, filters: dict[str, str]) -> str:
@@ -181,6 +178,8 @@ class LiaisonPagesController(Controller):
     async def index(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         since: Annotated[str | None, Parameter(max_length=10)] = None,
         until: Annotated[str | None, Parameter(max_length=10)] = None,
@@ -211,12 +210,14 @@ class LiaisonPagesController(Controller):
         look = (crossing, purpose) if case and crossing and purpose else None
         first, last = form_day(since, "since"), form_day(until, "until")
         return await self._work(
-            request, officer, first, last, _pair(pair), filters, page, case, look
+            request, node, transaction, officer, first, last, _pair(pair), filters, page, case, look
         )
 
     async def _work(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        session: AsyncSession,
         officer: Officer,
         since: date | None,
         until: date | None,
@@ -226,60 +227,50 @@ class LiaisonPagesController(Controller):
         opened: str | None,
         look: tuple[str, str] | None = None,
     ) -> Response[str]:
-        from sync.exchange.liaison import case_view, crossing_behind_case, find_cases
+        from sync.exchange.liaison import crossing_behind_case, read_cases
+        from sync.exchange.schemas import CrossingBehindCase
         from sync.exchange.service import require_in_force
-        from sync.models import Discrepancy
         from sync.reconcile.report import period_report
         from sync.reconcile.service import list_discrepancies, run_reconciliation
 
-        node = node_of(request)
         today = utcnow().date()
         report = None
-        async with node.db.write_transaction() as session:
-            exchange = await require_in_force(session, request.app.state.exchange)
-            if since is not None:
-                end = until or today + timedelta(days=1)
-                result = await run_reconciliation(
-                    session, node=node, exchange=exchange, since=since, until=end, officer=officer
-                )
-                cases = await list_discrepancies(session)
-                report = period_report(result, cases, since=since, until=end, pair=pair)
-            total, found = await find_cases(
-                session,
-                status=filters["status"] or None,
-                kind=filters["kind"] or None,
-                pair=pair,
-                since=_day(filters["day_from"]),
-                until=_day(filters["day_to"], plus=1),
-                limit=CASES_PER_PAGE,
-                offset=(page - 1) * CASES_PER_PAGE,
+        exchange = await require_in_force(session, request.app.state.exchange)
+        if since is not None:
+            end = until or today + timedelta(days=1)
+            result = await run_reconciliation(
+                session, node=node, exchange=exchange, since=since, until=end, officer=officer
             )
-            shown = await session.get(Discrepancy, opened) if opened else None
-            detail = await case_view(session, shown) if shown is not None else None
-            behind: dict[str, Any] | None = None
-            if detail is not None and look is not None:
-                if look[1] not in exchange.agreement.purposes:
-                    raise Problem(400, "Purpose not agreed", field="purpose")
-                behind = await crossing_behind_case(
-                    session,
-                    node=node,
-                    officer=officer,
-                    case_id=detail["id"],
-                    crossing_id=look[0],
-                    purpose=look[1],
-                    partner_node=exchange.partner.node,
-                )
-            incoming, outgoing = await _queries(session)
-            await audit(
+            cases = await list_discrepancies(session)
+            report = period_report(result, cases, since=since, until=end, pair=pair)
+        listed = await read_cases(
+            session,
+            node=node,
+            officer=officer,
+            status=filters["status"] or None,
+            kind=filters["kind"] or None,
+            pair=pair,
+            since=_day(filters["day_from"]),
+            until=_day(filters["day_to"]),
+            limit=CASES_PER_PAGE,
+            offset=(page - 1) * CASES_PER_PAGE,
+            opened=opened,
+        )
+        found, total, detail = listed.cases, listed.total, listed.opened
+        behind: CrossingBehindCase | None = None
+        if detail is not None and look is not None:
+            if look[1] not in exchange.agreement.purposes:
+                raise Problem(400, "Purpose not agreed", field="purpose")
+            behind = await crossing_behind_case(
                 session,
-                origin=node.settings.node_code,
+                node=node,
                 officer=officer,
-                action="read",
-                record_type="discrepancy",
-                record_id="list",
-                purpose="liaison",
-                detail={"cases": [case.id for case in found] + ([opened] if detail else [])},
+                case_id=detail.id,
+                crossing_id=look[0],
+                purpose=look[1],
+                partner_node=exchange.partner.node,
             )
+        incoming, outgoing = await _queries(session)
         _ = translator(request)
         return await render(
             request,
@@ -316,7 +307,12 @@ class LiaisonPagesController(Controller):
 
     @post("/discrepancies/{case_id:str}/notes")
     async def note(
-        self, request: Request[Any, Any, Any], officer: Officer, case_id: str
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        case_id: str,
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="case_id", detail="no liaison work here")
@@ -330,23 +326,26 @@ class LiaisonPagesController(Controller):
             Reference(kind="crossing", id=str(r)[:80])
             for r in (form.getall("references") if "references" in form else [])
         ]
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            await annotate(
-                session,
-                node=node,
-                officer=officer,
-                case_id_=case_id,
-                note=text[:2000] or None,
-                resolution=resolution,
-                reasons=reasons,
-                references=references,
-            )
+        await annotate(
+            transaction,
+            node=node,
+            officer=officer,
+            case_id_=case_id,
+            note=text[:2000] or None,
+            resolution=resolution,
+            reasons=reasons,
+            references=references,
+        )
         return redirect(f"/web/liaison?done=note_saved&case={case_id}")
 
     @post("/requests/{reference:str}")
     async def decide(
-        self, request: Request[Any, Any, Any], officer: Officer, reference: str
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        reference: str,
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="reference", detail="no liaison work here")
@@ -354,15 +353,13 @@ class LiaisonPagesController(Controller):
         from sync.exchange.service import require_in_force
 
         approve = (await request.form()).get("approve") == "1"
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            exchange = await require_in_force(session, request.app.state.exchange)
-            await release_details(
-                session,
-                node=node,
-                exchange=exchange,
-                officer=officer,
-                reference=reference,
-                approve=approve,
-            )
+        exchange = await require_in_force(transaction, request.app.state.exchange)
+        await release_details(
+            transaction,
+            node=node,
+            exchange=exchange,
+            officer=officer,
+            reference=reference,
+            approve=approve,
+        )
         return redirect(f"/web/liaison?done={'released' if approve else 'refused'}")

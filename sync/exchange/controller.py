@@ -1,7 +1,11 @@
 """The partner's endpoints of a national node (/api/exchange): batches, hit/no-hit
 evaluations and questions, detail requests, revocation notices. Every call is authenticated
 by the agreement's Ed25519 keys. The liaison's endpoints are
-``sync.exchange.liaison_controller``."""
+``sync.exchange.liaison_controller``.
+
+The handlers open their transactions themselves (``registry.api.dependencies``): the
+partner's signature covers the body, which each reads from the network before it takes the
+node's write lock, so that no caller holds the lock while its body trickles in."""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 
-from registry.api.auth import node_of
 from registry.audit import audit
+from registry.node import Node
 from registry.problems import Problem, problem_response
 from sync.api import limit_link, signed_json
 from sync.batches import BatchRejected, read_header
@@ -89,8 +93,8 @@ class PartnerController(Controller):
     opt = {"public": True}  # authenticated by the agreement's keys, not by tokens
 
     @post("/batches", status_code=HTTP_200_OK, before_request=limit_link)
-    async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        node, exchange = node_of(request), exchange_of(request)
+    async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
+        exchange = exchange_of(request)
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -131,8 +135,8 @@ class PartnerController(Controller):
         return signed_json(request, {"ack": ack, "stored": stored, "keys": keys})
 
     @post("/hits", status_code=HTTP_200_OK)
-    async def hit(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        node, body = node_of(request), await request.body()
+    async def hit(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
+        body = await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
@@ -143,9 +147,9 @@ class PartnerController(Controller):
         return signed_json(request, answer)
 
     @post("/hits/evaluate", status_code=HTTP_200_OK)
-    async def evaluate(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def evaluate(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
         """The oblivious PRF: the partner's blinded question raised to our scalar."""
-        node, body = node_of(request), await request.body()
+        body = await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
@@ -156,10 +160,10 @@ class PartnerController(Controller):
         return signed_json(request, answer)
 
     @post("/revocation", status_code=HTTP_200_OK)
-    async def revocation(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def revocation(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
         """The partner's signed notice that it revoked the agreement version: exchange stops
         here at once and what we hold from it under that version is erased."""
-        node, body, exchange = node_of(request), await request.body(), exchange_of(request)
+        body, exchange = await request.body(), exchange_of(request)
         if exchange is None:
             raise Problem(409, "No agreement", field="agreement", detail="none configured")
         verify_partner_request(exchange, request.headers, "POST", _path(request), body)
@@ -187,8 +191,10 @@ class PartnerController(Controller):
         return signed_json(request, answer)
 
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
-    async def ask_details(self, request: Request[Any, Any, Any], reference: str) -> Response[bytes]:
-        node, body = node_of(request), await request.body()
+    async def ask_details(
+        self, request: Request[Any, Any, Any], node: Node, reference: str
+    ) -> Response[bytes]:
+        body = await request.body()
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "POST", _path(request), body)
@@ -219,8 +225,9 @@ class PartnerController(Controller):
         return signed_json(request, {"reference": reference, "status": status})
 
     @get("/hits/{reference:str}/details")
-    async def details(self, request: Request[Any, Any, Any], reference: str) -> Response[bytes]:
-        node = node_of(request)
+    async def details(
+        self, request: Request[Any, Any, Any], node: Node, reference: str
+    ) -> Response[bytes]:
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
             verify_partner_request(exchange, request.headers, "GET", _path(request), b"")

@@ -14,13 +14,17 @@ stored, and an event never overwrites another. The case's status follows from th
 resolution each side gave (``settle``): none is ``open``, the same is ``resolved``, two
 different ones are a ``conflict`` that both teams see with its history. The partner's
 events are purged when the agreement's retention runs out (``sync.exchange.lifecycle``).
+
+The liaison API and pages read the case list the same way (``read_cases``: filters, paging
+and one audited read); what they answer is typed in ``sync.exchange.schemas``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import msgspec
@@ -37,6 +41,7 @@ from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.text import TextRefused, clean_text, identifier, paragraphs
 from sync.batches import BatchRejected
+from sync.exchange.schemas import ID_PATTERN, CaseEvent, CaseView, CrossingBehindCase, Reference
 from sync.models import Discrepancy, DiscrepancyEvent, PartnerRecord
 from sync.reconcile.report import discrepancy_view
 from sync.records import insert_missing
@@ -57,27 +62,18 @@ ReasonCode = Literal[
     "referred_to_authorities",
     "under_investigation",
 ]
-ReferenceKind = Literal["crossing", "case"]
 RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
 REASON_CODES: tuple[str, ...] = get_args(ReasonCode)
 STATUSES = ("open", "resolved", "conflict")
 NOTE = paragraphs(2000, min_length=1)  # a liaison note (registry.text)
 CASE_ID = identifier(80, min_length=1)
 MAX_REFERENCES = 20
-_ID_PATTERN = r"\A[0-9A-Za-z][0-9A-Za-z-]{0,79}\Z"
-
-
-class Reference(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A crossing of the case (ours or the partner's) or another case, by id."""
-
-    kind: ReferenceKind
-    id: Annotated[str, Meta(pattern=_ID_PATTERN)]
 
 
 class PartnerEvent(msgspec.Struct, forbid_unknown_fields=True):
     """One event of the partner's, as it may cross (nothing else is accepted)."""
 
-    id: Annotated[str, Meta(pattern=_ID_PATTERN, max_length=40)]
+    id: Annotated[str, Meta(pattern=ID_PATTERN, max_length=40)]
     at: Annotated[datetime, Meta(tz=True)]
     resolution: Resolution | None = None
     reasons: Annotated[list[ReasonCode], Meta(max_length=len(REASON_CODES))] = []
@@ -88,7 +84,7 @@ class PartnerEvent(msgspec.Struct, forbid_unknown_fields=True):
 class PartnerCase(msgspec.Struct, forbid_unknown_fields=True):
     """The partner's events on one case."""
 
-    id: Annotated[str, Meta(pattern=_ID_PATTERN, max_length=40)]
+    id: Annotated[str, Meta(pattern=ID_PATTERN, max_length=40)]
     events: Annotated[list[PartnerEvent], Meta(max_length=1000)]
 
 
@@ -142,29 +138,31 @@ async def settle_cases(session: AsyncSession, case_ids: Iterable[str]) -> None:
             settle(case, await history(session, case_id))
 
 
-def event_view(event: DiscrepancyEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": event.at.isoformat(),
-        "origin": event.origin,
-        "by": event.author,
-        "resolution": event.resolution,
-        "reasons": event.reasons,
-        "references": event.references,
-        "text": event.text,
-    }
+def event_view(event: DiscrepancyEvent) -> CaseEvent:
+    return CaseEvent(
+        id=event.id,
+        at=event.at.isoformat(),
+        origin=event.origin,
+        by=event.author,
+        resolution=event.resolution,
+        reasons=event.reasons,
+        references=[Reference(kind=r["kind"], id=r["id"]) for r in event.references],
+        text=event.text,
+    )
 
 
-async def case_view(session: AsyncSession, case: Discrepancy) -> dict[str, Any]:
+async def case_view(session: AsyncSession, case: Discrepancy) -> CaseView:
     """A case with its status, the full history of who said what, and each side's latest
     resolution (two different ones: ``status`` is ``conflict``)."""
     events = await history(session, case.id)
     settle(case, events)  # the partner may have spoken before reconciliation found the case
-    return {
-        **discrepancy_view(case),
-        "notes": [event_view(e) for e in events],
-        "positions": positions(events),
-    }
+    return CaseView(
+        **{
+            **discrepancy_view(case),
+            "notes": [event_view(e) for e in events],
+            "positions": positions(events),
+        }
+    )
 
 
 # ------------------------------------------------------------------ our annotations
@@ -451,6 +449,68 @@ async def find_cases(
     return int(total or 0), list(page)
 
 
+@dataclass(frozen=True)
+class CaseList:
+    """One page of cases (``total`` match the filters), and the case opened beside it."""
+
+    total: int
+    cases: list[Discrepancy]
+    opened: CaseView | None = None
+
+
+def _start_of(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
+
+
+async def read_cases(
+    session: AsyncSession,
+    *,
+    node: Node,
+    officer: Officer,
+    status: str | None = None,
+    kind: str | None = None,
+    pair: tuple[str, str] | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    post: str | None = None,
+    limit: int = PAGE_SIZE,
+    offset: int = 0,
+    opened: str | None = None,
+) -> CaseList:
+    """The liaison's read of the case list (API and page), audited as one ``read`` of the
+    ``discrepancy`` ``list`` naming every case it shows: cases by status, kind, post pair
+    and day (``since`` to ``until``, both included), oldest first, one page of them
+    (``find_cases``). ``post`` keeps only our post's cases of that page (the total counts
+    them all). ``opened`` is a case shown in full beside the page (``case_view``), when it
+    exists. The caller holds a write transaction: showing a case settles its status."""
+    last = until + timedelta(days=1) if until and until < date.max else None
+    total, found = await find_cases(
+        session,
+        status=status,
+        kind=kind,
+        pair=pair,
+        since=_start_of(since),
+        until=_start_of(last),
+        limit=limit,
+        offset=offset,
+    )
+    if post:
+        found = [c for c in found if c.our_post == post]
+    shown = await session.get(Discrepancy, opened) if opened else None
+    view = await case_view(session, shown) if shown is not None else None
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="discrepancy",
+        record_id="list",
+        purpose="liaison",
+        detail={"cases": [c.id for c in found] + ([view.id] if view is not None else [])},
+    )
+    return CaseList(total, found, view)
+
+
 # ------------------------------------------------------------------ the crossing behind a case
 async def crossing_behind_case(
     session: AsyncSession,
@@ -461,7 +521,7 @@ async def crossing_behind_case(
     crossing_id: str,
     purpose: str,
     partner_node: str,
-) -> dict[str, Any]:
+) -> CrossingBehindCase:
     """A crossing of one of our cases, for a purpose the agreement lists (the caller checks
     it): ours in full (the read audited with the purpose), the partner's as it sent it
     (audited too). 404 for a crossing that is not behind this case: the liaison role sees
@@ -481,7 +541,7 @@ async def crossing_behind_case(
             crossing_id=identifier_,
             purpose=f"liaison:{purpose}",
         )
-        return {"side": "ours", "case": case.id, "crossing": view}
+        return CrossingBehindCase(side="ours", case=case.id, crossing=view)
     if crossing_id not in case.their_ids:
         raise Problem(404, "Not in this case", field="crossing_id")
     record = (
@@ -504,4 +564,4 @@ async def crossing_behind_case(
         purpose=f"liaison:{purpose}",
         detail={"case": case.id},
     )
-    return {"side": "theirs", "case": case.id, "crossing": record.payload}
+    return CrossingBehindCase(side="theirs", case=case.id, crossing=record.payload)

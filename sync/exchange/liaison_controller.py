@@ -4,21 +4,24 @@ need a liaison officer's token; the partner's own calls are ``sync.exchange.cont
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.api.auth import node_of
 from registry.audit import audit
 from registry.models import Officer, utcnow
+from registry.node import Node
 from registry.problems import Problem
 from registry.schemas import CleanText
 from registry.text import document_number_rule, given_names_rule, surname_rule
@@ -45,7 +48,17 @@ from sync.exchange.liaison import (
     annotate,
     case_view,
     crossing_behind_case,
-    find_cases,
+    read_cases,
+)
+from sync.exchange.schemas import (
+    CaseView,
+    CrossingBehindCase,
+    DetailDecision,
+    DetailRequest,
+    DetailStatus,
+    HitAnswer,
+    PeriodReport,
+    ReleasedDetails,
 )
 from sync.exchange.service import (
     Exchange,
@@ -53,6 +66,7 @@ from sync.exchange.service import (
 )
 from sync.links import link_client
 from sync.models import HitQuery
+from sync.reconcile.model import ReconcileResult
 from sync.reconcile.report import period_report, report_csv
 from sync.reconcile.service import list_discrepancies, run_reconciliation
 
@@ -101,7 +115,11 @@ def _pair(text: str | None) -> tuple[str, str] | None:
 
 
 class LiaisonController(Controller):
-    """/api/liaison — the liaison team's hit/no-hit queries, reconciliation and cases."""
+    """/api/liaison — the liaison team's hit/no-hit queries, reconciliation and cases.
+
+    The handlers that call the partner open their transactions themselves: the partner's
+    answer may take up to 30 seconds and must not be awaited under the node's write lock
+    (``registry.api.dependencies``)."""
 
     path = "/api/liaison"
     tags = ["liaison"]
@@ -109,9 +127,8 @@ class LiaisonController(Controller):
 
     @post("/hits", status_code=HTTP_200_OK)
     async def ask(
-        self, request: Request[Any, Any, Any], officer: Officer, data: HitQueryInput
-    ) -> dict[str, Any]:
-        node = node_of(request)
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, data: HitQueryInput
+    ) -> HitAnswer:
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
         query = {
@@ -157,14 +174,19 @@ class LiaisonController(Controller):
                     "version": exchange.agreement.version,
                 },
             )
-        return {"hit": bool(answer["hit"]), "reference": answer["reference"]}
+        return HitAnswer(hit=bool(answer["hit"]), reference=answer["reference"])
 
     @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
     async def request_details(
-        self, request: Request[Any, Any, Any], officer: Officer, reference: str, data: DetailAsk
-    ) -> dict[str, Any]:
-        """Ask the partner for the details behind a hit, for one of the agreement's purposes."""
-        node = node_of(request)
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        officer: Officer,
+        reference: str,
+        data: DetailAsk,
+    ) -> DetailStatus:
+        """Ask the partner for the details behind a hit, for one of the agreement's purposes
+        (the request is committed before the partner is asked)."""
         async with node.db.write_transaction() as session:
             exchange = await require_in_force(session, exchange_of(request))
             purpose = agreed_purpose(exchange, data.purpose)
@@ -181,27 +203,27 @@ class LiaisonController(Controller):
                 record_id=reference,
                 purpose=purpose,
             )
+        path = f"/api/exchange/hits/{reference}/details"
         body = msgspec.json.encode({"purpose": purpose})
-        return await _call(node, exchange, "POST", f"/api/exchange/hits/{reference}/details", body)
+        return _partner_answer(await _call(node, exchange, "POST", path, body), DetailStatus)
 
     @get("/hits/{reference:str}/details")
     async def fetch_details(
-        self, request: Request[Any, Any, Any], officer: Officer, reference: str
-    ) -> dict[str, Any]:
-        node = node_of(request)
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, reference: str
+    ) -> ReleasedDetails:
         async with node.db.session() as session:
             exchange = await require_in_force(session, exchange_of(request))
         answer = await _call(node, exchange, "GET", f"/api/exchange/hits/{reference}/details")
-        if answer.get("records"):
+        details = _partner_answer(answer, ReleasedDetails)
+        if details.records:
             async with node.db.write_transaction() as session:
                 query = await session.get(HitQuery, reference)
                 if query is not None:
-                    query.released, query.detail_status = answer["records"], "approved"
-        return answer
+                    query.released, query.detail_status = details.records, "approved"
+        return details
 
     @get("/requests")
-    async def pending(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        node = node_of(request)
+    async def pending(self, node: Node) -> list[DetailRequest]:
         async with node.db.session() as session:
             rows = (
                 await session.scalars(
@@ -212,83 +234,99 @@ class LiaisonController(Controller):
                 )
             ).all()
         return [
-            {
-                "reference": q.reference,
-                "kind": q.kind,
-                "hit": q.hit,
-                "purpose": q.detail_purpose,
-                "created_at": q.created_at.isoformat(),
-            }
+            DetailRequest(
+                reference=q.reference,
+                kind=q.kind,
+                hit=q.hit,
+                purpose=q.detail_purpose,
+                created_at=q.created_at.isoformat(),
+            )
             for q in rows
         ]
 
     @post("/requests/{reference:str}", status_code=HTTP_200_OK)
     async def decide(
-        self, request: Request[Any, Any, Any], officer: Officer, reference: str, data: Decision
-    ) -> dict[str, Any]:
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            exchange = await require_in_force(session, exchange_of(request))
-            query = await release_details(
-                session,
-                node=node,
-                exchange=exchange,
-                officer=officer,
-                reference=reference,
-                approve=data.approve,
-            )
-            return {
-                "reference": reference,
-                "status": query.detail_status,
-                "released": len(query.released),
-            }
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        reference: str,
+        data: Decision,
+    ) -> DetailDecision:
+        exchange = await require_in_force(transaction, exchange_of(request))
+        query = await release_details(
+            transaction,
+            node=node,
+            exchange=exchange,
+            officer=officer,
+            reference=reference,
+            approve=data.approve,
+        )
+        return DetailDecision(
+            reference=reference, status=query.detail_status, released=len(query.released)
+        )
 
     @post("/reconcile", status_code=HTTP_200_OK)
     async def reconcile(
-        self, request: Request[Any, Any, Any], officer: Officer, data: Period
-    ) -> dict[str, Any]:
-        node = node_of(request)
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        data: Period,
+    ) -> PeriodReport:
         until = data.until or utcnow().date() + timedelta(days=1)
-        async with node.db.write_transaction() as session:
-            exchange = await require_in_force(session, exchange_of(request))
-            result = await run_reconciliation(
-                session,
-                node=node,
-                exchange=exchange,
-                since=data.since,
-                until=until,
-                officer=officer,
-            )
-            cases = await list_discrepancies(session)
-        return period_report(result, cases, since=data.since, until=until, pair=None)
+        return await _period_report(
+            request, node, transaction, officer, since=data.since, until=until, pair=None
+        )
 
-    @get("/report")
+    @get(
+        "/report",
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=PeriodReport,
+                description="The period report; with format=csv its discrepancies as CSV",
+            )
+        },
+    )
     async def report(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         since: date,
         until: date | None = None,
         pair: str | None = None,
         format: Literal["json", "csv"] = "json",
     ) -> Response[Any]:
-        node = node_of(request)
         until = until or utcnow().date() + timedelta(days=1)
         chosen = _pair(pair)
-        async with node.db.write_transaction() as session:
-            exchange = await require_in_force(session, exchange_of(request))
-            result = await run_reconciliation(
-                session, node=node, exchange=exchange, since=since, until=until, officer=officer
-            )
-            cases = await list_discrepancies(session)
         if format == "csv":
+            result = await _reconciled(request, node, transaction, officer, since, until)
             return Response(report_csv(result, pair=chosen), media_type="text/csv")
-        return Response(period_report(result, cases, since=since, until=until, pair=chosen))
+        return Response(
+            await _period_report(
+                request, node, transaction, officer, since=since, until=until, pair=chosen
+            )
+        )
 
-    @get("/discrepancies")
+    @get(
+        "/discrepancies",
+        response_headers=[
+            ResponseHeader(
+                name="X-Total-Count",
+                value="0",  # documents a string; each answer sets its own
+                description="How many cases match the filters",
+                documentation_only=True,
+            )
+        ],
+    )
     async def cases(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         post: Annotated[str | None, Parameter(max_length=32)] = None,
         status: Literal["open", "resolved", "conflict"] | None = None,
@@ -305,82 +343,106 @@ class LiaisonController(Controller):
         until: date | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = PAGE_SIZE,
         offset: Annotated[int, Parameter(ge=0, le=10_000_000)] = 0,
-    ) -> Response[Any]:
+    ) -> Response[list[CaseView]]:
         """Cases by status, kind, pair and day, oldest first, one page at a time (the total
         is in ``X-Total-Count``), each with its history."""
-        node = node_of(request)
-        chosen = _pair(pair)
-        async with node.db.write_transaction() as session:
-            total, found = await find_cases(
-                session,
-                status=status,
-                kind=kind,
-                pair=chosen,
-                since=_day(since),
-                until=_day(until + timedelta(days=1)) if until and until < date.max else None,
-                limit=limit,
-                offset=offset,
-            )
-            if post:
-                found = [c for c in found if c.our_post == post]
-            views = [await case_view(session, c) for c in found]
-            await audit(
-                session,
-                origin=node.settings.node_code,
-                officer=officer,
-                action="read",
-                record_type="discrepancy",
-                record_id="list",
-                purpose="liaison",
-                detail={"cases": [c.id for c in found]},
-            )
-        return Response(views, headers={"X-Total-Count": str(total)})
+        listed = await read_cases(
+            transaction,
+            node=node,
+            officer=officer,
+            status=status,
+            kind=kind,
+            pair=_pair(pair),
+            since=since,
+            until=until,
+            post=post,
+            limit=limit,
+            offset=offset,
+        )
+        views = [await case_view(transaction, c) for c in listed.cases]
+        return Response(views, headers={"X-Total-Count": str(listed.total)})
 
     @post("/discrepancies/{case_id:str}/notes", status_code=HTTP_200_OK)
     async def note(
-        self, request: Request[Any, Any, Any], officer: Officer, case_id: str, data: Note
-    ) -> dict[str, Any]:
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            case = await annotate(
-                session,
-                node=node,
-                officer=officer,
-                case_id_=case_id,
-                note=data.note,
-                resolution=data.resolution,
-                reasons=list(data.reasons),
-                references=list(data.references),
-            )
-            return await case_view(session, case)
+        self, node: Node, transaction: AsyncSession, officer: Officer, case_id: str, data: Note
+    ) -> CaseView:
+        case = await annotate(
+            transaction,
+            node=node,
+            officer=officer,
+            case_id_=case_id,
+            note=data.note,
+            resolution=data.resolution,
+            reasons=list(data.reasons),
+            references=list(data.references),
+        )
+        return await case_view(transaction, case)
 
     @get("/discrepancies/{case_id:str}/crossings/{crossing_id:str}")
     async def case_crossing(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         case_id: Annotated[str, Parameter(max_length=80)],
         crossing_id: Annotated[str, Parameter(max_length=80)],
         purpose: Annotated[str, Parameter(max_length=64)],
-    ) -> dict[str, Any]:
+    ) -> CrossingBehindCase:
         """The crossing behind one of our cases, for one of the agreement's purposes
         (audited with it): ours in full, the partner's as it sent it."""
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            exchange = await require_in_force(session, exchange_of(request))
-            return await crossing_behind_case(
-                session,
-                node=node,
-                officer=officer,
-                case_id=case_id,
-                crossing_id=crossing_id,
-                purpose=agreed_purpose(exchange, purpose),
-                partner_node=exchange.partner.node,
-            )
+        exchange = await require_in_force(transaction, exchange_of(request))
+        return await crossing_behind_case(
+            transaction,
+            node=node,
+            officer=officer,
+            case_id=case_id,
+            crossing_id=crossing_id,
+            purpose=agreed_purpose(exchange, purpose),
+            partner_node=exchange.partner.node,
+        )
 
 
-def _day(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
+async def _reconciled(
+    request: Request[Any, Any, Any],
+    node: Node,
+    session: AsyncSession,
+    officer: Officer,
+    since: date,
+    until: date,
+) -> ReconcileResult:
+    exchange = await require_in_force(session, exchange_of(request))
+    return await run_reconciliation(
+        session, node=node, exchange=exchange, since=since, until=until, officer=officer
+    )
+
+
+async def _period_report(
+    request: Request[Any, Any, Any],
+    node: Node,
+    session: AsyncSession,
+    officer: Officer,
+    *,
+    since: date,
+    until: date,
+    pair: tuple[str, str] | None,
+) -> PeriodReport:
+    """Reconcile the period and report it with the open cases (``period_report``)."""
+    result = await _reconciled(request, node, session, officer, since, until)
+    cases = await list_discrepancies(session)
+    body = period_report(result, cases, since=since, until=until, pair=pair)
+    return msgspec.convert(body, PeriodReport)
+
+
+T = TypeVar("T")
+
+
+def _partner_answer(answer: dict[str, Any], shape: type[T]) -> T:
+    """The partner's signed answer in the shape this node's partner endpoints give it."""
+    try:
+        return msgspec.convert(answer, shape)
+    except msgspec.ValidationError as exc:
+        raise Problem(502, "Partner answer invalid", field="partner", detail=str(exc)) from exc
 
 
 async def _call(
