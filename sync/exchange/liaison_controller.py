@@ -304,7 +304,7 @@ class LiaisonController(Controller):
         until = until or utcnow().date() + timedelta(days=1)
         chosen = _pair(pair)
         if format == "csv":
-            result = await _reconciled(request, node, transaction, officer, since, until)
+            result = await _reconciled(request, node, transaction, officer, since, until, chosen)
             return Response(report_csv(result, pair=chosen), media_type="text/csv")
         return Response(
             await _period_report(
@@ -410,8 +410,13 @@ async def _reconciled(
     officer: Officer,
     since: date,
     until: date,
+    pair: tuple[str, str] | None = None,
 ) -> ReconcileResult:
     exchange = await require_in_force(session, exchange_of(request))
+    pairs = exchange.agreement.pairs_for(exchange.ours.node)
+    if pair is not None and pair not in pairs:  # refused before anything is reconciled
+        known = ", ".join(f"{ours}:{theirs}" for ours, theirs in pairs)
+        raise Problem(400, "Invalid pair", field="pair", detail=f"the agreement pairs {known}")
     return await run_reconciliation(
         session, node=node, exchange=exchange, since=since, until=until, officer=officer
     )
@@ -428,7 +433,7 @@ async def _period_report(
     pair: tuple[str, str] | None,
 ) -> PeriodReport:
     """Reconcile the period and report it with the open cases (``period_report``)."""
-    result = await _reconciled(request, node, session, officer, since, until)
+    result = await _reconciled(request, node, session, officer, since, until, pair)
     cases = await list_discrepancies(session)
     body = period_report(result, cases, since=since, until=until, pair=pair)
     return msgspec.convert(body, PeriodReport)

@@ -493,5 +493,26 @@ def test_liaison_page_filters_pages_and_speaks_french(
         params={"since": (BASE - timedelta(days=1)).date().isoformat(), "format": "csv"},
     )
     assert csv.headers["content-type"].count("charset") == 1
+    cases_before = httpx.get(
+        f"{mr.cluster.national.url}/api/liaison/discrepancies", headers=_liaison(mr)
+    ).headers["x-total-count"]
+    for shape in ("json", "csv"):  # a pair the agreement does not hold: 400, nothing run
+        unknown = httpx.get(
+            f"{mr.cluster.national.url}/api/liaison/report",
+            headers=_liaison(mr),
+            params={
+                "since": (BASE - timedelta(days=1)).date().isoformat(),
+                "pair": "MR-NOWHERE:ML-NOWHERE",
+                "format": shape,
+            },
+        )
+        assert unknown.status_code == 400, unknown.text
+        assert unknown.json()["invalid_params"][0]["name"] == "pair"
+    assert (
+        httpx.get(
+            f"{mr.cluster.national.url}/api/liaison/discrepancies", headers=_liaison(mr)
+        ).headers["x-total-count"]
+        == cases_before
+    )
     agreement = tomllib.loads((mr.cluster.root / "agreement.toml").read_text())
     assert agreement["version"] == 1
