@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.db import Database
 from registry.models import utcnow
 from registry.node import Node
 from sync.batches import BATCH_FORMAT, BatchHeader
@@ -63,7 +65,47 @@ class _Applying:
     done: asyncio.Event  # committed or failed
 
 
-_applying: dict[tuple[str, int], _Applying] = {}  # (origin, seq_to) -> batch being applied
+class BatchesInHand:
+    """The batches one national node is applying now, by (origin, seq_to): how a batch
+    finds the predecessor it may overlap with. One per node (``in_hand``), not per process:
+    two nodes in one process (tests, a bench) never see each other's batches, and a batch
+    applied by another worker process is simply not found (it is then applied serially
+    after it, which the ingest-state lock makes safe)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, int], _Applying] = {}
+
+    @contextmanager
+    def applying(self, batch: ReceivedBatch) -> Iterator[Turn]:
+        """Mark ``batch`` as being applied until the block exits, and yield its turn: with
+        its predecessor (the batch ending at its ``after_seq``) if this node is applying
+        that one now and the two may overlap."""
+        header = batch.header
+        key = (header.origin, header.seq_to)
+        predecessor = self.entries.get((header.origin, header.after_seq))
+        if predecessor is not None and not _may_overlap(batch, predecessor.batch):
+            predecessor = None
+        mine = None if key in self.entries else _Applying(batch, asyncio.Event(), asyncio.Event())
+        if mine is not None:
+            self.entries[key] = mine
+        try:
+            yield Turn(predecessor, mine, self)
+        finally:
+            if mine is not None:
+                del self.entries[key]
+                mine.numbered.set()
+                mine.done.set()
+
+
+_IN_HAND: weakref.WeakKeyDictionary[Database, BatchesInHand] = weakref.WeakKeyDictionary()
+
+
+def in_hand(node: Node) -> BatchesInHand:
+    """The batches ``node`` is applying (created with the node's database, gone with it)."""
+    found = _IN_HAND.get(node.db)
+    if found is None:
+        found = _IN_HAND[node.db] = BatchesInHand()
+    return found
 
 
 def _may_overlap(batch: ReceivedBatch, earlier: ReceivedBatch) -> bool:
@@ -86,6 +128,7 @@ class Turn:
 
     predecessor: _Applying | None
     mine: _Applying | None
+    batches: BatchesInHand
 
     def numbered(self) -> None:
         """Tell the successor that this batch's audit events are stored."""
@@ -99,33 +142,11 @@ class Turn:
         while entry is not None and len(chain) < MAX_ANCESTORS:
             chain.append(entry.batch)
             header = entry.batch.header
-            entry = _applying.get((header.origin, header.after_seq))
+            entry = self.batches.entries.get((header.origin, header.after_seq))
         return chain
 
 
 MAX_ANCESTORS = 64
-
-
-@contextmanager
-def applying(batch: ReceivedBatch) -> Iterator[Turn]:
-    """Mark ``batch`` as being applied by this process until the block exits, and yield
-    its turn: with its predecessor (the batch ending at its ``after_seq``) if this process
-    is applying that one now and the two may overlap."""
-    header = batch.header
-    key = (header.origin, header.seq_to)
-    predecessor = _applying.get((header.origin, header.after_seq))
-    if predecessor is not None and not _may_overlap(batch, predecessor.batch):
-        predecessor = None
-    mine = None if key in _applying else _Applying(batch, asyncio.Event(), asyncio.Event())
-    if mine is not None:
-        _applying[key] = mine
-    try:
-        yield Turn(predecessor, mine)
-    finally:
-        if mine is not None:
-            del _applying[key]
-            mine.numbered.set()
-            mine.done.set()
 
 
 @dataclass(frozen=True)

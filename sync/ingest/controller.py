@@ -20,7 +20,7 @@ from registry.problems import PROBLEM_MEDIA_TYPE, problem_response
 from registry.receipts import public_key_from_text
 from sync.api import client_address, limit_link, request_path
 from sync.batches import BatchHeader, BatchRejected, read_header
-from sync.ingest.apply import IngestResult, Turn, apply_overlapped, apply_received, applying
+from sync.ingest.apply import IngestResult, Turn, apply_overlapped, apply_received, in_hand
 from sync.ingest.decode import gc_paused
 from sync.ingest.photos import ingest_photo
 from sync.ingest.store import is_deadlock
@@ -143,7 +143,7 @@ async def _apply_in_order(node: Node, batch: ReceivedBatch) -> IngestResult:
     not yet follow what national holds waits up to ``PREDECESSOR_WAIT_S`` for its
     predecessor before it is refused as a gap.
     """
-    with applying(batch) as turn:
+    with in_hand(node).applying(batch) as turn:
         if turn.predecessor is None:
             return await _apply_serially(node, batch, turn)
         try:

@@ -30,9 +30,9 @@ from registry.node import Node
 from registry.outbox import record_id_of, record_payload
 from registry.receipts import public_key_to_text
 from sync.batches import RecordRow, sign_batch
-from sync.ingest import apply as ingest  # holds _store, _applying and OVERLAP_WAIT_S
+from sync.ingest import apply as ingest  # holds _store and OVERLAP_WAIT_S
 from sync.ingest import controller as api  # holds _apply_in_order
-from sync.ingest.apply import applying
+from sync.ingest.apply import BatchesInHand, in_hand
 from sync.ingest.store import is_deadlock
 from sync.ingest.validation import ReceivedBatch, receive_batch
 from sync.models import SyncPeer
@@ -247,7 +247,7 @@ async def test_the_next_batch_stores_while_its_predecessor_applies_and_commits_a
 ) -> None:
     batches = _three_batches()
     await api._apply_in_order(national, batches.officer)
-    with applying(batches.first) as turn:
+    with in_hand(national).applying(batches.first) as turn:
         assert turn.predecessor is None  # the officer batch is done: nothing to overlap with
         second = asyncio.create_task(api._apply_in_order(national, batches.second))
         await _stored_ahead(batches.second, store_spy)
@@ -284,7 +284,7 @@ async def test_when_the_predecessor_fails_the_batch_is_a_gap_and_leaves_nothing(
 ) -> None:
     batches = _three_batches()
     await api._apply_in_order(national, batches.officer)
-    with applying(batches.first):  # the first batch fails: it never commits
+    with in_hand(national).applying(batches.first):  # the first batch fails: it never commits
         second = asyncio.create_task(api._apply_in_order(national, batches.second))
         await _stored_ahead(batches.second, store_spy)
     with pytest.raises(BatchGap) as refused:
@@ -304,7 +304,7 @@ async def test_a_predecessor_that_never_finishes_releases_the_batch_after_the_bo
     monkeypatch.setattr(ingest, "OVERLAP_WAIT_S", 0.3)
     batches = _three_batches()
     await api._apply_in_order(national, batches.officer)
-    with applying(batches.first):
+    with in_hand(national).applying(batches.first):
         with pytest.raises(BatchGap) as refused:
             await asyncio.wait_for(api._apply_in_order(national, batches.second), 10)
         assert refused.value.ack == batches.officer.header.seq_to
@@ -320,7 +320,7 @@ async def test_a_dangling_reference_in_an_overlapped_batch_is_quarantined_alone(
     acknowledgement moves past the quarantined record."""
     batches = _three_batches(dangling=True)
     await api._apply_in_order(national, batches.officer)
-    with applying(batches.first):
+    with in_hand(national).applying(batches.first):
         second = asyncio.create_task(api._apply_in_order(national, batches.second))
         await _stored_ahead(batches.second, store_spy)
         await api._apply_in_order(national, batches.first)
@@ -339,24 +339,28 @@ async def test_a_dangling_reference_in_an_overlapped_batch_is_quarantined_alone(
 
 def test_only_consecutive_disjoint_copied_batches_without_officers_overlap() -> None:
     batches = _three_batches()
-    with applying(batches.first):
-        with applying(batches.second) as turn:
+    node = BatchesInHand()  # one national node's batches in hand
+    with node.applying(batches.first):
+        with node.applying(batches.second) as turn:
             assert turn.predecessor is not None
-        with applying(replace(batches.second, bulk=False)) as turn:
+        with node.applying(replace(batches.second, bulk=False)) as turn:
             assert turn.predecessor is None  # SQLite: one writer at a time
         shared = replace(batches.second, tables=batches.first.tables)
-        with applying(shared) as turn:
+        with node.applying(shared) as turn:
             assert turn.predecessor is None  # a record in both would make the first wait
-    with applying(batches.officer):
-        with applying(batches.first) as turn:
+    with node.applying(batches.officer):
+        with node.applying(batches.first) as turn:
             assert turn.predecessor is None  # officer rows are upserted under row locks
-    with applying(batches.second) as turn:
+    with node.applying(batches.second) as turn:
         assert turn.predecessor is None  # the first is not being applied by this process
-    with applying(batches.first):
-        with applying(batches.first) as turn:  # the same batch again (a resend)
+    with node.applying(batches.first):
+        with node.applying(batches.first) as turn:  # the same batch again (a resend)
             assert turn.predecessor is None and turn.mine is None
-        assert (GOGUI, batches.first.header.seq_to) in ingest._applying
-    assert ingest._applying == {}
+        assert (GOGUI, batches.first.header.seq_to) in node.entries
+    assert node.entries == {}
+    with node.applying(batches.first):  # another node in the same process sees none of it
+        with BatchesInHand().applying(batches.second) as turn:
+            assert turn.predecessor is None
 
 
 async def test_deadlocks_are_recognised_raw_and_wrapped(national: Node) -> None:
