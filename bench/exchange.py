@@ -62,7 +62,9 @@ from sync.exchange.pseudonyms import (
     encode_point,
     generate_blinding_key,
 )
-from sync.exchange.service import Exchange, bundle_of, reblind_bundle
+from sync.exchange.receiving import reblind_bundle
+from sync.exchange.sending import bundle_of
+from sync.exchange.service import Exchange
 from sync.records import insert_missing
 
 ROOT = Path(__file__).resolve().parents[1]

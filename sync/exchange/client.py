@@ -27,16 +27,9 @@ from sync.batches import SIGNATURE, _unb64, sign_batch
 from sync.client import SyncError
 from sync.exchange.hits import refresh_index
 from sync.exchange.lifecycle import activate_agreement, purge_expired
-from sync.exchange.service import (
-    ACKED,
-    SCAN,
-    Exchange,
-    audit_export,
-    outgoing_records,
-    require_in_force,
-    revocation_of,
-    store_acknowledged_keys,
-)
+from sync.exchange.receiving import store_acknowledged_keys
+from sync.exchange.sending import audit_export, outgoing_records
+from sync.exchange.service import ACKED, SCAN, Exchange, require_in_force, revocation_of
 from sync.links import link_client
 from sync.models import SyncCheckpoint
 from sync.peers import (

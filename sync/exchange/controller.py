@@ -27,12 +27,8 @@ from sync.exchange.hits import (
     evaluate_for_partner,
 )
 from sync.exchange.lifecycle import accept_partner_revocation
-from sync.exchange.service import (
-    Exchange,
-    Replay,
-    receive_from_partner,
-    require_in_force,
-)
+from sync.exchange.receiving import Replay, receive_from_partner
+from sync.exchange.service import Exchange, require_in_force
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
 from sync.receiver import BatchGap, record_rejection

@@ -35,7 +35,9 @@ from sync.exchange.pseudonyms import (
     encode_point,
     query_message,
 )
-from sync.exchange.service import Exchange, partner_bundle, spend_budget
+from sync.exchange.receiving import spend_budget
+from sync.exchange.sending import partner_bundle
+from sync.exchange.service import Exchange
 from sync.models import BlindedIndex, HitQuery
 from sync.records import insert_missing
 

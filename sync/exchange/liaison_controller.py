@@ -60,10 +60,7 @@ from sync.exchange.schemas import (
     PeriodReport,
     ReleasedDetails,
 )
-from sync.exchange.service import (
-    Exchange,
-    require_in_force,
-)
+from sync.exchange.service import Exchange, require_in_force
 from sync.links import link_client
 from sync.models import HitQuery
 from sync.reconcile.model import ReconcileResult

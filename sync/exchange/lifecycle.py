@@ -29,12 +29,7 @@ from registry.node import Node
 from registry.problems import Problem
 from sync.exchange.liaison import settle_cases
 from sync.exchange.model import Agreement
-from sync.exchange.service import (
-    SCAN,
-    Exchange,
-    queue_for_partner,
-    revocation_of,
-)
+from sync.exchange.service import SCAN, Exchange, queue_for_partner, revocation_of
 from sync.exchange.signing import (
     revocation_notice,
     sign_revocation,

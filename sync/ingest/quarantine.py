@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.audit import audit
 from registry.models import utcnow
-from sync.exchange.service import PARTNER_TYPES, retry_partner_record
+from sync.exchange.receiving import PARTNER_TYPES, retry_partner_record
 from sync.ingest.apply import retry_record
 from sync.models import SyncQuarantine
 from sync.quarantine import DISCARDED, PENDING, RETRIED, Quarantined

@@ -23,7 +23,8 @@ from sqlmodel import col
 from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
-from sync.exchange.service import BUNDLE, Exchange, bundle_keys
+from sync.exchange.receiving import bundle_keys
+from sync.exchange.service import BUNDLE, Exchange
 from sync.models import Discrepancy, ExchangeKey, PartnerRecord
 from sync.reconcile.core import reconcile
 from sync.reconcile.model import CrossingFact, ReconcileConfig, ReconcileResult
