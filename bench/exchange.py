@@ -52,6 +52,7 @@ from registry.migrate import upgrade_database
 from registry.models import Crossing, TravelDocument, Traveller
 from registry.names import name_key, normalise_document_number
 from registry.outbox import record_payload
+from sync.bulk import insert_missing
 from sync.exchange.hits import _local_matches, blind_query, refresh_index, unblind
 from sync.exchange.model import Agreement
 from sync.exchange.parsing import load_agreement
@@ -65,7 +66,6 @@ from sync.exchange.pseudonyms import (
 from sync.exchange.receiving import reblind_bundle
 from sync.exchange.sending import bundle_of
 from sync.exchange.service import Exchange
-from sync.records import insert_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 AGREEMENT = ROOT / "deploy" / "agreements" / "mr-ml-2026.toml"

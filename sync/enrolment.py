@@ -17,11 +17,11 @@ from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_to_text
 from sync.batches import _b64
+from sync.bulk import upsert_authoritative
 from sync.client import SyncError
 from sync.links import checked_link_url, normalised_pin
 from sync.models import SyncCheckpoint
 from sync.peers import enrolment_message, normalised_code
-from sync.records import upsert_authoritative
 
 
 async def enrol(

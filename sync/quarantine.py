@@ -33,8 +33,9 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import col
 
 from registry.models import utcnow
+from sync.bulk import insert_missing
 from sync.models import SyncQuarantine
-from sync.records import insert_missing, table_for, text_length
+from sync.records import table_for, text_length
 
 PENDING, RETRIED, DISCARDED = "pending", "retried", "discarded"
 PHOTO_FILE = "photo_file"  # a photo's file, pushed apart from its row

@@ -12,8 +12,8 @@ from sqlmodel import col
 
 from registry.audit import audit
 from registry.node import Node
+from sync.bulk import insert_missing
 from sync.models import IngestState, SyncPeer
-from sync.records import insert_missing
 
 
 class BatchGap(Exception):

@@ -25,8 +25,9 @@ from registry.outbox import enqueue
 from registry.receipts import public_key_from_text
 from registry.stays import StayRules
 from registry.watchlists.matcher import apply_to_matcher
+from sync.bulk import insert_missing, upsert_authoritative
 from sync.models import ReferenceChange, SyncPeer
-from sync.records import insert_missing, row_from_payload, upsert_authoritative
+from sync.records import row_from_payload
 
 log = logging.getLogger("borderpost.sync")
 

@@ -28,6 +28,7 @@ from registry.audit import audit
 from registry.models import Crossing, Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node
 from registry.problems import Problem
+from sync.bulk import insert_missing
 from sync.exchange.pseudonyms import (
     decode_point,
     document_message,
@@ -39,7 +40,6 @@ from sync.exchange.receiving import spend_budget
 from sync.exchange.sending import partner_bundle
 from sync.exchange.service import Exchange
 from sync.models import BlindedIndex, HitQuery
-from sync.records import insert_missing
 
 HIT_KINDS: Final = ("document", "name_dob")
 _INDEX_PAGE: Final = 5000

@@ -41,10 +41,10 @@ from registry.node import Node
 from registry.problems import Problem, text_refused_problem
 from registry.text import TextRefused, clean_text, identifier, paragraphs
 from sync.batches import BatchRejected
+from sync.bulk import insert_missing
 from sync.exchange.schemas import ID_PATTERN, CaseEvent, CaseView, CrossingBehindCase, Reference
 from sync.models import Discrepancy, DiscrepancyEvent, PartnerRecord
 from sync.reconcile.report import discrepancy_view
-from sync.records import insert_missing
 
 if TYPE_CHECKING:
     from sync.exchange.model import Agreement

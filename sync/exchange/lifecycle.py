@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.audit import audit
+from registry.db import dialect_name
 from registry.models import Crossing, Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
@@ -45,7 +46,6 @@ from sync.models import (
     PartnerRecord,
     SyncCheckpoint,
 )
-from sync.records import dialect_name
 
 # ------------------------------------------------------------------ life cycle
 Progress = Callable[[int, int], None]  # (done, total)

@@ -22,6 +22,7 @@ from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
+from sync.bulk import REFUSED_ROW, insert_missing
 from sync.exchange.liaison import receive_partner_case
 from sync.exchange.pseudonyms import (
     decode_element,
@@ -49,7 +50,6 @@ from sync.quarantine import (
     refused_text,
 )
 from sync.receiver import BatchGap, locked_ingest_state
-from sync.records import REFUSED_ROW, insert_missing
 
 
 def _check_fields(exchange: Exchange, record: OutboxRecord) -> dict[str, Any]:

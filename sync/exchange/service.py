@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.models import utcnow
 from registry.node import Node
 from registry.problems import Problem
+from sync.bulk import insert_missing
 from sync.exchange.model import Agreement, Party
 from sync.exchange.parsing import load_agreement
 from sync.exchange.pseudonyms import (
@@ -37,7 +38,6 @@ from sync.exchange.signing import (
 from sync.models import (
     AgreementRevocation,
 )
-from sync.records import insert_missing
 
 BUNDLE = "crossing_bundle"
 RESOLUTION = "discrepancy_resolution"

@@ -25,6 +25,7 @@ from registry.db import Database
 from registry.models import utcnow
 from registry.node import Node
 from sync.batches import BATCH_FORMAT, BatchHeader
+from sync.bulk import DICTIONARIES, add_dictionary_keys, defer_dictionaries
 from sync.exchange.service import queue_for_partner
 from sync.ingest.decode import OFFICER, Unreadable, struct_or_unreadable
 from sync.ingest.photos import store_photo_file
@@ -33,14 +34,7 @@ from sync.ingest.validation import ReceivedBatch, approved_sender, validated_bat
 from sync.models import IngestState
 from sync.quarantine import PHOTO_FILE, Quarantined, keep, quarantined
 from sync.receiver import BatchGap, held_seq, locked_ingest_state
-from sync.records import (
-    DICTIONARIES,
-    LOCAL_COUNTERS,
-    POST_RECORD_TYPES,
-    add_dictionary_keys,
-    copy_rows,
-    defer_dictionaries,
-)
+from sync.records import LOCAL_COUNTERS, POST_RECORD_TYPES, copy_rows
 
 OVERLAP_WAIT_S = 10.0  # how long a batch applied in parallel waits for its predecessor
 # Numbered by national as they arrive (each post's audit chain is verified in that order):

@@ -14,20 +14,18 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.ingest.decode import OFFICER
-from sync.ingest.validation import IDENTITY, ReceivedBatch, cascade_references
-from sync.records import (
-    POST_RECORD_TYPES,
+from sync.bulk import (
     REFUSED_ROW,
     _key_text,
-    copy_rows,
     dangling_references,
     insert_missing,
     insert_missing_copied,
     owners_of,
-    table_for,
     upsert_owned,
 )
+from sync.ingest.decode import OFFICER
+from sync.ingest.validation import IDENTITY, ReceivedBatch, cascade_references
+from sync.records import POST_RECORD_TYPES, copy_rows, table_for
 
 
 def _pending_keys(batches: Sequence[ReceivedBatch]) -> Callable[[str, str], set[str]]:
