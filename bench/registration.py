@@ -12,10 +12,13 @@ with the same inputs (``bare_face_work``):
   server's environment: bytes, pixels, side), ``PORTRAIT_MODES`` and the service's working
   size ``registry.photos.PORTRAIT_WORKING_SIDE`` (JPEG draft mode, early reduction), which
   is what ``registry.photos.analyse_photo`` calls;
-- ``biometrics.face.analyse_image`` with the shared engine, as the service calls it:
-  downscale to 800 px, dlib's HOG detector with one upsample whose detections under 0.5 are
-  dropped, 68-point landmarks and the quality gate, then one 128-D encoding (5-point model,
-  one jitter) only when exactly one face is left.
+- the node's face modality (``registry.photos.face_modality``: the plug-in named by
+  ``BORDERPOST_FACE_MODALITY``, ``face`` by default) assessing that decoded image in one pass
+  (``biometrics.plugins.assess``), as the service calls it. For ``face`` that is
+  ``biometrics.face.analyse_image`` with the shared engine: downscale to 800 px, dlib's HOG
+  detector with one upsample whose detections under 0.5 are dropped, 68-point landmarks and
+  the quality gate, then one 128-D encoding (5-point model, one jitter) only when exactly one
+  face is left, serialised by ``biometrics.engine.encode_template``.
 
 The former baseline decoded with a plain ``Image.open`` and ran ``face_recognition``'s
 ``face_locations``/``face_encodings``, which keep every HOG detection (no score cut-off): on
@@ -52,6 +55,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -60,11 +64,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from biometrics.face import PortraitAnalysis, analyse_image  # noqa: E402
-from biometrics.face_plugin import encode_template  # noqa: E402
 from biometrics.imaging import PORTRAIT_MODES, decode_image  # noqa: E402
+from biometrics.plugins import assess  # noqa: E402
+from biometrics.quality import QualityReport  # noqa: E402
 from registry.mrz import build_td3  # noqa: E402
-from registry.photos import PORTRAIT_WORKING_SIDE  # noqa: E402
+from registry.photos import PORTRAIT_WORKING_SIDE, face_modality  # noqa: E402
 from registry.settings import Settings, load_settings  # noqa: E402
 from tests.servers import ServerProcess, cli, free_port, node_env  # noqa: E402
 
@@ -247,13 +251,27 @@ def portrait_variants(data: bytes, count: int) -> list[bytes]:
     return variants
 
 
-def bare_face_work(data: bytes, settings: Settings) -> tuple[PortraitAnalysis, float, float]:
-    """The face work a registration does on ``data``, and nothing else: (analysis, wall
+@dataclass(frozen=True)
+class BareFace:
+    """What the bare face work found: the decoded size, the quality report, the template."""
+
+    image_size: tuple[int, int]
+    quality: QualityReport
+    template: bytes | None
+
+    @property
+    def faces_found(self) -> int:
+        return int(self.quality.metrics.get("face_count", int(self.template is not None)))
+
+
+def bare_face_work(data: bytes, settings: Settings) -> tuple[BareFace, float, float]:
+    """The face work a registration does on ``data``, and nothing else: (result, wall
     seconds, CPU seconds). Same decoder, limits, colour modes and working size as
-    ``registry.photos.analyse_photo``, then the same ``analyse_image`` with the shared
-    engine (downscale to 800 px, HOG detection with one upsample and the 0.5 score cut-off,
-    68-point landmarks and the quality gate, one 128-D encoding with the 5-point model and
-    one jitter)."""
+    ``registry.photos.analyse_photo``, then the same one pass of the node's face modality on
+    the decoded image (for ``face``: ``analyse_image`` with the shared engine, downscale to
+    800 px, HOG detection with one upsample and the 0.5 score cut-off, 68-point landmarks and
+    the quality gate, one 128-D encoding with the 5-point model and one jitter)."""
+    modality = face_modality(settings)  # loaded once, outside the timing, as at node start
     started, cpu = time.perf_counter(), time.process_time()
     decoded = decode_image(
         data,
@@ -263,13 +281,14 @@ def bare_face_work(data: bytes, settings: Settings) -> tuple[PortraitAnalysis, f
         modes=PORTRAIT_MODES,
         working_side=PORTRAIT_WORKING_SIDE,
     )
-    analysis = analyse_image(decoded)
-    return analysis, time.perf_counter() - started, time.process_time() - cpu
+    report, template = assess(modality, data, decoded=decoded)
+    elapsed, cpu_elapsed = time.perf_counter() - started, time.process_time() - cpu
+    return BareFace(decoded.size, report, template), elapsed, cpu_elapsed
 
 
-def check_same_face_work(database: Path, stored: dict[str, PortraitAnalysis]) -> None:
+def check_same_face_work(database: Path, stored: dict[str, BareFace]) -> None:
     """Refuse to report if the service's stored analysis of any photo differs from the bare
-    side's: template (bit for bit), quality score and working size must be the same, or the
+    side's: template (bit for bit), quality score and decoded size must be the same, or the
     two sides no longer do the same face work and the comparison means nothing."""
     with closing(sqlite3.connect(database)) as db:
         for sha256, analysis in stored.items():
@@ -280,7 +299,7 @@ def check_same_face_work(database: Path, stored: dict[str, PortraitAnalysis]) ->
             if row is None:
                 raise RuntimeError(f"photo {sha256} was not stored by the registration")
             width, height, template, score = row
-            expected = encode_template(analysis.encoding) if analysis.encoding is not None else None
+            expected = analysis.template
             if (
                 (width, height) != analysis.image_size
                 or template != expected
@@ -309,7 +328,7 @@ def run_photo(tmp: Path, photo: Path, rounds: int) -> None:
     ours_cpu: list[float] = []
     bare: list[float] = []
     bare_cpu: list[float] = []
-    analyses: dict[str, PortraitAnalysis] = {}
+    analyses: dict[str, BareFace] = {}
     try:
         headers = _token(server.url)
         with httpx.Client(headers=headers, timeout=60) as client:
@@ -350,9 +369,9 @@ def run_photo(tmp: Path, photo: Path, rounds: int) -> None:
         f"CPU {bare_cpu_mean * 1000:6.1f} ms/photo"
     )
     print(
-        f"    (the service's decode to {first.image_size[0]}x{first.image_size[1]}, analysis "
-        f"at {first.analysed_size[0]}x{first.analysed_size[1]}, {first.faces_found} face, "
-        "quality gate, one encoding; same template, score and size as the service stored)"
+        f"    (the service's decode to {first.image_size[0]}x{first.image_size[1]}, then the "
+        f"{settings.face_modality!r} modality's one pass: {first.faces_found} face, quality "
+        "gate, one encoding; same template, score and size as the service stored)"
     )
     print(
         f"  overhead {overhead * 100:+.1f}% (CPU {(ours_cpu_mean / bare_cpu_mean - 1) * 100:+.1f}%)"

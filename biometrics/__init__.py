@@ -7,15 +7,29 @@ dlib and its models are loaded lazily, the first time a face engine is built.
 
 from typing import Any
 
-from biometrics.engine import TEMPLATE_DIM, FaceBox, FaceEngine, Landmarks
+from biometrics.engine import (
+    TEMPLATE_BYTES,
+    TEMPLATE_DIM,
+    FaceBox,
+    FaceEngine,
+    Landmarks,
+    decode_template,
+    encode_template,
+)
 from biometrics.face import DlibFaceEngine, PortraitAnalysis, analyse_portrait, get_engine
 from biometrics.imaging import ImageRejected, decode_image, downscale, to_jpeg
 from biometrics.index import BandThresholds, Candidate, FaceIndex
-from biometrics.plugins import ENTRY_POINT_GROUP, BiometricModality, load_modalities
+from biometrics.plugins import (
+    ENTRY_POINT_GROUP,
+    BiometricModality,
+    SinglePassModality,
+    load_modalities,
+)
 from biometrics.quality import QualityGate, QualityReason, QualityReport, QualityThresholds
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "TEMPLATE_BYTES",
     "TEMPLATE_DIM",
     "BandThresholds",
     "BiometricModality",
@@ -31,9 +45,12 @@ __all__ = [
     "QualityReason",
     "QualityReport",
     "QualityThresholds",
+    "SinglePassModality",
     "analyse_portrait",
     "decode_image",
+    "decode_template",
     "downscale",
+    "encode_template",
     "evaluate_directory",
     "get_engine",
     "load_modalities",

@@ -2,7 +2,9 @@
 
 Any face back end (dlib today, something else tomorrow) implements :class:`FaceEngine` on
 8-bit RGB ``numpy`` arrays of shape ``(height, width, 3)``. Templates are 128 float32 values
-compared by Euclidean distance (smaller means more alike).
+compared by Euclidean distance (smaller means more alike), stored and sent as 128 little-endian
+float32 values (512 bytes): :func:`encode_template` and :func:`decode_template` are the one
+codec of that form, used by the face plug-in, the registry's photos and its watchlists.
 """
 
 from __future__ import annotations
@@ -15,9 +17,21 @@ import numpy as np
 if TYPE_CHECKING:
     from biometrics.quality import QualityReport
 
-__all__ = ["TEMPLATE_DIM", "FaceBox", "FaceEngine", "Landmarks", "Point", "as_rgb_array"]
+__all__ = [
+    "TEMPLATE_BYTES",
+    "TEMPLATE_DIM",
+    "FaceBox",
+    "FaceEngine",
+    "Landmarks",
+    "Point",
+    "as_rgb_array",
+    "decode_template",
+    "encode_template",
+]
 
 TEMPLATE_DIM = 128
+_TEMPLATE_DTYPE = np.dtype("<f4")
+TEMPLATE_BYTES = TEMPLATE_DIM * _TEMPLATE_DTYPE.itemsize
 
 Point = tuple[float, float]
 
@@ -130,3 +144,28 @@ def as_rgb_array(image: np.ndarray) -> np.ndarray:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError("image is empty")
     return np.ascontiguousarray(image)
+
+
+def encode_template(vector: np.ndarray) -> bytes:
+    """Serialise a 128-value encoding as little-endian float32 bytes (the stored form)."""
+    values = np.asarray(vector, dtype=_TEMPLATE_DTYPE).reshape(-1)
+    if values.shape != (TEMPLATE_DIM,):
+        raise ValueError(f"a face template has {TEMPLATE_DIM} values, got {values.shape[0]}")
+    return values.tobytes()
+
+
+def decode_template(template: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """A template as a float32 vector of 128 finite values: bytes made by
+    :func:`encode_template` are parsed, an encoding already in memory is checked."""
+    if isinstance(template, bytes | bytearray | memoryview):
+        data = bytes(template)
+        if len(data) != TEMPLATE_BYTES:
+            raise ValueError(f"a face template is {TEMPLATE_BYTES} bytes, got {len(data)}")
+        vector = np.frombuffer(data, dtype=_TEMPLATE_DTYPE).astype(np.float32)
+    else:
+        vector = np.array(template, dtype=np.float32).reshape(-1)  # a copy
+        if vector.shape != (TEMPLATE_DIM,):
+            raise ValueError(f"a face template has {TEMPLATE_DIM} values, got {vector.shape[0]}")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("face template contains NaN or infinity")
+    return vector

@@ -1,8 +1,14 @@
 """The ``face`` biometric plug-in: :class:`BiometricModality` on dlib + :class:`FaceIndex`.
 
 Samples are encoded photos (JPEG/PNG/WebP); templates are the 128 float32 values of the face
-encoding, little-endian (512 bytes). Similarity is ``1 - euclidean distance`` clipped to
-``[0, 1]``, so the usual ``face_recognition`` tolerance of 0.6 is a similarity of 0.4.
+encoding, little-endian (512 bytes, ``biometrics.engine.encode_template``). Similarity is
+``1 - euclidean distance`` clipped to ``[0, 1]``, so the usual ``face_recognition`` tolerance
+of 0.6 is a similarity of 0.4.
+
+:meth:`FaceModality.assess` is the one pass the registry runs on a portrait
+(``biometrics.face.analyse_image``): downscale to the engine's working size (800 px), HOG
+detection with its score cut-off, landmarks and the quality gate, and one encoding when exactly
+one face is found.
 """
 
 from __future__ import annotations
@@ -10,35 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from PIL import Image
 
-from biometrics.engine import TEMPLATE_DIM
-from biometrics.face import DlibFaceEngine, analyse_portrait, get_engine
-from biometrics.imaging import ImageRejected
+from biometrics.engine import TEMPLATE_BYTES, decode_template, encode_template
+from biometrics.face import DlibFaceEngine, analyse_image, get_engine
+from biometrics.imaging import ImageRejected, decode_image
 from biometrics.index import BandThresholds, FaceIndex
+from biometrics.plugins import Assessment
 from biometrics.quality import QualityReason, QualityReport
 
+# The template codec lives in biometrics.engine; it is re-exported here as the plug-in's own.
 __all__ = ["TEMPLATE_BYTES", "FaceModality", "decode_template", "encode_template"]
-
-_TEMPLATE_DTYPE = np.dtype("<f4")
-TEMPLATE_BYTES = TEMPLATE_DIM * _TEMPLATE_DTYPE.itemsize
-
-
-def encode_template(vector: np.ndarray) -> bytes:
-    """Serialise a 128-value encoding as little-endian float32 bytes."""
-    values = np.asarray(vector, dtype=_TEMPLATE_DTYPE).reshape(-1)
-    if values.shape != (TEMPLATE_DIM,):
-        raise ValueError(f"a face template has {TEMPLATE_DIM} values, got {values.shape[0]}")
-    return values.tobytes()
-
-
-def decode_template(template: bytes) -> np.ndarray:
-    """Parse bytes made by :func:`encode_template` back into a float32 vector."""
-    if len(template) != TEMPLATE_BYTES:
-        raise ValueError(f"a face template is {TEMPLATE_BYTES} bytes, got {len(template)}")
-    vector = np.frombuffer(template, dtype=_TEMPLATE_DTYPE).astype(np.float32)
-    if not np.all(np.isfinite(vector)):
-        raise ValueError("face template contains NaN or infinity")
-    return vector
 
 
 def similarity_from_distance(distance: float) -> float:
@@ -71,23 +59,31 @@ class FaceModality:
             self._engine = get_engine()
         return self._engine
 
+    def assess(self, sample: bytes, *, decoded: Image.Image | None = None) -> Assessment:
+        """Quality and template of a photo in one decode/detect/encode pass.
+
+        ``decoded`` is ``sample`` already decoded by ``biometrics.imaging.decode_image``
+        (within the caller's limits and working size): it is analysed as it is and ``sample``
+        is not decoded again. Undecodable input scores 0 and has no template. The template
+        is set whenever exactly one face is found, even if the gate failed (an officer may
+        override the gate)."""
+        if decoded is None:
+            try:
+                decoded = decode_image(sample)
+            except ImageRejected as exc:
+                reason = QualityReason("invalid_image", f"{exc.reason}: {exc.message}")
+                return QualityReport(score=0, passed=False, reasons=[reason], metrics={}), None
+        analysis = analyse_image(decoded, engine=self.engine)
+        encoding = analysis.encoding
+        return analysis.quality, encode_template(encoding) if encoding is not None else None
+
     def quality(self, sample: bytes) -> QualityReport:
         """Portrait quality of an encoded photo; undecodable input scores 0."""
-        try:
-            return analyse_portrait(sample, engine=self.engine).quality
-        except ImageRejected as exc:
-            reason = QualityReason("invalid_image", f"{exc.reason}: {exc.message}")
-            return QualityReport(score=0, passed=False, reasons=[reason], metrics={})
+        return self.assess(sample)[0]
 
     def extract_template(self, sample: bytes) -> bytes | None:
         """Template of the single face in the photo; None if undecodable or not one face."""
-        try:
-            analysis = analyse_portrait(sample, engine=self.engine)
-        except ImageRejected:
-            return None
-        if analysis.encoding is None:
-            return None
-        return encode_template(analysis.encoding)
+        return self.assess(sample)[1]
 
     def match(self, a: bytes, b: bytes) -> float:
         """Similarity of two templates (``1 - distance``, clipped to ``[0, 1]``)."""

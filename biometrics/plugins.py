@@ -7,7 +7,12 @@ spirit of MOSIP's BioAPI (``checkQuality``, ``extractTemplate``, ``match``/ident
 * samples are raw capture bytes (e.g. an encoded photo), templates are opaque bytes;
 * ``match`` returns a *similarity score* in ``[0, 1]`` - higher means more alike - and the
   modality's ``match_threshold`` is the score at or above which it declares a match;
-* ``identify`` ranks a gallery by that score, best first.
+* ``identify`` ranks a gallery by that score, best first;
+* :func:`assess` gives a sample's quality and template together: through the plug-in's own
+  single-pass ``assess`` when it has one (:class:`SinglePassModality`, as ``face`` does: one
+  decode, one detection, one encoding), otherwise ``quality`` then ``extract_template``.
+  The registry reads every portrait's quality and template this way, from the modality its
+  settings name (``registry.photos.face_modality``).
 """
 
 from __future__ import annotations
@@ -15,11 +20,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from biometrics.quality import QualityReport
 
-__all__ = ["ENTRY_POINT_GROUP", "BiometricModality", "load_modalities"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Assessment",
+    "BiometricModality",
+    "SinglePassModality",
+    "assess",
+    "load_modalities",
+]
+
+# A sample's quality report and its template (None when none can be extracted).
+Assessment = tuple[QualityReport, bytes | None]
 
 ENTRY_POINT_GROUP = "borderpost.biometrics"
 
@@ -58,6 +76,28 @@ class BiometricModality(Protocol):
     ) -> list[tuple[str, float]]:
         """1:N: the ``k`` most similar gallery entries as ``(id, similarity)``, best first."""
         ...
+
+
+@runtime_checkable
+class SinglePassModality(BiometricModality, Protocol):
+    """A modality that assesses a sample in one pass (optional: see :func:`assess`)."""
+
+    def assess(self, sample: bytes, *, decoded: Image.Image | None = None) -> Assessment:
+        """``(quality(sample), extract_template(sample))`` computed together, without
+        working on the sample twice. ``decoded``, when given, is ``sample`` already decoded
+        by ``biometrics.imaging.decode_image`` within the caller's limits: an image modality
+        analyses it instead of decoding ``sample`` again; others ignore it."""
+        ...
+
+
+def assess(
+    modality: BiometricModality, sample: bytes, *, decoded: Image.Image | None = None
+) -> Assessment:
+    """Quality and template of ``sample``: the modality's own single pass if it has one,
+    else its ``quality`` and ``extract_template`` (``decoded`` is then unused)."""
+    if isinstance(modality, SinglePassModality):
+        return modality.assess(sample, decoded=decoded)
+    return modality.quality(sample), modality.extract_template(sample)
 
 
 def _instantiate(entry_point: EntryPoint) -> BiometricModality | None:

@@ -1,4 +1,5 @@
-"""The running node: settings, database, signing key and in-memory indexes, built once."""
+"""The running node: settings, database, signing key, face modality and in-memory indexes,
+built once."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from biometrics.plugins import BiometricModality
 from registry.audit import AuditJournal
 from registry.db import Database
 from registry.idempotency import IdempotencyLocks
+from registry.photos import face_modality
 from registry.receipts import load_or_create_node_key, receipt_binding_key
 from registry.security import TokenCache
 from registry.settings import Settings
@@ -46,8 +49,17 @@ class Node:
     def stay_rules(self) -> StayRules:
         return self.stay_rules_override or self.settings.stay_rules
 
+    @property
+    def face_modality(self) -> BiometricModality:
+        """The biometric plug-in that assesses and encodes this node's portraits
+        (``settings.face_modality``, loaded once: ``registry.photos.face_modality``)."""
+        return face_modality(self.settings)
+
     @classmethod
     def build(cls, settings: Settings) -> Node:
+        """The node of ``settings``; SettingsError (before anything is opened) when its face
+        modality is not an installed biometric plug-in."""
+        face_modality(settings)  # picked once, at start: an unknown name stops the node here
         key = load_or_create_node_key(settings.node_key_path)
         node = cls(settings=settings, db=Database(settings), signing_key=key)
         node.trusted_keys[settings.node_code] = key.public_key()

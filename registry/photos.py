@@ -9,6 +9,11 @@ px whatever the camera's resolution. And :func:`analyse_upload` lets at most
 ``photo_decode_slots`` photos decode at once in the process; up to ``photo_decode_waiting``
 more wait their turn, and beyond that a photo is refused with 503 (try again).
 
+The quality report and face template of a portrait come from the node's face modality, the
+biometric plug-in named by ``settings.face_modality`` (:func:`face_modality`, loaded through
+``biometrics.plugins.load_modalities`` once per process, when the node starts): one pass on the
+image decoded here (``biometrics.plugins.assess``), so nothing is decoded twice.
+
 A face watchlist entry keeps a small listed portrait (:func:`listed_portrait`): the face of
 the photo it was enrolled from, cropped head and shoulders, 150x188 px, re-encoded to JPEG
 without metadata, at most :data:`LISTED_PORTRAIT_MAX_BYTES`.
@@ -29,9 +34,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from biometrics.face import DEFAULT_MAX_SIDE, PortraitAnalysis, analyse_image
+from biometrics.engine import decode_template
+from biometrics.face import DEFAULT_MAX_SIDE, PortraitAnalysis
 from biometrics.imaging import PORTRAIT_MODES, ImageRejected, decode_image, to_jpeg
+from biometrics.plugins import BiometricModality, assess, load_modalities
+from biometrics.quality import QualityReport
 from registry.problems import Problem
+from registry.settings import SettingsError
 
 if TYPE_CHECKING:
     from registry.settings import Settings
@@ -154,39 +163,81 @@ def read_photo(photo_dir: Path, sha256: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class AnalysedPhoto:
-    """A sanitised portrait with its face analysis (quality gate and 128-d encoding)."""
+    """A sanitised portrait with its face analysis: the quality gate's report and the face
+    template (128 little-endian float32 values, ``biometrics.engine.encode_template``) that
+    is stored with it."""
 
     photo: SanitisedPhoto
     faces_found: int
     quality: dict[str, Any]
     quality_score: int
     quality_passed: bool
-    encoding: np.ndarray | None
+    template: bytes | None
+
+    @property
+    def encoding(self) -> np.ndarray | None:
+        """The template as a float32 vector (``biometrics.engine.decode_template``)."""
+        return decode_template(self.template) if self.template is not None else None
 
     @property
     def refusal(self) -> str:
         return "; ".join(r["message"] for r in self.quality.get("reasons", []))
 
 
+_MODALITIES: dict[str, BiometricModality] = {}
+
+
+def face_modality(settings: Settings) -> BiometricModality:
+    """The biometric plug-in that analyses this node's portraits: the one installed under
+    the entry-point name ``settings.face_modality`` (``biometrics.plugins.load_modalities``),
+    loaded the first time a node of the process asks for it (``Node.build``, at start) and
+    kept. SettingsError when no plug-in of that name is installed."""
+    name = settings.face_modality
+    modality = _MODALITIES.get(name)
+    if modality is None:
+        installed = load_modalities()
+        if name not in installed:
+            raise SettingsError(
+                f"BORDERPOST_FACE_MODALITY {name!r} is not an installed biometric plug-in "
+                f"(entry points in group borderpost.biometrics: "
+                f"{', '.join(sorted(installed)) or 'none'})"
+            )
+        modality = _MODALITIES.setdefault(name, installed[name])
+    return modality
+
+
+def _faces_found(report: QualityReport, template: bytes | None) -> int:
+    """Faces the modality saw: the face gate's ``face_count`` metric, else one if it
+    extracted a template."""
+    count = report.metrics.get("face_count")
+    return int(count) if count is not None else int(template is not None)
+
+
 def analyse_photo(
-    data: bytes, *, max_bytes: int, max_pixels: int, field: str, max_side: int | None = None
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    field: str,
+    modality: BiometricModality,
+    max_side: int | None = None,
 ) -> AnalysedPhoto:
-    """Decode once, re-encode without metadata, run the face pipeline (CPU-bound: call it
-    in a worker thread, through :func:`analyse_upload` for untrusted uploads)."""
+    """Decode once, re-encode without metadata, and have ``modality`` assess the decoded
+    image in one pass (CPU-bound: call it in a worker thread, through
+    :func:`analyse_upload` for untrusted uploads)."""
     image = _decode_portrait(
         data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side, field=field
     )
     jpeg = to_jpeg(image)
     sanitised = SanitisedPhoto(hashlib.sha256(jpeg).hexdigest(), jpeg, image.width, image.height)
-    analysis = analyse_image(image)
-    report = analysis.quality
+    report, template = assess(modality, data, decoded=image)
     return AnalysedPhoto(
         sanitised,
-        analysis.faces_found,
+        _faces_found(report, template),
         report.to_dict(),
         report.score,
         report.passed,
-        analysis.encoding,
+        template,
     )
 
 
@@ -305,9 +356,10 @@ def decode_slots(settings: Settings) -> DecodeSlots:
 
 async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo") -> AnalysedPhoto:
     """Analyse an uploaded portrait in a worker thread, within the node's photo limits and
-    the process's decode slots. A request cancelled meanwhile (the client went away) keeps
-    its slot until its thread has finished: a thread cannot be stopped, and a slot freed
-    early would let uploads that are dropped at once decode without limit."""
+    the process's decode slots, assessed by the node's face modality (:func:`face_modality`).
+    A request cancelled meanwhile (the client went away) keeps its slot until its thread has
+    finished: a thread cannot be stopped, and a slot freed early would let uploads that are
+    dropped at once decode without limit."""
     if len(data) > settings.max_photo_bytes:  # refused at once, without waiting for a slot
         raise PhotoRefused(
             413,
@@ -315,6 +367,7 @@ async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo
             field=field,
             detail=f"image is {len(data)} bytes; the limit is {settings.max_photo_bytes} bytes",
         )
+    modality = face_modality(settings)
     async with decode_slots(settings).slot(field):
         work = asyncio.ensure_future(
             asyncio.to_thread(
@@ -324,6 +377,7 @@ async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo
                 max_pixels=settings.max_photo_pixels,
                 max_side=settings.max_photo_side,
                 field=field,
+                modality=modality,
             )
         )
         try:

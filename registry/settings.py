@@ -46,6 +46,9 @@ class Settings:
     offline_warning_days: int = 7
     stay_rules_json: str = ""
     face_tolerance: float = 0.6
+    # the biometric plug-in (entry point in group borderpost.biometrics) that assesses and
+    # encodes portraits; checked when the node starts (registry.photos.face_modality)
+    face_modality: str = "face"
     sync_interval_seconds: float = 30.0
     sync_batch_records: int = 5000  # post: most records in one pushed batch
     sync_batch_bytes: int = 8_000_000  # post: most JSON bytes in one batch (about 1 MB sent)

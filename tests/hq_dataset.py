@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Column, MetaData, Table, insert, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from biometrics.engine import encode_template
 from registry.db import Database
 from registry.ids import uuid7
 from registry.models import (
@@ -31,7 +32,6 @@ from registry.models import (
 from registry.names import name_key, normalise_document_number
 from registry.outbox import row_of
 from registry.settings import Settings
-from registry.watchlists.content import template_bytes
 from tests.conftest import missing, pg_reachable
 
 NATIONAL = "MR-NATIONAL"
@@ -170,7 +170,7 @@ def _photos(world: World) -> list[Photo]:
                 width=100,
                 height=100,
                 size_bytes=1000,
-                face_encoding=template_bytes(vector),
+                face_encoding=encode_template(vector),
             )
         )
     return rows

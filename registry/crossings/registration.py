@@ -485,7 +485,7 @@ def prepare_registration(
     hits = node.watchlists.match_traveller(
         day=today,
         probe=traveller_probe(identity.document, identity.traveller, identity.mrz),
-        face_encoding=photo.encoding if photo is not None else None,
+        face_encoding=photo.template if photo is not None else None,
     )
     override = request.photo_quality_override if photo and not photo.quality_passed else None
     return PreparedRegistration(

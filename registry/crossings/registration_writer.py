@@ -196,14 +196,14 @@ def _photo(node: Node, item: PreparedRegistration, state: _BatchState) -> Photo 
     analysed = item.photo
     if analysed is None:
         return None
-    photo, encoding = analysed.photo, analysed.encoding
+    photo = analysed.photo
     record = Photo(
         sha256=photo.sha256,
         origin=node.settings.node_code,
         width=photo.width,
         height=photo.height,
         size_bytes=len(photo.jpeg),
-        face_encoding=encoding.astype("<f4").tobytes() if encoding is not None else None,
+        face_encoding=analysed.template,  # the face modality's template, stored as it is
         quality_score=analysed.quality_score,
         quality=analysed.quality,
     )

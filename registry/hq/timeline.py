@@ -17,6 +17,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from biometrics.engine import decode_template
 from registry.audit import audit
 from registry.crossings.records import traveller_view
 from registry.crossings.registration import current_version_filter
@@ -25,7 +26,6 @@ from registry.hq.search import DOB_CANDIDATES, NAME_CUTOFF, name_matches, score_
 from registry.models import Crossing, Officer, Photo, TravelDocument, Traveller
 from registry.node import Node
 from registry.problems import Problem
-from registry.watchlists.content import template_vector
 
 NAME_LINK_THRESHOLD = 90.0
 FACE_NAME_CANDIDATES = 1000
@@ -126,7 +126,7 @@ async def _face_templates(
         )
         for traveller_id, sha256, encoding in (await session.execute(query)).all():
             if encoding is not None:  # always: the query keeps only photos with one
-                vectors[traveller_id][sha256] = template_vector(encoding)
+                vectors[traveller_id][sha256] = decode_template(encoding)
     return {tid: np.stack(list(rows.values())) for tid, rows in vectors.items()}
 
 

@@ -5,8 +5,9 @@
 the entries it created before; entries created over the API get a generated ``external_id``.
 ``source`` and ``external_id`` never change. ``build_version`` makes the row of a version with
 its matching keys (``registry.names``); face templates are stored as 128 little-endian float32
-values (``template_bytes``, ``template_vector``), beside the small listed portrait they were
-taken from (``registry.photos.listed_portrait``), shown to the supervisor of a face alert.
+values (the one codec, ``biometrics.engine.encode_template``/``decode_template``), beside the
+small listed portrait they were taken from (``registry.photos.listed_portrait``), shown to the
+supervisor of a face alert.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import date
 
-import numpy as np
-
+from biometrics.engine import TEMPLATE_BYTES, TEMPLATE_DIM
 from registry.models import WATCHLIST_ACTIONS, WATCHLIST_KINDS, Officer, WatchlistEntry
 from registry.names import name_key, normalise_document_number
 from registry.problems import Problem
@@ -24,8 +24,6 @@ from registry.watchlists.policy import PROTECT
 from registry.watchlists.schemas import WatchlistEntryCreate
 
 WATCHLIST_NAMESPACE = uuid.UUID("6f1c1f8e-4f0b-5b7e-9a57-2b6f0d6a7c31")
-TEMPLATE_DIM = 128
-TEMPLATE_BYTES = TEMPLATE_DIM * 4
 
 
 @dataclass(frozen=True)
@@ -159,22 +157,3 @@ def build_version(
         change_reason=change_reason,
         **{name: getattr(content, name) for name in CONTENT_FIELDS},
     )
-
-
-def template_bytes(encoding: np.ndarray) -> bytes:
-    """A 128-value face encoding as stored (little-endian float32)."""
-    vector = np.asarray(encoding, dtype="<f4").reshape(-1)
-    if vector.shape != (TEMPLATE_DIM,):
-        raise ValueError(f"a face template has {TEMPLATE_DIM} values, not {vector.shape[0]}")
-    return vector.tobytes()
-
-
-def template_vector(data: bytes | np.ndarray) -> np.ndarray:
-    """A stored template (or an encoding) as a float32 vector of 128 values."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        vector = np.frombuffer(bytes(data), dtype="<f4")
-    else:
-        vector = np.asarray(data, dtype=np.float32).reshape(-1)
-    if vector.shape != (TEMPLATE_DIM,):
-        raise ValueError(f"a face template has {TEMPLATE_DIM} values, not {vector.shape[0]}")
-    return vector.astype(np.float32)

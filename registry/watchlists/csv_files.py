@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from biometrics.engine import encode_template
 from registry.audit import audit
 from registry.models import Officer, WatchlistEntry
-from registry.watchlists.content import EntryContent, build_version, content_of, template_bytes
+from registry.watchlists.content import EntryContent, build_version, content_of
 from registry.watchlists.csv_rows import RowRejected, WatchlistRow, check_rows
 from registry.watchlists.matcher import apply_to_matcher
 from registry.watchlists.service import (
@@ -175,7 +176,7 @@ def _face_of_photo(photos_dir: Path | None, name: str) -> tuple[bytes, bytes]:
     if analysis.faces_found != 1 or analysis.encoding is None:
         found = "no face" if analysis.faces_found == 0 else f"{analysis.faces_found} faces"
         raise RowRejected(f"photo: {name} shows {found}; exactly one face is needed")
-    return template_bytes(analysis.encoding), listed_portrait(image, analysis)
+    return encode_template(analysis.encoding), listed_portrait(image, analysis)
 
 
 def _duplicates(header: list[str], records: list[tuple[int, list[str]]]) -> dict[int, str]:

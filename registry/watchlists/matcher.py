@@ -39,12 +39,12 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from biometrics.engine import TEMPLATE_DIM, decode_template
 from biometrics.index import BandThresholds, FaceIndex
 from registry.models import WatchlistEntry
 from registry.mrz import MrzResult
 from registry.names import form_similarity, name_key, normalise_document_number, similarity_form
 from registry.schemas import DocumentInput, TravellerInput
-from registry.watchlists.content import TEMPLATE_DIM, template_vector
 from registry.watchlists.service import current_versions_query
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class _Listing:
         if listed.name_key:
             self.names[listed.date_of_birth].add(listed.entry_id)
         if entry.face_template is not None:
-            self.faces.add(str(listed.entry_id), template_vector(entry.face_template))
+            self.faces.add(str(listed.entry_id), decode_template(entry.face_template))
 
     def discard(self, entry_id: uuid.UUID) -> None:
         listed = self.entries.pop(entry_id, None)
@@ -307,7 +307,7 @@ class WatchlistMatcher:
                 for key in probe.name_keys:
                     hits += self._name_hits(candidates, key)
             if face_encoding is not None:
-                hits += self._face_hits(listing, day, template_vector(face_encoding))
+                hits += self._face_hits(listing, day, decode_template(face_encoding))
         best: dict[tuple[uuid.UUID, str], WatchlistHit] = {}
         for hit in hits:
             kept = best.get((hit.entry_id, hit.evidence))

@@ -23,7 +23,13 @@ from PIL import Image
 
 from biometrics.face_plugin import TEMPLATE_BYTES, FaceModality, decode_template, encode_template
 from biometrics.imaging import to_jpeg
-from biometrics.plugins import ENTRY_POINT_GROUP, BiometricModality, load_modalities
+from biometrics.plugins import (
+    ENTRY_POINT_GROUP,
+    BiometricModality,
+    SinglePassModality,
+    assess,
+    load_modalities,
+)
 
 PLUGIN_SOURCE = Path(__file__).resolve().parents[1] / "plugins" / "borderpost_fake_iris"
 
@@ -170,3 +176,42 @@ def test_face_plugin_handles_bad_samples() -> None:
     with pytest.raises(ValueError):
         face.match(b"short", b"short")
     assert face.identify(encode_template(np.zeros(128)), {}, k=3) == []
+
+
+# ---------------------------------------------------------------- single pass and codec
+def test_assess_falls_back_to_quality_and_extract_for_plugins_without_it(
+    plugin_site: Path,
+) -> None:
+    iris = load_modalities()["iris"]
+    assert not isinstance(iris, SinglePassModality)  # a plug-in written before assess
+    report, template = assess(iris, b"left-eye-scan", decoded=Image.new("RGB", (4, 4)))
+    assert report.passed and template == iris.extract_template(b"left-eye-scan")
+    empty, none = assess(iris, b"")
+    assert empty.score == 0 and none is None
+
+
+def test_face_assess_is_quality_and_template_in_one_pass(astronaut_png: bytes) -> None:
+    face = FaceModality()
+    assert isinstance(face, SinglePassModality)
+    report, template = assess(face, astronaut_png)
+    assert report == face.quality(astronaut_png)
+    assert template is not None and template == face.extract_template(astronaut_png)
+    decoded = Image.open(io.BytesIO(astronaut_png)).convert("RGB")
+    assert face.assess(b"ignored when decoded is given", decoded=decoded) == (report, template)
+    bad, none = face.assess(b"definitely not a photo")
+    assert bad.codes == ["invalid_image"] and none is None
+
+
+def test_template_codec_round_trips_and_refuses_malformed_templates() -> None:
+    vector = np.random.default_rng(3).normal(0, 0.1, 128).astype(np.float32)
+    template = encode_template(vector)
+    assert template == vector.astype("<f4").tobytes() and len(template) == TEMPLATE_BYTES
+    assert np.array_equal(decode_template(template), vector)
+    assert np.array_equal(decode_template(memoryview(template)), vector)
+    assert np.array_equal(decode_template(vector), vector)  # an encoding already in memory
+    assert decode_template(vector) is not vector
+    for bad in (template[:-4], vector[:-1], np.full(128, np.nan), encode_template(vector * np.inf)):
+        with pytest.raises(ValueError):
+            decode_template(bad)
+    with pytest.raises(ValueError):
+        encode_template(vector[:64])

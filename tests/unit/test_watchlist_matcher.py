@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from biometrics.engine import encode_template
 from registry.models import Alert, WatchlistEntry
 from registry.mrz import MrzResult, build_td3, parse_mrz
 from registry.names import name_key, normalise_document_number
@@ -20,7 +21,6 @@ from registry.watchlists.content import (
     EntryContent,
     build_version,
     content_problems,
-    template_bytes,
     watchlist_entry_id,
 )
 from registry.watchlists.matcher import WatchlistMatcher, face_score, traveller_probe
@@ -58,7 +58,7 @@ def entry(
         valid_from=valid_from,
         valid_to=valid_to,
         active=active,
-        face_template=template_bytes(template) if template is not None else None,
+        face_template=encode_template(template) if template is not None else None,
     )
     external = external_id or uuid.uuid4().hex
     return build_version(
@@ -283,7 +283,7 @@ def test_face_accepts_stored_bytes_and_expired_faces_do_not_match() -> None:
         number_norm="Z9",
         name_key="",
         date_of_birth=None,
-        face_encoding=template_bytes(template),
+        face_encoding=encode_template(template),
     )
     assert [h.evidence for h in hits] == ["face"]
     assert query(matcher, face=template) == []
