@@ -125,8 +125,12 @@ async def _face_templates(
             .where(col(Crossing.traveller_id).in_(chunk), col(Photo.face_encoding).is_not(None))
         )
         for traveller_id, sha256, encoding in (await session.execute(query)).all():
-            if encoding is not None:  # always: the query keeps only photos with one
+            if encoding is None:  # never: the query keeps only photos with one
+                continue
+            try:
                 vectors[traveller_id][sha256] = decode_template(encoding)
+            except ValueError:  # a post's unreadable template (wrong size, NaN) is no evidence
+                continue
     return {tid: np.stack(list(rows.values())) for tid, rows in vectors.items()}
 
 
