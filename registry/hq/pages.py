@@ -16,9 +16,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import node_of
 from registry.api.params import Offset
-from registry.audit import audited_read
 from registry.crossings.search import MAX_RESULTS, open_stays
 from registry.hq.controller import CSV_MEDIA_TYPE, table_csv
 from registry.hq.search import (
@@ -298,21 +296,21 @@ class HqPagesController(Controller):
     async def dashboard(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         date_from: DateParam = None,
         date_to: DateParam = None,
         post: PostParam = None,
     ) -> Response[str]:
-        node = node_of(request)
         start, end = date_range(
             node, form_day(date_from, "date_from"), form_day(date_to, "date_to")
         )
         post = post or None
         _ = translator(request)
-        async with node.db.write_transaction() as session:
-            flows = await _statistic(session, node, officer, "flows", start, end, post)
-            people = await _statistic(session, node, officer, "demographics", start, end, post)
-            alerts = await _statistic(session, node, officer, "alerts", start, end, post)
+        flows = await _statistic(transaction, node, officer, "flows", start, end, post)
+        people = await _statistic(transaction, node, officer, "demographics", start, end, post)
+        alerts = await _statistic(transaction, node, officer, "alerts", start, end, post)
         sexes = [label(SEXES, code, _) for code in SEXES]
         for row in people.rows:
             row["sex"] = label(SEXES, row["sex"], _)
@@ -341,56 +339,54 @@ class HqPagesController(Controller):
     @get("/export/{name:str}")
     async def export(
         self,
-        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         name: str,
         date_from: DateParam = None,
         date_to: DateParam = None,
         post: PostParam = None,
     ) -> Response[str]:
-        node = node_of(request)
         stem = name.removesuffix(".csv")
         first, last = form_day(date_from, "date_from"), form_day(date_to, "date_to")
         if stem in ("open-stays", "overstays"):
             today = utcnow().astimezone(node.settings.zone).date()
-            async with node.db.write_transaction() as session:
-                result = await stays(
-                    session,
-                    node=node,
-                    officer=officer,
-                    as_of=last or today,
-                    overstays_only=stem == "overstays",
-                    limit=STAY_EXPORT_LIMIT,
-                )
+            result = await stays(
+                transaction,
+                node=node,
+                officer=officer,
+                as_of=last or today,
+                overstays_only=stem == "overstays",
+                limit=STAY_EXPORT_LIMIT,
+            )
             return _csv(stem, stays_csv(result["items"]))
         if stem not in ("flows", "net-flow", "demographics", "alerts"):
             raise Problem(404, "Not found", field="name", detail="no such export")
         start, end = date_range(node, first, last)
-        async with node.db.write_transaction() as session:
-            table = await _statistic(session, node, officer, stem, start, end, post or None)
+        table = await _statistic(transaction, node, officer, stem, start, end, post or None)
         return _csv(stem, table_csv(table))
 
     @get("/stays")
     async def stays(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         kind: Literal["open", "overstays"] = "overstays",
         as_of: DateParam = None,
         offset: Offset = 0,
     ) -> Response[str]:
-        node = node_of(request)
         day = form_day(as_of, "as_of") or utcnow().astimezone(node.settings.zone).date()
-        async with node.db.write_transaction() as session:
-            result = await stays(
-                session,
-                node=node,
-                officer=officer,
-                as_of=day,
-                overstays_only=kind == "overstays",
-                limit=STAYS_PAGE,
-                offset=offset,
-            )
+        result = await stays(
+            transaction,
+            node=node,
+            officer=officer,
+            as_of=day,
+            overstays_only=kind == "overstays",
+            limit=STAYS_PAGE,
+            offset=offset,
+        )
         return await render(
             request,
             "hq_stays.html",
@@ -407,6 +403,8 @@ class HqPagesController(Controller):
     async def search(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         issuing_state: Annotated[str | None, Parameter(max_length=3)] = None,
         number: Annotated[str | None, Parameter(max_length=40)] = None,
@@ -427,22 +425,23 @@ class HqPagesController(Controller):
             post or "",
             (nationality or "").upper(),
         )
-        node = node_of(request)
-        async with audited_read(node) as session:
-            results = await run_search(session, node, officer, query, translator(request))
+        results = await run_search(reading, node, officer, query, translator(request))
         return await render(
             request, "hq_search.html", active="hq_search", query=query.form(), **results
         )
 
     @get("/travellers/{traveller_id:uuid}")
     async def timeline(
-        self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
+        officer: Officer,
+        traveller_id: uuid.UUID,
     ) -> Response[str]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            timeline = await person_timeline(
-                session, node=node, officer=officer, traveller_id=traveller_id
-            )
+        timeline = await person_timeline(
+            reading, node=node, officer=officer, traveller_id=traveller_id
+        )
         _ = translator(request)
         for link in timeline["linked"]:
             for item in link["evidence"]:

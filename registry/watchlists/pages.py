@@ -16,7 +16,6 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 
-from registry.api.auth import node_of
 from registry.models import WATCHLIST_ACTIONS, WATCHLIST_KINDS, Officer, utcnow
 from registry.node import Node
 from registry.problems import Problem
@@ -255,8 +254,10 @@ class WatchlistImportPagesController(Controller):
     include_in_schema = False
 
     @get("/watchlist")
-    async def watchlist(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        _refuse_unless_national(node_of(request))
+    async def watchlist(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> Response[str]:
+        _refuse_unless_national(node)
         jobs = sorted(_jobs(request).values(), key=lambda job: job.started_at, reverse=True)
         return await render(
             request,
@@ -268,9 +269,8 @@ class WatchlistImportPagesController(Controller):
 
     @post("/watchlist/import", request_max_body_size=IMPORT_BODY_LIMIT)
     async def start_import(
-        self, request: Request[Any, Any, Any], officer: Officer
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
     ) -> Response[Any]:
-        node = node_of(request)
         _refuse_unless_national(node)
         folder = Path(tempfile.mkdtemp(prefix="bp-watchlist-"))
         try:

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import EVERYONE, node_of
+from registry.api.auth import EVERYONE
 from registry.audit import audit
 from registry.models import Officer
 from registry.node import Node
@@ -176,8 +176,7 @@ class AccountController(Controller):
         )
 
     @post("/login", opt={"public": True, "csrf": "login"}, include_in_schema=False)
-    async def login_submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        node = node_of(request)
+    async def login_submit(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
         form = await _form(request)
         try:
             result = await login(
@@ -200,10 +199,13 @@ class AccountController(Controller):
         return redirect(target, cookies=cookies)
 
     @post("/logout", opt={"roles": EVERYONE}, include_in_schema=False)
-    async def logout(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+    async def logout(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> Response[Any]:
+        """End this session; the token leaves the cache only once its revocation is
+        committed, so the handler opens its transaction itself."""
         from registry.security import revoke_token
 
-        node = node_of(request)
         token = session_token(request)
         if token:
             async with node.db.write_transaction() as session:
@@ -226,11 +228,10 @@ class AccountController(Controller):
 
     @post("/account/password", opt={"roles": EVERYONE}, include_in_schema=False)
     async def change_password(
-        self, request: Request[Any, Any, Any], officer: Officer
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
     ) -> Response[Any]:
         """Change one's own password (``registry.officers.service.change_own_password``):
         the current one is required; every other session ends, this one stays."""
-        node = node_of(request)
         _ = translator(request)
         form = await request.form()
         current, new, again = (
@@ -274,8 +275,11 @@ class AccountController(Controller):
         return redirect("/web/account?done=password_changed")
 
     @post("/language", opt={"roles": EVERYONE}, include_in_schema=False)
-    async def language(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
-        node = node_of(request)
+    async def language(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> Response[Any]:
+        """Save the officer's language; the cached session is forgotten once that is
+        committed, so the handler opens its transaction itself."""
         form = await _form(request)
         chosen = supported(form.get("language"))
         if chosen is None:

@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import node_of
 from registry.api.params import RowId
 from registry.models import Officer, utcnow
 from registry.node import Node
@@ -71,7 +71,7 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def _agreements(node: Node, _: Any, lang: str) -> list[dict[str, Any]]:
+async def _agreements(node: Node, session: AsyncSession, _: Any, lang: str) -> list[dict[str, Any]]:
     """The node's data-sharing agreement (``agreement_file`` setting) with its status and,
     when either party revoked it, the revocation this node holds."""
     from sync.exchange.model import AgreementError
@@ -88,8 +88,7 @@ async def _agreements(node: Node, _: Any, lang: str) -> list[dict[str, Any]]:
         agreement = load_agreement(path)
     except (AgreementError, OSError) as exc:
         return [{"file": Path(path).name, "error": str(exc)}]
-    async with node.db.session() as session:
-        revocation = await revocation_of(session, agreement)
+    revocation = await revocation_of(session, agreement)
     in_force, problems = agreement_status(
         agreement,
         today,
@@ -120,22 +119,24 @@ async def _agreements(node: Node, _: Any, lang: str) -> list[dict[str, Any]]:
 
 
 async def _posts_page(
-    request: Request[Any, Any, Any], issued: dict[str, Any] | None = None
+    request: Request[Any, Any, Any],
+    node: Node,
+    session: AsyncSession,
+    issued: dict[str, Any] | None = None,
 ) -> Response[str]:
     """The Posts page: enrolled peers with their key fingerprints, open enrolment codes
-    (never the codes themselves) and, just after issuing one, the new code."""
-    node = node_of(request)
+    (never the codes themselves) and, just after issuing one, the new code (read in the
+    session that issued it)."""
     peers: list[dict[str, Any]] = []
     invitations: list[Any] = []
     if node.settings.role == "national":
         from sync.peers import key_fingerprint, list_peers, open_invitations
 
-        async with node.db.session() as session:
-            peers = [
-                {"peer": p, "fingerprint": key_fingerprint(p.public_key)}
-                for p in await list_peers(session)
-            ]
-            invitations = await open_invitations(session)
+        peers = [
+            {"peer": p, "fingerprint": key_fingerprint(p.public_key)}
+            for p in await list_peers(session)
+        ]
+        invitations = await open_invitations(session)
     return await render(
         request,
         "admin_posts.html",
@@ -149,6 +150,8 @@ async def _posts_page(
 
 async def _officers_page(
     request: Request[Any, Any, Any],
+    node: Node,
+    reading: AsyncSession,
     *,
     status_code: int = 200,
     error: str = "",
@@ -156,11 +159,10 @@ async def _officers_page(
     reset_error: str = "",
     reset_username: str = "",
 ) -> Response[str]:
-    """The accounts page; after a refused form, with its error and the values typed."""
-    node = node_of(request)
+    """The accounts page; after a refused form (whose transaction has ended), with its
+    error and the values typed."""
     national = node.settings.role == "national"
-    async with node.db.session() as session:
-        found = await list_officers(session, post=None if national else node.settings.node_code)
+    found = await list_officers(reading, post=None if national else node.settings.node_code)
     _ = translator(request)
     return await render(
         request,
@@ -197,12 +199,17 @@ class AdminPagesController(Controller):
     include_in_schema = False
 
     @get("/officers")
-    async def officers(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        return await _officers_page(request)
+    async def officers(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[str]:
+        return await _officers_page(request, node, reading)
 
     @post("/officers")
-    async def create(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
-        node = node_of(request)
+    async def create(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[Any]:
+        """A new account: the password is hashed (argon2) outside the write lock, so the
+        handler opens its transaction itself."""
         form = await request.form()
         fields = {
             name: str(form.get(name, "")).strip()
@@ -231,16 +238,17 @@ class AdminPagesController(Controller):
             # the form again, filled in, saying in the reader's language what is wrong
             error = problem_sentence(problem, translator(request), ACCOUNT_FORM_HINTS)
             return await _officers_page(
-                request, status_code=problem.status, error=error, values=kept
+                request, node, reading, status_code=problem.status, error=error, values=kept
             )
         return redirect("/web/admin/officers?done=officer_created")
 
     @post("/officers/password")
-    async def reset(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+    async def reset(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[Any]:
         """Reset the password of another account of this node (audited): its sessions end
         and it must choose a new password at its next login. A refused form keeps the
         account chosen (never the password)."""
-        node = node_of(request)
         _ = translator(request)
         form = await request.form()
         username = str(form.get("username", "")).strip()[:64]
@@ -262,16 +270,18 @@ class AdminPagesController(Controller):
                     raise
         if error:
             return await _officers_page(
-                request, status_code=422, reset_error=error, reset_username=username
+                request, node, reading, status_code=422, reset_error=error, reset_username=username
             )
         return redirect("/web/admin/officers?done=password_reset")
 
     @post("/logins/unlock")
-    async def unlock(self, request: Request[Any, Any, Any], officer: Officer) -> Response[Any]:
+    async def unlock(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> Response[Any]:
         """Lift a login lockout (account or source address) before it ends; audited."""
         form = await request.form()
         await release_lock(
-            node_of(request),
+            node,
             actor=officer,
             scope=str(form.get("scope", "")),
             key=str(form.get("key", ""))[:256],
@@ -280,9 +290,10 @@ class AdminPagesController(Controller):
 
     @post("/officers/{username:str}/active")
     async def activate(
-        self, request: Request[Any, Any, Any], officer: Officer, username: str
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, username: str
     ) -> Response[Any]:
-        node = node_of(request)
+        """(De)activate an account; the cached sessions are forgotten only once that is
+        committed, so the handler opens its transaction itself."""
         active = (await request.form()).get("active") == "1"
         if username == officer.username and not active:
             raise Problem(409, "Refused", field="username", detail="you cannot deactivate yourself")
@@ -293,13 +304,20 @@ class AdminPagesController(Controller):
         return redirect(f"/web/admin/officers?done={done}")
 
     @get("/posts")
-    async def posts(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        return await _posts_page(request)
+    async def posts(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[str]:
+        return await _posts_page(request, node, reading)
 
     @post("/posts/invite")
-    async def invite(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
+    async def invite(
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+    ) -> Response[str]:
         """Issue a one-time enrolment code; the page shows it this once (never in a URL)."""
-        node = node_of(request)
         if node.settings.role != "national":
             raise Problem(404, "Not found", field="node_code", detail="posts enrol on national")
         from sync.peers import DEFAULT_INVITATION_HOURS, issue_invitation
@@ -310,40 +328,43 @@ class AdminPagesController(Controller):
             hours = float(str(form.get("hours", "") or DEFAULT_INVITATION_HOURS))
         except ValueError as exc:
             raise Problem(422, "Invalid validity", field="hours", detail="give hours") from exc
-        async with node.db.write_transaction() as session:
-            code, invitation = await issue_invitation(
-                session, node=node, officer=officer, node_code=node_code, hours=hours
-            )
+        code, invitation = await issue_invitation(
+            transaction, node=node, officer=officer, node_code=node_code, hours=hours
+        )
         issued = {"node_code": node_code, "code": code, "expires_at": invitation.expires_at}
-        return await _posts_page(request, issued=issued)
+        return await _posts_page(request, node, transaction, issued=issued)
 
     @post("/posts/{node_code:str}/{decision:str}")
     async def decide(
-        self, request: Request[Any, Any, Any], officer: Officer, node_code: str, decision: str
+        self,
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        node_code: str,
+        decision: str,
     ) -> Response[Any]:
-        node = node_of(request)
         statuses = {"approve": "approved", "revoke": "revoked", "remove": "removed"}
         if node.settings.role != "national" or decision not in statuses:
             raise Problem(404, "Not found", field="decision", detail="no such action here")
         from sync.peers import decide_peer, remove_peer
 
-        async with node.db.write_transaction() as session:
-            if decision == "remove":
-                await remove_peer(session, node=node, officer=officer, node_code=node_code)
-            else:
-                peer = await decide_peer(
-                    session,
-                    node=node,
-                    officer=officer,
-                    node_code=node_code,
-                    status=statuses[decision],
-                )
-                await enqueue(session, peer)
+        if decision == "remove":
+            await remove_peer(transaction, node=node, officer=officer, node_code=node_code)
+        else:
+            peer = await decide_peer(
+                transaction,
+                node=node,
+                officer=officer,
+                node_code=node_code,
+                status=statuses[decision],
+            )
+            await enqueue(transaction, peer)
         return redirect(f"/web/admin/posts?done=peer_{statuses[decision]}")
 
     @get("/agreements")
-    async def agreements(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
+    async def agreements(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[str]:
         available = module_available("sync.exchange.model")
         return await render(
             request,
@@ -351,7 +372,7 @@ class AdminPagesController(Controller):
             active="admin_agreements",
             available=available,
             agreements=(
-                await _agreements(node, translator(request), language_of(request))
+                await _agreements(node, reading, translator(request), language_of(request))
                 if available
                 else []
             ),
@@ -359,8 +380,9 @@ class AdminPagesController(Controller):
         )
 
     @get("/sync")
-    async def sync(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
+    async def sync(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[str]:
         status: dict[str, Any] | None = None
         ingest: list[Any] = []
         if node.settings.role == "post":
@@ -373,11 +395,10 @@ class AdminPagesController(Controller):
             from sync.models import IngestState
             from sync.quarantine import list_quarantine
 
-            async with node.db.session() as session:
-                ingest = list(
-                    (await session.scalars(select(IngestState).order_by(IngestState.origin))).all()
-                )
-                quarantine = await list_quarantine(session)
+            ingest = list(
+                (await reading.scalars(select(IngestState).order_by(IngestState.origin))).all()
+            )
+            quarantine = await list_quarantine(reading)
         return await render(
             request,
             "admin_sync.html",
@@ -390,18 +411,21 @@ class AdminPagesController(Controller):
 
     @post("/sync/quarantine/{entry_id:int}/{action:str}")
     async def resolve_quarantine(
-        self, request: Request[Any, Any, Any], officer: Officer, entry_id: RowId, action: str
+        self,
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        entry_id: RowId,
+        action: str,
     ) -> Response[Any]:
         """Retry (through the normal ingest path) or discard a quarantined record; audited."""
-        node = node_of(request)
         if node.settings.role == "post" or action not in ("retry", "discard"):
             raise Problem(404, "Not found", field="action", detail="no such action here")
         from sync.ingest.quarantine import QuarantineError, discard_entry, retry_entry
 
         resolve = retry_entry if action == "retry" else discard_entry
         try:
-            async with node.db.write_transaction() as session:
-                entry = await resolve(session, node=node, entry_id=entry_id, officer=officer)
+            entry = await resolve(transaction, node=node, entry_id=entry_id, officer=officer)
         except QuarantineError as exc:
             raise Problem(
                 404 if exc.code == "unknown" else 409,

@@ -16,7 +16,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import FRONT_DESK, node_of
+from registry.api.auth import FRONT_DESK
 from registry.audit import audit
 from registry.crossings.records import (
     correct_crossing,
@@ -128,6 +128,7 @@ async def _referred(session: AsyncSession, officer: Officer, version_ids: list[u
 
 async def crossing_page(
     request: Request[Any, Any, Any],
+    node: Node,
     officer: Officer,
     crossing_id: uuid.UUID,
     *,
@@ -137,8 +138,8 @@ async def crossing_page(
     kept: dict[str, str] | None = None,
 ) -> Response[str]:
     """The crossing, its versions, whether a referral exists, and the two forms; after a
-    refused form, its error in the reader's language and what was typed."""
-    node = node_of(request)
+    refused form, its error in the reader's language and what was typed. Read in a
+    transaction of its own: the forms' handlers show the page again after theirs."""
     _ = translator(request)
     async with node.db.write_transaction() as session:
         crossing = await read_crossing(
@@ -185,17 +186,16 @@ class CrossingPagesController(Controller):
 
     @get("/{crossing_id:uuid}")
     async def page(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
     ) -> Response[str]:
-        return await crossing_page(request, officer, crossing_id)
+        return await crossing_page(request, node, officer, crossing_id)
 
     @post("/{crossing_id:uuid}/corrections")
     async def correct(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
     ) -> Response[Any]:
         """A superseding version with the fields that differ from this one and the reason,
         through the correction endpoint's service; a refused form comes back filled in."""
-        node = node_of(request)
         _ = translator(request)
         form = await _form(request)
         kept = {name: form.get(name, "") for name in (*CORRECTABLE, "reason")}
@@ -207,6 +207,7 @@ class CrossingPagesController(Controller):
         if superseded:
             return await crossing_page(
                 request,
+                node,
                 officer,
                 crossing_id,
                 status_code=409,
@@ -231,7 +232,13 @@ class CrossingPagesController(Controller):
                 error = form_error_text(problem, _)
         if error:
             return await crossing_page(
-                request, officer, crossing_id, status_code=422, correction_error=error, kept=kept
+                request,
+                node,
+                officer,
+                crossing_id,
+                status_code=422,
+                correction_error=error,
+                kept=kept,
             )
         try:
             async with node.db.write_transaction() as session:
@@ -248,6 +255,7 @@ class CrossingPagesController(Controller):
                 raise
             return await crossing_page(
                 request,
+                node,
                 officer,
                 crossing_id,
                 status_code=409,
@@ -258,10 +266,9 @@ class CrossingPagesController(Controller):
 
     @post("/{crossing_id:uuid}/referrals")
     async def refer(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
     ) -> Response[Any]:
         """Attach a protection referral through the referral endpoint's service."""
-        node = node_of(request)
         _ = translator(request)
         form = await _form(request)
         kept = {"category": form.get("category", ""), "note": form.get("note", "")}
@@ -279,7 +286,13 @@ class CrossingPagesController(Controller):
                 error = form_error_text(problem, _)
         if error:
             return await crossing_page(
-                request, officer, crossing_id, status_code=422, referral_error=error, kept=kept
+                request,
+                node,
+                officer,
+                crossing_id,
+                status_code=422,
+                referral_error=error,
+                kept=kept,
             )
         async with node.db.write_transaction() as session:
             chain = await crossing_versions(session, crossing_id)
@@ -297,6 +310,12 @@ class CrossingPagesController(Controller):
                 )
         if refused:  # a second referral (another desk was quicker): the page says one exists
             return await crossing_page(
-                request, officer, crossing_id, status_code=409, referral_error=refused, kept=kept
+                request,
+                node,
+                officer,
+                crossing_id,
+                status_code=409,
+                referral_error=refused,
+                kept=kept,
             )
         return redirect(f"/web/crossings/{crossing_id}?done=referral_attached")

@@ -19,9 +19,10 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import Parameter
 from msgspec import Meta
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import FRONT_DESK, node_of
-from registry.audit import audit, audited_read
+from registry.api.auth import FRONT_DESK
+from registry.audit import audit
 from registry.crossings.records import load_crossing
 from registry.crossings.registration import Check, Registration, prepare_registration
 from registry.crossings.schemas import RegistrationRequest
@@ -138,22 +139,24 @@ def _recent_option(view: dict[str, Any], _: Any) -> dict[str, str]:
     }
 
 
-async def recent_registrations(node: Node, officer: Officer, _: Any) -> list[dict[str, str]]:
-    """This post's registrations of the last hours (for guardians, companions, reprints)."""
+async def recent_registrations(
+    reading: AsyncSession, node: Node, officer: Officer, _: Any
+) -> list[dict[str, str]]:
+    """This post's registrations of the last hours (for guardians, companions, reprints),
+    read in an audited read (``audited_read``)."""
     until = utcnow()
-    async with audited_read(node) as session:
-        views = await search_crossings(
-            session,
-            node=node,
-            officer=officer,
-            since=until - timedelta(hours=RECENT_HOURS),
-            until=until,
-            direction=None,
-            limit=RECENT_LIMIT,
-        )
-        referred = await referred_crossings(
-            session, officer=officer, crossing_ids=[uuid.UUID(view["id"]) for view in views]
-        )
+    views = await search_crossings(
+        reading,
+        node=node,
+        officer=officer,
+        since=until - timedelta(hours=RECENT_HOURS),
+        until=until,
+        direction=None,
+        limit=RECENT_LIMIT,
+    )
+    referred = await referred_crossings(
+        reading, officer=officer, crossing_ids=[uuid.UUID(view["id"]) for view in views]
+    )
     for view in views:
         view["referred"] = uuid.UUID(view["id"]) in referred
     return [_recent_option(view, _) for view in views]
@@ -234,14 +237,15 @@ class DeskController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def page(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
+    async def page(
+        self, request: Request[Any, Any, Any], node: Node, reading: AsyncSession, officer: Officer
+    ) -> Response[str]:
         _ = translator(request)
         return await render(
             request,
             "desk.html",
             active="desk",
-            recent=await recent_registrations(node, officer, _),
+            recent=await recent_registrations(reading, node, officer, _),
             directions=[(code, label(DIRECTIONS, code, _)) for code in DIRECTIONS],
             decisions=[(code, label(DECISIONS, code, _)) for code in DECISIONS],
             modes=[(code, label(MODES, code, _)) for code in MODES],
@@ -251,28 +255,33 @@ class DeskController(Controller):
         )
 
     @post("/mrz", status_code=200, opt={"body": "json"})
-    async def parse(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def parse(self, request: Request[Any, Any, Any], node: Node) -> dict[str, Any]:
         """The MRZ parsed by ``registry.mrz.parse_mrz``, with the form values and checks."""
         data = decode_as(await request.body(), MrzRequest)
-        today = utcnow().astimezone(node_of(request).settings.zone).date()
+        today = utcnow().astimezone(node.settings.zone).date()
         view = mrz_view(data.mrz, today, translator(request))
         view["values"] = shown_days(view["values"], language_of(request))
         return view
 
     @post("/photo", status_code=200)
-    async def photo(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+    async def photo(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> dict[str, Any]:
         """Run the face pipeline and quality gate on a portrait; nothing is stored."""
         data = await _upload(request, "photo")
         if data is None:
             raise Problem(422, "Photo missing", field="photo", detail="send a `photo` file")
-        analysed = await _analyse(node_of(request), data, translator(request))
+        analysed = await _analyse(node, data, translator(request))
         ticket = photo_cache(request).put(officer.id, analysed)
         return quality_view(analysed, ticket, translator(request))
 
     @post("/check", status_code=200, opt={"body": "json"})
-    async def check(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
-        """Integrity checks, stay outcome and the watchlist instructions, before deciding."""
-        node = node_of(request)
+    async def check(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> dict[str, Any]:
+        """Integrity checks, stay outcome and the watchlist instructions, before deciding.
+        The body is received and decoded before the write lock is taken, so the handler
+        opens its transaction itself."""
         raw = typed_days(await request.body(), translator(request), inside="crossing")
         data = decode_as(raw, CheckRequest)
         photo = photo_cache(request).get(officer.id, data.photo_ticket)
@@ -287,11 +296,12 @@ class DeskController(Controller):
             )
 
     @post("/register", status_code=201)
-    async def register(self, request: Request[Any, Any, Any], officer: Officer) -> dict[str, Any]:
+    async def register(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> dict[str, Any]:
         """Save through the API's service path; answer the desk view and the receipt URLs.
         The page sends an ``Idempotency-Key`` per traveller: a save sent again answers the
         first one (``registry.idempotency``)."""
-        node = node_of(request)
 
         async def submit(key: str | None) -> Registration:
             raw = await _form_text(request, "crossing")
@@ -359,13 +369,15 @@ class ReceiptPageController(Controller):
     async def slip(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         crossing_id: uuid.UUID,
         paper: Annotated[str, Parameter(max_length=8)] = "80mm",
         print_: Annotated[str | None, Parameter(query="print", max_length=2)] = None,
         embed: Annotated[str | None, Parameter(max_length=2)] = None,
     ) -> Response[str]:
-        node = node_of(request)
+        """The slip; its QR code is drawn after the audited read is committed (outside the
+        write lock), so the handler opens its transaction itself."""
         async with node.db.write_transaction() as session:
             crossing = await load_crossing(session, crossing_id)
             traveller = await session.get(Traveller, crossing.traveller_id)

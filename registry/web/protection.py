@@ -10,9 +10,10 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import node_of
 from registry.models import Officer
+from registry.node import Node
 from registry.problems import Problem
 from registry.referrals.schemas import FollowUpCreate
 from registry.referrals.service import add_follow_up, list_referrals, read_referral
@@ -59,6 +60,7 @@ def _labelled(referral: dict[str, Any], _: Any, zone: Any) -> dict[str, Any]:
 
 async def _case_page(
     request: Request[Any, Any, Any],
+    node: Node,
     officer: Officer,
     referral_id: uuid.UUID,
     *,
@@ -66,7 +68,8 @@ async def _case_page(
     error: str = "",
     kept: dict[str, str] | None = None,
 ) -> Response[str]:
-    node = node_of(request)
+    """The case and its follow-up form, read in a transaction of its own (the follow-up
+    handler shows it again after its own transaction was refused)."""
     async with node.db.write_transaction() as session:
         referral = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
     _ = translator(request)
@@ -107,10 +110,14 @@ class ReferralPagesController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            referrals = await list_referrals(session, node=node, officer=officer)
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+    ) -> Response[str]:
+        referrals = await list_referrals(transaction, node=node, officer=officer)
         _ = translator(request)
         zone = node.settings.zone
         return await render(
@@ -122,16 +129,16 @@ class ReferralPagesController(Controller):
 
     @get("/{referral_id:uuid}")
     async def detail(
-        self, request: Request[Any, Any, Any], officer: Officer, referral_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, referral_id: uuid.UUID
     ) -> Response[str]:
-        return await _case_page(request, officer, referral_id)
+        return await _case_page(request, node, officer, referral_id)
 
     @post("/{referral_id:uuid}/follow-ups")
     async def follow_up(
-        self, request: Request[Any, Any, Any], officer: Officer, referral_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, referral_id: uuid.UUID
     ) -> Response[Any]:
-        """Add a step to the case; a refused form comes back filled in, its error translated."""
-        node = node_of(request)
+        """Add a step to the case; a refused form comes back filled in, its error translated
+        (after a refused step, the case is read again in a second transaction)."""
         _ = translator(request)
         form = await request.form()
         kept = {
@@ -159,7 +166,7 @@ class ReferralPagesController(Controller):
                 error = _form_refusal(problem, _)
         if error:
             return await _case_page(
-                request, officer, referral_id, status_code=422, error=error, kept=kept
+                request, node, officer, referral_id, status_code=422, error=error, kept=kept
             )
         try:
             async with node.db.write_transaction() as session:
@@ -176,7 +183,13 @@ class ReferralPagesController(Controller):
             if problem.status != 409:
                 raise
             return await _case_page(
-                request, officer, referral_id, status_code=409, error=_(CASE_CLOSED), kept=kept
+                request,
+                node,
+                officer,
+                referral_id,
+                status_code=409,
+                error=_(CASE_CLOSED),
+                kept=kept,
             )
         done = "case_closed" if data.status == "closed" else "follow_up_added"
         return redirect(f"/web/referrals/{referral_id}?done={done}")

@@ -5,7 +5,7 @@ overstayers.
 Every read goes through the post's search services (``registry.crossings.search``), the
 same as ``GET /api/search/...``, ``/api/travellers/{id}/history`` and ``/api/stays/...``:
 each audits what it returned, with its purpose (``search``, ``history``), in the node's
-audit journal (``audited_read``) before the page leaves.
+audit journal (the injected ``reading`` session, ``audited_read``) before the page leaves.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.api.auth import node_of
 from registry.api.params import Offset
-from registry.audit import audited_read
 from registry.crossings.search import (
     MAX_RESULTS,
     open_stays,
@@ -27,6 +26,7 @@ from registry.crossings.search import (
     traveller_history,
 )
 from registry.models import Officer, utcnow
+from registry.node import Node
 from registry.web.i18n import form_day
 from registry.web.messages import DECISIONS, DIRECTIONS, label
 from registry.web.nav import DESK
@@ -58,13 +58,14 @@ class PostSearchPagesController(Controller):
     async def search(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         issuing_state: Annotated[str | None, Parameter(max_length=3)] = None,
         number: Annotated[str | None, Parameter(max_length=40)] = None,
         name: Annotated[str | None, Parameter(max_length=200)] = None,
         date_of_birth: DayText = None,
     ) -> Response[str]:
-        node = node_of(request)
         _ = translator(request)
         born = form_day(date_of_birth, "date_of_birth")
         query: dict[str, str] = {
@@ -75,25 +76,23 @@ class PostSearchPagesController(Controller):
         documents: list[dict[str, Any]] | None = None
         people: list[dict[str, Any]] | None = None
         if query["issuing_state"] and query["number"]:
-            async with audited_read(node) as session:
-                views = await search_by_document(
-                    session,
-                    node=node,
-                    officer=officer,
-                    issuing_state=query["issuing_state"],
-                    number=query["number"],
-                )
+            views = await search_by_document(
+                reading,
+                node=node,
+                officer=officer,
+                issuing_state=query["issuing_state"],
+                number=query["number"],
+            )
             documents = crossing_rows(views, _)
         elif query["name"]:
-            async with audited_read(node) as session:
-                people = await search_by_name(
-                    session,
-                    node=node,
-                    officer=officer,
-                    name=query["name"],
-                    date_of_birth=born,
-                    limit=NAME_RESULTS,
-                )
+            people = await search_by_name(
+                reading,
+                node=node,
+                officer=officer,
+                name=query["name"],
+                date_of_birth=born,
+                limit=NAME_RESULTS,
+            )
         return await render(
             request,
             "post_search.html",
@@ -106,13 +105,16 @@ class PostSearchPagesController(Controller):
 
     @get("/travellers/{traveller_id:uuid}")
     async def history(
-        self, request: Request[Any, Any, Any], officer: Officer, traveller_id: uuid.UUID
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
+        officer: Officer,
+        traveller_id: uuid.UUID,
     ) -> Response[str]:
-        node = node_of(request)
-        async with audited_read(node) as session:
-            history = await traveller_history(
-                session, node=node, officer=officer, traveller_id=traveller_id
-            )
+        history = await traveller_history(
+            reading, node=node, officer=officer, traveller_id=traveller_id
+        )
         crossings = crossing_rows(history["crossings"], translator(request))
         crossings.reverse()  # newest first, as the desk reads a history
         return await render(
@@ -127,21 +129,21 @@ class PostSearchPagesController(Controller):
     async def stays(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        reading: AsyncSession,
         officer: Officer,
         kind: Literal["open", "overstays"] = "overstays",
         as_of: DayText = None,
         offset: Offset = 0,
     ) -> Response[str]:
-        node = node_of(request)
         day = form_day(as_of, "as_of") or utcnow().astimezone(node.settings.zone).date()
-        async with audited_read(node) as session:
-            views = await open_stays(
-                session,
-                node=node,
-                officer=officer,
-                as_of=day,
-                overstays_only=kind == "overstays",
-            )
+        views = await open_stays(
+            reading,
+            node=node,
+            officer=officer,
+            as_of=day,
+            overstays_only=kind == "overstays",
+        )
         return await render(
             request,
             "post_stays.html",

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.api.auth import node_of
 from registry.audit import audit
 from registry.models import AuditEvent, Crossing, Officer, utcnow
 from registry.node import Node
@@ -65,15 +64,21 @@ class AlertPagesController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def queue(self, request: Request[Any, Any, Any], officer: Officer) -> Response[str]:
-        return await _queue_page(request, officer)
+    async def queue(
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+    ) -> Response[str]:
+        return await _queue_page(request, node, transaction, officer)
 
     @get("/{alert_id:uuid}/photo")
     async def live_photo(
-        self, request: Request[Any, Any, Any], officer: Officer, alert_id: uuid.UUID
+        self, node: Node, officer: Officer, alert_id: uuid.UUID
     ) -> Response[bytes]:
-        """The portrait taken at the alert's crossing, beside the listing (audited)."""
-        node = node_of(request)
+        """The portrait taken at the alert's crossing, beside the listing (audited: the read
+        is committed even when the file is then missing, hence its own transaction)."""
         async with node.db.write_transaction() as session:
             sha256 = await alert_live_photo(session, node=node, officer=officer, alert_id=alert_id)
         data = read_photo(node.settings.photo_dir, sha256)
@@ -83,21 +88,23 @@ class AlertPagesController(Controller):
 
     @get("/{alert_id:uuid}/listed-photo")
     async def listed_photo(
-        self, request: Request[Any, Any, Any], officer: Officer, alert_id: uuid.UUID
+        self, node: Node, transaction: AsyncSession, officer: Officer, alert_id: uuid.UUID
     ) -> Response[bytes]:
         """The listed portrait kept with the alert's entry, beside the live one (audited)."""
-        node = node_of(request)
-        async with node.db.write_transaction() as session:
-            data = await alert_listed_portrait(
-                session, node=node, officer=officer, alert_id=alert_id
-            )
+        data = await alert_listed_portrait(
+            transaction, node=node, officer=officer, alert_id=alert_id
+        )
         return Response(data, media_type="image/jpeg")
 
     @post("/{alert_id:uuid}/adjudication")
     async def decide(
-        self, request: Request[Any, Any, Any], officer: Officer, alert_id: uuid.UUID
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
+        officer: Officer,
+        alert_id: uuid.UUID,
     ) -> Response[Any]:
-        node = node_of(request)
         form = await request.form()
         outcome = form.get("outcome")
         reason = form.get("reason")
@@ -114,32 +121,38 @@ class AlertPagesController(Controller):
             param = {"name": "reason", "code": refused.code, **refused.params()}
             kept = {"alert_id": str(alert_id), "outcome": str(outcome), "reason": reason}
             return await _queue_page(
-                request, officer, status_code=422, error=text_refused_text(param, _), kept=kept
+                request,
+                node,
+                transaction,
+                officer,
+                status_code=422,
+                error=text_refused_text(param, _),
+                kept=kept,
             )
-        async with node.db.write_transaction() as session:
-            await adjudicate(
-                session,
-                node=node,
-                officer=officer,
-                alert_id=alert_id,
-                outcome=str(outcome),
-                reason=reason.strip()[:1000],
-            )
+        await adjudicate(
+            transaction,
+            node=node,
+            officer=officer,
+            alert_id=alert_id,
+            outcome=str(outcome),
+            reason=reason.strip()[:1000],
+        )
         return redirect("/web/alerts?done=adjudicated")
 
 
 async def _queue_page(
     request: Request[Any, Any, Any],
+    node: Node,
+    transaction: AsyncSession,
     officer: Officer,
     *,
     status_code: int = 200,
     error: str = "",
     kept: dict[str, str] | None = None,
 ) -> Response[str]:
-    """The open alerts; after a refused decision, its form keeps what was typed."""
-    node = node_of(request)
-    async with node.db.write_transaction() as session:
-        alerts = await open_alerts(session, node=node, officer=officer)
+    """The open alerts (read in the handler's transaction); after a refused decision, its
+    form keeps what was typed."""
+    alerts = await open_alerts(transaction, node=node, officer=officer)
     _ = translator(request)
     for alert in alerts:
         alert["instruction_text"] = instruction_text(alert["instruction"], _)
@@ -277,27 +290,27 @@ class ActivityController(Controller):
     async def page(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         username: Annotated[str | None, Parameter(max_length=64)] = None,
         offset: Annotated[int, Parameter(ge=0, le=ACTIVITY_MAX_OFFSET)] = 0,
     ) -> Response[str]:
-        node = node_of(request)
         _ = translator(request)
         today = utcnow().astimezone(node.settings.zone).date()
         days = [(today - timedelta(days=n)).isoformat() for n in range(ACTIVITY_DAYS)]
         actions = None
-        async with node.db.write_transaction() as session:
-            officers = await list_officers(session, post=node.settings.node_code)
-            selected = next((o for o in officers if o.username == username), None)
-            if username and selected is None:
-                raise Problem(404, "Not found", field="username", detail="no such officer here")
-            counts = await crossings_per_officer_and_day(
-                session, node=node, reader=officer, officers=officers, days=days
+        officers = await list_officers(transaction, post=node.settings.node_code)
+        selected = next((o for o in officers if o.username == username), None)
+        if username and selected is None:
+            raise Problem(404, "Not found", field="username", detail="no such officer here")
+        counts = await crossings_per_officer_and_day(
+            transaction, node=node, reader=officer, officers=officers, days=days
+        )
+        if selected is not None:
+            actions = await officer_actions(
+                transaction, node=node, reader=officer, subject=selected, offset=offset, _=_
             )
-            if selected is not None:
-                actions = await officer_actions(
-                    session, node=node, reader=officer, subject=selected, offset=offset, _=_
-                )
         return await render(
             request,
             "activity.html",
