@@ -67,7 +67,7 @@ class RecordView(Mapping[str, Any]):
             value = self._loaded[name]
         except KeyError:  # not loaded (expired, deferred): the attribute loads it
             value = getattr(self._record, name)
-        return _json_safe(value)
+        return value if type(value) in _PLAIN else _json_safe(value)
 
     def __contains__(self, name: object) -> bool:
         return name in self._names

@@ -41,10 +41,12 @@ def filter_record(
     (``pseudonyms.document_message``), to which traveller values are bound; values needed to
     compute an element (issuing state, names, birth date) are read from ``row`` even when
     they are not themselves shared. ``cache`` (message -> blinded) spares blinding a value
-    twice in one batch. ``tier`` ``"detail"`` adds the agreement's ``detail_fields`` (in
-    clear): only for a release a liaison officer approved on a purposed request
-    (``sync.exchange.hits.release_details``); batches are always ``"bulk"``. Does NOT check
-    dates or signatures: call ``agreement_status`` before an exchange.
+    twice in one batch, and an id's pseudonymous id (keyed by the id's text, which never
+    looks like a message: messages start with the pseudonym version). ``tier``
+    ``"detail"`` adds the agreement's ``detail_fields`` (in clear): only for a release a
+    liaison officer approved on a purposed request (``sync.exchange.hits.release_details``);
+    batches are always ``"bulk"``. Does NOT check dates or signatures: call
+    ``agreement_status`` before an exchange.
     """
     if not agreement.is_shared(record_type):
         return None
@@ -63,8 +65,22 @@ def filter_record(
                 out[name] = key.blind_message(message)
                 if cache is not None:
                     cache[message] = out[name]
-        elif name in row:
-            out[name] = ids_pseudonym(ids_key, row[name]) if step is _ID else row[name]
+        else:
+            try:  # one lookup: most rows hold every field the plan names
+                value = row[name]
+            except KeyError:
+                continue
+            if step is not _ID:
+                out[name] = value
+            elif cache is None:
+                out[name] = ids_pseudonym(ids_key, value)
+            else:  # an id recurs in a bundle (traveller_id, traveller.id) and across a page
+                known = cache.get(value) if isinstance(value, str) else None
+                if known is None:
+                    known = ids_pseudonym(ids_key, value)
+                    if isinstance(value, str) and known is not None:
+                        cache[value] = known
+                out[name] = known
     return out
 
 

@@ -65,7 +65,13 @@ def bundle_of(
     binding = document_message(document.issuing_state, document.number) if document else None
     parts = {
         "crossing": filter_record(
-            agreement, "crossing", RecordView(crossing), key=key, document=binding, tier=tier
+            agreement,
+            "crossing",
+            RecordView(crossing),
+            key=key,
+            document=binding,
+            cache=cache,
+            tier=tier,
         )
     }
     if parts["crossing"] is None:
