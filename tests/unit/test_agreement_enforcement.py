@@ -76,6 +76,28 @@ def test_filter_record_pseudonymises_documents_and_names() -> None:
     assert "Ahmed" not in json.dumps(out) and "Mohamed" not in json.dumps(out)
 
 
+def test_a_page_cache_changes_no_output() -> None:
+    """The send path's per-page cache (blinded messages and pseudonymous ids) gives the
+    same bundles as no cache, for a traveller seen twice and ids that recur."""
+    binding = document_message("MRT", "A12345")
+    rows = [
+        ("crossing", {"id": "c1", "traveller_id": "t1", "document_id": "d1", "post": "MR-GOGUI"}),
+        ("traveller", {"id": "t1", "surname": "Ould Ahmed", "given_names": "Mohamed"}),
+        (
+            "travel_document",
+            {"id": "d1", "traveller_id": "t1", "issuing_state": "MRT", "number": "A12345"},
+        ),
+        ("crossing", {"id": "c2", "traveller_id": "t1", "document_id": "d1", "post": "MR-GOGUI"}),
+        ("traveller", {"id": "t1", "surname": "Ould Ahmed", "given_names": "Mohamed"}),
+    ]
+    cache: dict[str, str] = {}
+    for record_type, row in rows:
+        cached = filter_record(AGREEMENT, record_type, row, key=KEY, document=binding, cache=cache)
+        plain = filter_record(AGREEMENT, record_type, row, key=KEY, document=binding)
+        assert cached == plain
+    assert cache["t1"] == ref("t1") and cache["d1"] == ref("d1")
+
+
 def test_filter_record_refuses_unshared_types() -> None:
     for record_type in ("photo", "protection_referral", "officer", "audit_event", "alert"):
         assert filter_record(AGREEMENT, record_type, {"id": "x"}, key=KEY) is None
