@@ -18,7 +18,6 @@ from tests.conftest import create_pg_database, drop_pg_database, missing, pg_rea
 from tests.e2e.pages import (
     CHROMIUM,
     NATIONAL,
-    POST,
     POST_ACCOUNTS,
     SCREENSHOTS,
     SECRET,
@@ -27,6 +26,7 @@ from tests.e2e.pages import (
     insert_dataset,
     launch,
     run_async,
+    served_post,
     start,
     write_agreement,
 )
@@ -54,19 +54,8 @@ def browser(playwright: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    env = node_env(
-        tmp_path_factory.mktemp("post"),
-        node_code=POST,
-        sync_interval_seconds="3600",
-        watchlist_refresh_seconds="0.5",
-    )
-    cli(env, "db", "upgrade")
-    add_accounts(env, POST_ACCOUNTS)
-    server = start(env)
-    try:
-        yield Node(env, server)
-    finally:
-        server.stop()
+    with served_post(tmp_path_factory.mktemp("post"), POST_ACCOUNTS) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +26,7 @@ from registry.mrz import build_td3
 from registry.receipts import load_or_create_node_key, verify_receipt
 from tests.conftest import ROOT
 from tests.e2e.cluster import mrz
-from tests.servers import ServerProcess, cli
+from tests.servers import ServerProcess, cli, node_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -91,8 +93,9 @@ class Node:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def add_accounts(env: dict[str, str], accounts: tuple[tuple[str, str], ...]) -> None:
-    for username, role in accounts:
+def add_accounts(env: dict[str, str], accounts: Sequence[tuple[str, ...]]) -> None:
+    """Accounts as (username, role) or (username, role, full name), password ``PASSWORD``."""
+    for username, role, *full_name in accounts:
         cli(
             {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
             "officer",
@@ -100,10 +103,30 @@ def add_accounts(env: dict[str, str], accounts: tuple[tuple[str, str], ...]) -> 
             "--username",
             username,
             "--full-name",
-            f"{username.title()} ({role})",
+            full_name[0] if full_name else f"{username.title()} ({role})",
             "--role",
             role,
         )
+
+
+@contextmanager
+def served_post(
+    folder: Path, accounts: Sequence[tuple[str, ...]], **settings: str
+) -> Iterator[Node]:
+    """A post on SQLite in ``folder``, migrated, with ``accounts``, served until the block
+    ends: no sync, the watchlist reread every half second, and ``settings`` on top."""
+    env = node_env(
+        folder,
+        node_code=POST,
+        **{"sync_interval_seconds": "3600", "watchlist_refresh_seconds": "0.5", **settings},
+    )
+    cli(env, "db", "upgrade")
+    add_accounts(env, accounts)
+    server = start(env)
+    try:
+        yield Node(env, server)
+    finally:
+        server.stop()
 
 
 def start(env: dict[str, str]) -> ServerProcess:

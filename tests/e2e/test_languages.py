@@ -26,8 +26,7 @@ from babel.messages.pofile import read_po
 
 from registry.web.i18n import LOCALES_DIR
 from tests.e2e import pages
-from tests.e2e.pages import PASSWORD, POST, Node, expired_td3, shot, start, td3, wait_until
-from tests.servers import cli, node_env
+from tests.e2e.pages import Node, expired_td3, served_post, shot, td3, wait_until
 
 pytestmark = [pytest.mark.browser]
 
@@ -142,30 +141,8 @@ def strange_words(lang: str, texts: list[str], data: list[str]) -> list[str]:
 # ---------------------------------------------------------------- a post with everything
 @pytest.fixture(scope="module")
 def post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    env = node_env(
-        tmp_path_factory.mktemp("languages"),
-        node_code=POST,
-        sync_interval_seconds="3600",
-        watchlist_refresh_seconds="0.5",
-    )
-    cli(env, "db", "upgrade")
-    for username, role, full_name in ACCOUNTS:
-        cli(
-            {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
-            "officer",
-            "add",
-            "--username",
-            username,
-            "--full-name",
-            full_name,
-            "--role",
-            role,
-        )
-    server = start(env)
-    try:
-        yield Node(env, server)
-    finally:
-        server.stop()
+    with served_post(tmp_path_factory.mktemp("languages"), ACCOUNTS) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")

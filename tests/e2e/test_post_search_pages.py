@@ -24,8 +24,8 @@ import pytest
 
 from registry.web.i18n import gettext_for
 from tests.e2e import pages
-from tests.e2e.pages import POST, VIEWPORTS, Node, add_accounts, in_view, shot, start, td3
-from tests.servers import cli, node_env
+from tests.e2e.pages import VIEWPORTS, Node, in_view, served_post, shot, td3
+from tests.servers import cli
 
 pytestmark = [pytest.mark.browser]
 
@@ -47,20 +47,10 @@ PAGES = ("/web/search", "/web/stays", "/web/stays?kind=open")
 
 @pytest.fixture(scope="module")
 def post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    env = node_env(
-        tmp_path_factory.mktemp("post-search"),
-        node_code=POST,
-        sync_interval_seconds="3600",
-        stay_rules_json=json.dumps(STAY_RULES),
-        watchlist_refresh_seconds="0.5",
-    )
-    cli(env, "db", "upgrade")
-    add_accounts(env, ACCOUNTS)
-    server = start(env)
-    try:
-        yield Node(env, server)
-    finally:
-        server.stop()
+    with served_post(
+        tmp_path_factory.mktemp("post-search"), ACCOUNTS, stay_rules_json=json.dumps(STAY_RULES)
+    ) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
