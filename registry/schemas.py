@@ -1,7 +1,8 @@
 """API boundary schemas (msgspec) shared by the slices: validated requests, separate from the
 table models. Here: the clean-text base of every request schema (``CleanText``), country
 codes, the document and traveller parts a registration and a watchlist match both read,
-and ``decode_as``. Each slice keeps its own requests in its ``schemas`` module
+``decode_as``, and the pieces the response schemas share (``IsoDateTime``, ``as_response``).
+Each slice keeps its own requests and responses in its ``schemas`` module
 (``registry.crossings.schemas``, ``registry.officers.schemas``, ...)."""
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ GIVEN_NAMES_AR = person_name(200)
 DOCUMENT_NUMBER = document_number_rule(20)
 ShortText = Annotated[str, Meta(min_length=1, max_length=120), SURNAME]
 T = TypeVar("T")
+
+# A time in a response, as the views write it (``datetime.isoformat()``: ``+00:00``, not
+# msgspec's ``Z``): typed as text so the JSON stays what it was, documented as date-time.
+IsoDateTime = Annotated[
+    str,
+    Meta(extra_json_schema={"description": "ISO 8601 time", "extra": {"format": "date-time"}}),
+]
+
+
+def as_response(view: object, schema: type[T]) -> T:
+    """A view (the plain dicts and lists the services build) as its response schema: the
+    controllers return these, so the OpenAPI document shows every answer's shape. The JSON
+    is the view's: same keys, values and nulls (``UNSET`` fields stand for keys a view
+    leaves out)."""
+    return msgspec.convert(view, schema)
 
 
 @cache

@@ -24,7 +24,7 @@ from registry.api.params import SequenceNumber
 from registry.models import Officer, OutboxEntry
 from registry.outbox import enqueue
 from registry.problems import PROBLEM_MEDIA_TYPE, Problem
-from registry.schemas import decode_as
+from registry.schemas import as_response, decode_as
 from sync.batches import SIGNATURE, _b64
 from sync.digest import bucket_ids, crossing_buckets, hour_buckets
 from sync.peers import (
@@ -44,6 +44,16 @@ from sync.peers import (
 )
 from sync.records import REFERENCE_TYPES
 from sync.reference import changes_for_post
+from sync.schemas import (
+    DayDigest,
+    EnrolmentView,
+    HourDigest,
+    HourIds,
+    Invitation,
+    PeerView,
+    RemovedPeer,
+    SyncStatus,
+)
 from sync.status import sync_status
 
 REFERENCE_PAGE = 2000
@@ -109,9 +119,7 @@ class SyncController(Controller):
     tags = ["sync"]
 
     @post("/enrol", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_enrolment)
-    async def enrol(
-        self, request: Request[Any, Any, Any], data: EnrolmentRequest
-    ) -> dict[str, Any]:
+    async def enrol(self, request: Request[Any, Any, Any], data: EnrolmentRequest) -> EnrolmentView:
         """A post presents the one-time code national's admin issued for its post code
         (the source address's limit is checked before the body is read)."""
         node = node_of(request)
@@ -130,12 +138,13 @@ class SyncController(Controller):
                 link_limits(request.app.state), client_address(request), "enrolment", exc.detail
             )
             raise
-        return {
+        view = {
             "national_code": answer.national_code,
             "public_key": answer.national_key,
             "status": answer.status,
             "held_seq": answer.held_seq,
         }
+        return as_response(view, EnrolmentView)
 
     @get("/reference", opt={"public": True})
     async def reference(
@@ -171,33 +180,33 @@ class SyncController(Controller):
         return signed_json(request, {"version": version, "complete": complete, "changes": changes})
 
     @get("/digest", opt={"public": True})
-    async def digest(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def digest(self, request: Request[Any, Any, Any]) -> DayDigest:
         """Per-day bucket hashes of the crossings received from the calling post."""
         node = node_of(request)
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             buckets = await crossing_buckets(session, peer.node_code)
-        return {"origin": peer.node_code, "buckets": buckets}
+        return as_response({"origin": peer.node_code, "buckets": buckets}, DayDigest)
 
     @get("/digest/{day:str}", opt={"public": True})
-    async def digest_hours(self, request: Request[Any, Any, Any], day: str) -> dict[str, Any]:
+    async def digest_hours(self, request: Request[Any, Any, Any], day: str) -> HourDigest:
         node = node_of(request)
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             buckets = await hour_buckets(session, peer.node_code, _day(day))
-        return {"origin": peer.node_code, "day": day, "buckets": buckets}
+        view = {"origin": peer.node_code, "day": day, "buckets": buckets}
+        return as_response(view, HourDigest)
 
     @get("/digest/{day:str}/{hour:str}", opt={"public": True})
-    async def digest_ids(
-        self, request: Request[Any, Any, Any], day: str, hour: str
-    ) -> dict[str, Any]:
+    async def digest_ids(self, request: Request[Any, Any, Any], day: str, hour: str) -> HourIds:
         node = node_of(request)
         if not (len(hour) == 2 and hour.isdigit() and int(hour) < 24):
             raise Problem(400, "Invalid hour", field="hour", detail="give HH, 00 to 23")
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             ids = await bucket_ids(session, peer.node_code, _day(day), hour)
-        return {"origin": peer.node_code, "day": day, "hour": hour, "ids": ids}
+        view = {"origin": peer.node_code, "day": day, "hour": hour, "ids": ids}
+        return as_response(view, HourIds)
 
 
 def _day(text: str) -> str:
@@ -215,27 +224,28 @@ class PeerController(Controller):
     opt = {"roles": ("admin",)}
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    async def index(self, request: Request[Any, Any, Any]) -> list[PeerView]:
         node = node_of(request)
         async with node.db.session() as session:
-            return [peer_view(p) for p in await list_peers(session)]
+            views = [peer_view(p) for p in await list_peers(session)]
+        return as_response(views, list[PeerView])
 
     @post("/{node_code:str}/approve", status_code=HTTP_200_OK)
     async def approve(
         self, request: Request[Any, Any, Any], officer: Officer, node_code: str
-    ) -> dict[str, Any]:
+    ) -> PeerView:
         return await _decide(request, officer, node_code, "approved")
 
     @post("/{node_code:str}/revoke", status_code=HTTP_200_OK)
     async def revoke(
         self, request: Request[Any, Any, Any], officer: Officer, node_code: str
-    ) -> dict[str, Any]:
+    ) -> PeerView:
         return await _decide(request, officer, node_code, "revoked")
 
     @post("/{node_code:str}/invite", status_code=HTTP_200_OK)
     async def invite(
         self, request: Request[Any, Any, Any], officer: Officer, node_code: str
-    ) -> dict[str, Any]:
+    ) -> Invitation:
         """A one-time enrolment code for a post code (shown once; only its hash is kept)."""
         body = await request.body()
         data = decode_as(body or b"{}", InvitationRequest)
@@ -244,33 +254,31 @@ class PeerController(Controller):
             code, invitation = await issue_invitation(
                 session, node=node, officer=officer, node_code=node_code, hours=data.hours
             )
-        return {
-            "node_code": node_code,
-            "code": code,
-            "expires_at": invitation.expires_at.isoformat(),
-        }
+        return Invitation(
+            node_code=node_code, code=code, expires_at=invitation.expires_at.isoformat()
+        )
 
     @post("/{node_code:str}/remove", status_code=HTTP_200_OK)
     async def remove(
         self, request: Request[Any, Any, Any], officer: Officer, node_code: str
-    ) -> dict[str, Any]:
+    ) -> RemovedPeer:
         """Delete a pending or revoked post."""
         node = node_of(request)
         async with node.db.write_transaction() as session:
             peer = await remove_peer(session, node=node, officer=officer, node_code=node_code)
-        return {**peer_view(peer), "removed": True}
+        return as_response({**peer_view(peer), "removed": True}, RemovedPeer)
 
 
 async def _decide(
     request: Request[Any, Any, Any], officer: Officer, node_code: str, status: str
-) -> dict[str, Any]:
+) -> PeerView:
     node = node_of(request)
     async with node.db.write_transaction() as session:
         peer = await decide_peer(
             session, node=node, officer=officer, node_code=node_code, status=status
         )
         await enqueue(session, peer)
-    return peer_view(peer)
+    return as_response(peer_view(peer), PeerView)
 
 
 def request_path(request: Request[Any, Any, Any]) -> str:
@@ -295,6 +303,6 @@ def _throttled(request: Request[Any, Any, Any], what: str) -> Response[Any] | No
 
 
 @get("/api/sync/status", opt={"roles": EVERYONE}, tags=["sync"])
-async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def status(request: Request[Any, Any, Any]) -> SyncStatus:
     """This post's backlog and days since its last successful sync (no personal data)."""
-    return await sync_status(node_of(request))
+    return as_response(await sync_status(node_of(request)), SyncStatus)

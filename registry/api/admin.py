@@ -3,11 +3,10 @@ referrals ``registry.referrals.controller``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, Response, get
 
 from registry.api.auth import CROSSING_READERS
+from registry.api.schemas import ChainVerdictView, Health
 from registry.audit import audit
 from registry.audit_checkpoints import verify_chain
 from registry.migrate import current_revision
@@ -15,6 +14,7 @@ from registry.models import Officer
 from registry.node import Node
 from registry.photos import read_photo
 from registry.problems import Problem
+from registry.schemas import as_response
 
 
 class AuditController(Controller):
@@ -24,7 +24,7 @@ class AuditController(Controller):
     tags = ["audit"]
 
     @get("/verify", opt={"roles": ("admin",)})
-    async def verify(self, node: Node) -> dict[str, Any]:
+    async def verify(self, node: Node) -> ChainVerdictView:
         async with node.db.session() as session:
             verdict = await verify_chain(  # this node's own chain, under its own key
                 session,
@@ -32,7 +32,7 @@ class AuditController(Controller):
                 public_key=node.signing_key.public_key(),
                 require_signatures=True,
             )
-        return verdict.to_dict()
+        return as_response(verdict.to_dict(), ChainVerdictView)
 
 
 class PhotoController(Controller):
@@ -41,7 +41,7 @@ class PhotoController(Controller):
     path = "/api/photos"
     tags = ["photos"]
 
-    @get("/{sha256:str}", opt={"roles": CROSSING_READERS})
+    @get("/{sha256:str}", opt={"roles": CROSSING_READERS}, media_type="image/jpeg")
     async def read(self, node: Node, officer: Officer, sha256: str) -> Response[bytes]:
         data = read_photo(node.settings.photo_dir, sha256)
         if data is None:
@@ -60,13 +60,13 @@ class PhotoController(Controller):
 
 
 @get("/api/health", opt={"public": True}, tags=["health"])
-async def health(node: Node) -> dict[str, Any]:
+async def health(node: Node) -> Health:
     """Liveness and identity of this node (no personal data)."""
     revision = await current_revision(node.db.engine)
-    return {
-        "status": "ok",
-        "node": node.settings.node_code,
-        "role": node.settings.role,
-        "country": node.settings.country,
-        "schema": revision,
-    }
+    return Health(
+        status="ok",
+        node=node.settings.node_code,
+        role=node.settings.role,
+        country=node.settings.country,
+        schema=revision,
+    )

@@ -23,14 +23,19 @@ from registry.crossings.records import (
     read_crossing,
 )
 from registry.crossings.registration import Registration, prepare_registration
-from registry.crossings.schemas import CorrectionRequest, RegistrationRequest
+from registry.crossings.schemas import (
+    CorrectionRequest,
+    CrossingView,
+    RegisteredCrossing,
+    RegistrationRequest,
+)
 from registry.crossings.search import search_crossings
 from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, analyse_upload
 from registry.problems import Problem
-from registry.schemas import decode_as
+from registry.schemas import as_response, decode_as
 from registry.watchlists.alerts import desk_alert_view
 
 MULTIPART = "multipart/form-data"
@@ -102,7 +107,7 @@ class CrossingController(Controller):
                 "nothing and answers the crossing the first request registered.",
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> RegisteredCrossing:
         node = node_of(request)
 
         async def submit(key: str | None) -> Registration:
@@ -113,7 +118,7 @@ class CrossingController(Controller):
         result, _ = await register_once(node, officer, idempotency_key(idempotency), submit)
         view = crossing_view(node, result.crossing, result.traveller, result.document)
         view["alerts"] = [desk_alert_view(alert) for alert in result.alerts]
-        return view
+        return as_response(view, RegisteredCrossing)
 
     @get("/", opt={"roles": CROSSING_READERS}, summary="Crossings in a time range")
     async def by_range(
@@ -125,12 +130,12 @@ class CrossingController(Controller):
         direction: Literal["entry", "exit"] | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[CrossingView]:
         node = node_of(request)
         until = _aware(until, "until") if until else utcnow()
         since = _aware(since, "since") if since else until - timedelta(days=1)
         async with audited_read(node) as session:
-            return await search_crossings(
+            views = await search_crossings(
                 session,
                 node=node,
                 officer=officer,
@@ -140,21 +145,23 @@ class CrossingController(Controller):
                 limit=limit,
                 offset=offset,
             )
+        return as_response(views, list[CrossingView])
 
     @get("/{crossing_id:uuid}", opt={"roles": CROSSING_READERS})
     async def read(
         self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> CrossingView:
         node = node_of(request)
         async with audited_read(node) as session:
-            return await read_crossing(
+            view = await read_crossing(
                 session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
             )
+        return as_response(view, CrossingView)
 
     @get("/{crossing_id:uuid}/versions", opt={"roles": CROSSING_READERS})
     async def versions(
         self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
-    ) -> list[dict[str, Any]]:
+    ) -> list[CrossingView]:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             chain = await crossing_versions(session, crossing_id)
@@ -167,7 +174,7 @@ class CrossingController(Controller):
                 record_id=crossing_id,
                 purpose="versions",
             )
-        return [crossing_view(node, c) for c in chain]
+        return as_response([crossing_view(node, c) for c in chain], list[CrossingView])
 
     @post(
         "/{crossing_id:uuid}/corrections",
@@ -181,7 +188,7 @@ class CrossingController(Controller):
         officer: Officer,
         crossing_id: uuid.UUID,
         data: CorrectionRequest,
-    ) -> dict[str, Any]:
+    ) -> CrossingView:
         node = node_of(request)
         changes = {f: getattr(data, f) for f in data.__struct_fields__ if f != "reason"}
         async with node.db.write_transaction() as session:
@@ -193,4 +200,4 @@ class CrossingController(Controller):
                 changes=changes,
                 reason=data.reason,
             )
-        return crossing_view(node, corrected)
+        return as_response(crossing_view(node, corrected), CrossingView)

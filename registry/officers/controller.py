@@ -14,7 +14,15 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import EVERYONE, node_of, token_from
 from registry.models import Officer
-from registry.officers.schemas import LoginRequest, OfficerCreate, PasswordChange, PasswordReset
+from registry.officers.schemas import (
+    LoginAnswer,
+    LoginRequest,
+    LogoutAnswer,
+    OfficerCreate,
+    OfficerView,
+    PasswordChange,
+    PasswordReset,
+)
 from registry.officers.service import (
     change_own_password,
     create_officer,
@@ -25,6 +33,7 @@ from registry.officers.service import (
     officer_view,
     reset_password,
 )
+from registry.schemas import as_response
 from registry.security import revoke_token
 from registry.web.security import cleared_cookies, csrf_token, session_cookies, source_address
 
@@ -48,7 +57,7 @@ class AuthController(Controller):
     )
     async def login(
         self, request: Request[Any, Any, Any], data: LoginRequest
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[LoginAnswer]:
         """A bearer token, and the session cookies for a browser client: a request made with
         the cookie that changes something must send ``csrf_token`` in ``X-CSRF-Token``."""
         node = node_of(request)
@@ -61,16 +70,16 @@ class AuthController(Controller):
             secure=request.url.scheme == "https",
             ttl_hours=node.settings.token_ttl_hours,
         )
-        body = {
-            "token": result.token,
-            "token_type": "bearer",
-            "csrf_token": csrf_token(node, result.token),
-            "officer": officer_view(result.officer),
-        }
+        body = LoginAnswer(
+            token=result.token,
+            token_type="bearer",
+            csrf_token=csrf_token(node, result.token),
+            officer=as_response(officer_view(result.officer), OfficerView),
+        )
         return Response(body, cookies=cookies)
 
     @post("/logout", opt={"roles": EVERYONE}, status_code=200)
-    async def logout(self, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+    async def logout(self, request: Request[Any, Any, Any]) -> Response[LogoutAnswer]:
         node = node_of(request)
         token = token_from(request)
         async with node.db.write_transaction() as session:
@@ -78,11 +87,11 @@ class AuthController(Controller):
                 await revoke_token(session, token)
         if token:
             node.tokens.evict(token)
-        return Response({"status": "logged out"}, cookies=cleared_cookies())
+        return Response(LogoutAnswer(status="logged out"), cookies=cleared_cookies())
 
     @get("/me", opt={"roles": EVERYONE})
-    async def me(self, officer: Officer) -> dict[str, Any]:
-        return officer_view(officer)
+    async def me(self, officer: Officer) -> OfficerView:
+        return as_response(officer_view(officer), OfficerView)
 
     @post(
         "/password",
@@ -97,7 +106,7 @@ class AuthController(Controller):
     )
     async def change_password(
         self, request: Request[Any, Any, Any], officer: Officer, data: PasswordChange
-    ) -> dict[str, Any]:
+    ) -> OfficerView:
         """Change one's own password (the current one is required, failures are throttled
         like logins); every other session and token of the account is revoked, this one
         stays."""
@@ -108,7 +117,7 @@ class AuthController(Controller):
             new_password=data.new_password,
             token=token_from(request),
         )
-        return officer_view(changed)
+        return as_response(officer_view(changed), OfficerView)
 
 
 class OfficerController(Controller):
@@ -120,7 +129,7 @@ class OfficerController(Controller):
     @post("/", opt={"roles": ("admin",)}, status_code=HTTP_201_CREATED)
     async def create(
         self, request: Request[Any, Any, Any], officer: Officer, data: OfficerCreate
-    ) -> dict[str, Any]:
+    ) -> OfficerView:
         node = node_of(request)
         password_hash = await new_password_hash(data.password)
         async with node.db.write_transaction() as session:
@@ -136,7 +145,7 @@ class OfficerController(Controller):
                 language=data.language,
                 password_hash=password_hash,
             )
-        return officer_view(created)
+        return as_response(officer_view(created), OfficerView)
 
     @post(
         "/{username:str}/password",
@@ -153,19 +162,18 @@ class OfficerController(Controller):
         officer: Officer,
         username: str,
         data: PasswordReset,
-    ) -> dict[str, Any]:
+    ) -> OfficerView:
         """An administrator resets the password of another account of this node: its
         sessions end, and it must choose a new password at its next login. Audited."""
         node = node_of(request)
         reset = await reset_password(node, actor=officer, username=username, password=data.password)
-        return officer_view(reset)
+        return as_response(officer_view(reset), OfficerView)
 
     @get("/", opt={"roles": ("admin", "supervisor")})
-    async def index(
-        self, request: Request[Any, Any, Any], officer: Officer
-    ) -> list[dict[str, Any]]:
+    async def index(self, request: Request[Any, Any, Any], officer: Officer) -> list[OfficerView]:
         node = node_of(request)
         async with node.db.session() as session:
             officers = await list_officers(session, post=node.settings.node_code)
         locks = {lock.key: lock for lock in await login_locks(node) if lock.scope == "account"}
-        return [officer_view(o, locks.get(o.username)) for o in officers]
+        views = [officer_view(o, locks.get(o.username)) for o in officers]
+        return as_response(views, list[OfficerView])

@@ -1,14 +1,16 @@
-"""Request schemas of the officers slice (msgspec): logging in, creating an account, changing
-one's own password and an administrator's reset."""
+"""Request and response schemas of the officers slice (msgspec): logging in, creating an
+account, changing one's own password and an administrator's reset; an account as the API shows
+it, a login's answer and a logout's."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-from registry.schemas import CleanText
+from registry.schemas import CleanText, IsoDateTime
 from registry.text import identifier, person_name
 from registry.vocabulary import Role
 
@@ -46,3 +48,34 @@ class PasswordReset(msgspec.Struct, forbid_unknown_fields=True):
     officer must change at their next login."""
 
     password: Annotated[str, Meta(min_length=10, max_length=200)]
+
+
+class OfficerView(msgspec.Struct, kw_only=True):
+    """An account as the API shows it (``service.officer_view``): ``login_locked_until`` is
+    set while its logins are locked out after too many failures."""
+
+    id: uuid.UUID
+    username: str
+    full_name: str
+    role: Role
+    home_post: str
+    language: Literal["fr", "ar", "en"]
+    active: bool
+    must_change_password: bool
+    login_locked_until: IsoDateTime | None
+
+
+class LoginAnswer(msgspec.Struct, kw_only=True):
+    """A bearer token and the account; a browser client that uses the session cookie sends
+    ``csrf_token`` in ``X-CSRF-Token`` with every request that changes something."""
+
+    token: str
+    token_type: Literal["bearer"]
+    csrf_token: str
+    officer: OfficerView
+
+
+class LogoutAnswer(msgspec.Struct, kw_only=True):
+    """The session is over (its token revoked, its cookies cleared)."""
+
+    status: Literal["logged out"]

@@ -4,7 +4,6 @@ and offline verification of a scanned payload."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from litestar import Controller, Response, get, post
 from litestar.response import Template
@@ -15,7 +14,7 @@ from registry.crossings.records import load_crossing
 from registry.models import Crossing, Officer, TravelDocument, Traveller
 from registry.node import Node
 from registry.problems import Problem
-from registry.receipts.schemas import ReceiptVerifyRequest
+from registry.receipts.schemas import ReceiptClaimsView, ReceiptPayload, ReceiptVerifyRequest
 from registry.receipts.signing import (
     ReceiptInvalid,
     claims_view,
@@ -23,6 +22,7 @@ from registry.receipts.signing import (
     qr_svg,
     verify_receipt,
 )
+from registry.schemas import as_response
 
 
 async def _receipt_of(node: Node, officer: Officer, crossing_id: uuid.UUID, form: str) -> Crossing:
@@ -49,16 +49,24 @@ class ReceiptController(Controller):
     tags = ["receipts"]
 
     @get("/crossings/{crossing_id:uuid}/receipt", opt={"roles": FRONT_DESK})
-    async def payload(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> dict[str, Any]:
+    async def payload(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> ReceiptPayload:
         crossing = await _receipt_of(node, officer, crossing_id, "payload")
-        return {"crossing_id": str(crossing.id), "payload": crossing.receipt}
+        return ReceiptPayload(crossing_id=crossing.id, payload=crossing.receipt)
 
-    @get("/crossings/{crossing_id:uuid}/receipt.png", opt={"roles": FRONT_DESK})
+    @get(
+        "/crossings/{crossing_id:uuid}/receipt.png",
+        opt={"roles": FRONT_DESK},
+        media_type="image/png",
+    )
     async def png(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> Response[bytes]:
         crossing = await _receipt_of(node, officer, crossing_id, "png")
         return Response(qr_png(crossing.receipt), media_type="image/png")
 
-    @get("/crossings/{crossing_id:uuid}/receipt.svg", opt={"roles": FRONT_DESK})
+    @get(
+        "/crossings/{crossing_id:uuid}/receipt.svg",
+        opt={"roles": FRONT_DESK},
+        media_type="image/svg+xml",
+    )
     async def svg(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> Response[str]:
         crossing = await _receipt_of(node, officer, crossing_id, "svg")
         return Response(qr_svg(crossing.receipt), media_type="image/svg+xml")
@@ -89,11 +97,11 @@ class ReceiptController(Controller):
         )
 
     @post("/receipts/verify", opt={"roles": EVERYONE}, status_code=200)
-    async def verify(self, node: Node, data: ReceiptVerifyRequest) -> dict[str, Any]:
+    async def verify(self, node: Node, data: ReceiptVerifyRequest) -> ReceiptClaimsView:
         try:
             claims = verify_receipt(data.payload, node.trusted_keys)
         except ReceiptInvalid as exc:
             raise Problem(
                 422, "Receipt invalid", field="payload", detail=f"{exc.reason}: {exc}"
             ) from exc
-        return claims_view(claims)
+        return as_response(claims_view(claims), ReceiptClaimsView)

@@ -14,13 +14,19 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from registry.api.auth import FRONT_DESK, PROTECTION_READERS, node_of
 from registry.models import Officer
-from registry.referrals.schemas import FollowUpCreate, ReferralCreate
+from registry.referrals.schemas import (
+    FollowUpCreate,
+    ReferralAcknowledgement,
+    ReferralCreate,
+    ReferralView,
+)
 from registry.referrals.service import (
     add_follow_up,
     create_referral,
     list_referrals,
     read_referral,
 )
+from registry.schemas import as_response
 
 PROTECTION_WRITERS = ("protection",)
 
@@ -43,7 +49,7 @@ class CrossingReferralController(Controller):
         officer: Officer,
         crossing_id: uuid.UUID,
         data: ReferralCreate,
-    ) -> dict[str, Any]:
+    ) -> ReferralAcknowledgement:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             referral = await create_referral(
@@ -54,11 +60,11 @@ class CrossingReferralController(Controller):
                 category=data.category,
                 note=data.note,
             )
-        return {
-            "referral_id": str(referral.id),
-            "crossing_id": str(crossing_id),
-            "status": "referred to the protection officer",
-        }
+        return ReferralAcknowledgement(
+            referral_id=referral.id,
+            crossing_id=crossing_id,
+            status="referred to the protection officer",
+        )
 
 
 class ReferralController(Controller):
@@ -69,20 +75,20 @@ class ReferralController(Controller):
     opt = {"roles": PROTECTION_READERS}
 
     @get("/")
-    async def index(
-        self, request: Request[Any, Any, Any], officer: Officer
-    ) -> list[dict[str, Any]]:
+    async def index(self, request: Request[Any, Any, Any], officer: Officer) -> list[ReferralView]:
         node = node_of(request)
         async with node.db.write_transaction() as session:
-            return await list_referrals(session, node=node, officer=officer)
+            views = await list_referrals(session, node=node, officer=officer)
+        return as_response(views, list[ReferralView])
 
     @get("/{referral_id:uuid}")
     async def read(
         self, request: Request[Any, Any, Any], officer: Officer, referral_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> ReferralView:
         node = node_of(request)
         async with node.db.write_transaction() as session:
-            return await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+            view = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+        return as_response(view, ReferralView)
 
     @post(
         "/{referral_id:uuid}/follow-ups",
@@ -96,7 +102,7 @@ class ReferralController(Controller):
         officer: Officer,
         referral_id: uuid.UUID,
         data: FollowUpCreate,
-    ) -> dict[str, Any]:
+    ) -> ReferralView:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             await add_follow_up(
@@ -108,4 +114,5 @@ class ReferralController(Controller):
                 note=data.note,
                 outcome=data.outcome,
             )
-            return await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+            view = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+        return as_response(view, ReferralView)

@@ -17,13 +17,18 @@ from litestar.status_codes import HTTP_201_CREATED
 from registry.api.auth import node_of
 from registry.api.params import Offset
 from registry.models import Officer
+from registry.schemas import as_response
 from registry.watchlists.alerts import adjudicate, adjudication_view, alert_figures, open_alerts
 from registry.watchlists.matcher import apply_to_matcher
 from registry.watchlists.schemas import (
     Action,
     AdjudicationRequest,
+    AdjudicationView,
+    AlertFigures,
     DeactivationRequest,
+    EntryView,
     Kind,
+    OpenAlert,
     WatchlistEntryChange,
     WatchlistEntryCreate,
 )
@@ -51,15 +56,16 @@ class AlertController(Controller):
     @get("/", opt={"roles": ALERT_READERS}, summary="Open alerts at this post")
     async def open_at_post(
         self, request: Request[Any, Any, Any], officer: Officer
-    ) -> list[dict[str, Any]]:
+    ) -> list[OpenAlert]:
         node = node_of(request)
         async with node.db.write_transaction() as session:
-            return await open_alerts(session, node=node, officer=officer)
+            views = await open_alerts(session, node=node, officer=officer)
+        return as_response(views, list[OpenAlert])
 
     @get("/figures", opt={"roles": FIGURE_READERS}, summary="Alerts per kind of evidence")
-    async def figures(self, request: Request[Any, Any, Any]) -> dict[str, dict[str, int]]:
+    async def figures(self, request: Request[Any, Any, Any]) -> AlertFigures:
         async with node_of(request).db.session() as session:
-            return await alert_figures(session)
+            return as_response(await alert_figures(session), AlertFigures)
 
     @post(
         "/{alert_id:uuid}/adjudication",
@@ -74,7 +80,7 @@ class AlertController(Controller):
         officer: Officer,
         alert_id: uuid.UUID,
         data: AdjudicationRequest,
-    ) -> dict[str, Any]:
+    ) -> AdjudicationView:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             decision = await adjudicate(
@@ -85,7 +91,7 @@ class AlertController(Controller):
                 outcome=data.outcome,
                 reason=data.reason,
             )
-        return adjudication_view(decision)
+        return as_response(adjudication_view(decision), AdjudicationView)
 
 
 class WatchlistController(Controller):
@@ -104,7 +110,7 @@ class WatchlistController(Controller):
         include_inactive: bool = False,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[EntryView]:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             found = await list_entries(
@@ -117,7 +123,7 @@ class WatchlistController(Controller):
                 limit=limit,
                 offset=offset,
             )
-        return [entry_view(entry) for entry in found]
+        return as_response([entry_view(entry) for entry in found], list[EntryView])
 
     @post(
         "/",
@@ -127,12 +133,12 @@ class WatchlistController(Controller):
     )
     async def create(
         self, request: Request[Any, Any, Any], officer: Officer, data: WatchlistEntryCreate
-    ) -> dict[str, Any]:
+    ) -> EntryView:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             entry = await create_entry(session, node=node, officer=officer, data=data)
         apply_to_matcher(node, [entry])
-        return entry_view(entry)
+        return as_response(entry_view(entry), EntryView)
 
     @post(
         "/{entry_id:uuid}/versions",
@@ -146,7 +152,7 @@ class WatchlistController(Controller):
         officer: Officer,
         entry_id: uuid.UUID,
         data: WatchlistEntryChange,
-    ) -> dict[str, Any]:
+    ) -> EntryView:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             entry = await update_entry(
@@ -158,7 +164,7 @@ class WatchlistController(Controller):
                 change_reason=data.change_reason,
             )
         apply_to_matcher(node, [entry])
-        return entry_view(entry)
+        return as_response(entry_view(entry), EntryView)
 
     @post(
         "/{entry_id:uuid}/deactivate",
@@ -172,23 +178,23 @@ class WatchlistController(Controller):
         officer: Officer,
         entry_id: uuid.UUID,
         data: DeactivationRequest,
-    ) -> dict[str, Any]:
+    ) -> EntryView:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             entry = await deactivate_entry(
                 session, node=node, officer=officer, entry_id=entry_id, reason=data.reason
             )
         apply_to_matcher(node, [entry])
-        return entry_view(entry)
+        return as_response(entry_view(entry), EntryView)
 
     @get("/{entry_id:uuid}/history", opt={"roles": ENTRY_MANAGERS}, summary="Every version")
     async def history(
         self, request: Request[Any, Any, Any], officer: Officer, entry_id: uuid.UUID
-    ) -> list[dict[str, Any]]:
+    ) -> list[EntryView]:
         node = node_of(request)
         async with node.db.write_transaction() as session:
             versions = await entry_history(session, node=node, officer=officer, entry_id=entry_id)
-        return [entry_view(entry) for entry in versions]
+        return as_response([entry_view(entry) for entry in versions], list[EntryView])
 
 
 def register_watchlist_routes() -> list[type[Controller]]:

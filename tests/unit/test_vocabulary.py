@@ -11,6 +11,7 @@ from registry import models, vocabulary
 from registry.crossings.schemas import RegistrationRequest
 from registry.officers.schemas import OfficerCreate
 from registry.watchlists import pages as watchlist_pages
+from registry.watchlists.schemas import AlertFigures
 from registry.web import messages
 
 LABELS = {
@@ -69,3 +70,9 @@ def test_the_schemas_decode_codes_into_members_and_refuse_the_rest() -> None:
             b'{"username": "awa", "full_name": "Awa", "role": "king", "password": "x" }',
             type=OfficerCreate,
         )
+
+
+def test_the_alert_figures_answer_names_every_kind_of_evidence() -> None:
+    """``/api/alerts/figures`` answers ``AlertFigures``, one field per kind of evidence in
+    the vocabulary's order (the figures are counted per member of ``AlertEvidence``)."""
+    assert AlertFigures.__struct_fields__ == tuple(vocabulary.AlertEvidence)
