@@ -1,7 +1,8 @@
 """Fuzzing the whole API with schemathesis, as every role and as nobody, against a real post
 (`borderpost serve` on SQLite) and a real national node (PostgreSQL, with its sync, peer and
-HQ operations): no operation may answer a server error, and none may answer a status code
-its OpenAPI document does not name.
+HQ operations): no operation may answer a server error, none may answer a status code its
+OpenAPI document does not name, and every answer must fit the schema the document gives it
+(the typed responses of issue 15).
 
 The number of examples per operation is bounded so that the run takes a few minutes; the
 seed is fixed so that a failure can be replayed (`st replay` with the printed test case id).
@@ -27,7 +28,7 @@ from tests.servers import ServerProcess, cli, node_env
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 PASSWORD = "fuzz-password-123"
 ROLES = ("officer", "supervisor", "protection", "hq_analyst", "liaison", "admin")
-CHECKS = "not_a_server_error,status_code_conformance"
+CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 EXAMPLES = "12"
 SEED = "20261204"
 
