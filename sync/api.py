@@ -22,6 +22,7 @@ from sqlmodel import col
 from registry.api.auth import EVERYONE, node_of
 from registry.api.params import SequenceNumber
 from registry.models import Officer, OutboxEntry
+from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import PROBLEM_MEDIA_TYPE, Problem
 from registry.schemas import as_response, decode_as
@@ -119,10 +120,11 @@ class SyncController(Controller):
     tags = ["sync"]
 
     @post("/enrol", opt={"public": True}, status_code=HTTP_200_OK, before_request=_limit_enrolment)
-    async def enrol(self, request: Request[Any, Any, Any], data: EnrolmentRequest) -> EnrolmentView:
+    async def enrol(
+        self, request: Request[Any, Any, Any], node: Node, data: EnrolmentRequest
+    ) -> EnrolmentView:
         """A post presents the one-time code national's admin issued for its post code
         (the source address's limit is checked before the body is read)."""
-        node = node_of(request)
         try:
             async with node.db.write_transaction() as session:
                 answer = await receive_enrolment(
@@ -148,10 +150,9 @@ class SyncController(Controller):
 
     @get("/reference", opt={"public": True})
     async def reference(
-        self, request: Request[Any, Any, Any], since: SequenceNumber = 0
+        self, request: Request[Any, Any, Any], node: Node, since: SequenceNumber = 0
     ) -> Response[bytes]:
         """Reference data changed since a version (an outbox seq), for an approved post."""
-        node = node_of(request)
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             rows = (
@@ -180,17 +181,17 @@ class SyncController(Controller):
         return signed_json(request, {"version": version, "complete": complete, "changes": changes})
 
     @get("/digest", opt={"public": True})
-    async def digest(self, request: Request[Any, Any, Any]) -> DayDigest:
+    async def digest(self, request: Request[Any, Any, Any], node: Node) -> DayDigest:
         """Per-day bucket hashes of the crossings received from the calling post."""
-        node = node_of(request)
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             buckets = await crossing_buckets(session, peer.node_code)
         return as_response({"origin": peer.node_code, "buckets": buckets}, DayDigest)
 
     @get("/digest/{day:str}", opt={"public": True})
-    async def digest_hours(self, request: Request[Any, Any, Any], day: str) -> HourDigest:
-        node = node_of(request)
+    async def digest_hours(
+        self, request: Request[Any, Any, Any], node: Node, day: str
+    ) -> HourDigest:
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             buckets = await hour_buckets(session, peer.node_code, _day(day))
@@ -198,8 +199,9 @@ class SyncController(Controller):
         return as_response(view, HourDigest)
 
     @get("/digest/{day:str}/{hour:str}", opt={"public": True})
-    async def digest_ids(self, request: Request[Any, Any, Any], day: str, hour: str) -> HourIds:
-        node = node_of(request)
+    async def digest_ids(
+        self, request: Request[Any, Any, Any], node: Node, day: str, hour: str
+    ) -> HourIds:
         if not (len(hour) == 2 and hour.isdigit() and int(hour) < 24):
             raise Problem(400, "Invalid hour", field="hour", detail="give HH, 00 to 23")
         async with node.db.session() as session:
@@ -224,8 +226,7 @@ class PeerController(Controller):
     opt = {"roles": ("admin",)}
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any]) -> list[PeerView]:
-        node = node_of(request)
+    async def index(self, request: Request[Any, Any, Any], node: Node) -> list[PeerView]:
         async with node.db.session() as session:
             views = [peer_view(p) for p in await list_peers(session)]
         return as_response(views, list[PeerView])
@@ -244,12 +245,11 @@ class PeerController(Controller):
 
     @post("/{node_code:str}/invite", status_code=HTTP_200_OK)
     async def invite(
-        self, request: Request[Any, Any, Any], officer: Officer, node_code: str
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, node_code: str
     ) -> Invitation:
         """A one-time enrolment code for a post code (shown once; only its hash is kept)."""
         body = await request.body()
         data = decode_as(body or b"{}", InvitationRequest)
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             code, invitation = await issue_invitation(
                 session, node=node, officer=officer, node_code=node_code, hours=data.hours
@@ -260,10 +260,9 @@ class PeerController(Controller):
 
     @post("/{node_code:str}/remove", status_code=HTTP_200_OK)
     async def remove(
-        self, request: Request[Any, Any, Any], officer: Officer, node_code: str
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, node_code: str
     ) -> RemovedPeer:
         """Delete a pending or revoked post."""
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             peer = await remove_peer(session, node=node, officer=officer, node_code=node_code)
         return as_response({**peer_view(peer), "removed": True}, RemovedPeer)
@@ -303,6 +302,6 @@ def _throttled(request: Request[Any, Any, Any], what: str) -> Response[Any] | No
 
 
 @get("/api/sync/status", opt={"roles": EVERYONE}, tags=["sync"])
-async def status(request: Request[Any, Any, Any]) -> SyncStatus:
+async def status(node: Node) -> SyncStatus:
     """This post's backlog and days since its last successful sync (no personal data)."""
-    return as_response(await sync_status(node_of(request)), SyncStatus)
+    return as_response(await sync_status(node), SyncStatus)

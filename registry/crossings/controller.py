@@ -13,7 +13,7 @@ from litestar.datastructures import UploadFile
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from registry.api.auth import CROSSING_READERS, FRONT_DESK, node_of
+from registry.api.auth import CROSSING_READERS, FRONT_DESK
 from registry.api.params import Offset
 from registry.audit import audit, audited_read
 from registry.crossings.records import (
@@ -97,6 +97,7 @@ class CrossingController(Controller):
     async def register(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         idempotency: Annotated[
             str | None,
@@ -108,7 +109,6 @@ class CrossingController(Controller):
             ),
         ] = None,
     ) -> RegisteredCrossing:
-        node = node_of(request)
 
         async def submit(key: str | None) -> Registration:
             registration, photo = await _registration_input(request, node)
@@ -124,6 +124,7 @@ class CrossingController(Controller):
     async def by_range(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -131,7 +132,6 @@ class CrossingController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
     ) -> list[CrossingView]:
-        node = node_of(request)
         until = _aware(until, "until") if until else utcnow()
         since = _aware(since, "since") if since else until - timedelta(days=1)
         async with audited_read(node) as session:
@@ -149,9 +149,8 @@ class CrossingController(Controller):
 
     @get("/{crossing_id:uuid}", opt={"roles": CROSSING_READERS})
     async def read(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
     ) -> CrossingView:
-        node = node_of(request)
         async with audited_read(node) as session:
             view = await read_crossing(
                 session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
@@ -160,9 +159,8 @@ class CrossingController(Controller):
 
     @get("/{crossing_id:uuid}/versions", opt={"roles": CROSSING_READERS})
     async def versions(
-        self, request: Request[Any, Any, Any], officer: Officer, crossing_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
     ) -> list[CrossingView]:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             chain = await crossing_versions(session, crossing_id)
             await audit(
@@ -185,11 +183,11 @@ class CrossingController(Controller):
     async def correct(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         crossing_id: uuid.UUID,
         data: CorrectionRequest,
     ) -> CrossingView:
-        node = node_of(request)
         changes = {f: getattr(data, f) for f in data.__struct_fields__ if f != "reason"}
         async with node.db.write_transaction() as session:
             corrected = await correct_crossing(

@@ -12,8 +12,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_201_CREATED
 
-from registry.api.auth import EVERYONE, node_of, token_from
+from registry.api.auth import EVERYONE, token_from
 from registry.models import Officer
+from registry.node import Node
 from registry.officers.schemas import (
     LoginAnswer,
     LoginRequest,
@@ -56,11 +57,10 @@ class AuthController(Controller):
         },
     )
     async def login(
-        self, request: Request[Any, Any, Any], data: LoginRequest
+        self, request: Request[Any, Any, Any], node: Node, data: LoginRequest
     ) -> Response[LoginAnswer]:
         """A bearer token, and the session cookies for a browser client: a request made with
         the cookie that changes something must send ``csrf_token`` in ``X-CSRF-Token``."""
-        node = node_of(request)
         result = await login(
             node, username=data.username, password=data.password, source=source_address(request)
         )
@@ -79,8 +79,7 @@ class AuthController(Controller):
         return Response(body, cookies=cookies)
 
     @post("/logout", opt={"roles": EVERYONE}, status_code=200)
-    async def logout(self, request: Request[Any, Any, Any]) -> Response[LogoutAnswer]:
-        node = node_of(request)
+    async def logout(self, request: Request[Any, Any, Any], node: Node) -> Response[LogoutAnswer]:
         token = token_from(request)
         async with node.db.write_transaction() as session:
             if token:
@@ -105,13 +104,13 @@ class AuthController(Controller):
         },
     )
     async def change_password(
-        self, request: Request[Any, Any, Any], officer: Officer, data: PasswordChange
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, data: PasswordChange
     ) -> OfficerView:
         """Change one's own password (the current one is required, failures are throttled
         like logins); every other session and token of the account is revoked, this one
         stays."""
         changed = await change_own_password(
-            node_of(request),
+            node,
             officer=officer,
             current_password=data.current_password,
             new_password=data.new_password,
@@ -128,9 +127,8 @@ class OfficerController(Controller):
 
     @post("/", opt={"roles": ("admin",)}, status_code=HTTP_201_CREATED)
     async def create(
-        self, request: Request[Any, Any, Any], officer: Officer, data: OfficerCreate
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, data: OfficerCreate
     ) -> OfficerView:
-        node = node_of(request)
         password_hash = await new_password_hash(data.password)
         async with node.db.write_transaction() as session:
             created = await create_officer(
@@ -159,19 +157,20 @@ class OfficerController(Controller):
     async def reset_password(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         username: str,
         data: PasswordReset,
     ) -> OfficerView:
         """An administrator resets the password of another account of this node: its
         sessions end, and it must choose a new password at its next login. Audited."""
-        node = node_of(request)
         reset = await reset_password(node, actor=officer, username=username, password=data.password)
         return as_response(officer_view(reset), OfficerView)
 
     @get("/", opt={"roles": ("admin", "supervisor")})
-    async def index(self, request: Request[Any, Any, Any], officer: Officer) -> list[OfficerView]:
-        node = node_of(request)
+    async def index(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> list[OfficerView]:
         async with node.db.session() as session:
             officers = await list_officers(session, post=node.settings.node_code)
         locks = {lock.key: lock for lock in await login_locks(node) if lock.scope == "account"}

@@ -12,8 +12,9 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.status_codes import HTTP_201_CREATED
 
-from registry.api.auth import FRONT_DESK, PROTECTION_READERS, node_of
+from registry.api.auth import FRONT_DESK, PROTECTION_READERS
 from registry.models import Officer
+from registry.node import Node
 from registry.referrals.schemas import (
     FollowUpCreate,
     ReferralAcknowledgement,
@@ -46,11 +47,11 @@ class CrossingReferralController(Controller):
     async def refer(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         crossing_id: uuid.UUID,
         data: ReferralCreate,
     ) -> ReferralAcknowledgement:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             referral = await create_referral(
                 session,
@@ -75,17 +76,17 @@ class ReferralController(Controller):
     opt = {"roles": PROTECTION_READERS}
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], officer: Officer) -> list[ReferralView]:
-        node = node_of(request)
+    async def index(
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+    ) -> list[ReferralView]:
         async with node.db.write_transaction() as session:
             views = await list_referrals(session, node=node, officer=officer)
         return as_response(views, list[ReferralView])
 
     @get("/{referral_id:uuid}")
     async def read(
-        self, request: Request[Any, Any, Any], officer: Officer, referral_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, referral_id: uuid.UUID
     ) -> ReferralView:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             view = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
         return as_response(view, ReferralView)
@@ -99,11 +100,11 @@ class ReferralController(Controller):
     async def follow_up(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         referral_id: uuid.UUID,
         data: FollowUpCreate,
     ) -> ReferralView:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             await add_follow_up(
                 session,

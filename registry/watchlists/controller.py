@@ -14,9 +14,9 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from registry.api.auth import node_of
 from registry.api.params import Offset
 from registry.models import Officer
+from registry.node import Node
 from registry.schemas import as_response
 from registry.watchlists.alerts import adjudicate, adjudication_view, alert_figures, open_alerts
 from registry.watchlists.matcher import apply_to_matcher
@@ -55,16 +55,15 @@ class AlertController(Controller):
 
     @get("/", opt={"roles": ALERT_READERS}, summary="Open alerts at this post")
     async def open_at_post(
-        self, request: Request[Any, Any, Any], officer: Officer
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer
     ) -> list[OpenAlert]:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             views = await open_alerts(session, node=node, officer=officer)
         return as_response(views, list[OpenAlert])
 
     @get("/figures", opt={"roles": FIGURE_READERS}, summary="Alerts per kind of evidence")
-    async def figures(self, request: Request[Any, Any, Any]) -> AlertFigures:
-        async with node_of(request).db.session() as session:
+    async def figures(self, node: Node) -> AlertFigures:
+        async with node.db.session() as session:
             return as_response(await alert_figures(session), AlertFigures)
 
     @post(
@@ -77,11 +76,11 @@ class AlertController(Controller):
     async def adjudicate(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         alert_id: uuid.UUID,
         data: AdjudicationRequest,
     ) -> AdjudicationView:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             decision = await adjudicate(
                 session,
@@ -104,6 +103,7 @@ class WatchlistController(Controller):
     async def entries(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         kind: Kind | None = None,
         action: Action | None = None,
@@ -111,7 +111,6 @@ class WatchlistController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
     ) -> list[EntryView]:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             found = await list_entries(
                 session,
@@ -132,9 +131,12 @@ class WatchlistController(Controller):
         summary="List a person or a document",
     )
     async def create(
-        self, request: Request[Any, Any, Any], officer: Officer, data: WatchlistEntryCreate
+        self,
+        request: Request[Any, Any, Any],
+        node: Node,
+        officer: Officer,
+        data: WatchlistEntryCreate,
     ) -> EntryView:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             entry = await create_entry(session, node=node, officer=officer, data=data)
         apply_to_matcher(node, [entry])
@@ -149,11 +151,11 @@ class WatchlistController(Controller):
     async def change(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         entry_id: uuid.UUID,
         data: WatchlistEntryChange,
     ) -> EntryView:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             entry = await update_entry(
                 session,
@@ -175,11 +177,11 @@ class WatchlistController(Controller):
     async def deactivate(
         self,
         request: Request[Any, Any, Any],
+        node: Node,
         officer: Officer,
         entry_id: uuid.UUID,
         data: DeactivationRequest,
     ) -> EntryView:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             entry = await deactivate_entry(
                 session, node=node, officer=officer, entry_id=entry_id, reason=data.reason
@@ -189,9 +191,8 @@ class WatchlistController(Controller):
 
     @get("/{entry_id:uuid}/history", opt={"roles": ENTRY_MANAGERS}, summary="Every version")
     async def history(
-        self, request: Request[Any, Any, Any], officer: Officer, entry_id: uuid.UUID
+        self, request: Request[Any, Any, Any], node: Node, officer: Officer, entry_id: uuid.UUID
     ) -> list[EntryView]:
-        node = node_of(request)
         async with node.db.write_transaction() as session:
             versions = await entry_history(session, node=node, officer=officer, entry_id=entry_id)
         return as_response([entry_view(entry) for entry in versions], list[EntryView])

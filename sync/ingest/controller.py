@@ -48,8 +48,7 @@ class IngestController(Controller):
     tags = ["sync"]
 
     @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
-    async def batches(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        node = node_of(request)
+    async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -72,8 +71,7 @@ class IngestController(Controller):
         )
 
     @post("/photos", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
-    async def photos(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        node = node_of(request)
+    async def photos(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -87,21 +85,21 @@ class IngestController(Controller):
         return Response({"stored": stored, "quarantined": answers_of(photo.quarantined)})
 
     @get("/quarantine", opt={"public": True})
-    async def quarantine(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def quarantine(self, request: Request[Any, Any, Any], node: Node) -> dict[str, Any]:
         """What national holds in quarantine of the calling post's records (newest first,
         every status), for the post's own status and banner."""
-        node = node_of(request)
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             entries = await list_quarantine(session, origin=peer.node_code, status=None)
         return {"origin": peer.node_code, "entries": [entry_view(e) for e in entries]}
 
     @post("/audit-checkpoints", opt={"public": True}, status_code=HTTP_200_OK)
-    async def audit_checkpoints(self, request: Request[Any, Any, Any]) -> dict[str, int]:
+    async def audit_checkpoints(
+        self, request: Request[Any, Any, Any], node: Node
+    ) -> dict[str, int]:
         """A post's signed checkpoints of its audit chain, sent once national holds the
         events they count. The request is signed by the post, each checkpoint too; national
         keeps them all (``registry.audit_checkpoints.store_received_checkpoints``) or none."""
-        node = node_of(request)
         body = await request.body()
         async with node.db.session() as session:
             peer = await verify_request(
