@@ -10,6 +10,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -256,10 +257,19 @@ class NodeUnderTest:
 
 @pytest.fixture
 async def post_node(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncIterator[NodeUnderTest]:
+    async with app_under_test(seeded_backend, tmp_path) as node:
+        yield node
+
+
+@asynccontextmanager
+async def app_under_test(
+    seeded_backend: SeededBackend, tmp_path: Path, **settings: Any
+) -> AsyncIterator[NodeUnderTest]:
+    """A post app on a fresh database of the seeded backend, with ``settings`` on top of
+    the test defaults, and a client to it, until the block ends."""
     url = await seeded_backend.backend.fresh_url(tmp_path)
-    settings = base_settings(tmp_path, url)
-    app = create_app(settings)
-    database = Database(settings)
+    app = create_app(base_settings(tmp_path, url, **settings))
+    database = Database(app.state.node.settings)
     try:
         async with AsyncTestClient(app=app) as client:
             yield NodeUnderTest(

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from litestar.testing import AsyncTestClient
 from PIL import Image
 from sqlalchemy import select
 
@@ -29,11 +28,17 @@ from biometrics.face_plugin import FaceModality
 from biometrics.imaging import PORTRAIT_MODES, decode_image
 from biometrics.plugins import ENTRY_POINT_GROUP, Assessment
 from registry.app import create_app
-from registry.db import Database
 from registry.models import Photo
 from registry.photos import PORTRAIT_WORKING_SIDE, analyse_photo, face_modality
 from registry.settings import Settings, SettingsError
-from tests.conftest import NodeUnderTest, SeededBackend, base_settings, unique_number
+from tests.conftest import (
+    NodeUnderTest,
+    SeededBackend,
+    app_under_test,
+    base_settings,
+    missing,
+    unique_number,
+)
 from tests.integration.test_registration import td3
 
 PORTRAITS = (
@@ -85,20 +90,10 @@ async def observed_node(
     install_plugin(site, name, f"{__name__}:ObservedFace")
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
-    url = await seeded_backend.backend.fresh_url(tmp_path)
-    app = create_app(base_settings(tmp_path, url, face_modality=name))
-    database = Database(app.state.node.settings)
     try:
-        async with AsyncTestClient(app=app) as client:
-            yield NodeUnderTest(
-                client,
-                app.state.node,
-                seeded_backend.tokens,
-                seeded_backend.backend.name,
-                database,
-            )
+        async with app_under_test(seeded_backend, tmp_path, face_modality=name) as node:
+            yield node
     finally:
-        await database.dispose()
         importlib.invalidate_caches()
 
 
@@ -148,7 +143,7 @@ def test_the_face_modality_analyses_as_the_face_pipeline_did(faces_dir: Path, na
     those of decoding it as the registry does and calling the face pipeline directly."""
     path = faces_dir / name
     if not path.exists():
-        pytest.skip(f"{name} is not among the face photos")
+        missing(f"{name} is not among the face photos")
     data = path.read_bytes()
     settings = Settings()
     modality = face_modality(settings)
