@@ -1,14 +1,16 @@
 """Blinded exchange benchmark: blinding throughput and hit/no-hit latency, one core.
 
 Blinding (``sync.exchange.pseudonyms``, the example agreement ``deploy/agreements``): N
-crossings (default 20,000, every one a different traveller and document: no value repeats,
-the worst case) go through the real send path, ``service.bundle_of`` (``filter_record``
-with our scalar: ``H(x)^a`` on X25519 for every pseudonymised field, pseudonymous ids) a
-page of 500 at a time with one message cache, as ``outgoing_records`` sends them (each page
-is encoded and dropped before the next; encoding is not timed), then through the partner's
-receive path, ``service.reblind_bundle`` (``H(x)^ab``), on each page as decoded. Both are compared
-with the named baseline, the shared-key HMAC-SHA256 pseudonyms this replaced (issue 14), on
-the same rows. Target: at least 5,000 records/s per core on each side.
+crossings (default 20,000, every one a different traveller and document: no document, birth
+date or id repeats, the worst case; names come from a small pool, as surnames and given
+names recur at a real border, and the name normaliser keeps the parts it has seen) go
+through the real send path, ``service.bundle_of`` (``filter_record`` with our scalar:
+``H(x)^a`` on X25519 for every pseudonymised field, pseudonymous ids) a page of 500 at a
+time with one message cache, as ``outgoing_records`` sends them (each page is encoded and
+dropped before the next; encoding is not timed), then through the partner's receive path,
+``service.reblind_bundle`` (``H(x)^ab``), on each page as decoded. Both are compared with
+the named baseline, the shared-key HMAC-SHA256 pseudonyms this replaced (issue 14), on the
+same rows. Target: at least 5,000 records/s per core on each side.
 
 Hit/no-hit: a SQLite registry of M documents and travellers (default 50,000) migrated like
 a node's, indexed by ``hits.refresh_index`` (timed too), then R queries (default 200)

@@ -424,7 +424,8 @@ def _resolve_particles(tokens: list[str]) -> list[str]:
     return resolved
 
 
-def _name_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=1 << 15)  # a name part (KEITA, MOHAMED) recurs across travellers too
+def _name_tokens(text: str) -> tuple[str, ...]:
     text = _transliterate_arabic(fold_lookalikes(text))
     tokens = _latin_tokens(text)
     # Repeat until stable: a merge can produce a new particle ("el l x" -> "el x"), and only a
@@ -432,7 +433,7 @@ def _name_tokens(text: str) -> list[str]:
     while True:
         resolved = _resolve_particles([_skeleton(token) for token in tokens])
         if resolved == tokens:
-            return resolved
+            return tuple(resolved)
         tokens = resolved
 
 
@@ -461,7 +462,7 @@ def similarity_form(text: str) -> str:
     filiation particles (ould/mint/ben), which carry no identity. Compute it once for a name
     compared many times (the watchlist matcher keeps it for every listed name)."""
     tokens = _name_tokens(text)
-    meaningful = [token for token in tokens if token not in _PARTICLES] or tokens
+    meaningful = [token for token in tokens if token not in _PARTICLES] or list(tokens)
     return " ".join(sorted(meaningful))
 
 
@@ -488,7 +489,7 @@ def query_form(text: str) -> tuple[str, ...]:
     """The name parts a name search looks for: the query's key tokens without the filiation
     particles (ould/mint/ben), in any order; all of them if the query is only particles."""
     tokens = _name_tokens(text)
-    return tuple(token for token in tokens if token not in _PARTICLES) or tuple(tokens)
+    return tuple(token for token in tokens if token not in _PARTICLES) or tokens
 
 
 QUERY_PART_CUTOFF = 80.0  # a query part matches a name part at this rapidfuzz ratio or more

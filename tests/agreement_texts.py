@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import ctypes
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from rbcl.rbcl import _sodium as _libsodium  # an X25519 independent of the module's
 
 from registry.receipts import public_key_to_text
 from sync.exchange.pseudonyms import BlindingKey
@@ -121,14 +122,15 @@ def signed(text: str, *keys: tuple[str, Ed25519PrivateKey]) -> str:
 
 def mac(*parts: str, key: BlindingKey = KEY) -> str:
     """The documented blinded element ``H(bp2|parts)^a``, computed independently of the
-    module and of libsodium: SHA-512 of ``bp3|x25519|`` and the message reduced mod 2^255-19,
-    then OpenSSL's X25519 with ``HMAC-SHA256(scalar, "bp2|exchange")``, unpadded base64url."""
+    module and of OpenSSL (which the module uses): SHA-512 of ``bp3|x25519|`` and the message
+    reduced mod 2^255-19, then libsodium's X25519 with ``HMAC-SHA256(scalar, "bp2|exchange")``,
+    unpadded base64url."""
     message = "|".join(("bp2", *parts)).encode()
     u = int.from_bytes(hashlib.sha512(b"bp3|x25519|" + message).digest(), "little") % (2**255 - 19)
     scalar = hmac.new(key.scalar, b"bp2|exchange", hashlib.sha256).digest()
-    blinded = X25519PrivateKey.from_private_bytes(scalar).exchange(
-        X25519PublicKey.from_public_bytes(u.to_bytes(32, "little"))
-    )
+    out = ctypes.create_string_buffer(32)
+    assert _libsodium.crypto_scalarmult_curve25519(out, scalar, u.to_bytes(32, "little")) == 0
+    blinded = out.raw
     return base64.urlsafe_b64encode(blinded).rstrip(b"=").decode()
 
 

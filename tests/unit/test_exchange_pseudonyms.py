@@ -16,6 +16,7 @@ import pytest
 from registry.names import name_key
 from sync.exchange.pseudonyms import (
     BlindingKey,
+    _x25519,
     decode_element,
     document_message,
     element_message,
@@ -71,6 +72,17 @@ def test_blinding_commutes_so_both_sides_reach_the_same_key() -> None:
     one = (1).to_bytes(32, "little")
     with pytest.raises(ValueError):
         KEY.reblind(base64.urlsafe_b64encode(one).rstrip(b"=").decode())  # small order
+
+
+def test_x25519_follows_rfc_7748() -> None:
+    """The ladder the exchange uses gives RFC 7748's test vector (section 5.2), and a
+    low-order input is refused rather than blinded to all-zero."""
+    scalar = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+    u = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+    expected = "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"
+    assert _x25519(scalar, u).hex() == expected
+    with pytest.raises(ValueError, match="small order"):
+        _x25519(scalar, bytes(32))
 
 
 def test_same_name_written_differently_gives_the_same_person() -> None:
