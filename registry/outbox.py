@@ -83,7 +83,7 @@ class RecordView(Mapping[str, Any]):
                 raise KeyError(name)
         return value if type(value) in _PLAIN else _json_safe(value)
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         """As ``Mapping.get``, without its extra call per read (the exchange's filter reads
         about twenty columns per crossing)."""
         try:

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import String, and_, exists, false, or_, select, true, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -140,19 +140,25 @@ class NameHit:
     score: float
 
 
+_TRAVELLER = Traveller.__table__.c  # type: ignore[attr-defined]
+
+
 async def name_candidates(
     session: AsyncSession, query: tuple[str, ...], date_of_birth: date | None
-) -> list[tuple[uuid.UUID, str]]:
-    """(traveller id, name key) of every traveller who holds a part of the query
+) -> list[tuple[str, str]]:
+    """(traveller id as text, name key) of every traveller who holds a part of the query
     (``names.candidate_patterns``), or was born on ``date_of_birth``: two columns, not whole
-    travellers, since a common name part (SEKOU, MOHAMED) matches a large share of them."""
-    statement = select(col(Traveller.id), col(Traveller.name_key))
+    travellers, since a common name part (SEKOU, MOHAMED) matches a large share of them. The
+    ids stay text (a Core query, no UUID built per row): only the few ranked first become
+    UUIDs (``uuid.UUID(text)``) to load their travellers."""
+    statement = select(type_coerce(_TRAVELLER.id, String), _TRAVELLER.name_key)
     if date_of_birth is not None:
-        statement = statement.where(col(Traveller.date_of_birth) == date_of_birth)
+        statement = statement.where(_TRAVELLER.date_of_birth == date_of_birth)
     else:
         patterns = candidate_patterns(query)
-        statement = statement.where(or_(*[col(Traveller.name_key).like(p) for p in patterns]))
-    return [(row[0], row[1]) for row in await session.execute(statement.limit(50_000))]
+        statement = statement.where(or_(*[_TRAVELLER.name_key.like(p) for p in patterns]))
+    rows = await session.execute(statement.limit(50_000))
+    return [(str(row[0]), row[1]) for row in rows]
 
 
 async def travellers_by_id(
@@ -183,8 +189,9 @@ async def search_by_name(
         raise Problem(422, "Invalid name", field="name", detail="the name has no letters")
     candidates = await name_candidates(session, form, date_of_birth)
     ranked = rank_by_query(form, [key for _, key in candidates], limit=min(limit, MAX_RESULTS))
-    travellers = await travellers_by_id(session, {candidates[index][0] for index, _ in ranked})
-    hits = [NameHit(travellers[candidates[index][0]], score) for index, score in ranked]
+    chosen = [(uuid.UUID(candidates[index][0]), score) for index, score in ranked]
+    travellers = await travellers_by_id(session, {traveller_id for traveller_id, _ in chosen})
+    hits = [NameHit(travellers[traveller_id], score) for traveller_id, score in chosen]
     await audit_search(
         session,
         node,

@@ -9,6 +9,7 @@ of a post) the post-side token filter. Both re-score in Python with ``name_simil
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -154,7 +155,7 @@ async def name_matches(
     """
     if not is_postgresql(session):
         candidates = await name_candidates(session, query_form(key), date_of_birth)
-        found = await travellers_by_id(session, (i for i, _ in candidates))
+        found = await travellers_by_id(session, (uuid.UUID(i) for i, _ in candidates))
         return score_names(key, found.values(), cutoff)[:limit]
     if date_of_birth is None:
         keys = await _similar_keys(session, key, cutoff)
@@ -184,12 +185,13 @@ async def query_matches(
                 .where(col(Traveller.date_of_birth) == date_of_birth)
                 .limit(DOB_CANDIDATES)
             )
-            candidates = [(row[0], row[1]) for row in rows]
+            candidates = [(str(row[0]), row[1]) for row in rows]
         else:
             candidates = await name_candidates(session, form, date_of_birth)
         ranked = rank_by_query(form, [key for _, key in candidates], limit=limit)
-        found = await travellers_by_id(session, (candidates[i][0] for i, _ in ranked))
-        hits = [(score, found[candidates[i][0]]) for i, score in ranked]
+        chosen = [(uuid.UUID(candidates[i][0]), score) for i, score in ranked]
+        found = await travellers_by_id(session, (traveller_id for traveller_id, _ in chosen))
+        hits = [(score, found[traveller_id]) for traveller_id, score in chosen]
         return sorted(hits, key=lambda hit: (-hit[0], hit[1].origin, str(hit[1].id)))
     parts = {f"part{i}": part for i, part in enumerate(form)}
     close = " OR ".join(f":{name} <% name_key" for name in parts)
