@@ -4,7 +4,7 @@ built once."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -20,6 +20,19 @@ from registry.stays import StayRules
 from registry.throttle import LoginPolicy, LoginThrottle
 from registry.watchlists.matcher import WatchlistMatcher
 
+if TYPE_CHECKING:  # types only: registration itself takes the node (no import at run time)
+    from registry.crossings.registration import PreparedRegistration, Registration
+
+
+class RegistrationQueue(Protocol):
+    """What the node offers registration: the group-commit writer of prepared registrations
+    (``registry.crossings.registration_writer.RegistrationWriter``, set by ``Node.build``)."""
+
+    async def submit(self, item: PreparedRegistration) -> Registration:
+        """Queue ``item``; the answer once the batch holding it has committed (or the
+        Problem that refused it)."""
+        ...
+
 
 @dataclass
 class Node:
@@ -29,7 +42,7 @@ class Node:
     db: Database
     signing_key: Ed25519PrivateKey
     trusted_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
-    registrations: Any = None  # RegistrationWriter (group commit), set by build()
+    registrations: RegistrationQueue = field(init=False, repr=False, compare=False)  # build()
     audit_journal: AuditJournal = field(init=False)  # audit events of reads (group commit)
     tokens: TokenCache = field(default_factory=TokenCache)
     watchlists: WatchlistMatcher = field(default_factory=WatchlistMatcher)
