@@ -12,6 +12,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK
 from registry.api.params import Offset
@@ -159,19 +160,18 @@ class CrossingController(Controller):
 
     @get("/{crossing_id:uuid}/versions", opt={"roles": CROSSING_READERS})
     async def versions(
-        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, crossing_id: uuid.UUID
     ) -> list[CrossingView]:
-        async with node.db.write_transaction() as session:
-            chain = await crossing_versions(session, crossing_id)
-            await audit(
-                session,
-                origin=node.settings.node_code,
-                officer=officer,
-                action="read",
-                record_type="crossing",
-                record_id=crossing_id,
-                purpose="versions",
-            )
+        chain = await crossing_versions(reading, crossing_id)
+        await audit(
+            reading,
+            origin=node.settings.node_code,
+            officer=officer,
+            action="read",
+            record_type="crossing",
+            record_id=crossing_id,
+            purpose="versions",
+        )
         return as_response([crossing_view(node, c) for c in chain], list[CrossingView])
 
     @post(
@@ -182,20 +182,19 @@ class CrossingController(Controller):
     )
     async def correct(
         self,
-        request: Request[Any, Any, Any],
         node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         crossing_id: uuid.UUID,
         data: CorrectionRequest,
     ) -> CrossingView:
         changes = {f: getattr(data, f) for f in data.__struct_fields__ if f != "reason"}
-        async with node.db.write_transaction() as session:
-            corrected = await correct_crossing(
-                session,
-                node=node,
-                officer=officer,
-                crossing_id=crossing_id,
-                changes=changes,
-                reason=data.reason,
-            )
+        corrected = await correct_crossing(
+            transaction,
+            node=node,
+            officer=officer,
+            crossing_id=crossing_id,
+            changes=changes,
+            reason=data.reason,
+        )
         return as_response(crossing_view(node, corrected), CrossingView)

@@ -7,10 +7,10 @@ and write is audited by the service."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import FRONT_DESK, PROTECTION_READERS
 from registry.models import Officer
@@ -46,21 +46,20 @@ class CrossingReferralController(Controller):
     )
     async def refer(
         self,
-        request: Request[Any, Any, Any],
         node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         crossing_id: uuid.UUID,
         data: ReferralCreate,
     ) -> ReferralAcknowledgement:
-        async with node.db.write_transaction() as session:
-            referral = await create_referral(
-                session,
-                node=node,
-                officer=officer,
-                crossing_id=crossing_id,
-                category=data.category,
-                note=data.note,
-            )
+        referral = await create_referral(
+            transaction,
+            node=node,
+            officer=officer,
+            crossing_id=crossing_id,
+            category=data.category,
+            note=data.note,
+        )
         return ReferralAcknowledgement(
             referral_id=referral.id,
             crossing_id=crossing_id,
@@ -77,18 +76,16 @@ class ReferralController(Controller):
 
     @get("/")
     async def index(
-        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+        self, node: Node, reading: AsyncSession, officer: Officer
     ) -> list[ReferralView]:
-        async with node.db.write_transaction() as session:
-            views = await list_referrals(session, node=node, officer=officer)
+        views = await list_referrals(reading, node=node, officer=officer)
         return as_response(views, list[ReferralView])
 
     @get("/{referral_id:uuid}")
     async def read(
-        self, request: Request[Any, Any, Any], node: Node, officer: Officer, referral_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, referral_id: uuid.UUID
     ) -> ReferralView:
-        async with node.db.write_transaction() as session:
-            view = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+        view = await read_referral(reading, node=node, officer=officer, referral_id=referral_id)
         return as_response(view, ReferralView)
 
     @post(
@@ -99,21 +96,20 @@ class ReferralController(Controller):
     )
     async def follow_up(
         self,
-        request: Request[Any, Any, Any],
         node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         referral_id: uuid.UUID,
         data: FollowUpCreate,
     ) -> ReferralView:
-        async with node.db.write_transaction() as session:
-            await add_follow_up(
-                session,
-                node=node,
-                officer=officer,
-                referral_id=referral_id,
-                status=data.status,
-                note=data.note,
-                outcome=data.outcome,
-            )
-            view = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+        await add_follow_up(
+            transaction,
+            node=node,
+            officer=officer,
+            referral_id=referral_id,
+            status=data.status,
+            note=data.note,
+            outcome=data.outcome,
+        )
+        view = await read_referral(transaction, node=node, officer=officer, referral_id=referral_id)
         return as_response(view, ReferralView)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.params import Offset
 from registry.models import Officer
@@ -55,10 +56,9 @@ class AlertController(Controller):
 
     @get("/", opt={"roles": ALERT_READERS}, summary="Open alerts at this post")
     async def open_at_post(
-        self, request: Request[Any, Any, Any], node: Node, officer: Officer
+        self, node: Node, reading: AsyncSession, officer: Officer
     ) -> list[OpenAlert]:
-        async with node.db.write_transaction() as session:
-            views = await open_alerts(session, node=node, officer=officer)
+        views = await open_alerts(reading, node=node, officer=officer)
         return as_response(views, list[OpenAlert])
 
     @get("/figures", opt={"roles": FIGURE_READERS}, summary="Alerts per kind of evidence")
@@ -75,21 +75,20 @@ class AlertController(Controller):
     )
     async def adjudicate(
         self,
-        request: Request[Any, Any, Any],
         node: Node,
+        transaction: AsyncSession,
         officer: Officer,
         alert_id: uuid.UUID,
         data: AdjudicationRequest,
     ) -> AdjudicationView:
-        async with node.db.write_transaction() as session:
-            decision = await adjudicate(
-                session,
-                node=node,
-                officer=officer,
-                alert_id=alert_id,
-                outcome=data.outcome,
-                reason=data.reason,
-            )
+        decision = await adjudicate(
+            transaction,
+            node=node,
+            officer=officer,
+            alert_id=alert_id,
+            outcome=data.outcome,
+            reason=data.reason,
+        )
         return as_response(adjudication_view(decision), AdjudicationView)
 
 
@@ -102,8 +101,8 @@ class WatchlistController(Controller):
     @get("/", opt={"roles": ENTRY_MANAGERS}, summary="Current watchlist entries")
     async def entries(
         self,
-        request: Request[Any, Any, Any],
         node: Node,
+        reading: AsyncSession,
         officer: Officer,
         kind: Kind | None = None,
         action: Action | None = None,
@@ -111,17 +110,16 @@ class WatchlistController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
     ) -> list[EntryView]:
-        async with node.db.write_transaction() as session:
-            found = await list_entries(
-                session,
-                node=node,
-                officer=officer,
-                kind=kind,
-                action=action,
-                include_inactive=include_inactive,
-                limit=limit,
-                offset=offset,
-            )
+        found = await list_entries(
+            reading,
+            node=node,
+            officer=officer,
+            kind=kind,
+            action=action,
+            include_inactive=include_inactive,
+            limit=limit,
+            offset=offset,
+        )
         return as_response([entry_view(entry) for entry in found], list[EntryView])
 
     @post(
@@ -137,6 +135,8 @@ class WatchlistController(Controller):
         officer: Officer,
         data: WatchlistEntryCreate,
     ) -> EntryView:
+        # Its own transaction, not the injected one: the matcher takes the entry only once
+        # it is committed (as for a new version and a deactivation below).
         async with node.db.write_transaction() as session:
             entry = await create_entry(session, node=node, officer=officer, data=data)
         apply_to_matcher(node, [entry])
@@ -191,10 +191,9 @@ class WatchlistController(Controller):
 
     @get("/{entry_id:uuid}/history", opt={"roles": ENTRY_MANAGERS}, summary="Every version")
     async def history(
-        self, request: Request[Any, Any, Any], node: Node, officer: Officer, entry_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, entry_id: uuid.UUID
     ) -> list[EntryView]:
-        async with node.db.write_transaction() as session:
-            versions = await entry_history(session, node=node, officer=officer, entry_id=entry_id)
+        versions = await entry_history(reading, node=node, officer=officer, entry_id=entry_id)
         return as_response([entry_view(entry) for entry in versions], list[EntryView])
 
 
