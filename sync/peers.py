@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.audit import audit
-from registry.audit_checkpoints import ChainVerdict, verify_chain
+from registry.audit_verification import ChainVerdict, verify_chain
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.outbox import enqueue

@@ -8,7 +8,7 @@ from litestar import Controller, Response, get
 from registry.api.auth import CROSSING_READERS
 from registry.api.schemas import ChainVerdictView, Health
 from registry.audit import audit
-from registry.audit_checkpoints import verify_chain
+from registry.audit_verification import verify_chain
 from registry.migrate import current_revision
 from registry.models import Officer
 from registry.node import Node

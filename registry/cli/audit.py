@@ -8,12 +8,8 @@ import sys
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from registry.audit_checkpoints import (
-    ChainVerdict,
-    CheckpointRefused,
-    checkpoint_if_due,
-    checkpoint_view,
-)
+from registry.audit_checkpoints import CheckpointRefused, checkpoint_if_due, checkpoint_view
+from registry.audit_verification import ChainVerdict
 from registry.cli.helpers import build_node, emit, node_settings, run, run_on_node
 from registry.db import Database
 from registry.receipts import NodeKeyError, load_or_create_node_key

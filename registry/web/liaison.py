@@ -33,7 +33,12 @@ from registry.web.messages import agreement_term
 from registry.web.nav import LIAISON
 from registry.web.render import redirect, render, translator
 
-BILATERAL_MODULES = ("sync.exchange.service", "sync.exchange.liaison", "sync.reconcile.service")
+BILATERAL_MODULES = (
+    "sync.exchange.service",
+    "sync.exchange.liaison_cases",
+    "sync.exchange.liaison_notes",
+    "sync.reconcile.service",
+)
 OUTCOMES = {
     "matched": N_("Matched"),
     "pending": N_("Pending"),
@@ -227,7 +232,7 @@ class LiaisonPagesController(Controller):
         opened: str | None,
         look: tuple[str, str] | None = None,
     ) -> Response[str]:
-        from sync.exchange.liaison import crossing_behind_case, read_cases
+        from sync.exchange.liaison_cases import crossing_behind_case, read_cases
         from sync.exchange.schemas import CrossingBehindCase
         from sync.exchange.service import require_in_force
         from sync.reconcile.report import period_report
@@ -316,7 +321,8 @@ class LiaisonPagesController(Controller):
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="case_id", detail="no liaison work here")
-        from sync.exchange.liaison import Reference, annotate
+        from sync.exchange.liaison_notes import annotate
+        from sync.exchange.schemas import Reference
 
         form = await request.form()
         text = str(form.get("note", "")).strip()

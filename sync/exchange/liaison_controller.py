@@ -38,18 +38,9 @@ from sync.exchange.hits import (
     release_details,
     unblind,
 )
-from sync.exchange.liaison import (
-    MAX_REFERENCES,
-    NOTE,
-    PAGE_SIZE,
-    ReasonCode,
-    Reference,
-    Resolution,
-    annotate,
-    case_view,
-    crossing_behind_case,
-    read_cases,
-)
+from sync.exchange.liaison import MAX_REFERENCES, NOTE, ReasonCode, Resolution, case_view
+from sync.exchange.liaison_cases import PAGE_SIZE, crossing_behind_case, read_cases
+from sync.exchange.liaison_notes import annotate
 from sync.exchange.schemas import (
     CaseView,
     CrossingBehindCase,
@@ -58,6 +49,7 @@ from sync.exchange.schemas import (
     DetailStatus,
     HitAnswer,
     PeriodReport,
+    Reference,
     ReleasedDetails,
 )
 from sync.exchange.service import Exchange, require_in_force

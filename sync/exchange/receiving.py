@@ -23,7 +23,7 @@ from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.batches import BatchHeader, BatchRejected, OutboxRecord, verify_batch
 from sync.bulk import REFUSED_ROW, insert_missing
-from sync.exchange.liaison import receive_partner_case
+from sync.exchange.liaison_partner import receive_partner_case
 from sync.exchange.pseudonyms import (
     decode_element,
 )

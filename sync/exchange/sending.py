@@ -18,7 +18,7 @@ from registry.node import Node
 from registry.outbox import RecordView
 from sync.batches import OutboxRecord
 from sync.exchange.enforcement import filter_record
-from sync.exchange.liaison import case_message
+from sync.exchange.liaison_partner import case_message
 from sync.exchange.model import Tier
 from sync.exchange.pseudonyms import (
     document_message,

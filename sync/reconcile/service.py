@@ -6,7 +6,8 @@ partner's with the keys we made when they arrived (``PartnerRecord``). Every ide
 the agreement pseudonymises is compared: document, name (the person element), birth date,
 nationality, expiry. Each discrepancy is stored once as a case, under an id both sides derive
 alike from the pseudonymous crossing ids both hold, and keeps its notes and resolution across
-runs (``sync.exchange.liaison`` adds them). Every run is audited.
+runs (``sync.exchange.liaison_notes`` adds ours, ``sync.exchange.liaison_partner`` the
+partner's). Every run is audited.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from registry.audit_checkpoints import (
     checkpoint_message,
     checkpoints_for_sync,
     make_checkpoint,
-    verify_chain,
 )
+from registry.audit_verification import verify_chain
 from registry.models import AuditCheckpoint, AuditEvent
 from registry.node import Node
 from tests.audit_tamper import (

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
-from registry.audit_checkpoints import verify_chain
+from registry.audit_verification import verify_chain
 from registry.models import AuditEvent, Crossing, OutboxEntry, Traveller
 from tests.conftest import LiveNode, unique_number
 from tests.integration.test_registration import td3

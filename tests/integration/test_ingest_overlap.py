@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from registry.audit import GENESIS_HASH, event_hash
-from registry.audit_checkpoints import verify_chain
+from registry.audit_verification import verify_chain
 from registry.models import AuditEvent, Crossing, Officer, TravelDocument, Traveller
 from registry.names import name_key
 from registry.node import Node

@@ -203,7 +203,7 @@ async def test_audit_chain_holds_with_hostile_search_text(post_node: NodeUnderTe
     by the database (one round trip); text that mimics the hashed JSON, quotes and non-ASCII
     letters must not make the chain disagree with the Python verifier."""
     from registry.audit import GENESIS_HASH
-    from registry.audit_checkpoints import verify_chain
+    from registry.audit_verification import verify_chain
 
     hostile = [
         f'Ould","prev_hash":"{GENESIS_HASH}',
