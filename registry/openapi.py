@@ -1,5 +1,6 @@
-"""The OpenAPI document, completed: the problem+json answers every operation can give, and
-the request bodies that handlers read themselves (registration: JSON or multipart).
+"""The OpenAPI document, completed: the problem+json answers every operation can give, the
+request bodies that handlers read themselves (registration: JSON or multipart), and the CSV
+form of the answers that have one.
 
 Litestar documents a handler's success response and the body it decodes. Refusals come from
 guards, the body-size limit, the content-type check and the services, which Litestar cannot
@@ -16,6 +17,10 @@ see; so a client (and the fuzzing test) would meet status codes the document nev
   every exchange and liaison operation: 409 while no agreement is in force;
 - login and node-to-node endpoints: 429 (throttled, with ``Retry-After``);
 - registration: 503 (too many photos decoding at once; try again).
+
+A handler documents one media type per answer. Those that also answer CSV (a path ending in
+``.csv``: CSV only; a ``format`` query parameter offering ``csv``: JSON or CSV) get their
+``text/csv`` answer here too.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ REASONS = {
     503: "Busy: try again shortly",
 }
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+CSV = {"text/csv": {"schema": {"type": "string", "description": "CSV, header row first"}}}
 
 
 def _problem_schema() -> dict[str, Any]:
@@ -102,6 +108,32 @@ def _codes(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     return codes
 
 
+def _offers_csv(schema: Any) -> bool:
+    """Whether a parameter's schema (an enum, maybe inside oneOf/anyOf) allows ``csv``."""
+    if isinstance(schema, dict):
+        return "csv" in schema.get("enum", ()) or any(
+            _offers_csv(option) for key in ("oneOf", "anyOf") for option in schema.get(key, ())
+        )
+    return False
+
+
+def _add_csv(path: str, operation: dict[str, Any]) -> None:
+    """Document the CSV answer of an operation that has one (see the module's docstring)."""
+    success = operation.get("responses", {}).get("200")
+    if success is None:
+        return
+    if path.endswith(".csv"):
+        success["content"] = dict(CSV)
+        return
+    formats = [
+        p
+        for p in operation.get("parameters", [])
+        if p.get("in") == "query" and p["name"] == "format"
+    ]
+    if any(_offers_csv(p.get("schema")) for p in formats):
+        success["content"] = {**(success.get("content") or {}), **CSV}
+
+
 def _registration_body(schemas: dict[str, Any]) -> dict[str, Any]:
     """The registration body, JSON or multipart, with RegistrationRequest's schema."""
     (ref,), components = msgspec.json.schema_components(
@@ -142,6 +174,7 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
+            _add_csv(path, operation)
             responses = operation.setdefault("responses", {})
             for code in sorted(_codes(path, method, operation)):
                 responses.setdefault(str(code), {"description": REASONS[code], "content": problem})

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta
 from sqlalchemy import select
@@ -52,6 +53,7 @@ from sync.schemas import (
     HourIds,
     Invitation,
     PeerView,
+    ReferencePage,
     RemovedPeer,
     SyncStatus,
 )
@@ -104,6 +106,17 @@ def signed_json(request: Request[Any, Any, Any], content: dict[str, Any]) -> Res
     return Response(body, media_type="application/json", headers={SIGNATURE: _b64(signature)})
 
 
+def signed_answer(schema: type[msgspec.Struct]) -> dict[int, ResponseSpec]:
+    """The documented 200 answer of a handler that sends ``signed_json``: the body is sent
+    as the bytes that were signed, so Litestar cannot see its type; ``schema`` names it."""
+    spec = ResponseSpec(
+        data_container=schema,
+        description=f"Signed by the node (Ed25519 over the body's SHA-256, {SIGNATURE})",
+        generate_examples=False,
+    )
+    return {HTTP_200_OK: spec}
+
+
 async def _limit_enrolment(request: Request[Any, Any, Any]) -> Response[Any] | None:
     return _throttled(request, "enrol")
 
@@ -148,7 +161,7 @@ class SyncController(Controller):
         }
         return as_response(view, EnrolmentView)
 
-    @get("/reference", opt={"public": True})
+    @get("/reference", opt={"public": True}, responses=signed_answer(ReferencePage))
     async def reference(
         self, request: Request[Any, Any, Any], node: Node, since: SequenceNumber = 0
     ) -> Response[bytes]:

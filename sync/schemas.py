@@ -1,7 +1,9 @@
-"""Response schemas (msgspec) of the sync endpoints of ``sync.api``: a post's own sync status,
-and on national the enrolment answer, the digests a post compares its crossings with, and
-the peers its admin manages. The signed reference pages (``signed_json``) are bytes, not
-these. Each mirrors the dict the endpoint built, so the JSON is unchanged."""
+"""Response schemas (msgspec) of the sync endpoints (``sync.api``, ``sync.ingest.controller``):
+a post's own sync status, and on national the enrolment answer, the digests a post compares
+its crossings with, the peers its admin manages, the acknowledgements of what a post pushes
+and national's quarantine of its records. A signed reference page is sent as the bytes
+``signed_json`` signed; ``ReferencePage`` documents them. Each mirrors the dict the endpoint
+built, so the JSON is unchanged."""
 
 from __future__ import annotations
 
@@ -28,6 +30,70 @@ class QuarantinedRecord(msgspec.Struct, kw_only=True):
     detail: str
     received_at: IsoDateTime
     status: Literal["pending", "retried", "discarded"]
+
+
+class QuarantineEntry(QuarantinedRecord, kw_only=True):
+    """A quarantined record as national holds it, with who resolved it and when."""
+
+    resolved_by: str | None
+    resolved_at: IsoDateTime | None
+
+
+class PostQuarantine(msgspec.Struct, kw_only=True):
+    """What national holds in quarantine of the calling post's records, newest first."""
+
+    origin: str
+    entries: list[QuarantineEntry]
+
+
+class RecordRefused(msgspec.Struct, kw_only=True):
+    """A record national could not store, as the sender is told (no payload: it has it)."""
+
+    seq: int
+    record_type: str
+    record_id: str
+    reason: str
+    detail: str
+
+
+class BatchAck(msgspec.Struct, kw_only=True):
+    """National's answer to a batch: the highest contiguous seq it holds from the post, how
+    many records it applied, and those it quarantined."""
+
+    ack: int
+    applied: int
+    quarantined: list[RecordRefused]
+
+
+class PhotoAck(msgspec.Struct, kw_only=True):
+    """National's answer to a photo: its SHA-256 once stored (null when quarantined)."""
+
+    stored: str | None
+    quarantined: list[RecordRefused]
+
+
+class CheckpointsAck(msgspec.Struct, kw_only=True):
+    """How many audit checkpoints the request held, and how many national newly stored."""
+
+    received: int
+    stored: int
+
+
+class ReferenceChangeView(msgspec.Struct, kw_only=True):
+    """One change of reference data (an outbox entry): its seq, record type and row."""
+
+    seq: int
+    type: str
+    payload: dict[str, object]
+
+
+class ReferencePage(msgspec.Struct, kw_only=True):
+    """A signed page of reference changes after ``since``: the version to ask from next,
+    and whether the post is then up to date."""
+
+    version: int
+    complete: bool
+    changes: list[ReferenceChangeView]
 
 
 class ChannelPosition(msgspec.Struct, kw_only=True):

@@ -12,13 +12,24 @@ import io
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.params import CountryParam, Offset
+from registry.crossings.schemas import CrossingView, NameMatch
+from registry.hq.schemas import (
+    AlertStatistic,
+    CrossingPage,
+    DemographicStatistic,
+    FlowStatistic,
+    NetFlowStatistic,
+    Statistic,
+    StayPage,
+    Timeline,
+)
 from registry.hq.search import (
     CrossingFilter,
     hq_search_by_document,
@@ -35,6 +46,7 @@ from registry.hq.stays import cross_post_stays
 from registry.hq.timeline import person_timeline
 from registry.models import Officer, utcnow
 from registry.node import Node
+from registry.schemas import as_response
 
 HQ_ROLES = ("hq_analyst", "admin")
 CSV_MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" (once)
@@ -44,7 +56,8 @@ FormatParam = Annotated[Literal["json", "csv"] | None, Parameter(query="format")
 LimitParam = Annotated[int, Parameter(ge=1, le=500)]
 OffsetParam = Offset
 PeriodParam = Literal["day", "week", "month"]
-Statistic = Callable[[AsyncSession, Node], Awaitable[StatTable]]
+Compute = Callable[[AsyncSession, Node], Awaitable[StatTable]]
+S = TypeVar("S", bound=Statistic)
 
 
 def table_csv(table: StatTable) -> str:
@@ -57,8 +70,10 @@ def table_csv(table: StatTable) -> str:
 
 
 def table_response(
-    request: Request[Any, Any, Any], table: StatTable, output: str | None
+    request: Request[Any, Any, Any], table: StatTable, output: str | None, schema: type[S]
 ) -> Response[Any]:
+    """The statistic as CSV (``?format=csv`` or a path ending in ``.csv``), else as its JSON
+    schema (``registry.openapi`` documents both)."""
     if output == "csv" or request.url.path.endswith(".csv"):
         disposition = f'attachment; filename="{table.name}.csv"'
         return Response(
@@ -66,17 +81,18 @@ def table_response(
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": disposition},
         )
-    return Response(table.as_json())
+    return Response(as_response(table.as_json(), schema))
 
 
 async def _statistic(
     request: Request[Any, Any, Any],
     transaction: AsyncSession,
     node: Node,
-    compute: Statistic,
+    compute: Compute,
     output: str | None,
+    schema: type[S],
 ) -> Response[Any]:
-    return table_response(request, await compute(transaction, node), output)
+    return table_response(request, await compute(transaction, node), output, schema)
 
 
 class HqController(Controller):
@@ -94,10 +110,11 @@ class HqController(Controller):
         officer: Officer,
         issuing_state: CountryParam,
         number: Annotated[str, Parameter(min_length=1, max_length=40)],
-    ) -> list[dict[str, Any]]:
-        return await hq_search_by_document(
+    ) -> list[CrossingView]:
+        views = await hq_search_by_document(
             reading, node=node, officer=officer, issuing_state=issuing_state, number=number
         )
+        return as_response(views, list[CrossingView])
 
     @get("/search/name", opt={"roles": HQ_ROLES})
     async def by_name(
@@ -108,8 +125,8 @@ class HqController(Controller):
         name: Annotated[str, Parameter(min_length=2, max_length=200)],
         date_of_birth: date | None = None,
         limit: LimitParam = 50,
-    ) -> list[dict[str, Any]]:
-        return await hq_search_by_name(
+    ) -> list[NameMatch]:
+        matches = await hq_search_by_name(
             reading,
             node=node,
             officer=officer,
@@ -117,6 +134,7 @@ class HqController(Controller):
             date_of_birth=date_of_birth,
             limit=limit,
         )
+        return as_response(matches, list[NameMatch])
 
     @get("/crossings", opt={"roles": HQ_ROLES})
     async def crossings(
@@ -132,17 +150,21 @@ class HqController(Controller):
         decision: Literal["cleared", "referred", "refused"] | None = None,
         limit: LimitParam = 100,
         offset: OffsetParam = 0,
-    ) -> dict[str, Any]:
+    ) -> CrossingPage:
         filters = CrossingFilter(date_from, date_to, post, direction, nationality, decision)
-        return await hq_search_crossings(
+        page = await hq_search_crossings(
             reading, node=node, officer=officer, filters=filters, limit=limit, offset=offset
         )
+        return as_response(page, CrossingPage)
 
     @get("/travellers/{traveller_id:uuid}/timeline", opt={"roles": HQ_ROLES})
     async def timeline(
         self, node: Node, reading: AsyncSession, officer: Officer, traveller_id: uuid.UUID
-    ) -> dict[str, Any]:
-        return await person_timeline(reading, node=node, officer=officer, traveller_id=traveller_id)
+    ) -> Timeline:
+        timeline = await person_timeline(
+            reading, node=node, officer=officer, traveller_id=traveller_id
+        )
+        return as_response(timeline, Timeline)
 
     @get(["/stats/flows", "/stats/flows.csv"], opt={"roles": HQ_ROLES})
     async def flows(
@@ -156,7 +178,7 @@ class HqController(Controller):
         period: PeriodParam = "day",
         post: PostParam = None,
         output: FormatParam = None,
-    ) -> Response[Any]:
+    ) -> Response[FlowStatistic]:
         async def compute(session: AsyncSession, node: Node) -> StatTable:
             return await flow_statistics(
                 session,
@@ -168,7 +190,7 @@ class HqController(Controller):
                 post=post,
             )
 
-        return await _statistic(request, transaction, node, compute, output)
+        return await _statistic(request, transaction, node, compute, output, FlowStatistic)
 
     @get(["/stats/net-flow", "/stats/net-flow.csv"], opt={"roles": HQ_ROLES})
     async def net_flow(
@@ -182,7 +204,7 @@ class HqController(Controller):
         period: PeriodParam = "day",
         post: PostParam = None,
         output: FormatParam = None,
-    ) -> Response[Any]:
+    ) -> Response[NetFlowStatistic]:
         async def compute(session: AsyncSession, node: Node) -> StatTable:
             return await flow_statistics(
                 session,
@@ -195,7 +217,7 @@ class HqController(Controller):
                 net_only=True,
             )
 
-        return await _statistic(request, transaction, node, compute, output)
+        return await _statistic(request, transaction, node, compute, output, NetFlowStatistic)
 
     @get(["/stats/demographics", "/stats/demographics.csv"], opt={"roles": HQ_ROLES})
     async def demographics(
@@ -208,13 +230,13 @@ class HqController(Controller):
         date_to: date,
         post: PostParam = None,
         output: FormatParam = None,
-    ) -> Response[Any]:
+    ) -> Response[DemographicStatistic]:
         async def compute(session: AsyncSession, node: Node) -> StatTable:
             return await demographic_statistics(
                 session, node=node, officer=officer, date_from=date_from, date_to=date_to, post=post
             )
 
-        return await _statistic(request, transaction, node, compute, output)
+        return await _statistic(request, transaction, node, compute, output, DemographicStatistic)
 
     @get(["/stats/alerts", "/stats/alerts.csv"], opt={"roles": HQ_ROLES})
     async def alerts(
@@ -227,13 +249,13 @@ class HqController(Controller):
         date_to: date,
         post: PostParam = None,
         output: FormatParam = None,
-    ) -> Response[Any]:
+    ) -> Response[AlertStatistic]:
         async def compute(session: AsyncSession, node: Node) -> StatTable:
             return await alert_statistics(
                 session, node=node, officer=officer, date_from=date_from, date_to=date_to, post=post
             )
 
-        return await _statistic(request, transaction, node, compute, output)
+        return await _statistic(request, transaction, node, compute, output, AlertStatistic)
 
     @get("/stays/open", opt={"roles": HQ_ROLES})
     async def stays_open(
@@ -244,7 +266,7 @@ class HqController(Controller):
         as_of: date | None = None,
         limit: LimitParam = 100,
         offset: OffsetParam = 0,
-    ) -> dict[str, Any]:
+    ) -> StayPage:
         return await self._stays(node, reading, officer, as_of, limit, offset, overstays_only=False)
 
     @get("/stays/overstays", opt={"roles": HQ_ROLES})
@@ -256,7 +278,7 @@ class HqController(Controller):
         as_of: date | None = None,
         limit: LimitParam = 100,
         offset: OffsetParam = 0,
-    ) -> dict[str, Any]:
+    ) -> StayPage:
         return await self._stays(node, reading, officer, as_of, limit, offset, overstays_only=True)
 
     async def _stays(
@@ -269,9 +291,9 @@ class HqController(Controller):
         offset: int,
         *,
         overstays_only: bool,
-    ) -> dict[str, Any]:
+    ) -> StayPage:
         day = as_of or utcnow().astimezone(node.settings.zone).date()
-        return await cross_post_stays(
+        page = await cross_post_stays(
             reading,
             node=node,
             officer=officer,
@@ -280,3 +302,4 @@ class HqController(Controller):
             limit=limit,
             offset=offset,
         )
+        return as_response(page, StayPage)

@@ -19,7 +19,7 @@ from msgspec import Meta
 from registry.audit import audit
 from registry.node import Node
 from registry.problems import Problem, problem_response
-from sync.api import limit_link, signed_json
+from sync.api import limit_link, signed_answer, signed_json
 from sync.batches import BatchRejected, read_header
 from sync.exchange.client import verify_partner_request
 from sync.exchange.hits import (
@@ -28,6 +28,14 @@ from sync.exchange.hits import (
 )
 from sync.exchange.lifecycle import accept_partner_revocation
 from sync.exchange.receiving import Replay, receive_from_partner
+from sync.exchange.schemas import (
+    DetailStatus,
+    EvaluatedPoint,
+    HitAnswer,
+    PartnerBatchAck,
+    ReleasedDetails,
+    RevocationAccepted,
+)
 from sync.exchange.service import Exchange, require_in_force
 from sync.models import HitQuery
 from sync.peers import header_signed_by, link_limits, log_refusal
@@ -88,7 +96,12 @@ class PartnerController(Controller):
     tags = ["exchange"]
     opt = {"public": True}  # authenticated by the agreement's keys, not by tokens
 
-    @post("/batches", status_code=HTTP_200_OK, before_request=limit_link)
+    @post(
+        "/batches",
+        status_code=HTTP_200_OK,
+        before_request=limit_link,
+        responses=signed_answer(PartnerBatchAck),
+    )
     async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
         exchange = exchange_of(request)
         body = await request.body()
@@ -130,7 +143,7 @@ class PartnerController(Controller):
         # signed: the double-blinded keys of the sender's records come back with the ack
         return signed_json(request, {"ack": ack, "stored": stored, "keys": keys})
 
-    @post("/hits", status_code=HTTP_200_OK)
+    @post("/hits", status_code=HTTP_200_OK, responses=signed_answer(HitAnswer))
     async def hit(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
         body = await request.body()
         async with node.db.write_transaction() as session:
@@ -142,7 +155,7 @@ class PartnerController(Controller):
             )
         return signed_json(request, answer)
 
-    @post("/hits/evaluate", status_code=HTTP_200_OK)
+    @post("/hits/evaluate", status_code=HTTP_200_OK, responses=signed_answer(EvaluatedPoint))
     async def evaluate(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
         """The oblivious PRF: the partner's blinded question raised to our scalar."""
         body = await request.body()
@@ -155,7 +168,7 @@ class PartnerController(Controller):
             )
         return signed_json(request, answer)
 
-    @post("/revocation", status_code=HTTP_200_OK)
+    @post("/revocation", status_code=HTTP_200_OK, responses=signed_answer(RevocationAccepted))
     async def revocation(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
         """The partner's signed notice that it revoked the agreement version: exchange stops
         here at once and what we hold from it under that version is erased."""
@@ -186,7 +199,11 @@ class PartnerController(Controller):
             raise Problem(403, "Notice refused", field="notice", detail=str(exc)) from exc
         return signed_json(request, answer)
 
-    @post("/hits/{reference:str}/details", status_code=HTTP_200_OK)
+    @post(
+        "/hits/{reference:str}/details",
+        status_code=HTTP_200_OK,
+        responses=signed_answer(DetailStatus),
+    )
     async def ask_details(
         self, request: Request[Any, Any, Any], node: Node, reference: str
     ) -> Response[bytes]:
@@ -220,7 +237,7 @@ class PartnerController(Controller):
             status = query.detail_status
         return signed_json(request, {"reference": reference, "status": status})
 
-    @get("/hits/{reference:str}/details")
+    @get("/hits/{reference:str}/details", responses=signed_answer(ReleasedDetails))
     async def details(
         self, request: Request[Any, Any, Any], node: Node, reference: str
     ) -> Response[bytes]:

@@ -1,5 +1,8 @@
 """Response schemas of the exchange room (msgspec): what the liaison endpoints
-(``sync.exchange.liaison_controller``) answer, so that /schema/openapi.json documents it.
+(``sync.exchange.liaison_controller``) and the partner's endpoints
+(``sync.exchange.controller``) answer, so that /schema/openapi.json documents it. The
+partner's answers are sent as the bytes ``sync.api.signed_json`` signed; these Structs
+document them (``sync.api.signed_answer``).
 
 Each Struct is encoded with its fields in the order given here, every field present (the
 answers always carried every key, ``null`` included): the JSON on the wire is the one the
@@ -34,6 +37,34 @@ class HitAnswer(msgspec.Struct):
 
     hit: bool
     reference: str
+
+
+class EvaluatedPoint(msgspec.Struct):
+    """Our answer to the partner's blinded question: the point raised to our scalar, and
+    how many more evaluations of that kind its budget allows today."""
+
+    evaluated: str
+    budget_left: int
+
+
+class PartnerBatchAck(msgspec.Struct):
+    """Our acknowledgement of a partner batch: the highest contiguous seq we hold, how many
+    of its records we stored, and the double-blinded keys of each stored record (by record
+    id, then ``record_type.field``)."""
+
+    ack: int
+    stored: int
+    keys: dict[str, dict[str, str]]
+
+
+class RevocationAccepted(msgspec.Struct):
+    """The partner's revocation notice, accepted: the agreement version it stops and how
+    many of the partner's records were erased here."""
+
+    revoked: bool
+    agreement: str
+    version: int
+    erased: int
 
 
 class DetailStatus(msgspec.Struct):

@@ -18,6 +18,7 @@ from registry.audit_checkpoints import read_checkpoint_upload, store_received_ch
 from registry.node import Node
 from registry.problems import PROBLEM_MEDIA_TYPE, problem_response
 from registry.receipts import public_key_from_text
+from registry.schemas import as_response
 from sync.api import client_address, limit_link, request_path
 from sync.batches import BatchHeader, BatchRejected, read_header
 from sync.ingest.apply import IngestResult, Turn, apply_overlapped, apply_received, in_hand
@@ -29,6 +30,7 @@ from sync.models import SyncPeer
 from sync.peers import link_limits, log_refusal, signer_of_batch, too_many_requests, verify_request
 from sync.quarantine import answers_of, entry_view, list_quarantine
 from sync.receiver import BatchGap, held_seq, record_rejection
+from sync.schemas import BatchAck, CheckpointsAck, PhotoAck, PostQuarantine
 
 PREDECESSOR_WAIT_S = 3.0
 PREDECESSOR_POLL_S = 0.05
@@ -48,7 +50,7 @@ class IngestController(Controller):
     tags = ["sync"]
 
     @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
-    async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
+    async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[BatchAck]:
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -57,21 +59,18 @@ class IngestController(Controller):
             with gc_paused():
                 result = await _receive_and_apply(node, header, signature, body, peer)
         except BatchGap as gap:
-            return Response(
-                {"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409
-            )
+            return _gap_answer(gap)
         except BatchRejected as exc:
             return await _reject(request, exc, body)
-        return Response(
-            {
-                "ack": result.ack,
-                "applied": result.applied,
-                "quarantined": answers_of(result.quarantined),
-            }
-        )
+        view = {
+            "ack": result.ack,
+            "applied": result.applied,
+            "quarantined": answers_of(result.quarantined),
+        }
+        return Response(as_response(view, BatchAck))
 
     @post("/photos", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
-    async def photos(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
+    async def photos(self, request: Request[Any, Any, Any], node: Node) -> Response[PhotoAck]:
         body = await request.body()
         try:
             header, signature = read_header(request.headers)
@@ -82,21 +81,23 @@ class IngestController(Controller):
         except BatchRejected as exc:
             return await _reject(request, exc, body)
         stored = None if photo.quarantined else photo.sha256
-        return Response({"stored": stored, "quarantined": answers_of(photo.quarantined)})
+        view = {"stored": stored, "quarantined": answers_of(photo.quarantined)}
+        return Response(as_response(view, PhotoAck))
 
     @get("/quarantine", opt={"public": True})
-    async def quarantine(self, request: Request[Any, Any, Any], node: Node) -> dict[str, Any]:
+    async def quarantine(self, request: Request[Any, Any, Any], node: Node) -> PostQuarantine:
         """What national holds in quarantine of the calling post's records (newest first,
         every status), for the post's own status and banner."""
         async with node.db.session() as session:
             peer = await verify_request(session, request.headers, "GET", request_path(request), b"")
             entries = await list_quarantine(session, origin=peer.node_code, status=None)
-        return {"origin": peer.node_code, "entries": [entry_view(e) for e in entries]}
+        view = {"origin": peer.node_code, "entries": [entry_view(e) for e in entries]}
+        return as_response(view, PostQuarantine)
 
     @post("/audit-checkpoints", opt={"public": True}, status_code=HTTP_200_OK)
     async def audit_checkpoints(
         self, request: Request[Any, Any, Any], node: Node
-    ) -> dict[str, int]:
+    ) -> CheckpointsAck:
         """A post's signed checkpoints of its audit chain, sent once national holds the
         events they count. The request is signed by the post, each checkpoint too; national
         keeps them all (``registry.audit_checkpoints.store_received_checkpoints``) or none."""
@@ -113,7 +114,12 @@ class IngestController(Controller):
                 public_key=public_key_from_text(peer.public_key),
                 checkpoints=checkpoints,
             )
-        return {"received": len(checkpoints), "stored": stored}
+        return CheckpointsAck(received=len(checkpoints), stored=stored)
+
+
+def _gap_answer(gap: BatchGap) -> Response[Any]:
+    """409: the batch does not follow what national holds (``ack``) and is to be resent."""
+    return Response({"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409)
 
 
 async def _receive_and_apply(

@@ -1,17 +1,31 @@
-"""The post's OpenAPI document names every answer (issue 15): each /api operation documents a
-success response, and a JSON one has a schema with named fields (a msgspec Struct, or a list
-of them), never a bare object; images and the receipt slip say their media type. The problem
-answers that ``registry.openapi`` completes are there too."""
+"""The OpenAPI documents of a post and of a national node (on PostgreSQL) name every answer
+(issue 15): each /api operation documents a success response, and a JSON one has a schema
+with named fields (a msgspec Struct, or a list of them), never a bare object; images, the
+receipt slip and CSV files say their media type, and signed answers name the fields of the
+body that was signed. The problem answers that ``registry.openapi`` completes are there too."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import NodeUnderTest
+from litestar.testing import AsyncTestClient
+
+from registry.app import create_app
+from tests.conftest import (
+    NodeUnderTest,
+    create_pg_database,
+    drop_pg_database,
+    migrate,
+    national_settings,
+    pg_url,
+)
+from tests.hq_dataset import require_postgres
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 JSON = "application/json"
-NOT_JSON = {"image/png", "image/svg+xml", "image/jpeg", "text/html"}
+NOT_JSON = {"image/png", "image/svg+xml", "image/jpeg", "text/html", "text/csv"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -84,3 +98,47 @@ async def test_every_api_operation_documents_its_answer(post_node: NodeUnderTest
         PROBLEM
     )
     assert "multipart/form-data" in registration["requestBody"]["content"]
+
+
+async def national_document(data_dir: Path) -> dict[str, Any]:
+    """The OpenAPI document of a national node on a freshly migrated PostgreSQL database."""
+    require_postgres()
+    database = f"bp_openapi_{os.getpid()}"
+    await create_pg_database(database)
+    try:
+        url = pg_url(database)
+        await migrate(url, data_dir)
+        async with AsyncTestClient(app=create_app(national_settings(data_dir, url))) as client:
+            response = await client.get("/schema/openapi.json")
+    finally:
+        await drop_pg_database(database)
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_every_national_operation_documents_its_answer(tmp_path: Path) -> None:
+    document = await national_document(tmp_path)
+    operations, wrong = undocumented_answers(document)
+    assert operations >= 70  # the walk saw the sync, exchange, liaison and HQ operations
+    assert wrong == []
+    paths, schemas = document["paths"], document["components"]["schemas"]
+
+    def success(path: str, method: str = "get") -> dict[str, Any]:
+        content: dict[str, Any] = paths[path][method]["responses"]["200"]["content"]
+        return content
+
+    # signed answers name the fields of the signed body
+    reference = success("/api/sync/reference")[JSON]["schema"]
+    assert set(resolved(document, reference)["properties"]) == {"version", "complete", "changes"}
+    ack = success("/api/exchange/batches", "post")[JSON]["schema"]
+    assert set(resolved(document, ack)["properties"]) == {"ack", "stored", "keys"}
+    # statistics: JSON or, with ?format=csv, CSV; the .csv route only CSV
+    assert set(success("/api/hq/stats/flows")) == {JSON, "text/csv"}
+    assert set(success("/api/hq/stats/flows.csv")) == {"text/csv"}
+    rows = schemas["DemographicRow"]["properties"]
+    assert set(resolved(document, rows["sex"])["enum"]) == {"M", "F", "X"}
+    evidence = schemas["AlertRow"]["properties"]["evidence"]
+    assert set(resolved(document, evidence)["enum"]) == {"document", "name_dob", "face"}
+    timeline = success("/api/hq/travellers/{traveller_id}/timeline")[JSON]["schema"]
+    assert timeline == {"$ref": "#/components/schemas/Timeline"}
