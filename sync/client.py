@@ -48,7 +48,7 @@ from sync.records import POST_RECORD_TYPES
 from sync.reference import apply_reference_changes
 
 OUTBOX_PAGE = 5000
-IN_FLIGHT = 3  # batches travelling at once: national applies consecutive ones in parallel
+IN_FLIGHT = 4  # batches travelling at once: national applies consecutive ones in parallel
 PREPARED_AHEAD = 2
 Progress = Callable[[str, int], None]
 
