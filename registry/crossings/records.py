@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
+from functools import cache
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -15,36 +18,45 @@ from registry.crossings.registration import (
     sign_crossing_receipt,
     traveller_crossings,
 )
+from registry.crossings.schemas import CrossingView, DocumentView, TravellerView
 from registry.models import Crossing, Officer, ProtectionReferral, TravelDocument, Traveller
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem
 
 
+def _json_ready(value: Any) -> Any:
+    """A stored value as its view carries it: ids as text, dates and times in ISO 8601."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+@cache
+def _stored_fields(view: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of a view Struct that its record stores under the same name: the Struct
+    is the one list of them (a new column shown by the API is added there only)."""
+    return tuple(name for name in view.__struct_fields__ if name not in _COMPUTED)
+
+
+# View fields computed here, not read from the record.
+_COMPUTED = frozenset({"occurred_at_local", "has_protection_referral", "traveller", "document"})
+
+
+def _view_of(view: type[msgspec.Struct], record: Any) -> dict[str, Any]:
+    return {name: _json_ready(getattr(record, name)) for name in _stored_fields(view)}
+
+
 def traveller_view(traveller: Traveller) -> dict[str, Any]:
-    return {
-        "id": str(traveller.id),
-        "origin": traveller.origin,
-        "surname": traveller.surname,
-        "given_names": traveller.given_names,
-        "surname_ar": traveller.surname_ar,
-        "given_names_ar": traveller.given_names_ar,
-        "date_of_birth": traveller.date_of_birth.isoformat() if traveller.date_of_birth else None,
-        "sex": traveller.sex,
-        "nationality": traveller.nationality,
-    }
+    """A traveller as ``TravellerView`` shows them."""
+    return _view_of(TravellerView, traveller)
 
 
 def document_view(document: TravelDocument) -> dict[str, Any]:
-    return {
-        "id": str(document.id),
-        "issuing_state": document.issuing_state,
-        "document_type": document.document_type,
-        "number": document.number,
-        "expiry_date": document.expiry_date.isoformat() if document.expiry_date else None,
-        "issue_date": document.issue_date.isoformat() if document.issue_date else None,
-        "raw_mrz": document.raw_mrz,
-    }
+    """A travel document as ``DocumentView`` shows it."""
+    return _view_of(DocumentView, document)
 
 
 def crossing_view(
@@ -55,37 +67,11 @@ def crossing_view(
     *,
     has_referral: bool | None = None,
 ) -> dict[str, Any]:
-    """The JSON shape of a crossing; times in UTC plus the post's local time.
-    ``has_protection_referral`` is there only when the caller checked it for a role that
-    may know (``KNOWS_REFERRALS_EXIST``): its absence says nothing."""
-    local = crossing.occurred_at.astimezone(node.settings.zone)
-    view: dict[str, Any] = {
-        "id": str(crossing.id),
-        "version": crossing.version,
-        "supersedes": str(crossing.supersedes) if crossing.supersedes else None,
-        "correction_reason": crossing.correction_reason,
-        "post": crossing.post,
-        "direction": crossing.direction,
-        "occurred_at": crossing.occurred_at.isoformat(),
-        "occurred_at_local": local.isoformat(),
-        "officer_id": str(crossing.officer_id),
-        "mode": crossing.mode,
-        "vehicle_plate": crossing.vehicle_plate,
-        "purpose": crossing.purpose,
-        "destination": crossing.destination,
-        "guardian_crossing_id": _str_or_none(crossing.guardian_crossing_id),
-        "companions": crossing.companions,
-        "decision": crossing.decision,
-        "remarks": crossing.remarks,
-        "checks": crossing.checks,
-        "stay_allowed_until": _iso_or_none(crossing.stay_allowed_until),
-        "closes_crossing_id": _str_or_none(crossing.closes_crossing_id),
-        "overstay_days": crossing.overstay_days,
-        "photo_sha256": crossing.photo_sha256,
-        "receipt": crossing.receipt,
-        "traveller_id": str(crossing.traveller_id),
-        "document_id": str(crossing.document_id),
-    }
+    """The JSON shape of a crossing (``CrossingView``); times in UTC plus the post's local
+    time. ``has_protection_referral`` is there only when the caller checked it for a role
+    that may know (``KNOWS_REFERRALS_EXIST``): its absence says nothing."""
+    view = _view_of(CrossingView, crossing)
+    view["occurred_at_local"] = crossing.occurred_at.astimezone(node.settings.zone).isoformat()
     if has_referral is not None:
         view["has_protection_referral"] = has_referral
     if traveller is not None:
@@ -93,14 +79,6 @@ def crossing_view(
     if document is not None:
         view["document"] = document_view(document)
     return view
-
-
-def _str_or_none(value: object) -> str | None:
-    return str(value) if value is not None else None
-
-
-def _iso_or_none(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # roles that may know whether a crossing has a protection referral (never what it says): the

@@ -302,9 +302,13 @@ def test_csv_rows_with_bad_text_are_rejected_by_line_and_the_rest_imported(
 
 
 # ---------------------------------------------------------------- accepted text round-trips
+# Characters an accepted text may hold (and tricky ones: a combining accent, a ZWNJ, the
+# ligature that NFKC makes 18 letters long). Those always refused (NUL and other controls,
+# bidi overrides, unassigned) are left to the refusal tests above: here they would only
+# make Hypothesis discard most texts (its filter_too_much health check failed under load).
 NAME_ALPHABET = st.one_of(
-    st.sampled_from("ABCDEÉÈÖÇ -'abcçéñøæßـمحمدولدعبدالله\u0301\u200c\ufdfa\u202e\x00"),
-    st.characters(codec="utf-8"),
+    st.sampled_from("ABCDEÉÈÖÇ -'abcçéñøæßـمحمدولدعبدالله\u0301\u200c\ufdfa"),
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn")),
 )
 
 
