@@ -65,6 +65,17 @@ class BatchAck(msgspec.Struct, kw_only=True):
     quarantined: list[RecordRefused]
 
 
+class BatchGapAnswer(msgspec.Struct, kw_only=True):
+    """409 to a batch that does not follow what national holds from the post: nothing of it
+    is stored, and the post resends from ``ack`` (the highest contiguous seq held).
+    ``reason``: ``gap`` (records missing before it), ``replay`` (already held) or
+    ``deadlock`` (a parallel batch gave way)."""
+
+    ack: int
+    reason: str
+    detail: str
+
+
 class PhotoAck(msgspec.Struct, kw_only=True):
     """National's answer to a photo: its SHA-256 once stored (null when quarantined)."""
 

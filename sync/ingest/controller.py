@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.exc import DBAPIError
 
@@ -30,7 +31,7 @@ from sync.models import SyncPeer
 from sync.peers import link_limits, log_refusal, signer_of_batch, too_many_requests, verify_request
 from sync.quarantine import answers_of, entry_view, list_quarantine
 from sync.receiver import BatchGap, held_seq, record_rejection
-from sync.schemas import BatchAck, CheckpointsAck, PhotoAck, PostQuarantine
+from sync.schemas import BatchAck, BatchGapAnswer, CheckpointsAck, PhotoAck, PostQuarantine
 
 PREDECESSOR_WAIT_S = 3.0
 PREDECESSOR_POLL_S = 0.05
@@ -49,7 +50,17 @@ class IngestController(Controller):
     path = "/api/sync"
     tags = ["sync"]
 
-    @post("/batches", opt={"public": True}, status_code=HTTP_200_OK, before_request=limit_link)
+    @post(
+        "/batches",
+        opt={"public": True},
+        status_code=HTTP_200_OK,
+        before_request=limit_link,
+        responses={
+            409: ResponseSpec(
+                BatchGapAnswer, description="The batch does not follow what national holds"
+            )
+        },
+    )
     async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[BatchAck]:
         body = await request.body()
         try:
@@ -119,7 +130,9 @@ class IngestController(Controller):
 
 def _gap_answer(gap: BatchGap) -> Response[Any]:
     """409: the batch does not follow what national holds (``ack``) and is to be resent."""
-    return Response({"ack": gap.ack, "reason": gap.reason, "detail": str(gap)}, status_code=409)
+    return Response(
+        BatchGapAnswer(ack=gap.ack, reason=gap.reason, detail=str(gap)), status_code=409
+    )
 
 
 async def _receive_and_apply(
