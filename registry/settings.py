@@ -50,7 +50,7 @@ class Settings:
     # encodes portraits; checked when the node starts (registry.photos.face_modality)
     face_modality: str = "face"
     sync_interval_seconds: float = 30.0
-    sync_batch_records: int = 5000  # post: most records in one pushed batch
+    sync_batch_records: int = 10000  # post: most records in one pushed batch
     sync_batch_bytes: int = 8_000_000  # post: most JSON bytes in one batch (about 1 MB sent)
     watchlist_refresh_seconds: float = 30.0
     web_idle_minutes: int = 15  # a web session idle this long is revoked
