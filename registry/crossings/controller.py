@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK
 from registry.api.params import Offset
-from registry.audit import audit, audited_read
+from registry.audit import audited_read
 from registry.crossings.records import (
     correct_crossing,
-    crossing_versions,
     crossing_view,
     read_crossing,
+    read_crossing_versions,
 )
 from registry.crossings.registration import Registration, prepare_registration
 from registry.crossings.schemas import (
@@ -162,17 +162,10 @@ class CrossingController(Controller):
     async def versions(
         self, node: Node, reading: AsyncSession, officer: Officer, crossing_id: uuid.UUID
     ) -> list[CrossingView]:
-        chain = await crossing_versions(reading, crossing_id)
-        await audit(
-            reading,
-            origin=node.settings.node_code,
-            officer=officer,
-            action="read",
-            record_type="crossing",
-            record_id=crossing_id,
-            purpose="versions",
+        views = await read_crossing_versions(
+            reading, node=node, officer=officer, crossing_id=crossing_id
         )
-        return as_response([crossing_view(node, c) for c in chain], list[CrossingView])
+        return as_response(views, list[CrossingView])
 
     @post(
         "/{crossing_id:uuid}/corrections",

@@ -221,3 +221,21 @@ async def crossing_versions(session: AsyncSession, crossing_id: uuid.UUID) -> li
     while (newer := await successor_of(session, chain[-1].id)) is not None:
         chain.append(newer)
     return chain
+
+
+async def read_crossing_versions(
+    session: AsyncSession, *, node: Node, officer: Officer, crossing_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Every version of a crossing as views, oldest first; the read is audited (purpose
+    ``versions``) in the caller's transaction. Raises 404 if there is no such crossing."""
+    chain = await crossing_versions(session, crossing_id)
+    await audit(
+        session,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="crossing",
+        record_id=crossing_id,
+        purpose="versions",
+    )
+    return [crossing_view(node, c) for c in chain]

@@ -17,12 +17,11 @@ from litestar import Controller, Request, Response, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import FRONT_DESK
-from registry.audit import audit
 from registry.crossings.records import (
     correct_crossing,
     crossing_versions,
-    crossing_view,
     read_crossing,
+    read_crossing_versions,
     successor_of,
 )
 from registry.crossings.schemas import CorrectionRequest
@@ -104,22 +103,6 @@ def _labelled(view: dict[str, Any], node: Node, _: Any) -> dict[str, Any]:
     return view
 
 
-async def _versions(
-    session: AsyncSession, node: Node, officer: Officer, crossing_id: uuid.UUID
-) -> list[dict[str, Any]]:
-    chain = await crossing_versions(session, crossing_id)
-    await audit(
-        session,
-        origin=node.settings.node_code,
-        officer=officer,
-        action="read",
-        record_type="crossing",
-        record_id=crossing_id,
-        purpose="versions",
-    )
-    return [crossing_view(node, c) for c in chain]
-
-
 async def _referred(session: AsyncSession, officer: Officer, version_ids: list[uuid.UUID]) -> bool:
     """Whether a referral is attached to any version of the crossing, for the roles that may
     know it (``referred_crossings``): such a crossing is not offered a second one."""
@@ -145,7 +128,9 @@ async def crossing_page(
         crossing = await read_crossing(
             session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
         )
-        versions = await _versions(session, node, officer, crossing_id)
+        versions = await read_crossing_versions(
+            session, node=node, officer=officer, crossing_id=crossing_id
+        )
         referred = await _referred(session, officer, [uuid.UUID(v["id"]) for v in versions])
     latest = versions[-1]
     kept = kept or {}

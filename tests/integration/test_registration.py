@@ -10,7 +10,14 @@ from datetime import date, timedelta
 from PIL import Image
 from sqlalchemy import func, select
 
-from registry.models import Crossing, OutboxEntry, ProtectionReferral, TravelDocument, Traveller
+from registry.models import (
+    AuditEvent,
+    Crossing,
+    OutboxEntry,
+    ProtectionReferral,
+    TravelDocument,
+    Traveller,
+)
 from registry.mrz import build_td3
 from tests.conftest import NodeUnderTest, unique_number
 
@@ -221,6 +228,14 @@ async def test_correction_supersedes_and_keeps_the_original(post_node: NodeUnder
     ).json()
     assert [v["version"] for v in versions] == [1, 2]
     assert versions[0]["decision"] == "cleared"
+    async with post_node.db.session() as session:
+        reads = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.purpose == "versions", AuditEvent.action == "read")
+            .where(AuditEvent.record_id == corrected["id"])
+        )
+    assert reads == 1  # reading a crossing's versions is a read of personal data
     history = (
         await post_node.client.get(
             f"/api/travellers/{original['traveller']['id']}/history",
