@@ -4,6 +4,7 @@ referrals ``registry.referrals.controller``."""
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import CROSSING_READERS
 from registry.api.schemas import ChainVerdictView, Health
@@ -42,20 +43,21 @@ class PhotoController(Controller):
     tags = ["photos"]
 
     @get("/{sha256:str}", opt={"roles": CROSSING_READERS}, media_type="image/jpeg")
-    async def read(self, node: Node, officer: Officer, sha256: str) -> Response[bytes]:
+    async def read(
+        self, node: Node, reading: AsyncSession, officer: Officer, sha256: str
+    ) -> Response[bytes]:
         data = read_photo(node.settings.photo_dir, sha256)
         if data is None:
             raise Problem(404, "Not found", field="sha256", detail="no photo has this hash")
-        async with node.db.write_transaction() as session:
-            await audit(
-                session,
-                origin=node.settings.node_code,
-                officer=officer,
-                action="read",
-                record_type="photo",
-                record_id=sha256,
-                purpose="view",
-            )
+        await audit(
+            reading,
+            origin=node.settings.node_code,
+            officer=officer,
+            action="read",
+            record_type="photo",
+            record_id=sha256,
+            purpose="view",
+        )
         return Response(data, media_type="image/jpeg")
 
 

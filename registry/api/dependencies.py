@@ -9,8 +9,11 @@
   write lock, and the audit events the handler records are committed by the journal before
   the answer leaves.
 
-A handler that must do slow work outside the write lock (argon2, image decoding) opens its
-transaction itself with ``node.db.write_transaction()``.
+A handler opens its transaction itself with ``node.db.write_transaction()`` only where the
+injected one cannot serve: slow work that must stay outside the write lock (argon2, image
+decoding), or work that must follow the commit (a watchlist entry reaches the matcher only
+once it is committed). Reads that touch no personal data (figures, the audit chain's
+verdict, the list of accounts) use ``node.db.session()``.
 """
 
 from __future__ import annotations

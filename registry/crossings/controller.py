@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK
 from registry.api.params import Offset
-from registry.audit import audited_read
 from registry.crossings.records import (
     correct_crossing,
     crossing_view,
@@ -124,8 +123,8 @@ class CrossingController(Controller):
     @get("/", opt={"roles": CROSSING_READERS}, summary="Crossings in a time range")
     async def by_range(
         self,
-        request: Request[Any, Any, Any],
         node: Node,
+        reading: AsyncSession,
         officer: Officer,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -135,27 +134,25 @@ class CrossingController(Controller):
     ) -> list[CrossingView]:
         until = _aware(until, "until") if until else utcnow()
         since = _aware(since, "since") if since else until - timedelta(days=1)
-        async with audited_read(node) as session:
-            views = await search_crossings(
-                session,
-                node=node,
-                officer=officer,
-                since=since,
-                until=until,
-                direction=direction,
-                limit=limit,
-                offset=offset,
-            )
+        views = await search_crossings(
+            reading,
+            node=node,
+            officer=officer,
+            since=since,
+            until=until,
+            direction=direction,
+            limit=limit,
+            offset=offset,
+        )
         return as_response(views, list[CrossingView])
 
     @get("/{crossing_id:uuid}", opt={"roles": CROSSING_READERS})
     async def read(
-        self, request: Request[Any, Any, Any], node: Node, officer: Officer, crossing_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, crossing_id: uuid.UUID
     ) -> CrossingView:
-        async with audited_read(node) as session:
-            view = await read_crossing(
-                session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
-            )
+        view = await read_crossing(
+            reading, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
+        )
         return as_response(view, CrossingView)
 
     @get("/{crossing_id:uuid}/versions", opt={"roles": CROSSING_READERS})

@@ -7,6 +7,7 @@ import uuid
 
 from litestar import Controller, Response, get, post
 from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import EVERYONE, FRONT_DESK
 from registry.audit import audit
@@ -25,20 +26,21 @@ from registry.receipts.signing import (
 from registry.schemas import as_response
 
 
-async def _receipt_of(node: Node, officer: Officer, crossing_id: uuid.UUID, form: str) -> Crossing:
-    """The crossing, its read audited (committed before the answer, which is made outside
-    the write lock: QR images take a while)."""
-    async with node.db.write_transaction() as session:
-        crossing = await load_crossing(session, crossing_id)
-        await audit(
-            session,
-            origin=node.settings.node_code,
-            officer=officer,
-            action="read",
-            record_type="crossing",
-            record_id=crossing.id,
-            purpose=f"receipt_{form}",
-        )
+async def _receipt_of(
+    reading: AsyncSession, *, node: Node, officer: Officer, crossing_id: uuid.UUID, form: str
+) -> Crossing:
+    """The crossing, its read audited in the handler's ``reading`` session (the audit is
+    committed before the answer leaves; no write lock is held while QR images are made)."""
+    crossing = await load_crossing(reading, crossing_id)
+    await audit(
+        reading,
+        origin=node.settings.node_code,
+        officer=officer,
+        action="read",
+        record_type="crossing",
+        record_id=crossing.id,
+        purpose=f"receipt_{form}",
+    )
     return crossing
 
 
@@ -49,8 +51,12 @@ class ReceiptController(Controller):
     tags = ["receipts"]
 
     @get("/crossings/{crossing_id:uuid}/receipt", opt={"roles": FRONT_DESK})
-    async def payload(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> ReceiptPayload:
-        crossing = await _receipt_of(node, officer, crossing_id, "payload")
+    async def payload(
+        self, node: Node, reading: AsyncSession, officer: Officer, crossing_id: uuid.UUID
+    ) -> ReceiptPayload:
+        crossing = await _receipt_of(
+            reading, node=node, officer=officer, crossing_id=crossing_id, form="payload"
+        )
         return ReceiptPayload(crossing_id=crossing.id, payload=crossing.receipt)
 
     @get(
@@ -58,8 +64,12 @@ class ReceiptController(Controller):
         opt={"roles": FRONT_DESK},
         media_type="image/png",
     )
-    async def png(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> Response[bytes]:
-        crossing = await _receipt_of(node, officer, crossing_id, "png")
+    async def png(
+        self, node: Node, reading: AsyncSession, officer: Officer, crossing_id: uuid.UUID
+    ) -> Response[bytes]:
+        crossing = await _receipt_of(
+            reading, node=node, officer=officer, crossing_id=crossing_id, form="png"
+        )
         return Response(qr_png(crossing.receipt), media_type="image/png")
 
     @get(
@@ -67,22 +77,28 @@ class ReceiptController(Controller):
         opt={"roles": FRONT_DESK},
         media_type="image/svg+xml",
     )
-    async def svg(self, node: Node, officer: Officer, crossing_id: uuid.UUID) -> Response[str]:
-        crossing = await _receipt_of(node, officer, crossing_id, "svg")
+    async def svg(
+        self, node: Node, reading: AsyncSession, officer: Officer, crossing_id: uuid.UUID
+    ) -> Response[str]:
+        crossing = await _receipt_of(
+            reading, node=node, officer=officer, crossing_id=crossing_id, form="svg"
+        )
         return Response(qr_svg(crossing.receipt), media_type="image/svg+xml")
 
     @get("/crossings/{crossing_id:uuid}/receipt.html", opt={"roles": FRONT_DESK})
     async def slip(
         self,
         node: Node,
+        reading: AsyncSession,
         officer: Officer,
         crossing_id: uuid.UUID,
         paper: str = "80mm",
     ) -> Template:
-        crossing = await _receipt_of(node, officer, crossing_id, "html")
-        async with node.db.session() as session:
-            traveller = await session.get(Traveller, crossing.traveller_id)
-            document = await session.get(TravelDocument, crossing.document_id)
+        crossing = await _receipt_of(
+            reading, node=node, officer=officer, crossing_id=crossing_id, form="html"
+        )
+        traveller = await reading.get(Traveller, crossing.traveller_id)
+        document = await reading.get(TravelDocument, crossing.document_id)
         return Template(
             template_name="receipt.html",
             context={
