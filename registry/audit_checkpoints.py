@@ -13,7 +13,6 @@ Verifying a chain against its checkpoints is ``registry.audit_verification``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import uuid
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from registry.base64url import b64url, unb64url
 from registry.models import AuditCheckpoint, AuditEvent, utcnow
 from registry.problems import Problem, field_from_message
 
@@ -42,14 +42,6 @@ CHECKPOINT_MAX_AGE = timedelta(hours=24)  # a node checkpoints at least this oft
 CHECKPOINT_POLL_SECONDS = 3600.0  # how often the background task looks
 CHECKPOINT_UPLOAD_MAX = 500  # checkpoints in one request to national
 _CHECKPOINT_DOMAIN = "borderpost-audit-checkpoint-1"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def checkpoint_message(checkpoint: AuditCheckpoint) -> bytes:
@@ -69,7 +61,7 @@ def checkpoint_message(checkpoint: AuditCheckpoint) -> bytes:
 
 def checkpoint_signed_by(checkpoint: AuditCheckpoint, public_key: Ed25519PublicKey) -> bool:
     try:
-        public_key.verify(_unb64(checkpoint.signature), checkpoint_message(checkpoint))
+        public_key.verify(unb64url(checkpoint.signature), checkpoint_message(checkpoint))
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -173,7 +165,7 @@ async def make_checkpoint(
         made_at=utcnow(),
         signature="",
     )
-    checkpoint.signature = _b64(key.sign(checkpoint_message(checkpoint)))
+    checkpoint.signature = b64url(key.sign(checkpoint_message(checkpoint)))
     session.add(checkpoint)
     await session.flush()
     return checkpoint

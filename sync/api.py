@@ -15,19 +15,20 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
 from msgspec import Meta
 from sqlalchemy import select
 from sqlmodel import col
 
 from registry.api.auth import EVERYONE, node_of
 from registry.api.params import SequenceNumber
+from registry.base64url import b64url
 from registry.models import Officer, OutboxEntry
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import PROBLEM_MEDIA_TYPE, Problem
 from registry.schemas import as_response, decode_as
-from sync.batches import SIGNATURE, _b64
+from sync.batches import SIGNATURE
 from sync.digest import bucket_ids, crossing_buckets, hour_buckets
 from sync.peers import (
     DEFAULT_INVITATION_HOURS,
@@ -99,22 +100,40 @@ def peer_view(peer: Any) -> dict[str, Any]:
     }
 
 
-def signed_json(request: Request[Any, Any, Any], content: dict[str, Any]) -> Response[bytes]:
-    """A JSON response whose body is signed by this node (national is authoritative)."""
-    body = msgspec.json.encode(content)
+def signed_json(
+    request: Request[Any, Any, Any], answer: Any, schema: type[msgspec.Struct]
+) -> Response[bytes]:
+    """A JSON response whose body is signed by this node (national is authoritative).
+
+    ``answer`` (a ``schema`` instance, or the plain values of one) is checked against
+    ``schema``, the Struct the handler documents with ``signed_answer``, before anything is
+    signed: an answer that strays from its documented shape raises here instead of
+    reaching the peer with a valid signature."""
+    typed = answer if isinstance(answer, schema) else msgspec.convert(answer, schema)
+    body = msgspec.json.encode(typed)
     signature = node_of(request).signing_key.sign(hashlib.sha256(body).digest())
-    return Response(body, media_type="application/json", headers={SIGNATURE: _b64(signature)})
+    return Response(body, media_type="application/json", headers={SIGNATURE: b64url(signature)})
 
 
-def signed_answer(schema: type[msgspec.Struct]) -> dict[int, ResponseSpec]:
-    """The documented 200 answer of a handler that sends ``signed_json``: the body is sent
-    as the bytes that were signed, so Litestar cannot see its type; ``schema`` names it."""
-    spec = ResponseSpec(
-        data_container=schema,
-        description=f"Signed by the node (Ed25519 over the body's SHA-256, {SIGNATURE})",
-        generate_examples=False,
-    )
-    return {HTTP_200_OK: spec}
+def signed_answer(
+    schema: type[msgspec.Struct], *, conflict: type[msgspec.Struct] | None = None
+) -> dict[int, ResponseSpec]:
+    """The documented answers of a handler that sends ``signed_json``: the body is sent as
+    the bytes that were signed, so Litestar cannot see its type; ``schema`` names the 200
+    answer's, ``conflict`` that of a signed 409 refusal, if the handler sends one."""
+    described = f"Signed by the node (Ed25519 over the body's SHA-256, {SIGNATURE})"
+    answers = {
+        HTTP_200_OK: ResponseSpec(
+            data_container=schema, description=described, generate_examples=False
+        )
+    }
+    if conflict is not None:
+        answers[HTTP_409_CONFLICT] = ResponseSpec(
+            data_container=conflict,
+            description=f"Refused, not stored: {described}",
+            generate_examples=False,
+        )
+    return answers
 
 
 async def _limit_enrolment(request: Request[Any, Any, Any]) -> Response[Any] | None:
@@ -191,7 +210,8 @@ class SyncController(Controller):
             ({"seq": r.seq, "type": r.record_type, "payload": r.payload} for r in page),
             peer.node_code,
         )
-        return signed_json(request, {"version": version, "complete": complete, "changes": changes})
+        page_answer = {"version": version, "complete": complete, "changes": changes}
+        return signed_json(request, page_answer, ReferencePage)
 
     @get("/digest", opt={"public": True})
     async def digest(self, request: Request[Any, Any, Any], node: Node) -> DayDigest:

@@ -10,7 +10,6 @@ single record. Pure functions: no I/O.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.base64url import b64url, unb64url
 from registry.json_text import compact_json
 
 BATCH_FORMAT = 2  # 1 was one zlib-compressed array of [seq, record_type, record_id, row]
@@ -83,18 +83,10 @@ class SignedBatch:
 
     def http_headers(self) -> dict[str, str]:
         return {
-            HEADER: _b64(self.header.canonical()),
-            SIGNATURE: _b64(self.signature),
+            HEADER: b64url(self.header.canonical()),
+            SIGNATURE: b64url(self.signature),
             "content-type": "application/octet-stream",
         }
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def encode_body(records: Sequence[RecordRow]) -> bytes:
@@ -181,8 +173,8 @@ def split_into_batches(
 def read_header(headers: Mapping[str, str]) -> tuple[BatchHeader, bytes]:
     """Parse the header and signature from HTTP headers (not yet verified)."""
     try:
-        raw = _unb64(headers[HEADER])
-        signature = _unb64(headers[SIGNATURE])
+        raw = unb64url(headers[HEADER])
+        signature = unb64url(headers[SIGNATURE])
         header = BatchHeader(**json.loads(raw))
     except (KeyError, ValueError, TypeError) as exc:
         raise BatchRejected("malformed", f"batch header unreadable: {exc}") from exc

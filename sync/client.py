@@ -27,6 +27,7 @@ from registry.audit_checkpoints import (
     checkpoints_for_sync,
     mark_delivered,
 )
+from registry.base64url import unb64url
 from registry.db import dialect_name, finish_even_if_cancelled
 from registry.models import AuditCheckpoint, OutboxEntry, utcnow
 from registry.node import Node
@@ -38,7 +39,6 @@ from sync.batches import (
     OutboxRecord,
     RecordRow,
     SignedBatch,
-    _unb64,
     sign_batch,
     split_into_batches,
 )
@@ -321,7 +321,7 @@ class SyncClient:
     def _verify_national(self, response: httpx.Response) -> dict[str, Any]:
         try:
             self.link.public_key.verify(
-                _unb64(response.headers.get(SIGNATURE, "")),
+                unb64url(response.headers.get(SIGNATURE, "")),
                 hashlib.sha256(response.content).digest(),
             )
         except (InvalidSignature, ValueError) as exc:

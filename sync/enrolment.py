@@ -12,11 +12,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from registry.base64url import b64url
 from registry.models import OutboxEntry, utcnow
 from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_to_text
-from sync.batches import _b64
 from sync.bulk import upsert_authoritative
 from sync.client import SyncError
 from sync.links import checked_link_url, normalised_pin
@@ -43,7 +43,7 @@ async def enrol(
         raise SyncError(exc.detail) from exc
     code = node.settings.node_code
     own_key = public_key_to_text(node.signing_key.public_key())
-    proof = _b64(node.signing_key.sign(enrolment_message(code, own_key, enrolment_code)))
+    proof = b64url(node.signing_key.sign(enrolment_message(code, own_key, enrolment_code)))
     response = await http.post(
         f"{url}/api/sync/enrol",
         json={"node_code": code, "public_key": own_key, "code": enrolment_code, "proof": proof},

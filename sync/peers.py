@@ -29,13 +29,14 @@ from sqlmodel import col
 
 from registry.audit import audit
 from registry.audit_verification import ChainVerdict, verify_chain
+from registry.base64url import b64url, unb64url
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.outbox import enqueue
 from registry.problems import Problem
 from registry.receipts import public_key_from_text, public_key_to_text
 from registry.throttle import RateLimiter
-from sync.batches import BatchRejected, _b64, _unb64, read_header
+from sync.batches import BatchRejected, read_header
 from sync.models import EnrolmentInvitation, IngestState, SyncPeer
 
 log = logging.getLogger("borderpost.sync")
@@ -200,7 +201,7 @@ async def receive_enrolment(
     before a row is written."""
     try:
         public_key_from_text(public_key).verify(
-            _unb64(proof), enrolment_message(node_code, public_key, code)
+            unb64url(proof), enrolment_message(node_code, public_key, code)
         )
     except (InvalidSignature, ValueError) as exc:
         raise Problem(
@@ -324,7 +325,7 @@ def sign_request(
     """Headers that prove which node sent a request (path includes the query string)."""
     timestamp = str(int(time.time()))
     signature = key.sign(_request_message(method, path, timestamp, body))
-    return {NODE_HEADER: node_code, TIME_HEADER: timestamp, REQUEST_SIGNATURE: _b64(signature)}
+    return {NODE_HEADER: node_code, TIME_HEADER: timestamp, REQUEST_SIGNATURE: b64url(signature)}
 
 
 async def verify_request(
@@ -343,7 +344,7 @@ async def verify_request(
         raise Problem(401, "Stale request", field=TIME_HEADER, detail="clock skew over 5 min")
     try:
         public_key_from_text(peer.public_key).verify(
-            _unb64(headers.get(REQUEST_SIGNATURE, "")),
+            unb64url(headers.get(REQUEST_SIGNATURE, "")),
             _request_message(method, path, timestamp, body),
         )
     except (InvalidSignature, ValueError) as exc:

@@ -30,7 +30,6 @@ of it holds the node's binding key, given out by ``borderpost keys show --bindin
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import io
@@ -53,6 +52,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.base64url import b64url, unb64url
 from registry.names import normalise_document_number
 
 __all__ = [
@@ -188,14 +188,14 @@ def receipt_binding_key(private_key: Ed25519PrivateKey) -> bytes:
 
 def binding_key_to_text(key: bytes) -> str:
     """A binding key as unpadded base64url (43 characters)."""
-    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
+    return b64url(key)
 
 
 def binding_key_from_text(text: str) -> bytes:
     """Parse ``binding_key_to_text`` output; ValueError if it is not a 32-byte key."""
     cleaned = text.strip().rstrip("=")
     try:
-        raw = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=b"-_", validate=True)
+        raw = unb64url(cleaned)
     except ValueError as exc:
         raise ValueError("binding key is not base64url") from exc
     if len(raw) != BINDING_KEY_LENGTH:
@@ -404,14 +404,14 @@ def load_or_create_node_key(path: Path) -> Ed25519PrivateKey:
 def public_key_to_text(public_key: Ed25519PublicKey) -> str:
     """The raw 32-byte public key as unpadded base64url (43 characters)."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return b64url(raw)
 
 
 def public_key_from_text(text: str) -> Ed25519PublicKey:
     """Parse ``public_key_to_text`` output (padding optional); ValueError if it is not a key."""
     cleaned = text.strip().rstrip("=")
     try:
-        raw = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=b"-_", validate=True)
+        raw = unb64url(cleaned)
     except ValueError as exc:
         raise ValueError("public key is not base64url") from exc
     if len(raw) != 32:

@@ -29,7 +29,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -51,6 +50,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.auth import SESSION_COOKIE
 from registry.audit import audit
+from registry.base64url import b64url
 from registry.node import Node
 from registry.problems import Problem
 from registry.security import officer_for_token, revoke_token, token_digest
@@ -144,7 +144,7 @@ def desk_draft_key(node: Node, officer_id: str) -> str:
     ever lying on disk in clear: the browser stores only the ciphertext, and the key comes
     back only with a page served to that officer's session. Derived, never stored."""
     mac = hmac.new(_session_key(node), f"desk-draft\n{officer_id}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+    return b64url(mac.digest())
 
 
 def new_login_csrf() -> str:

@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 from cryptography.exceptions import InvalidSignature
 
+from registry.base64url import unb64url
 from registry.models import utcnow
 from registry.node import Node
 from registry.problems import Problem
 from registry.receipts import public_key_from_text
 from sync.backoff import ResilientRunner
-from sync.batches import SIGNATURE, _unb64, sign_batch
+from sync.batches import SIGNATURE, sign_batch
 from sync.client import SyncError
 from sync.exchange.hits import refresh_index
 from sync.exchange.lifecycle import activate_agreement, purge_expired
@@ -152,7 +153,7 @@ def verified_answer(exchange: Exchange, response: httpx.Response) -> dict[str, A
     """The partner's JSON answer, once its signature by the agreement key verifies."""
     try:  # the answer must come from the partner named in the agreement
         public_key_from_text(exchange.partner.public_key).verify(
-            _unb64(response.headers.get(SIGNATURE, "")), hashlib.sha256(response.content).digest()
+            unb64url(response.headers.get(SIGNATURE, "")), hashlib.sha256(response.content).digest()
         )
         answer = response.json()
     except (InvalidSignature, ValueError) as exc:
@@ -196,7 +197,7 @@ def verify_partner_request(
         raise Problem(401, "Stale request", field=TIME_HEADER, detail="clock skew over 5 min")
     try:
         public_key_from_text(exchange.partner.public_key).verify(
-            _unb64(headers.get(REQUEST_SIGNATURE, "")),
+            unb64url(headers.get(REQUEST_SIGNATURE, "")),
             _request_message(method, path, timestamp, body),
         )
     except (InvalidSignature, ValueError) as exc:

@@ -33,6 +33,7 @@ from sync.exchange.schemas import (
     EvaluatedPoint,
     HitAnswer,
     PartnerBatchAck,
+    PartnerBatchRefusal,
     ReleasedDetails,
     RevocationAccepted,
 )
@@ -100,7 +101,7 @@ class PartnerController(Controller):
         "/batches",
         status_code=HTTP_200_OK,
         before_request=limit_link,
-        responses=signed_answer(PartnerBatchAck),
+        responses=signed_answer(PartnerBatchAck, conflict=PartnerBatchRefusal),
     )
     async def batches(self, request: Request[Any, Any, Any], node: Node) -> Response[Any]:
         exchange = exchange_of(request)
@@ -119,7 +120,8 @@ class PartnerController(Controller):
                 )
         except BatchGap as gap:
             kept = gap.keys if isinstance(gap, Replay) else {}
-            refused = signed_json(request, {"ack": gap.ack, "reason": gap.reason, "keys": kept})
+            refusal = PartnerBatchRefusal(ack=gap.ack, reason=gap.reason, keys=kept)
+            refused = signed_json(request, refusal, PartnerBatchRefusal)
             refused.status_code = 409
             return refused
         except BatchRejected as exc:
@@ -141,7 +143,9 @@ class PartnerController(Controller):
                 [{"name": "batch", "reason": exc.reason}],
             )
         # signed: the double-blinded keys of the sender's records come back with the ack
-        return signed_json(request, {"ack": ack, "stored": stored, "keys": keys})
+        return signed_json(
+            request, PartnerBatchAck(ack=ack, stored=stored, keys=keys), PartnerBatchAck
+        )
 
     @post("/hits", status_code=HTTP_200_OK, responses=signed_answer(HitAnswer))
     async def hit(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
@@ -153,7 +157,7 @@ class PartnerController(Controller):
             answer = await answer_hit_query(
                 session, node=node, exchange=exchange, kind=ask.kind, value=ask.pseudonym
             )
-        return signed_json(request, answer)
+        return signed_json(request, answer, HitAnswer)
 
     @post("/hits/evaluate", status_code=HTTP_200_OK, responses=signed_answer(EvaluatedPoint))
     async def evaluate(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
@@ -166,7 +170,7 @@ class PartnerController(Controller):
             answer = await evaluate_for_partner(
                 session, node=node, exchange=exchange, kind=ask.kind, blinded=ask.blinded
             )
-        return signed_json(request, answer)
+        return signed_json(request, answer, EvaluatedPoint)
 
     @post("/revocation", status_code=HTTP_200_OK, responses=signed_answer(RevocationAccepted))
     async def revocation(self, request: Request[Any, Any, Any], node: Node) -> Response[bytes]:
@@ -189,15 +193,15 @@ class PartnerController(Controller):
                     notice=notice.notice.encode(),
                     signature=notice.signature,
                 )
-                answer = {
-                    "revoked": True,
-                    "agreement": revocation.agreement_id,
-                    "version": revocation.version,
-                    "erased": revocation.erased,
-                }
+                answer = RevocationAccepted(
+                    revoked=True,
+                    agreement=revocation.agreement_id,
+                    version=revocation.version,
+                    erased=revocation.erased,
+                )
         except ValueError as exc:
             raise Problem(403, "Notice refused", field="notice", detail=str(exc)) from exc
-        return signed_json(request, answer)
+        return signed_json(request, answer, RevocationAccepted)
 
     @post(
         "/hits/{reference:str}/details",
@@ -235,7 +239,7 @@ class PartnerController(Controller):
                 },
             )
             status = query.detail_status
-        return signed_json(request, {"reference": reference, "status": status})
+        return signed_json(request, DetailStatus(reference=reference, status=status), DetailStatus)
 
     @get("/hits/{reference:str}/details", responses=signed_answer(ReleasedDetails))
     async def details(
@@ -247,7 +251,8 @@ class PartnerController(Controller):
             query = await _incoming(session, reference)
             records = query.released if query.detail_status == "approved" else []
             status = query.detail_status
-        return signed_json(request, {"reference": reference, "status": status, "records": records})
+        released = ReleasedDetails(reference=reference, status=status, records=records)
+        return signed_json(request, released, ReleasedDetails)
 
 
 async def _incoming(session: Any, reference: str) -> HitQuery:

@@ -14,7 +14,6 @@ must be 1..3650``, never a JSON path or a Python type name.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
@@ -26,6 +25,7 @@ from urllib.parse import urlparse
 import msgspec
 from msgspec import Meta
 
+from registry.base64url import unb64url
 from registry.receipts import public_key_from_text
 from sync.exchange.model import (
     DEFAULT_BLINDING_BUDGET,
@@ -231,11 +231,6 @@ def _translate(error: msgspec.ValidationError, raw: Mapping[str, object]) -> Agr
 # ------------------------------------------------------------------------------------------
 # The rules that need more than one value
 # ------------------------------------------------------------------------------------------
-def unb64url(text: str) -> bytes:
-    """Decode unpadded base64url; ValueError when ``text`` is not base64url."""
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-
-
 def _names(values: tuple[str, ...], path: str, *, allow_empty: bool = False) -> tuple[str, ...]:
     if not values and not allow_empty:
         raise AgreementError(path, "must not be empty")

@@ -64,7 +64,6 @@ Encoding
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import hashlib
@@ -81,6 +80,7 @@ from typing import Any, Final
 import rbcl
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from registry.base64url import b64url, unb64url
 from registry.names import name_key, normalise_document_number, normalise_name
 
 PSEUDONYM_VERSION: Final = "bp2"
@@ -90,13 +90,9 @@ _SCALAR_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _ENCODED = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def encode_point(point: bytes) -> str:
     """A group element as it travels: 43 characters of unpadded base64url."""
-    return _b64(point)
+    return b64url(point)
 
 
 def decode_point(text: Any) -> bytes:
@@ -104,7 +100,7 @@ def decode_point(text: Any) -> bytes:
     if not isinstance(text, str) or not _ENCODED.fullmatch(text):
         raise ValueError("a blinded value is 43 characters of base64url")
     try:
-        point = base64.urlsafe_b64decode(text + "=")
+        point = unb64url(text)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("a blinded value is 43 characters of base64url") from exc
     if len(point) != POINT_BYTES or not rbcl.crypto_core_ristretto255_is_valid_point(point):
@@ -148,7 +144,7 @@ def decode_element(text: Any) -> bytes:
     if not isinstance(text, str) or not _ENCODED.fullmatch(text):
         raise ValueError("a blinded value is 43 characters of base64url")
     try:
-        u = base64.urlsafe_b64decode(text + "=")
+        u = unb64url(text)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("a blinded value is 43 characters of base64url") from exc
     number = int.from_bytes(u, "little")

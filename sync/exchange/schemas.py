@@ -57,6 +57,17 @@ class PartnerBatchAck(msgspec.Struct):
     keys: dict[str, dict[str, str]]
 
 
+class PartnerBatchRefusal(msgspec.Struct):
+    """Our signed refusal (409) of a partner batch that does not follow what we hold:
+    ``reason`` ``gap`` (records are missing before it) or ``replay`` (we hold it already,
+    and ``keys`` gives the double-blinded keys of its records again); ``ack`` is the
+    highest contiguous seq we hold, where the partner resumes."""
+
+    ack: int
+    reason: str
+    keys: dict[str, dict[str, str]]
+
+
 class RevocationAccepted(msgspec.Struct):
     """The partner's revocation notice, accepted: the agreement version it stops and how
     many of the partner's records were erased here."""

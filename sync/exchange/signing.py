@@ -21,7 +21,6 @@ Revocation notices
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import date, datetime
@@ -32,16 +31,13 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from registry.base64url import b64url, unb64url
 from registry.receipts import public_key_from_text, public_key_to_text
 from sync.exchange.model import Agreement, AgreementError, canonical_content
-from sync.exchange.parsing import load_agreement, unb64url
+from sync.exchange.parsing import load_agreement
 
 _SIGNATURES_HEADER = re.compile(r"^\s*\[\s*signatures\s*(\.[^\]]*)?\]\s*(#.*)?$")
 _TABLE_HEADER = re.compile(r"^\s*\[")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def signature_valid(agreement: Agreement, country: str) -> bool:
@@ -100,7 +96,7 @@ def sign_agreement(text: str, party_code: str, private_key: Ed25519PrivateKey) -
     if "signatures" in remaining or canonical_content(remaining) != agreement.canonical:
         raise AgreementError("signatures", "must be a [signatures] table of its own")
     signatures = dict(agreement.signatures)
-    signatures[party.country] = _b64url(private_key.sign(agreement.canonical))
+    signatures[party.country] = b64url(private_key.sign(agreement.canonical))
     lines = [f'{country} = "{signatures[country]}"' for country in sorted(signatures)]
     return body + "\n[signatures]\n" + "\n".join(lines) + "\n"
 
@@ -182,7 +178,7 @@ def revocation_notice(
 
 def sign_revocation(notice: bytes, private_key: Ed25519PrivateKey) -> str:
     """The base64url Ed25519 signature of a revocation notice."""
-    return _b64url(private_key.sign(notice))
+    return b64url(private_key.sign(notice))
 
 
 def verify_revocation(agreement: Agreement, notice: bytes, signature: str) -> dict[str, Any]:

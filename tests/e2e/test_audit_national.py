@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from registry.audit_checkpoints import checkpoint_message, checkpoint_upload
+from registry.base64url import b64url
 from registry.models import AuditCheckpoint, utcnow
 from registry.receipts import load_or_create_node_key
-from sync.batches import _b64
 from sync.peers import sign_request
 from tests.audit_tamper import (
     REFERRAL_READ,
@@ -176,7 +176,7 @@ def _checkpoint(key: Ed25519PrivateKey, origin: str = GOGUI, **fields: Any) -> A
     }
     values.update(fields)
     checkpoint = AuditCheckpoint(**values)
-    checkpoint.signature = _b64(key.sign(checkpoint_message(checkpoint)))
+    checkpoint.signature = b64url(key.sign(checkpoint_message(checkpoint)))
     return checkpoint
 
 

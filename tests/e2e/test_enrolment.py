@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
+from registry.base64url import b64url
 from registry.receipts import load_or_create_node_key, public_key_to_text
-from sync.batches import SIGNATURE, OutboxRecord, _b64, sign_batch
+from sync.batches import SIGNATURE, OutboxRecord, sign_batch
 from sync.peers import enrolment_message, new_enrolment_code
 from tests.conftest import missing, pg_reachable
 from tests.e2e.cluster import (
@@ -59,7 +60,7 @@ def national(tmp_path: Path) -> Iterator[Cluster]:
 def _attempt(url: str, node_code: str, code: str, key: Ed25519PrivateKey) -> httpx.Response:
     """An enrolment request as anyone can make it: a key of their own, properly signed."""
     public_key = public_key_to_text(key.public_key())
-    proof = _b64(key.sign(enrolment_message(node_code, public_key, code)))
+    proof = b64url(key.sign(enrolment_message(node_code, public_key, code)))
     return httpx.post(
         f"{url}/api/sync/enrol",
         json={"node_code": node_code, "public_key": public_key, "code": code, "proof": proof},

@@ -23,13 +23,13 @@ from sqlalchemy import func, select
 
 from registry.audit_checkpoints import (
     CheckpointRefused,
-    _b64,
     checkpoint_if_due,
     checkpoint_message,
     checkpoints_for_sync,
     make_checkpoint,
 )
 from registry.audit_verification import verify_chain
+from registry.base64url import b64url
 from registry.models import AuditCheckpoint, AuditEvent
 from registry.node import Node
 from tests.audit_tamper import (
@@ -241,7 +241,7 @@ async def test_a_checkpoint_signed_with_a_lost_key_is_kept_back(post_node: NodeU
     async with post_node.db.write_transaction() as session:
         stored = await session.get(AuditCheckpoint, made.id)
         assert stored is not None
-        stored.signature = _b64(lost_key.sign(checkpoint_message(stored)))
+        stored.signature = b64url(lost_key.sign(checkpoint_message(stored)))
     pending = {c.id for c in await checkpoints_for_sync(node)}
     assert made.id not in pending and pending, pending
 

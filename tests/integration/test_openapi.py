@@ -133,6 +133,8 @@ async def test_every_national_operation_documents_its_answer(tmp_path: Path) -> 
     assert set(resolved(document, reference)["properties"]) == {"version", "complete", "changes"}
     ack = success("/api/exchange/batches", "post")[JSON]["schema"]
     assert set(resolved(document, ack)["properties"]) == {"ack", "stored", "keys"}
+    refusal = paths["/api/exchange/batches"]["post"]["responses"]["409"]["content"][JSON]
+    assert set(resolved(document, refusal["schema"])["properties"]) == {"ack", "reason", "keys"}
     # statistics: JSON or, with ?format=csv, CSV; the .csv route only CSV
     assert set(success("/api/hq/stats/flows")) == {JSON, "text/csv"}
     assert set(success("/api/hq/stats/flows.csv")) == {"text/csv"}

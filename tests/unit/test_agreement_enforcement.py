@@ -258,6 +258,7 @@ def _day(value: Any) -> str:
 
 
 BLINDED = re.compile(r"[A-Za-z0-9_-]{43}")
+HEX_DIGITS = frozenset(string.hexdigits.lower())
 
 
 @settings(max_examples=400, deadline=None)
@@ -298,5 +299,7 @@ def test_nothing_outside_the_agreement_ever_leaves(
         clear = row.get(field)
         if clear is not None and value is not None:
             assert value != clear
-            if isinstance(clear, str) and set(clear) - set(string.hexdigits.lower()):
+            # the clear text never shows inside the blinded value (a value of a few
+            # characters may turn up in 43 random base64url ones by chance: not checked)
+            if isinstance(clear, str) and len(clear) >= 6 and set(clear) - HEX_DIGITS:
                 assert clear not in value
