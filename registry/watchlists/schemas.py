@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from registry.schemas import CleanText, CountryCode, IsoDateTime
+from registry.schemas import CleanText, CountryCode, Evidence, IsoDateTime
 from registry.text import (
     document_number_rule,
     given_names_rule,
@@ -24,7 +24,6 @@ from registry.text import (
     surname_rule,
 )
 from registry.vocabulary import (
-    AlertEvidence,
     AlertOutcome,
     Decision,
     Direction,
@@ -189,7 +188,7 @@ class AlertView(msgspec.Struct, kw_only=True):
     registers sees the instruction only."""
 
     id: uuid.UUID
-    evidence: AlertEvidence
+    evidence: Evidence
     instruction: str
     crossing_id: uuid.UUID | UnsetType = UNSET
     created_at: IsoDateTime | UnsetType = UNSET
