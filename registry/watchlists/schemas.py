@@ -234,8 +234,10 @@ class AlertCounts(msgspec.Struct, kw_only=True):
 
 
 class AlertFigures(msgspec.Struct, kw_only=True):
-    """Alert counts per kind of evidence (``alerts.alert_figures``)."""
+    """Alert counts per kind of evidence (``alerts.alert_figures``); ``modalities``: those
+    of the node's other biometric modalities, by modality name."""
 
     document: AlertCounts
     name_dob: AlertCounts
     face: AlertCounts
+    modalities: dict[str, AlertCounts] = msgspec.field(default_factory=dict)

@@ -180,6 +180,12 @@ async def test_a_listed_portrait_raises_an_iris_alert(
         headers=modal_node.auth("supervisor"),
     )
     assert adjudicated.status_code == 201, adjudicated.text
+    figures = await modal_node.client.get(
+        "/api/alerts/figures", headers=modal_node.auth("supervisor")
+    )
+    assert figures.status_code == 200, figures.text
+    counts = {"raised": 1, "confirmed": 0, "dismissed": 1, "open": 0}
+    assert figures.json()["modalities"] == {"iris": counts}
 
     # A new version (no photo in the row) keeps the template; a removal drops it.
     changed = [person("I-1", surname="NOBODY", given_names="KNOWN", reason="still wanted")]

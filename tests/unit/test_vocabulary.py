@@ -74,5 +74,6 @@ def test_the_schemas_decode_codes_into_members_and_refuse_the_rest() -> None:
 
 def test_the_alert_figures_answer_names_every_kind_of_evidence() -> None:
     """``/api/alerts/figures`` answers ``AlertFigures``, one field per kind of evidence in
-    the vocabulary's order (the figures are counted per member of ``AlertEvidence``)."""
-    assert AlertFigures.__struct_fields__ == tuple(vocabulary.AlertEvidence)
+    the vocabulary's order (the figures are counted per member of ``AlertEvidence``), then
+    those of the other biometric modalities."""
+    assert AlertFigures.__struct_fields__ == (*vocabulary.AlertEvidence, "modalities")
