@@ -14,6 +14,7 @@ A new version of the entry keeps the template; removing the entry takes it out o
 from __future__ import annotations
 
 import hashlib
+import html
 import importlib
 import json
 import logging
@@ -30,6 +31,7 @@ from registry.models import BiometricTemplate, OutboxEntry, Photo, WatchlistEntr
 from registry.watchlists.csv_files import import_watchlist_csv
 from tests.conftest import (
     NODE_CODE,
+    PASSWORD,
     NodeUnderTest,
     SeededBackend,
     app_under_test,
@@ -39,6 +41,7 @@ from tests.integration.test_face_modality import install_plugin
 from tests.integration.test_registration import td3
 from tests.integration.test_watchlists import local_node, person, with_watchlists, write_csv
 from tests.unit.test_biometrics_plugins import install_fake_iris
+from tests.web_client import LOGIN_TOKEN
 
 pytestmark = pytest.mark.faces
 
@@ -174,6 +177,13 @@ async def test_a_listed_portrait_raises_an_iris_alert(
     listed = await modal_node.client.get("/api/alerts", headers=modal_node.auth("supervisor"))
     iris = [a for a in listed.json() if a["evidence"] == "iris"]
     assert len(iris) == 1 and iris[0]["score"] == 100.0
+    form = await modal_node.client.get("/web/login")
+    token = LOGIN_TOKEN.search(form.text)
+    assert token is not None
+    login = {"username": "supervisor", "password": PASSWORD, "csrf_token": token.group(1)}
+    await modal_node.client.post("/web/login", data=login)
+    page = await modal_node.client.get("/web/alerts")  # French, the default
+    assert page.status_code == 200 and "Biométrie : iris" in html.unescape(page.text)
     adjudicated = await modal_node.client.post(
         f"/api/alerts/{iris[0]['id']}/adjudication",
         json={"outcome": "dismissed", "reason": "different person, checked in person"},
