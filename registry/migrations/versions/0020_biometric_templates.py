@@ -4,7 +4,7 @@
   ``borderpost.biometrics`` entry point, beside the primary face modality whose template
   stays ``photo.face_encoding``) extracted from a portrait. One row per (photo, modality),
   written by the post with its photo and pushed to national after it; ``modality`` is the
-  plug-in's entry-point name, ``modality_type`` its type (``IRIS``, ``FINGER``...).
+  plug-in's entry-point name, ``modality_type`` its type (``BiometricModality.modality``).
 - ``watchlist_entry.modality_templates``: the same templates of the portrait an entry was
   enrolled from, by entry-point name (JSON, template in hex). Part of the entry version's
   row, so a version, its change and its removal carry its templates with it, and they
