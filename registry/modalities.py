@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from biometrics.plugins import BiometricModality, assess, load_modalities
 from registry.settings import SettingsError
+from registry.vocabulary import AlertEvidence
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,6 +35,8 @@ log = logging.getLogger("borderpost.biometrics")
 # The longest entry-point name a node runs: it is stored as biometric_template.modality and
 # as the evidence of an alert (both 40 characters).
 MAX_NAME = 40
+# The evidence of the registry's own matches: never the name of another modality's alerts.
+RESERVED_NAMES = frozenset(evidence.value for evidence in AlertEvidence)
 _INSTANCES: dict[str, BiometricModality] = {}  # by entry-point name, built once per process
 _discovered: dict[str, BiometricModality] = {}  # what the latest discovery found
 
@@ -94,8 +97,14 @@ def start_modalities(settings: Settings) -> BiometricModality:
 
 
 def other_modalities(settings: Settings) -> dict[str, BiometricModality]:
-    """The discovered modalities other than the primary one, by entry-point name."""
-    return {name: m for name, m in _discovered.items() if name != settings.face_modality}
+    """The discovered modalities other than the primary one, by entry-point name. A plug-in
+    named like a kind of alert evidence (``AlertEvidence``: the built-in ``face`` when the
+    settings name another primary) is left out: its alerts could not be told from those."""
+    return {
+        name: modality
+        for name, modality in _discovered.items()
+        if name != settings.face_modality and name not in RESERVED_NAMES
+    }
 
 
 def assess_others(

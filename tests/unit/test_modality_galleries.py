@@ -127,3 +127,15 @@ def test_a_plugin_that_raises_is_skipped(caplog: pytest.LogCaptureFixture) -> No
     assert [h.evidence for h in hits] == ["vein"]
     assert [(t.name, t.template, t.quality_score) for t in assessed] == [("vein", b"abcd", 6)]
     assert "'bad' failed to identify" in caplog.text and "'bad' failed on a sample" in caplog.text
+
+
+def test_the_built_in_face_is_never_another_modality() -> None:
+    """With another primary face plug-in in the settings, the built-in ``face`` does not run
+    again as a second modality: its alerts' evidence would read as the primary's."""
+    from types import SimpleNamespace
+
+    from registry.modalities import discover_modalities, other_modalities
+
+    assert "face" in discover_modalities()
+    settings: Any = SimpleNamespace(face_modality="another-face")
+    assert "face" not in other_modalities(settings)
