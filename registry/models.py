@@ -166,6 +166,28 @@ class Photo(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
 
 
+class BiometricTemplate(SQLModel, table=True):
+    """The template one of the node's other biometric modalities (``registry.modalities``)
+    extracted from a portrait: ``modality`` is the plug-in's entry-point name,
+    ``modality_type`` its type (``BiometricModality.modality``). Written with the photo, by
+    the post that stored the photo; immutable. The primary modality's template is
+    ``Photo.face_encoding``."""
+
+    __tablename__ = "biometric_template"
+    __table_args__ = (
+        UniqueConstraint("photo_sha256", "modality", name="uq_biometric_template_photo"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    origin: str = Field(max_length=32)
+    photo_sha256: str = Field(foreign_key="photo.sha256", max_length=64)
+    modality: str = Field(max_length=40)
+    modality_type: str = Field(max_length=20)
+    template: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    quality_score: int
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
 class Crossing(SQLModel, table=True):
     """An immutable entry or exit event; a correction is a new version that supersedes it."""
 
@@ -353,6 +375,12 @@ class WatchlistEntry(SQLModel, table=True):
     listed_portrait: bytes | None = Field(
         default=None, sa_column=Column(LargeBinary, nullable=True)
     )
+    # the templates of the other biometric modalities taken from the same portrait, by
+    # entry-point name: {"modality_type", "template" (hex), "quality_score"}
+    # (registry.modalities.ModalityTemplate.as_json)
+    modality_templates: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
     reason: str = Field(max_length=1000)
     action: str = Field(max_length=20)
     source: str = Field(max_length=80)
@@ -376,7 +404,8 @@ class Alert(SQLModel, table=True):
     entry_id: uuid.UUID = Field(index=True)
     entry_version: int
     kind: str = Field(max_length=10)
-    evidence: str = Field(max_length=10)
+    # AlertEvidence, or the entry-point name of the biometric modality that matched
+    evidence: str = Field(max_length=40)
     score: float
     distance: float | None = None
     band: str | None = Field(default=None, max_length=6)

@@ -1,5 +1,5 @@
-"""The running node: settings, database, signing key, face modality and in-memory indexes,
-built once."""
+"""The running node: settings, database, signing key, biometric modalities (the primary face
+modality and the others, ``registry.modalities``) and in-memory indexes, built once."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from biometrics.plugins import BiometricModality
 from registry.audit import AuditJournal
 from registry.db import Database
 from registry.idempotency import IdempotencyLocks
+from registry.modalities import other_modalities, start_modalities
 from registry.photos import face_modality
 from registry.receipts import load_or_create_node_key, receipt_binding_key
 from registry.security import TokenCache
@@ -72,14 +73,18 @@ class Node:
     def build(cls, settings: Settings) -> Node:
         """The node of ``settings``; SettingsError (before anything is opened) when its face
         modality is not an installed biometric plug-in."""
-        face_modality(settings)  # picked once, at start: an unknown name stops the node here
+        # every installed modality discovered, the primary one picked, once, at start: an
+        # unknown primary name stops the node here
+        start_modalities(settings)
         key = load_or_create_node_key(settings.node_key_path)
         node = cls(settings=settings, db=Database(settings), signing_key=key)
         node.trusted_keys[settings.node_code] = key.public_key()
         from registry.crossings.registration_writer import RegistrationWriter
 
         node.registrations = RegistrationWriter(node)
-        node.watchlists = WatchlistMatcher(face_tolerance=settings.face_tolerance)
+        node.watchlists = WatchlistMatcher(
+            face_tolerance=settings.face_tolerance, modalities=other_modalities(settings)
+        )
         node.logins = LoginThrottle(
             LoginPolicy(
                 delay_s=settings.login_delay_seconds,

@@ -12,7 +12,10 @@ more wait their turn, and beyond that a photo is refused with 503 (try again).
 The quality report and face template of a portrait come from the node's face modality, the
 biometric plug-in named by ``settings.face_modality`` (:func:`face_modality`, loaded through
 ``biometrics.plugins.load_modalities`` once per process, when the node starts): one pass on the
-image decoded here (``biometrics.plugins.assess``), so nothing is decoded twice.
+image decoded here (``biometrics.plugins.assess``), so nothing is decoded twice. Every other
+installed modality assesses the same sample and image in the same worker pass
+(``registry.modalities.assess_others``); their templates ride along in
+``AnalysedPhoto.templates``.
 
 A face watchlist entry keeps a small listed portrait (:func:`listed_portrait`): the face of
 the photo it was enrolled from, cropped head and shoulders, 150x188 px, re-encoded to JPEG
@@ -25,7 +28,7 @@ import asyncio
 import hashlib
 import os
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +40,10 @@ from PIL import Image
 from biometrics.engine import decode_template
 from biometrics.face import DEFAULT_MAX_SIDE, PortraitAnalysis
 from biometrics.imaging import PORTRAIT_MODES, ImageRejected, decode_image, to_jpeg
-from biometrics.plugins import BiometricModality, assess, load_modalities
+from biometrics.plugins import BiometricModality, assess
 from biometrics.quality import QualityReport
+from registry.modalities import ModalityTemplate, assess_others, other_modalities, primary_modality
 from registry.problems import Problem
-from registry.settings import SettingsError
 
 if TYPE_CHECKING:
     from registry.settings import Settings
@@ -173,6 +176,8 @@ class AnalysedPhoto:
     quality_score: int
     quality_passed: bool
     template: bytes | None
+    # the templates of the node's other modalities (registry.modalities), stored beside it
+    templates: tuple[ModalityTemplate, ...] = ()
 
     @property
     def encoding(self) -> np.ndarray | None:
@@ -180,30 +185,22 @@ class AnalysedPhoto:
         return decode_template(self.template) if self.template is not None else None
 
     @property
+    def modality_templates(self) -> dict[str, bytes]:
+        """The other modalities' templates by entry-point name (the matcher's probes)."""
+        return {found.name: found.template for found in self.templates}
+
+    @property
     def refusal(self) -> str:
         return "; ".join(r["message"] for r in self.quality.get("reasons", []))
 
 
-_MODALITIES: dict[str, BiometricModality] = {}
-
-
 def face_modality(settings: Settings) -> BiometricModality:
-    """The biometric plug-in that analyses this node's portraits: the one installed under
-    the entry-point name ``settings.face_modality`` (``biometrics.plugins.load_modalities``),
-    loaded the first time a node of the process asks for it (``Node.build``, at start) and
-    kept. SettingsError when no plug-in of that name is installed."""
-    name = settings.face_modality
-    modality = _MODALITIES.get(name)
-    if modality is None:
-        installed = load_modalities()
-        if name not in installed:
-            raise SettingsError(
-                f"BORDERPOST_FACE_MODALITY {name!r} is not an installed biometric plug-in "
-                f"(entry points in group borderpost.biometrics: "
-                f"{', '.join(sorted(installed)) or 'none'})"
-            )
-        modality = _MODALITIES.setdefault(name, installed[name])
-    return modality
+    """The biometric plug-in that analyses this node's portraits (its *primary* modality):
+    the one installed under the entry-point name ``settings.face_modality``, loaded the first
+    time a node of the process asks for it (``Node.build``, at start) and kept
+    (``registry.modalities.primary_modality``). SettingsError when no plug-in of that name
+    is installed."""
+    return primary_modality(settings)
 
 
 def _faces_found(report: QualityReport, template: bytes | None) -> int:
@@ -220,11 +217,13 @@ def analyse_photo(
     max_pixels: int,
     field: str,
     modality: BiometricModality,
+    others: Mapping[str, BiometricModality] | None = None,
     max_side: int | None = None,
 ) -> AnalysedPhoto:
     """Decode once, re-encode without metadata, and have ``modality`` assess the decoded
-    image in one pass (CPU-bound: call it in a worker thread, through
-    :func:`analyse_upload` for untrusted uploads)."""
+    image in one pass, then each of ``others`` (the node's other modalities: a plug-in
+    that raises is skipped) on the same sample and image (CPU-bound: call it in a worker
+    thread, through :func:`analyse_upload` for untrusted uploads)."""
     image = _decode_portrait(
         data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side, field=field
     )
@@ -238,6 +237,7 @@ def analyse_photo(
         report.score,
         report.passed,
         template,
+        assess_others(others or {}, data, decoded=image),
     )
 
 
@@ -378,6 +378,7 @@ async def analyse_upload(data: bytes, settings: Settings, *, field: str = "photo
                 max_side=settings.max_photo_side,
                 field=field,
                 modality=modality,
+                others=other_modalities(settings),
             )
         )
         try:

@@ -38,6 +38,16 @@ SURNAME_AR = person_name(120)
 GIVEN_NAMES_AR = person_name(200)
 DOCUMENT_NUMBER = document_number_rule(20)
 ShortText = Annotated[str, Meta(min_length=1, max_length=120), SURNAME]
+# What matched the watchlist: an AlertEvidence code, or the entry-point name of the biometric
+# modality whose plug-in matched (registry.modalities: any installed modality, so no enum)
+Evidence = Annotated[
+    str,
+    Meta(
+        max_length=40,
+        description="document, name_dob, face, or the name of the biometric modality "
+        "(plug-in of the borderpost.biometrics entry point) that matched",
+    ),
+]
 T = TypeVar("T")
 
 # A time in a response, as the views write it (``datetime.isoformat()``: ``+00:00``, not

@@ -25,6 +25,7 @@ POST_RECORD_TYPES = (
     "traveller",
     "travel_document",
     "photo",
+    "biometric_template",
     "crossing",
     "protection_referral",
     "referral_follow_up",
@@ -32,6 +33,10 @@ POST_RECORD_TYPES = (
     "alert_adjudication",
     "audit_event",
 )
+# Records owned through the row they refer to, (column, referred table): a post may send
+# one only if national's stored owner (origin) of the referred row is that post, as for the
+# record's own key (sync.ingest.store): a template only of a photo the post originated.
+OWNED_THROUGH = {"biometric_template": ("photo_sha256", "photo")}
 # Reference data national publishes to its posts (national is authoritative for them).
 REFERENCE_TYPES = ("officer", "watchlist_entry", "sync_peer", "reference_change")
 # Tables whose primary key is a local counter: the receiver numbers them itself.

@@ -486,6 +486,7 @@ def prepare_registration(
         day=today,
         probe=traveller_probe(identity.document, identity.traveller, identity.mrz),
         face_encoding=photo.template if photo is not None else None,
+        templates=photo.modality_templates if photo is not None else None,
     )
     override = request.photo_quality_override if photo and not photo.quality_passed else None
     return PreparedRegistration(

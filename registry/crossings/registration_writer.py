@@ -28,6 +28,7 @@ from registry.group_commit import GroupCommit
 from registry.models import (
     Alert,
     AuditEvent,
+    BiometricTemplate,
     Crossing,
     IdempotencyKey,
     Photo,
@@ -210,6 +211,16 @@ def _photo(node: Node, item: PreparedRegistration, state: _BatchState) -> Photo 
     if photo.sha256 not in state.known_photos:
         state.known_photos.add(photo.sha256)
         _add(state, record)
+        for found in analysed.templates:  # the node's other modalities, with the photo
+            template = BiometricTemplate(
+                origin=record.origin,
+                photo_sha256=photo.sha256,
+                modality=found.name,
+                modality_type=found.modality_type,
+                template=found.template,
+                quality_score=found.quality_score,
+            )
+            _add(state, template)
     return record
 
 
@@ -297,6 +308,7 @@ INSERT_ORDER: tuple[type[SQLModel], ...] = (
     Traveller,
     TravelDocument,
     Photo,
+    BiometricTemplate,
     Crossing,
     Alert,
     AuditEvent,

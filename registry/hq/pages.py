@@ -41,7 +41,7 @@ from registry.node import Node
 from registry.problems import Problem
 from registry.web.charts import Series, bar_chart
 from registry.web.i18n import N_, form_day
-from registry.web.messages import EVIDENCE, SEXES, UNKNOWN, label
+from registry.web.messages import EVIDENCE, SEXES, UNKNOWN, evidence_text, label
 from registry.web.nav import HQ
 from registry.web.render import render, translator
 from registry.web.search import crossing_rows as post_crossing_rows
@@ -330,7 +330,9 @@ class HqPagesController(Controller):
             sex=demographic_chart(people, "sex", "chart-sex", _("By sex"), sexes, _),
             age=demographic_chart(people, "age_band", "chart-age", _("By age band"), bands, _),
             alerts=alerts.rows,
-            evidence_names={code: label(EVIDENCE, code, _) for code in EVIDENCE},
+            evidence_names={
+                row["evidence"]: evidence_text(row["evidence"], _) for row in alerts.rows
+            },
             movements=[(key, _(text)) for key, text, _css in MOVEMENTS],
             query=f"date_from={start.isoformat()}&date_to={end.isoformat()}"
             + (f"&post={post}" if post else ""),

@@ -16,7 +16,8 @@ from typing import Literal
 import msgspec
 
 from registry.crossings.schemas import CrossingView, TravellerView
-from registry.vocabulary import AlertEvidence, Sex
+from registry.schemas import Evidence
+from registry.vocabulary import Sex
 
 Period = Literal["day", "week", "month"]
 AgeBand = Literal["0-17", "18-29", "30-44", "45-59", "60+", "unknown"]
@@ -130,7 +131,7 @@ class AlertRow(msgspec.Struct, kw_only=True):
     """Alerts raised at one post on one kind of evidence, by outcome."""
 
     post: str
-    evidence: AlertEvidence
+    evidence: Evidence
     raised: int
     confirmed: int
     dismissed: int

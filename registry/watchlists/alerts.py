@@ -352,8 +352,9 @@ def adjudication_view(adjudication: AlertAdjudication) -> dict[str, Any]:
     }
 
 
-async def alert_figures(session: AsyncSession) -> dict[str, dict[str, int]]:
-    """Alerts raised, confirmed, dismissed and still open, per kind of evidence."""
+async def alert_figures(session: AsyncSession) -> dict[str, Any]:
+    """Alerts raised, confirmed, dismissed and still open, per kind of evidence; those of
+    the other biometric modalities (evidence: the modality's name) under ``modalities``."""
     figures: dict[str, dict[str, int]] = {
         evidence.value: {"raised": 0, "confirmed": 0, "dismissed": 0, "open": 0}
         for evidence in ALERT_EVIDENCE
@@ -369,4 +370,6 @@ async def alert_figures(session: AsyncSession) -> dict[str, dict[str, int]]:
         )
         bucket["raised"] += count
         bucket[outcome or "open"] += count
-    return figures
+    vocabulary = {evidence.value for evidence in ALERT_EVIDENCE}
+    modalities = {name: figures.pop(name) for name in list(figures) if name not in vocabulary}
+    return {**figures, "modalities": modalities}

@@ -7,7 +7,10 @@ the entries it created before; entries created over the API get a generated ``ex
 its matching keys (``registry.names``); face templates are stored as 128 little-endian float32
 values (the one codec, ``biometrics.engine.encode_template``/``decode_template``), beside the
 small listed portrait they were taken from (``registry.photos.listed_portrait``), shown to the
-supervisor of a face alert.
+supervisor of a face alert. The templates the node's other biometric modalities took from
+the same portrait (``registry.modalities.ModalityTemplate.as_json``, by entry-point name) are
+part of the version too (``modality_templates``), so a new version keeps them as it keeps the
+face template.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, fields
 from datetime import date
+from typing import Any
 
 from biometrics.engine import TEMPLATE_BYTES, TEMPLATE_DIM
 from registry.models import WATCHLIST_ACTIONS, WATCHLIST_KINDS, Officer, WatchlistEntry
@@ -44,6 +48,8 @@ class EntryContent:
     active: bool = True
     face_template: bytes | None = None
     listed_portrait: bytes | None = None
+    # the other modalities' templates of the same portrait (registry.modalities)
+    modality_templates: dict[str, Any] | None = None
 
 
 CONTENT_FIELDS = tuple(f.name for f in fields(EntryContent))

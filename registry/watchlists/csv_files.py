@@ -11,7 +11,8 @@ reactivates a deactivated entry that the source still lists. An empty ``valid_fr
 current one (today for a new entry) and an empty ``photo`` keeps the current face template and
 listed portrait, so an exported file re-imports as unchanged. Photos are analysed with the real
 face pipeline before the write transaction opens, so the node write lock is never held during
-it; each keeps a small portrait of its face (``registry.photos.listed_portrait``).
+it; each keeps a small portrait of its face (``registry.photos.listed_portrait``) and the
+templates of the node's other biometric modalities (``enrol_portrait``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import io
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -32,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from biometrics.engine import encode_template
+from biometrics.plugins import BiometricModality
 from registry.audit import audit
+from registry.modalities import assess_others, other_modalities
 from registry.models import Officer, WatchlistEntry
 from registry.watchlists.content import EntryContent, build_version, content_of
 from registry.watchlists.csv_rows import RowRejected, WatchlistRow, check_rows
@@ -153,14 +156,49 @@ def _read_records(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return [name.strip() for name in header], records
 
 
-def _face_of_photo(photos_dir: Path | None, name: str) -> tuple[bytes, bytes]:
-    """The template of the one face in a photo and the small listed portrait of it, or
-    RowRejected saying what is wrong."""
+@dataclass(frozen=True)
+class EnrolledPortrait:
+    """What a watchlist entry keeps of the portrait it is enrolled from: the face template,
+    the small listed portrait, and the templates of the node's other biometric modalities
+    (``registry.modalities``) by entry-point name, or None when it has none."""
+
+    face_template: bytes
+    listed_portrait: bytes
+    modality_templates: dict[str, Any] | None
+
+
+def enrol_portrait(
+    data: bytes, others: Mapping[str, BiometricModality] | None = None, *, name: str = "photo"
+) -> EnrolledPortrait:
+    """A watchlist portrait's templates (CPU-bound): the face pipeline's (exactly one face
+    is needed, else RowRejected), then each other modality's on the same sample and decoded
+    image (``registry.modalities.assess_others``: a plug-in that raises is skipped)."""
     # The face pipeline (dlib and its models) is heavy: loaded only when a row names a photo.
     from biometrics.face import analyse_image
     from biometrics.imaging import ImageRejected
     from registry.photos import decode_listed_photo, listed_portrait
 
+    try:
+        image = decode_listed_photo(data)
+    except ImageRejected as exc:
+        raise RowRejected(f"photo: {name}: {exc.message}") from exc
+    analysis = analyse_image(image)
+    if analysis.faces_found != 1 or analysis.encoding is None:
+        found = "no face" if analysis.faces_found == 0 else f"{analysis.faces_found} faces"
+        raise RowRejected(f"photo: {name} shows {found}; exactly one face is needed")
+    templates = assess_others(others or {}, data, decoded=image)
+    return EnrolledPortrait(
+        encode_template(analysis.encoding),
+        listed_portrait(image, analysis),
+        {found.name: found.as_json() for found in templates} or None,
+    )
+
+
+def _face_of_photo(
+    photos_dir: Path | None, name: str, others: Mapping[str, BiometricModality] | None
+) -> EnrolledPortrait:
+    """The templates and listed portrait of a photo named by a row (``enrol_portrait``), or
+    RowRejected saying what is wrong."""
     if photos_dir is None:
         raise RowRejected(f"photo: {name!r} given but no photos directory (--photos)")
     if Path(name).name != name or name.startswith("."):
@@ -168,15 +206,7 @@ def _face_of_photo(photos_dir: Path | None, name: str) -> tuple[bytes, bytes]:
     path = photos_dir / name
     if not path.is_file():
         raise RowRejected(f"photo: {name} not found in {photos_dir}")
-    try:
-        image = decode_listed_photo(path.read_bytes())
-    except ImageRejected as exc:
-        raise RowRejected(f"photo: {name}: {exc.message}") from exc
-    analysis = analyse_image(image)
-    if analysis.faces_found != 1 or analysis.encoding is None:
-        found = "no face" if analysis.faces_found == 0 else f"{analysis.faces_found} faces"
-        raise RowRejected(f"photo: {name} shows {found}; exactly one face is needed")
-    return encode_template(analysis.encoding), listed_portrait(image, analysis)
+    return enrol_portrait(path.read_bytes(), others, name=name)
 
 
 def _duplicates(header: list[str], records: list[tuple[int, list[str]]]) -> dict[int, str]:
@@ -203,8 +233,11 @@ def parse_watchlist_csv(
     photos_dir: Path | None = None,
     progress: Progress | None = None,
     today: date | None = None,
+    modalities: Mapping[str, BiometricModality] | None = None,
 ) -> WatchlistFile:
     """Read and check a watchlist CSV file (slow with photos; touches no database).
+    ``modalities``: the node's other biometric modalities, whose templates each photo gives
+    too (``registry.modalities.other_modalities``).
 
     Raises WatchlistFileRefused for file-level problems.
     """
@@ -230,7 +263,7 @@ def parse_watchlist_csv(
     good = []
     for row in rows:
         try:
-            good.append(_with_photo(row, photos_dir))
+            good.append(_with_photo(row, photos_dir, modalities))
         except RowRejected as exc:
             rejected.append((row.line, str(exc)))
         if row.photo:
@@ -239,11 +272,18 @@ def parse_watchlist_csv(
     return WatchlistFile(path, total, good, sorted(rejected))
 
 
-def _with_photo(row: WatchlistRow, photos_dir: Path | None) -> WatchlistRow:
+def _with_photo(
+    row: WatchlistRow, photos_dir: Path | None, others: Mapping[str, BiometricModality] | None
+) -> WatchlistRow:
     if not row.photo:
         return row
-    template, portrait = _face_of_photo(photos_dir, row.photo)
-    content = replace(row.content, face_template=template, listed_portrait=portrait)
+    enrolled = _face_of_photo(photos_dir, row.photo, others)
+    content = replace(
+        row.content,
+        face_template=enrolled.face_template,
+        listed_portrait=enrolled.listed_portrait,
+        modality_templates=enrolled.modality_templates,
+    )
     return replace(row, content=content)
 
 
@@ -260,6 +300,7 @@ def _imported_content(row: WatchlistRow, current: WatchlistEntry | None) -> Entr
             content,
             face_template=current.face_template,
             listed_portrait=current.listed_portrait,
+            modality_templates=current.modality_templates,
         )
     return content
 
@@ -332,7 +373,12 @@ async def import_watchlist_csv(
     """
     today = today_at_node(node)
     parsed = await asyncio.to_thread(
-        parse_watchlist_csv, path, photos_dir=photos_dir, progress=progress, today=today
+        parse_watchlist_csv,
+        path,
+        photos_dir=photos_dir,
+        progress=progress,
+        today=today,
+        modalities=other_modalities(node.settings),
     )
     async with node.db.write_transaction() as session:
         report = await import_watchlist(session, node=node, officer=officer, parsed=parsed)

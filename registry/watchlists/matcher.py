@@ -17,6 +17,12 @@ scripts (Cyrillic ``А``, Greek ``Ο``), so neither evades a listing.
 - ``face``: Euclidean distance between the traveller's encoding and the entry's template, a hit
   within ``face_tolerance`` (0.6), banded by ``biometrics.index.BandThresholds``. The score maps
   the distance linearly: ``100 - 50 * distance / tolerance`` (identical 100, at the tolerance 50).
+- every other biometric modality of the node (``registry.modalities``), by its entry-point
+  name: the matcher keeps one gallery per modality of the entries' templates
+  (``WatchlistEntry.modality_templates``) and asks the plug-in to ``identify`` the traveller's
+  template of that modality in it; a similarity at or above the plug-in's
+  ``match_threshold`` is a hit whose evidence is the modality's name, scored
+  ``100 * similarity`` (``registry.watchlists.galleries``).
 
 Only the current, active version of an entry whose validity period covers the day of the
 crossing matches. A hit never decides anything: it raises an alert (``alerts``) that a human
@@ -30,7 +36,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -41,10 +47,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from biometrics.engine import TEMPLATE_DIM, decode_template
 from biometrics.index import BandThresholds, FaceIndex
+from biometrics.plugins import BiometricModality
 from registry.models import WatchlistEntry
 from registry.mrz import MrzResult
 from registry.names import form_similarity, name_key, normalise_document_number, similarity_form
 from registry.schemas import DocumentInput, TravellerInput
+from registry.watchlists.galleries import Galleries
 from registry.watchlists.service import current_versions_query
 
 if TYPE_CHECKING:
@@ -162,13 +170,15 @@ def _listed(entry: WatchlistEntry) -> _Listed:
 
 
 class _Listing:
-    """The indexes over the active entries: by document, by date of birth, by face."""
+    """The indexes over the active entries: by document, by date of birth, by face, and a
+    gallery per other biometric modality."""
 
-    def __init__(self, bands: BandThresholds) -> None:
+    def __init__(self, bands: BandThresholds, modalities: Mapping[str, BiometricModality]) -> None:
         self.entries: dict[uuid.UUID, _Listed] = {}
         self.documents: dict[tuple[str, str], set[uuid.UUID]] = defaultdict(set)
         self.names: dict[date | None, set[uuid.UUID]] = defaultdict(set)
         self.faces = FaceIndex(TEMPLATE_DIM, bands=bands)
+        self.galleries = Galleries(modalities)
 
     def add(self, entry: WatchlistEntry) -> None:
         listed = _listed(entry)
@@ -179,6 +189,7 @@ class _Listing:
             self.names[listed.date_of_birth].add(listed.entry_id)
         if entry.face_template is not None:
             self.faces.add(str(listed.entry_id), decode_template(entry.face_template))
+        self.galleries.add(str(listed.entry_id), entry.modality_templates)
 
     def discard(self, entry_id: uuid.UUID) -> None:
         listed = self.entries.pop(entry_id, None)
@@ -189,6 +200,7 @@ class _Listing:
         if listed.name_key:
             _discard_from(self.names, listed.date_of_birth, entry_id)
         self.faces.discard(str(entry_id))
+        self.galleries.discard(str(entry_id))
 
 
 def _discard_from(index: dict[Any, set[uuid.UUID]], key: Any, entry_id: uuid.UUID) -> None:
@@ -219,13 +231,16 @@ class WatchlistMatcher:
         name_threshold: float = DEFAULT_NAME_THRESHOLD,
         name_only_threshold: float = DEFAULT_NAME_ONLY_THRESHOLD,
         bands: BandThresholds | None = None,
+        modalities: Mapping[str, BiometricModality] | None = None,
     ) -> None:
         self.face_tolerance = face_tolerance
         self.name_threshold = name_threshold
         self.name_only_threshold = name_only_threshold
         self.bands = bands or BandThresholds()
+        # the node's other biometric modalities, by entry-point name (registry.modalities)
+        self.modalities = dict(modalities or {})
         self._lock = threading.RLock()
-        self._listing = _Listing(self.bands)
+        self._listing = _Listing(self.bands, self.modalities)
         self._versions: dict[uuid.UUID, int] = {}
         self._signature: tuple[int, str | None] | None = None
 
@@ -240,7 +255,7 @@ class WatchlistMatcher:
     async def reload(self, session: AsyncSession) -> None:
         """Rebuild from the database, then swap in the new indexes at once."""
         signature = await _table_signature(session)
-        listing = _Listing(self.bands)
+        listing = _Listing(self.bands, self.modalities)
         versions: dict[uuid.UUID, int] = {}
         for entry in (await session.scalars(current_versions_query(portraits=False))).all():
             versions[entry.entry_id] = entry.version
@@ -279,6 +294,7 @@ class WatchlistMatcher:
         name_key: str,
         date_of_birth: date | None,
         face_encoding: np.ndarray | bytes | None = None,
+        templates: Mapping[str, bytes] | None = None,
     ) -> list[WatchlistHit]:
         """Every hit for one identity on ``day``, best score first. No I/O."""
         probe = TravellerProbe(
@@ -286,7 +302,9 @@ class WatchlistMatcher:
             name_keys=(name_key,) if name_key else (),
             dates_of_birth=(date_of_birth,),
         )
-        return self.match_traveller(day=day, probe=probe, face_encoding=face_encoding)
+        return self.match_traveller(
+            day=day, probe=probe, face_encoding=face_encoding, templates=templates
+        )
 
     def match_traveller(
         self,
@@ -294,9 +312,11 @@ class WatchlistMatcher:
         day: date,
         probe: TravellerProbe,
         face_encoding: np.ndarray | bytes | None = None,
+        templates: Mapping[str, bytes] | None = None,
     ) -> list[WatchlistHit]:
         """Every hit for every identity of one traveller on ``day``: one hit per (entry,
-        evidence) with its best score, best score first. No I/O."""
+        evidence) with its best score, best score first. ``templates``: the traveller's
+        templates of the node's other modalities, by entry-point name. No I/O."""
         with self._lock:
             listing = self._listing
             hits: list[WatchlistHit] = []
@@ -308,6 +328,10 @@ class WatchlistMatcher:
                     hits += self._name_hits(candidates, key)
             if face_encoding is not None:
                 hits += self._face_hits(listing, day, decode_template(face_encoding))
+            for name, similarity, entry_key in listing.galleries.identify(templates or {}):
+                listed = listing.entries[uuid.UUID(entry_key)]
+                if listed.covers(day):
+                    hits.append(listed.hit(name, round(100.0 * similarity, 1)))
         best: dict[tuple[uuid.UUID, str], WatchlistHit] = {}
         for hit in hits:
             kept = best.get((hit.entry_id, hit.evidence))

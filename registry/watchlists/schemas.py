@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from registry.schemas import CleanText, CountryCode, IsoDateTime
+from registry.schemas import CleanText, CountryCode, Evidence, IsoDateTime
 from registry.text import (
     document_number_rule,
     given_names_rule,
@@ -24,7 +24,6 @@ from registry.text import (
     surname_rule,
 )
 from registry.vocabulary import (
-    AlertEvidence,
     AlertOutcome,
     Decision,
     Direction,
@@ -189,7 +188,7 @@ class AlertView(msgspec.Struct, kw_only=True):
     registers sees the instruction only."""
 
     id: uuid.UUID
-    evidence: AlertEvidence
+    evidence: Evidence
     instruction: str
     crossing_id: uuid.UUID | UnsetType = UNSET
     created_at: IsoDateTime | UnsetType = UNSET
@@ -235,8 +234,10 @@ class AlertCounts(msgspec.Struct, kw_only=True):
 
 
 class AlertFigures(msgspec.Struct, kw_only=True):
-    """Alert counts per kind of evidence (``alerts.alert_figures``)."""
+    """Alert counts per kind of evidence (``alerts.alert_figures``); ``modalities``: those
+    of the node's other biometric modalities, by modality name."""
 
     document: AlertCounts
     name_dob: AlertCounts
     face: AlertCounts
+    modalities: dict[str, AlertCounts] = msgspec.field(default_factory=dict)

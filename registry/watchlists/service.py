@@ -126,11 +126,16 @@ async def create_entry(
     officer: Officer | None,
     data: WatchlistEntryCreate,
     face_template: bytes | None = None,
+    modality_templates: dict[str, Any] | None = None,
 ) -> WatchlistEntry:
     """Write version 1 of a new entry; 409 if the source already lists this external id in
     an entry the officer manages (one it may not manage is not disclosed: see the module)."""
     refuse_unless_manages(officer, data.action)
-    content = replace(content_from_create(data, today_at_node(node)), face_template=face_template)
+    content = replace(
+        content_from_create(data, today_at_node(node)),
+        face_template=face_template,
+        modality_templates=modality_templates or None,
+    )
     refuse_if_invalid(content)
     external_id = data.external_id.strip() if data.external_id else str(uuid.uuid4())
     entry_id = await _free_entry_id(session, officer, data.source, external_id, data.action)

@@ -202,6 +202,7 @@ def desk_instructions(
         day=today,
         probe=traveller_probe(identity.document, identity.traveller, identity.mrz),
         face_encoding=photo.encoding if photo is not None else None,
+        templates=photo.modality_templates if photo is not None else None,
     )
     wording = {INSTRUCTIONS.get(hit.action, INSTRUCTIONS["refer_secondary"]) for hit in hits}
     return sorted(instruction_text(text, _) for text in wording)

@@ -245,6 +245,8 @@ EVIDENCE: dict[AlertEvidence, str] = {
     AlertEvidence.NAME_DOB: N_("Name and birth date"),
     AlertEvidence.FACE: N_("Face"),
 }
+# the evidence of an alert raised by another biometric modality: its plug-in's name
+BIOMETRIC_EVIDENCE = N_("Biometric: %(modality)s")
 FACE_BANDS = {
     "HIGH": N_("strong match"),
     "MEDIUM": N_("probable match"),
@@ -477,6 +479,14 @@ def label(table: Mapping[Any, str], code: str | None, _: Gettext) -> str:
     if code is None:
         return ""
     return _(table[code]) if code in table else str(code)
+
+
+def evidence_text(code: str, _: Gettext) -> str:
+    """What matched for an alert, in the reader's language: a vocabulary code's name, or for
+    another biometric modality (its plug-in's entry-point name), "Biometric: <name>"."""
+    if code in EVIDENCE:
+        return _(EVIDENCE[code])  # type: ignore[index]
+    return _(BIOMETRIC_EVIDENCE) % {"modality": code}
 
 
 def check_text(code: str, fallback: str, _: Gettext) -> str:

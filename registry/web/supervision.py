@@ -39,10 +39,10 @@ from registry.web.messages import (
     AUDIT_RECORDS,
     DECISIONS,
     DIRECTIONS,
-    EVIDENCE,
     FACE_BANDS,
     ROLE_NAMES,
     WATCHLIST_ACTIONS,
+    evidence_text,
     instruction_text,
     label,
     text_refused_text,
@@ -156,7 +156,7 @@ async def _queue_page(
     _ = translator(request)
     for alert in alerts:
         alert["instruction_text"] = instruction_text(alert["instruction"], _)
-        alert["evidence_text"] = label(EVIDENCE, alert["evidence"], _)
+        alert["evidence_text"] = evidence_text(alert["evidence"], _)
         alert["action_text"] = label(WATCHLIST_ACTIONS, alert.get("action"), _)
         crossing = alert["crossing"]
         crossing["direction_text"] = label(DIRECTIONS, crossing["direction"], _)

@@ -25,7 +25,7 @@ from sync.bulk import (
 )
 from sync.ingest.decode import OFFICER
 from sync.ingest.validation import IDENTITY, ReceivedBatch, cascade_references
-from sync.records import POST_RECORD_TYPES, copy_rows, table_for
+from sync.records import OWNED_THROUGH, POST_RECORD_TYPES, copy_rows, table_for
 
 
 def _pending_keys(batches: Sequence[ReceivedBatch]) -> Callable[[str, str], set[str]]:
@@ -48,9 +48,35 @@ def is_deadlock(exc: BaseException) -> bool:
     return any(getattr(e, "sqlstate", None) == "40P01" for e in candidates)
 
 
+async def _refuse_foreign_parents(
+    session: AsyncSession, batch: ReceivedBatch, record_type: str, rows: list[tuple[int, Any]]
+) -> list[tuple[int, Any]]:
+    """The ownership check of a record owned through the row it refers to
+    (``sync.records.OWNED_THROUGH``): a row whose referred row national holds with another
+    origin is quarantined as ``not_owner``, like a row whose own key does; the rest are
+    returned. A referred row national lacks is the reference check's to refuse."""
+    through = OWNED_THROUGH.get(record_type)
+    if through is None or not rows:
+        return rows
+    column, parent = through
+    parents = [_column(batch, record_type, row, column) for _, row in rows]
+    claims = [_column(batch, record_type, row, "origin") for _, row in rows]
+    owners = await owners_of(session, parent, set(parents), "origin")
+    foreign = {
+        i: f"{record_type}.{column} refers to {parent} {key}, which belongs to {owners[k]}"
+        for i, (key, claim) in enumerate(zip(parents, claims, strict=True))
+        if (k := _key_text(key)) in owners and owners[k] != claim
+    }
+    _quarantine_outcome(batch, record_type, rows, foreign, "not_owner", stored=False)
+    return [(seq, row) for seq, row in rows if seq not in batch.excluded]
+
+
 async def copy_new_rows(
     session: AsyncSession, batch: ReceivedBatch, record_type: str, rows: list[tuple[int, Any]]
 ) -> None:
+    rows = await _refuse_foreign_parents(session, batch, record_type, rows)
+    if not rows:
+        return
     names = copy_rows(record_type).names
     owner = "origin" if "origin" in names else None
     outcome = await insert_missing_copied(
@@ -147,6 +173,9 @@ async def insert_new_rows(
 ) -> None:
     """Insert column dicts (SQLite, or a retried record), ignoring existing keys; a row
     whose key exists with another origin, or that the database refuses, is quarantined."""
+    rows = await _refuse_foreign_parents(session, batch, record_type, rows)
+    if not rows:
+        return
     if "origin" in table_for(record_type).columns:
         key = IDENTITY.get(record_type, "id")
         owners = await owners_of(session, record_type, [row[key] for _, row in rows], "origin")

@@ -140,7 +140,9 @@ async def test_every_national_operation_documents_its_answer(tmp_path: Path) -> 
     assert set(success("/api/hq/stats/flows.csv")) == {"text/csv"}
     rows = schemas["DemographicRow"]["properties"]
     assert set(resolved(document, rows["sex"])["enum"]) == {"M", "F", "X"}
-    evidence = schemas["AlertRow"]["properties"]["evidence"]
-    assert set(resolved(document, evidence)["enum"]) == {"document", "name_dob", "face"}
+    # evidence: document, name_dob, face, or the name of any installed biometric modality
+    evidence = resolved(document, schemas["AlertRow"]["properties"]["evidence"])
+    assert (evidence["type"], evidence["maxLength"]) == ("string", 40)
+    assert "enum" not in evidence and "biometric modality" in evidence["description"]
     timeline = success("/api/hq/travellers/{traveller_id}/timeline")[JSON]["schema"]
     assert timeline == {"$ref": "#/components/schemas/Timeline"}

@@ -597,6 +597,7 @@ async def test_adjudication_once_with_reason_and_figures(watch_node: NodeUnderTe
             "document": {"raised": 1, "confirmed": 0, "dismissed": 0, "open": 1},
             "name_dob": {"raised": 1, "confirmed": 1, "dismissed": 0, "open": 0},
             "face": {"raised": 1, "confirmed": 0, "dismissed": 1, "open": 0},
+            "modalities": {},  # no other biometric modality raised any
         }
     officer = await watch_node.client.get("/api/alerts/figures", headers=watch_node.auth("officer"))
     assert officer.status_code == 403

@@ -49,15 +49,21 @@ def forget_module(name: str) -> None:
     sys.modules.pop(name, None)
 
 
+def install_fake_iris(site: Path) -> Path:
+    """Install the fake iris dist into ``site`` (created if need be) as pip would: its module
+    and a ``*.dist-info`` with the entry points its pyproject.toml declares."""
+    project = tomllib.loads((PLUGIN_SOURCE / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = project["project"]["entry-points"][ENTRY_POINT_GROUP]
+    site.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PLUGIN_SOURCE / "borderpost_fake_iris.py", site)
+    install_dist(site, "borderpost_fake_iris", project["project"]["version"], declared)
+    return site
+
+
 @pytest.fixture
 def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A site directory holding the fake iris dist, prepended to ``sys.path``."""
-    project = tomllib.loads((PLUGIN_SOURCE / "pyproject.toml").read_text(encoding="utf-8"))
-    declared = project["project"]["entry-points"][ENTRY_POINT_GROUP]
-    site = tmp_path / "site-packages"
-    site.mkdir()
-    shutil.copy(PLUGIN_SOURCE / "borderpost_fake_iris.py", site)
-    install_dist(site, "borderpost_fake_iris", project["project"]["version"], declared)
+    site = install_fake_iris(tmp_path / "site-packages")
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     yield site

@@ -74,5 +74,17 @@ def test_the_schemas_decode_codes_into_members_and_refuse_the_rest() -> None:
 
 def test_the_alert_figures_answer_names_every_kind_of_evidence() -> None:
     """``/api/alerts/figures`` answers ``AlertFigures``, one field per kind of evidence in
-    the vocabulary's order (the figures are counted per member of ``AlertEvidence``)."""
-    assert AlertFigures.__struct_fields__ == tuple(vocabulary.AlertEvidence)
+    the vocabulary's order (the figures are counted per member of ``AlertEvidence``), then
+    those of the other biometric modalities."""
+    assert AlertFigures.__struct_fields__ == (*vocabulary.AlertEvidence, "modalities")
+
+
+def test_an_alert_of_another_biometric_modality_is_named_in_every_language() -> None:
+    """Evidence outside the vocabulary is a biometric plug-in's name: the pages say so in the
+    reader's language (``messages.evidence_text``), and name the vocabulary's as before."""
+    from registry.web.i18n import gettext_for
+
+    expected = {"fr": "Biométrie : iris", "ar": "القياسات الحيوية: iris", "en": "Biometric: iris"}
+    for lang, text in expected.items():
+        assert messages.evidence_text("iris", gettext_for(lang)) == text
+    assert messages.evidence_text("face", gettext_for("fr")) == "Visage"
