@@ -17,6 +17,7 @@ from litestar import Controller, Request, Response, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import FRONT_DESK
+from registry.audit import audited_read
 from registry.crossings.records import (
     correct_crossing,
     crossing_versions,
@@ -121,10 +122,10 @@ async def crossing_page(
     kept: dict[str, str] | None = None,
 ) -> Response[str]:
     """The crossing, its versions, whether a referral exists, and the two forms; after a
-    refused form, its error in the reader's language and what was typed. Read in a
-    transaction of its own: the forms' handlers show the page again after theirs."""
+    refused form, its error in the reader's language and what was typed. An audited read
+    of its own: the forms' handlers show the page again after their transactions."""
     _ = translator(request)
-    async with node.db.write_transaction() as session:
+    async with audited_read(node) as session:
         crossing = await read_crossing(
             session, node=node, officer=officer, crossing_id=crossing_id, purpose="view"
         )

@@ -22,7 +22,7 @@ from msgspec import Meta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import FRONT_DESK
-from registry.audit import audit
+from registry.audit import audit, audited_read
 from registry.crossings.records import load_crossing
 from registry.crossings.registration import Check, Registration, prepare_registration
 from registry.crossings.schemas import RegistrationRequest
@@ -280,12 +280,12 @@ class DeskController(Controller):
         self, request: Request[Any, Any, Any], node: Node, officer: Officer
     ) -> dict[str, Any]:
         """Integrity checks, stay outcome and the watchlist instructions, before deciding.
-        The body is received and decoded before the write lock is taken, so the handler
-        opens its transaction itself."""
+        The body is received and decoded first, then read and audited in an audited read
+        of the handler's own (nothing is written but the audit)."""
         raw = typed_days(await request.body(), translator(request), inside="crossing")
         data = decode_as(raw, CheckRequest)
         photo = photo_cache(request).get(officer.id, data.photo_ticket)
-        async with node.db.write_transaction() as session:
+        async with audited_read(node) as session:
             return await desk_check(
                 session,
                 node=node,
@@ -376,9 +376,9 @@ class ReceiptPageController(Controller):
         print_: Annotated[str | None, Parameter(query="print", max_length=2)] = None,
         embed: Annotated[str | None, Parameter(max_length=2)] = None,
     ) -> Response[str]:
-        """The slip; its QR code is drawn after the audited read is committed (outside the
-        write lock), so the handler opens its transaction itself."""
-        async with node.db.write_transaction() as session:
+        """The slip; its QR code is drawn once the audited read is done, so the handler
+        opens its read itself."""
+        async with audited_read(node) as session:
             crossing = await load_crossing(session, crossing_id)
             traveller = await session.get(Traveller, crossing.traveller_id)
             document = await session.get(TravelDocument, crossing.document_id)

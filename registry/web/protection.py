@@ -12,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.audit import audited_read
 from registry.models import Officer
 from registry.node import Node
 from registry.problems import Problem
@@ -68,10 +69,10 @@ async def _case_page(
     error: str = "",
     kept: dict[str, str] | None = None,
 ) -> Response[str]:
-    """The case and its follow-up form, read in a transaction of its own (the follow-up
+    """The case and its follow-up form, in an audited read of its own (the follow-up
     handler shows it again after its own transaction was refused)."""
-    async with node.db.write_transaction() as session:
-        referral = await read_referral(session, node=node, officer=officer, referral_id=referral_id)
+    async with audited_read(node) as reading:
+        referral = await read_referral(reading, node=node, officer=officer, referral_id=referral_id)
     _ = translator(request)
     kept = kept or {}
     return await render(
@@ -114,10 +115,10 @@ class ReferralPagesController(Controller):
         self,
         request: Request[Any, Any, Any],
         node: Node,
-        transaction: AsyncSession,
+        reading: AsyncSession,
         officer: Officer,
     ) -> Response[str]:
-        referrals = await list_referrals(transaction, node=node, officer=officer)
+        referrals = await list_referrals(reading, node=node, officer=officer)
         _ = translator(request)
         zone = node.settings.zone
         return await render(

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.audit import audit
+from registry.audit import audit, audited_read
 from registry.models import AuditEvent, Crossing, Officer, utcnow
 from registry.node import Node
 from registry.officers.service import list_officers
@@ -68,19 +68,19 @@ class AlertPagesController(Controller):
         self,
         request: Request[Any, Any, Any],
         node: Node,
-        transaction: AsyncSession,
+        reading: AsyncSession,
         officer: Officer,
     ) -> Response[str]:
-        return await _queue_page(request, node, transaction, officer)
+        return await _queue_page(request, node, reading, officer)
 
     @get("/{alert_id:uuid}/photo")
     async def live_photo(
         self, node: Node, officer: Officer, alert_id: uuid.UUID
     ) -> Response[bytes]:
         """The portrait taken at the alert's crossing, beside the listing (audited: the read
-        is committed even when the file is then missing, hence its own transaction)."""
-        async with node.db.write_transaction() as session:
-            sha256 = await alert_live_photo(session, node=node, officer=officer, alert_id=alert_id)
+        is recorded even when the file is then missing, hence its own audited read)."""
+        async with audited_read(node) as reading:
+            sha256 = await alert_live_photo(reading, node=node, officer=officer, alert_id=alert_id)
         data = read_photo(node.settings.photo_dir, sha256)
         if data is None:
             raise Problem(404, "Not found", field="alert_id", detail="no such alert")
@@ -88,12 +88,10 @@ class AlertPagesController(Controller):
 
     @get("/{alert_id:uuid}/listed-photo")
     async def listed_photo(
-        self, node: Node, transaction: AsyncSession, officer: Officer, alert_id: uuid.UUID
+        self, node: Node, reading: AsyncSession, officer: Officer, alert_id: uuid.UUID
     ) -> Response[bytes]:
         """The listed portrait kept with the alert's entry, beside the live one (audited)."""
-        data = await alert_listed_portrait(
-            transaction, node=node, officer=officer, alert_id=alert_id
-        )
+        data = await alert_listed_portrait(reading, node=node, officer=officer, alert_id=alert_id)
         return Response(data, media_type="image/jpeg")
 
     @post("/{alert_id:uuid}/adjudication")

@@ -41,7 +41,7 @@ from tests.integration.test_face_modality import install_plugin
 from tests.integration.test_registration import td3
 from tests.integration.test_watchlists import local_node, person, with_watchlists, write_csv
 from tests.unit.test_biometrics_plugins import install_fake_iris
-from tests.web_client import LOGIN_TOKEN
+from tests.web_client import CSRF_META, LOGIN_TOKEN
 
 pytestmark = pytest.mark.faces
 
@@ -182,7 +182,12 @@ async def test_a_listed_portrait_raises_an_iris_alert(
     assert token is not None
     login = {"username": "supervisor", "password": PASSWORD, "csrf_token": token.group(1)}
     await modal_node.client.post("/web/login", data=login)
-    page = await modal_node.client.get("/web/alerts")  # French, the default
+    account = await modal_node.client.get("/web/account")
+    csrf = CSRF_META.search(account.text)
+    assert csrf is not None  # the pages in French, whatever an earlier test chose for this account
+    french = {"language": "fr", "csrf_token": csrf.group(1)}
+    assert (await modal_node.client.post("/web/language", data=french)).status_code < 400
+    page = await modal_node.client.get("/web/alerts")
     assert page.status_code == 200 and "Biométrie : iris" in html.unescape(page.text)
     adjudicated = await modal_node.client.post(
         f"/api/alerts/{iris[0]['id']}/adjudication",
