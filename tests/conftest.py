@@ -8,7 +8,6 @@ import asyncio
 import os
 import shutil
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from registry.migrate import upgrade_database
 from registry.node import Node
 from registry.officers.service import create_officer, login
 from registry.settings import Settings
+from tests.factories import document_number
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -328,4 +328,4 @@ async def live_post(seeded_backend: SeededBackend, tmp_path: Path) -> AsyncItera
 
 
 def unique_number() -> str:
-    return "P" + uuid.uuid4().hex[:7].upper()
+    return document_number("P")

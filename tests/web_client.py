@@ -8,8 +8,7 @@ tests/integration/conftest.py.
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -17,10 +16,10 @@ from sqlalchemy import func, select
 
 from registry.db import Database
 from registry.models import AuditEvent
-from registry.mrz import build_td3
 from registry.security import token_digest
 from registry.web.nav import NAVIGATION
 from tests.conftest import PASSWORD, ROLES
+from tests.factories import document_number, passport_mrz
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 LOGIN_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -68,24 +67,13 @@ class Web:
 
 
 def td3(number: str, surname: str = "DIALLO", given: str = "AMINATA") -> str:
-    return "\n".join(
-        build_td3(
-            document_code="P",
-            issuing_state="MLI",
-            surname=surname,
-            given_names=given,
-            document_number=number,
-            nationality="MLI",
-            date_of_birth=date(1991, 2, 3),
-            sex="F",
-            expiry_date=date.today() + timedelta(days=900),
-            optional_data="",
-        )
+    return passport_mrz(
+        number, surname=surname, given=given, date_of_birth=date(1991, 2, 3), sex="F"
     )
 
 
 def number() -> str:
-    return "W" + uuid.uuid4().hex[:7].upper()
+    return document_number("W")
 
 
 def page_routes() -> list[tuple[str, tuple[str, ...]]]:

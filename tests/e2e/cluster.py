@@ -18,8 +18,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from registry.mrz import build_td3
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
+from tests.factories import passport_mrz
 from tests.servers import ServerProcess, cli, node_env
 
 NATIONAL = "MR-NATIONAL"
@@ -28,19 +28,9 @@ PASSWORD = "desk-password-123"
 
 
 def mrz(number: str, *, surname: str = "CISSE", given: str = "OUMAR") -> str:
-    lines = build_td3(
-        document_code="P",
-        issuing_state="MLI",
-        surname=surname,
-        given_names=given,
-        document_number=number,
-        nationality="MLI",
-        date_of_birth=date(1982, 6, 1),
-        sex="M",
-        expiry_date=date.today() + timedelta(days=700),
-        optional_data="",
+    return passport_mrz(
+        number, surname=surname, given=given, expiry=date.today() + timedelta(days=700)
     )
-    return "\n".join(lines)
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from registry.mrz import build_td3
 from registry.receipts import load_or_create_node_key, verify_receipt
 from tests.conftest import ROOT
 from tests.e2e.cluster import mrz
+from tests.factories import document_number, passport_lines
 from tests.servers import ServerProcess, cli, node_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -145,24 +144,18 @@ def td3(number: str, *, surname: str = "CISSE", given: str = "OUMAR") -> list[st
 
 
 def expired_td3(number: str) -> list[str]:
-    return list(
-        build_td3(
-            document_code="P",
-            issuing_state="MLI",
-            surname="KEITA",
-            given_names="FANTA",
-            document_number=number,
-            nationality="MLI",
-            date_of_birth=date(1979, 2, 3),
-            sex="F",
-            expiry_date=date.today() - timedelta(days=30),
-            optional_data="",
-        )
+    return passport_lines(
+        number,
+        surname="KEITA",
+        given="FANTA",
+        date_of_birth=date(1979, 2, 3),
+        sex="F",
+        expiry=date.today() - timedelta(days=30),
     )
 
 
 def unique_number() -> str:
-    return "B" + uuid.uuid4().hex[:7].upper()
+    return document_number("B")
 
 
 def login(

@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.mrz import build_td3
 from registry.receipts import load_or_create_node_key
 from sync.exchange.pseudonyms import (
     document_message,
@@ -27,6 +26,7 @@ from sync.exchange.pseudonyms import (
 from sync.exchange.signing import sign_agreement
 from tests.conftest import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
 from tests.e2e.cluster import PASSWORD, Cluster, Post, enrol
+from tests.factories import passport_lines
 from tests.servers import ServerProcess, cli, node_env
 
 AGREEMENT = Path(__file__).resolve().parents[2] / "deploy" / "agreements" / "mr-ml-2026.toml"
@@ -151,16 +151,13 @@ def _cross(
     dob: date = date(1980, 1, 1),
     state: str = "MLI",
 ) -> str:
-    lines = build_td3(
-        document_code="P",
-        issuing_state=state,
+    lines = passport_lines(
+        number,
         surname="KONATE",
-        given_names="SEYDOU",
-        document_number=number,
+        given="SEYDOU",
         nationality=state,
         date_of_birth=dob,
-        sex="M",
-        expiry_date=date(2030, 1, 1),
+        expiry=date(2030, 1, 1),
     )
     response = httpx.post(
         f"{post.server.url}/api/crossings",

@@ -24,7 +24,6 @@ import httpx
 import pytest
 
 from registry.base64url import b64url
-from registry.mrz import build_td3
 from registry.names import name_key
 from sync.exchange.pseudonyms import (
     document_message,
@@ -35,6 +34,7 @@ from sync.exchange.pseudonyms import (
 from tests.conftest import drop_pg_database, missing, pg_reachable
 from tests.e2e.cluster import Post
 from tests.e2e.test_bilateral import BASE, Country, _liaison, _start, key_file
+from tests.factories import passport_lines
 from tests.servers import cli
 
 HIT_BUDGET = 6
@@ -72,16 +72,14 @@ def _cross(
     dob: date = date(1980, 1, 1),
     nationality: str = "MLI",
 ) -> str:
-    lines = build_td3(
-        document_code="P",
-        issuing_state="MLI",
+    lines = passport_lines(
+        number,
         surname=surname,
-        given_names=given,
-        document_number=number,
+        given=given,
         nationality=nationality,
+        issuing_state="MLI",
         date_of_birth=dob,
-        sex="M",
-        expiry_date=date(2030, 1, 1),
+        expiry=date(2030, 1, 1),
     )
     response = httpx.post(
         f"{post.server.url}/api/crossings",

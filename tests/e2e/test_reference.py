@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from registry.mrz import build_td3
 from registry.node import Node
 from registry.settings import load_settings
 from sync.exchange.client import ExchangeRunner
@@ -30,6 +29,7 @@ from tests.e2e.test_bilateral import BASE as BILATERAL_BASE
 from tests.e2e.test_bilateral import Country
 from tests.e2e.test_bilateral import _cross as cross
 from tests.e2e.test_bilateral import _start as start_countries
+from tests.factories import passport_mrz
 from tests.servers import cli
 
 GOGUI, KOBENI = "MR-GOGUI", "MR-KOBENI"
@@ -47,19 +47,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def passport(number: str, nationality: str) -> str:
-    return "\n".join(
-        build_td3(
-            document_code="P",
-            issuing_state=nationality,
-            surname="SY" if nationality == "MRT" else "CISSE",
-            given_names="OUMAR",
-            document_number=number,
-            nationality=nationality,
-            date_of_birth=date(1982, 6, 1),
-            sex="M",
-            expiry_date=date.today() + timedelta(days=700),
-            optional_data="",
-        )
+    return passport_mrz(
+        number,
+        surname="SY" if nationality == "MRT" else "CISSE",
+        nationality=nationality,
+        expiry=date.today() + timedelta(days=700),
     )
 
 

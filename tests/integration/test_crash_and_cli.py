@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.mrz import build_td3
+from tests.factories import passport_mrz
 from tests.servers import ServerProcess, cli, node_env
 
 PASSWORD = "a-strong-password-1"
@@ -43,19 +43,12 @@ def _login(url: str) -> dict[str, str]:
 
 
 def _mrz(number: str) -> str:
-    return "\n".join(
-        build_td3(
-            document_code="P",
-            issuing_state="MLI",
-            surname="KEITA",
-            given_names="AMADOU",
-            document_number=number,
-            nationality="MLI",
-            date_of_birth=date(1980, 1, 1),
-            sex="M",
-            expiry_date=date.today() + timedelta(days=400),
-            optional_data="",
-        )
+    return passport_mrz(
+        number,
+        surname="KEITA",
+        given="AMADOU",
+        date_of_birth=date(1980, 1, 1),
+        expiry=date.today() + timedelta(days=400),
     )
 
 

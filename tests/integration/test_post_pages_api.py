@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from registry.models import AuditEvent, OutboxEntry, ReferralFollowUp
-from registry.mrz import build_td3
 from tests.conftest import PASSWORD, unique_number
+from tests.factories import passport_mrz
 from tests.live import ServedNode
 
 
 def td3(number: str) -> str:
-    return "\n".join(
-        build_td3(
-            document_code="P",
-            issuing_state="MLI",
-            surname="DIARRA",
-            given_names="AMINATA",
-            document_number=number,
-            nationality="MLI",
-            date_of_birth=date(2011, 3, 2),
-            sex="F",
-            expiry_date=date.today() + timedelta(days=900),
-            optional_data="",
-        )
+    """A minor's passport (born 2011)."""
+    return passport_mrz(
+        number, surname="DIARRA", given="AMINATA", date_of_birth=date(2011, 3, 2), sex="F"
     )
 
 

@@ -18,8 +18,8 @@ from registry.models import (
     TravelDocument,
     Traveller,
 )
-from registry.mrz import build_td3
 from tests.conftest import NodeUnderTest, unique_number
+from tests.factories import passport_mrz
 
 
 def td3(
@@ -32,19 +32,17 @@ def td3(
     expiry: date | None = None,
     sex: str = "M",
 ) -> str:
-    lines = build_td3(
-        document_code="P",
-        issuing_state=nationality,
+    """A passport as a keyboard-wedge scanner types it (CR LF after each line)."""
+    return passport_mrz(
+        number,
+        line_end="\r\n",
         surname=surname,
-        given_names=given,
-        document_number=number,
+        given=given,
         nationality=nationality,
         date_of_birth=dob,
+        expiry=expiry,
         sex=sex,
-        expiry_date=expiry or date.today() + timedelta(days=900),
-        optional_data="",
     )
-    return "\r\n".join(lines) + "\r\n"
 
 
 async def register(node: NodeUnderTest, body: dict, role: str = "officer") -> dict:

@@ -16,7 +16,7 @@ import html
 import json
 import uuid
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,12 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from registry.models import AuditEvent, Officer, WatchlistEntry
-from registry.mrz import build_td3
 from registry.problems import Problem
 from registry.watchlists.alerts import alert_listed_portrait
 from registry.watchlists.csv_files import import_watchlist_csv
 from registry.web.i18n import gettext_for
 from tests.conftest import NodeUnderTest, unique_number
+from tests.factories import passport_mrz
 from tests.integration.test_watchlists import (
     create_entry,
     local_node,
@@ -263,19 +263,9 @@ async def list_ouedraogo(node: NodeUnderTest) -> None:
 
 
 def ouedraogo_mrz(number: str, *, dob: date = date(1975, 5, 5)) -> str:
-    lines = build_td3(
-        document_code="P",
-        issuing_state="BFA",
-        surname="OUEDRAOGO",
-        given_names="IBRAHIM",
-        document_number=number,
-        nationality="BFA",
-        date_of_birth=dob,
-        sex="M",
-        expiry_date=date.today() + timedelta(days=900),
-        optional_data="",
+    return passport_mrz(
+        number, surname="OUEDRAOGO", given="IBRAHIM", nationality="BFA", date_of_birth=dob
     )
-    return "\n".join(lines)
 
 
 async def search_names(node: NodeUnderTest, name: str, dob: str | None) -> list[str]:

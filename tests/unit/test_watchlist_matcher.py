@@ -13,7 +13,7 @@ import pytest
 
 from biometrics.engine import encode_template
 from registry.models import Alert, WatchlistEntry
-from registry.mrz import MrzResult, build_td3, parse_mrz
+from registry.mrz import MrzResult, parse_mrz
 from registry.names import name_key, normalise_document_number
 from registry.schemas import DocumentInput, TravellerInput
 from registry.watchlists.alerts import alert_view
@@ -24,6 +24,7 @@ from registry.watchlists.content import (
     watchlist_entry_id,
 )
 from registry.watchlists.matcher import WatchlistMatcher, face_score, traveller_probe
+from tests.factories import passport_lines
 
 DAY = date(2025, 6, 1)
 RNG = np.random.default_rng(7)
@@ -382,17 +383,13 @@ OUEDRAOGO_DOB = date(1975, 5, 5)
 
 
 def mrz_of(surname: str, given: str, number: str, dob: date) -> MrzResult:
-    lines = build_td3(
-        document_code="P",
-        issuing_state="BFA",
+    lines = passport_lines(
+        number,
         surname=surname,
-        given_names=given,
-        document_number=number,
+        given=given,
         nationality="BFA",
         date_of_birth=dob,
-        sex="M",
-        expiry_date=DAY + timedelta(days=900),
-        optional_data="",
+        expiry=DAY + timedelta(days=900),
     )
     return parse_mrz("\n".join(lines), today=DAY)
 
