@@ -6,9 +6,10 @@ twice. With a key, the first request registers the crossing and stores (officer,
 crossing id in ``idempotency_key``, in the registration's own transaction (the group
 commit writes it with the crossing, so either both are stored or neither is). A later
 request of the same officer with the same key registers nothing and answers the first
-crossing again (its read is audited as ``registration_replay``); the mapping survives a
-restart. Requests with the same key that arrive together wait for the first
-(``IdempotencyLocks``). A registration that was refused stored nothing, so sending it again
+crossing again (its read is audited as ``registration_replay``: the crossings slice's
+``registry.crossings.idempotent.register_once``); the mapping survives a restart. Requests
+with the same key that arrive together wait for the first (``IdempotencyLocks``). A
+registration that was refused stored nothing, so sending it again
 tries again. Without the header nothing changes.
 """
 
@@ -17,18 +18,17 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from registry.models import Alert, IdempotencyKey, Officer, TravelDocument, Traveller
+from registry.models import IdempotencyKey, Officer
 from registry.problems import Problem
 
 if TYPE_CHECKING:
-    from registry.crossings.registration import Registration
     from registry.node import Node
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -92,50 +92,3 @@ async def registered_crossing(node: Node, officer: Officer, key: str) -> uuid.UU
             )
         )
     return found
-
-
-async def replayed_registration(
-    node: Node, officer: Officer, crossing_id: uuid.UUID
-) -> Registration:
-    """The registration as it was answered the first time (the read is audited)."""
-    from registry.audit import audit
-    from registry.crossings.records import load_crossing
-    from registry.crossings.registration import Registration
-
-    async with node.db.write_transaction() as session:
-        crossing = await load_crossing(session, crossing_id)
-        traveller = await session.get(Traveller, crossing.traveller_id)
-        document = await session.get(TravelDocument, crossing.document_id)
-        alerts = (
-            await session.scalars(
-                select(Alert).where(col(Alert.crossing_id) == crossing.id).order_by(col(Alert.id))
-            )
-        ).all()
-        await audit(
-            session,
-            origin=node.settings.node_code,
-            officer=officer,
-            action="read",
-            record_type="crossing",
-            record_id=crossing.id,
-            purpose="registration_replay",
-        )
-    assert traveller is not None and document is not None
-    return Registration(crossing, traveller, document, None, tuple(alerts))
-
-
-async def register_once(
-    node: Node,
-    officer: Officer,
-    key: str | None,
-    register: Callable[[str | None], Awaitable[Registration]],
-) -> tuple[Registration, bool]:
-    """Run ``register(key)`` unless this officer's key already registered a crossing;
-    returns the registration and whether it is a replay of the first one."""
-    if key is None:
-        return await register(None), False
-    async with node.idempotency.hold(officer.id, key):
-        existing = await registered_crossing(node, officer, key)
-        if existing is not None:
-            return await replayed_registration(node, officer, existing), True
-        return await register(key), False

@@ -44,6 +44,7 @@ from sync.batches import (
 )
 from sync.models import SyncCheckpoint, SyncPeer
 from sync.peers import sign_request
+from sync.quarantine import note_answers
 from sync.records import POST_RECORD_TYPES
 from sync.reference import apply_reference_changes
 
@@ -367,16 +368,12 @@ class SyncClient:
     async def note_quarantined(self, answers: list[dict[str, Any]]) -> None:
         """Keep what national quarantined of this post's records (shown at once by the
         status, the pages' banner and ``sync status``)."""
-        from sync.quarantine import note_answers
-
         async with self.node.db.write_transaction() as session:
             await note_answers(session, self.node.settings.node_code, answers)
 
     async def refresh_quarantine(self) -> int:
         """Mirror national's quarantine of this post's records (what its admin retried or
         discarded stops being shown here). Returns how many entries changed."""
-        from sync.quarantine import note_answers
-
         entries = (await self.signed_get("/api/sync/quarantine")).json()["entries"]
         async with self.node.db.write_transaction() as session:
             return await note_answers(session, self.node.settings.node_code, entries)

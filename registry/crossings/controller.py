@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import CROSSING_READERS, FRONT_DESK
 from registry.api.params import Offset
+from registry.crossings.idempotent import register_once
 from registry.crossings.records import (
     correct_crossing,
     crossing_view,
@@ -30,7 +31,7 @@ from registry.crossings.schemas import (
     RegistrationRequest,
 )
 from registry.crossings.search import search_crossings
-from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key, register_once
+from registry.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, idempotency_key
 from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, analyse_upload

@@ -15,6 +15,7 @@ from registry.node import Node
 from registry.officers.service import LoginThrottled, change_own_password, login
 from registry.outbox import enqueue
 from registry.problems import Problem
+from registry.security import revoke_token
 from registry.web.i18n import LANGUAGES, N_, supported
 from registry.web.messages import TEXT_REFUSALS, text_refused_text
 from registry.web.nav import home_for
@@ -204,7 +205,6 @@ class AccountController(Controller):
     ) -> Response[Any]:
         """End this session; the token leaves the cache only once its revocation is
         committed, so the handler opens its transaction itself."""
-        from registry.security import revoke_token
 
         token = session_token(request)
         if token:

@@ -43,6 +43,24 @@ from registry.web.messages import (
 )
 from registry.web.nav import ADMIN
 from registry.web.render import forget_banner, language_of, redirect, render, translator
+from sync.exchange.model import AgreementError
+from sync.exchange.parsing import load_agreement
+from sync.exchange.report import describe
+from sync.exchange.service import revocation_of, revocation_text
+from sync.exchange.signing import agreement_status
+from sync.ingest.quarantine import QuarantineError, discard_entry, retry_entry
+from sync.models import IngestState
+from sync.peers import (
+    DEFAULT_INVITATION_HOURS,
+    decide_peer,
+    issue_invitation,
+    key_fingerprint,
+    list_peers,
+    open_invitations,
+    remove_peer,
+)
+from sync.quarantine import list_quarantine
+from sync.status import sync_status
 
 # What the account form's fields expect, said again when the form is refused for them.
 ACCOUNT_FORM_HINTS = {
@@ -74,11 +92,6 @@ def _officer_rows(officers: list[Officer], _: Any) -> list[dict[str, Any]]:
 async def _agreements(node: Node, session: AsyncSession, _: Any, lang: str) -> list[dict[str, Any]]:
     """The node's data-sharing agreement (``agreement_file`` setting) with its status and,
     when either party revoked it, the revocation this node holds."""
-    from sync.exchange.model import AgreementError
-    from sync.exchange.parsing import load_agreement
-    from sync.exchange.report import describe
-    from sync.exchange.service import revocation_of, revocation_text
-    from sync.exchange.signing import agreement_status
 
     path = getattr(node.settings, "agreement_file", "")
     if not path:
@@ -130,8 +143,6 @@ async def _posts_page(
     peers: list[dict[str, Any]] = []
     invitations: list[Any] = []
     if node.settings.role == "national":
-        from sync.peers import key_fingerprint, list_peers, open_invitations
-
         peers = [
             {"peer": p, "fingerprint": key_fingerprint(p.public_key)}
             for p in await list_peers(session)
@@ -320,7 +331,6 @@ class AdminPagesController(Controller):
         """Issue a one-time enrolment code; the page shows it this once (never in a URL)."""
         if node.settings.role != "national":
             raise Problem(404, "Not found", field="node_code", detail="posts enrol on national")
-        from sync.peers import DEFAULT_INVITATION_HOURS, issue_invitation
 
         form = await request.form()
         node_code = str(form.get("node_code", "")).strip().upper()
@@ -346,7 +356,6 @@ class AdminPagesController(Controller):
         statuses = {"approve": "approved", "revoke": "revoked", "remove": "removed"}
         if node.settings.role != "national" or decision not in statuses:
             raise Problem(404, "Not found", field="decision", detail="no such action here")
-        from sync.peers import decide_peer, remove_peer
 
         if decision == "remove":
             await remove_peer(transaction, node=node, officer=officer, node_code=node_code)
@@ -386,15 +395,10 @@ class AdminPagesController(Controller):
         status: dict[str, Any] | None = None
         ingest: list[Any] = []
         if node.settings.role == "post":
-            from sync.status import sync_status
-
             status = await sync_status(node)
             forget_banner(request)
         quarantine: list[Any] = []
         if node.settings.role != "post":
-            from sync.models import IngestState
-            from sync.quarantine import list_quarantine
-
             ingest = list(
                 (await reading.scalars(select(IngestState).order_by(IngestState.origin))).all()
             )
@@ -421,7 +425,6 @@ class AdminPagesController(Controller):
         """Retry (through the normal ingest path) or discard a quarantined record; audited."""
         if node.settings.role == "post" or action not in ("retry", "discard"):
             raise Problem(404, "Not found", field="action", detail="no such action here")
-        from sync.ingest.quarantine import QuarantineError, discard_entry, retry_entry
 
         resolve = retry_entry if action == "retry" else discard_entry
         try:

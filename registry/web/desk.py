@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import FRONT_DESK
 from registry.audit import audit, audited_read
+from registry.crossings.idempotent import register_once
 from registry.crossings.records import load_crossing
 from registry.crossings.registration import Check, Registration, prepare_registration
 from registry.crossings.schemas import RegistrationRequest
 from registry.crossings.search import search_crossings
-from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key, register_once
+from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from registry.json_limits import check_json_depth
 from registry.models import Officer, TravelDocument, Traveller, utcnow
 from registry.node import Node

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 from datetime import date, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
@@ -32,6 +33,14 @@ from registry.web.i18n import N_, form_day
 from registry.web.messages import agreement_term
 from registry.web.nav import LIAISON
 from registry.web.render import redirect, render, translator
+from sync.exchange.hits import release_details
+from sync.exchange.liaison_cases import crossing_behind_case, read_cases
+from sync.exchange.liaison_notes import annotate
+from sync.exchange.schemas import CrossingBehindCase, Reference
+from sync.exchange.service import require_in_force
+from sync.models import HitQuery
+from sync.reconcile.report import period_report
+from sync.reconcile.service import list_discrepancies, run_reconciliation
 
 BILATERAL_MODULES = (
     "sync.exchange.service",
@@ -129,7 +138,6 @@ def _day(text: str) -> date | None:
 
 def _query(pair: tuple[str, str] | None, filters: dict[str, str]) -> str:
     """The filters as a query string, for the pager's links."""
-    from urllib.parse import urlencode
 
     values = {"pair": f"{pair[0]}:{pair[1]}" if pair else "", **filters}
     return urlencode({k: v for k, v in values.items() if v})
@@ -148,7 +156,6 @@ def _case_row(case: Any) -> dict[str, Any]:
 
 
 async def _queries(session: Any) -> tuple[list[Any], list[Any]]:
-    from sync.models import HitQuery
 
     incoming = list(
         (
@@ -232,11 +239,6 @@ class LiaisonPagesController(Controller):
         opened: str | None,
         look: tuple[str, str] | None = None,
     ) -> Response[str]:
-        from sync.exchange.liaison_cases import crossing_behind_case, read_cases
-        from sync.exchange.schemas import CrossingBehindCase
-        from sync.exchange.service import require_in_force
-        from sync.reconcile.report import period_report
-        from sync.reconcile.service import list_discrepancies, run_reconciliation
 
         today = utcnow().date()
         report = None
@@ -321,8 +323,6 @@ class LiaisonPagesController(Controller):
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="case_id", detail="no liaison work here")
-        from sync.exchange.liaison_notes import annotate
-        from sync.exchange.schemas import Reference
 
         form = await request.form()
         text = str(form.get("note", "")).strip()
@@ -355,8 +355,6 @@ class LiaisonPagesController(Controller):
     ) -> Response[Any]:
         if unavailable_reason(request) is not None:
             raise Problem(404, "Not found", field="reference", detail="no liaison work here")
-        from sync.exchange.hits import release_details
-        from sync.exchange.service import require_in_force
 
         approve = (await request.form()).get("approve") == "1"
         exchange = await require_in_force(transaction, request.app.state.exchange)
