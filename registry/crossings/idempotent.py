@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select
 from sqlmodel import col
 
-from registry.audit import audit, audited_read
-from registry.crossings.records import load_crossing
+from registry.audit import audited_read
+from registry.crossings.records import audited_crossing_rows
 from registry.crossings.registration import Registration
 from registry.idempotency import registered_crossing
-from registry.models import Alert, Officer, TravelDocument, Traveller
+from registry.models import Alert, Officer
 from registry.node import Node
 
 
@@ -26,24 +26,18 @@ async def replayed_registration(
 ) -> Registration:
     """The registration as it was answered the first time (the read is audited)."""
     async with audited_read(node) as session:
-        crossing = await load_crossing(session, crossing_id)
-        traveller = await session.get(Traveller, crossing.traveller_id)
-        document = await session.get(TravelDocument, crossing.document_id)
+        crossing, traveller, document = await audited_crossing_rows(
+            session,
+            node=node,
+            officer=officer,
+            crossing_id=crossing_id,
+            purpose="registration_replay",
+        )
         alerts = (
             await session.scalars(
                 select(Alert).where(col(Alert.crossing_id) == crossing.id).order_by(col(Alert.id))
             )
         ).all()
-        await audit(
-            session,
-            origin=node.settings.node_code,
-            officer=officer,
-            action="read",
-            record_type="crossing",
-            record_id=crossing.id,
-            purpose="registration_replay",
-        )
-    assert traveller is not None and document is not None
     return Registration(crossing, traveller, document, None, tuple(alerts))
 
 

@@ -100,18 +100,21 @@ async def load_crossing(session: AsyncSession, crossing_id: uuid.UUID) -> Crossi
     return crossing
 
 
-async def read_crossing(
-    session: AsyncSession, *, node: Node, officer: Officer, crossing_id: uuid.UUID, purpose: str
-) -> dict[str, Any]:
-    """One crossing with its traveller and document; the read is audited."""
+async def audited_crossing_rows(
+    session: AsyncSession,
+    *,
+    node: Node,
+    officer: Officer,
+    crossing_id: uuid.UUID,
+    purpose: str,
+    naming_traveller: bool = False,
+) -> tuple[Crossing, Traveller, TravelDocument]:
+    """A crossing's row with its traveller's and document's, the read audited as
+    ``purpose`` in the caller's session (with the traveller's id in the event's detail if
+    ``naming_traveller``); 404 if there is no such crossing."""
     crossing = await load_crossing(session, crossing_id)
     traveller = await session.get(Traveller, crossing.traveller_id)
     document = await session.get(TravelDocument, crossing.document_id)
-    referral = (
-        await has_referral(session, crossing.id)
-        if officer.role in KNOWS_REFERRALS_EXIST
-        else None  # an analyst is not told whether a referral exists
-    )
     await audit(
         session,
         origin=node.settings.node_code,
@@ -120,7 +123,28 @@ async def read_crossing(
         record_type="crossing",
         record_id=crossing.id,
         purpose=purpose,
-        detail={"traveller": str(crossing.traveller_id)},
+        detail={"traveller": str(crossing.traveller_id)} if naming_traveller else None,
+    )
+    assert traveller is not None and document is not None, "a crossing's rows travel together"
+    return crossing, traveller, document
+
+
+async def read_crossing(
+    session: AsyncSession, *, node: Node, officer: Officer, crossing_id: uuid.UUID, purpose: str
+) -> dict[str, Any]:
+    """One crossing with its traveller and document; the read is audited."""
+    crossing, traveller, document = await audited_crossing_rows(
+        session,
+        node=node,
+        officer=officer,
+        crossing_id=crossing_id,
+        purpose=purpose,
+        naming_traveller=True,
+    )
+    referral = (
+        await has_referral(session, crossing.id)
+        if officer.role in KNOWS_REFERRALS_EXIST
+        else None  # an analyst is not told whether a referral exists
     )
     return crossing_view(node, crossing, traveller, document, has_referral=referral)
 

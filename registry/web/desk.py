@@ -22,15 +22,15 @@ from msgspec import Meta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.api.auth import FRONT_DESK
-from registry.audit import audit, audited_read
+from registry.audit import audited_read
 from registry.crossings.idempotent import register_once
-from registry.crossings.records import load_crossing
+from registry.crossings.records import audited_crossing_rows
 from registry.crossings.registration import Check, Registration, prepare_registration
 from registry.crossings.schemas import RegistrationRequest
 from registry.crossings.search import search_crossings
 from registry.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from registry.json_limits import check_json_depth
-from registry.models import Officer, TravelDocument, Traveller, utcnow
+from registry.models import Officer, utcnow
 from registry.node import Node
 from registry.photos import AnalysedPhoto, PhotoRefused, analyse_upload
 from registry.problems import Problem
@@ -380,17 +380,8 @@ class ReceiptPageController(Controller):
         """The slip; its QR code is drawn once the audited read is done, so the handler
         opens its read itself."""
         async with audited_read(node) as session:
-            crossing = await load_crossing(session, crossing_id)
-            traveller = await session.get(Traveller, crossing.traveller_id)
-            document = await session.get(TravelDocument, crossing.document_id)
-            await audit(
-                session,
-                origin=node.settings.node_code,
-                officer=officer,
-                action="read",
-                record_type="crossing",
-                record_id=crossing.id,
-                purpose="receipt_html",
+            crossing, traveller, document = await audited_crossing_rows(
+                session, node=node, officer=officer, crossing_id=crossing_id, purpose="receipt_html"
             )
         paper = paper if paper in PAPERS else "80mm"
         html = (
