@@ -1,7 +1,8 @@
 """Fixtures of the integration tests: ``served``, a node over real HTTP (tests/live.py),
 ``web``, a browser-like client of a node's pages (tests/web_client.py), with ``wire_web``, and
 ``national`` and ``national_node``, the seeded national node the HQ test modules share
-(tests/hq_node.py; ``national`` is prepared once a session per backend).
+(tests/hq_node.py; ``national`` is prepared once a session per backend), and ``watch_node``,
+a post with the watchlist routes (tests/integration/test_watchlists.py).
 """
 
 from collections.abc import AsyncIterator
@@ -18,10 +19,11 @@ from registry.web.routes import web_middleware, web_routes
 from registry.web.security import WebSessionMiddleware
 from tests.conftest import SeededBackend, base_settings
 from tests.hq_node import national, national_node
+from tests.integration.test_watchlists import watch_node
 from tests.live import served
 from tests.web_client import Web
 
-__all__ = ["national", "national_node", "served", "web", "wire_web"]
+__all__ = ["national", "national_node", "served", "watch_node", "web", "wire_web"]
 
 
 @pytest.fixture
