@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from registry.mrz import build_td3  # noqa: E402
-from tests.servers import free_port, node_env  # noqa: E402
+from tests.support.servers import free_port, node_env  # noqa: E402
 
 PASSWORD = "bench-password-123"
 BASELINE_REV = "316190d"  # the last commit before issue 13's image limits

@@ -37,7 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from registry.mrz import build_td3  # noqa: E402
-from tests.servers import ServerProcess, cli, node_env  # noqa: E402
+from tests.support.servers import ServerProcess, cli, node_env  # noqa: E402
 
 PASSWORD = "bench-password-123"
 P95_TARGET_S = 1.0

@@ -62,7 +62,7 @@ from registry.receipts import (  # noqa: E402
     receipt_binding_key,
     sign_receipt,  # noqa: E402
 )
-from tests.servers import ServerProcess, cli, node_env  # noqa: E402
+from tests.support.servers import ServerProcess, cli, node_env  # noqa: E402
 
 POST = "MR-GOGUI"
 PASSWORD = "bench-password-123"

@@ -10,7 +10,7 @@ lists of transliteration variants, 1% refused, 0.5% corrected), runs ANALYZE, th
 - one post's daily statistics over one month (target p95 <= 200 ms);
 
 and prints p50/p95 with PASS/FAIL (judged on p95). The database is dropped at the end unless
-``--keep``. ``load_dataset`` is also used by tests/integration/test_hq_plans.py for EXPLAIN checks.
+``--keep``. ``load_dataset`` is also used by tests/hq/test_hq_plans.py for EXPLAIN checks.
 
 Usage: .venv/bin/python bench/queries.py [--crossings 5000000] [--runs 200] [--keep]
 """
@@ -52,7 +52,7 @@ from registry.models import Officer  # noqa: E402
 from registry.names import name_key, normalise_document_number  # noqa: E402
 from registry.node import Node  # noqa: E402
 from registry.settings import Settings  # noqa: E402
-from tests.conftest import PG_ADMIN_URL  # noqa: E402
+from tests.support.nodes import PG_ADMIN_URL  # noqa: E402
 
 # The same admin connection as the tests and bench/sync.py (BORDERPOST_TEST_PG_URL).
 ADMIN_DSN = PG_ADMIN_URL.replace("+asyncpg", "", 1)

@@ -70,7 +70,7 @@ from biometrics.quality import QualityReport  # noqa: E402
 from registry.mrz import build_td3  # noqa: E402
 from registry.photos import PORTRAIT_WORKING_SIDE, face_modality  # noqa: E402
 from registry.settings import Settings, load_settings  # noqa: E402
-from tests.servers import ServerProcess, cli, free_port, node_env  # noqa: E402
+from tests.support.servers import ServerProcess, cli, free_port, node_env  # noqa: E402
 
 PASSWORD = "bench-password-123"
 

@@ -47,9 +47,9 @@ from registry.settings import Settings  # noqa: E402
 from sync.batches import compress, encode_body  # noqa: E402
 from sync.client import IN_FLIGHT, NationalLink, SyncClient  # noqa: E402
 from sync.digest import bucket_hash  # noqa: E402
-from tests.conftest import create_pg_database, drop_pg_database, pg_url  # noqa: E402
-from tests.e2e.cluster import enrol  # noqa: E402
-from tests.servers import ServerProcess, cli, node_env  # noqa: E402
+from tests.support.cluster import enrol  # noqa: E402
+from tests.support.nodes import create_pg_database, drop_pg_database, pg_url  # noqa: E402
+from tests.support.servers import ServerProcess, cli, node_env  # noqa: E402
 
 NATIONAL = "MR-NATIONAL"
 T = TypeVar("T")

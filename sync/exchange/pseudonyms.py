@@ -6,7 +6,7 @@ two countries. Two groups are used, each with its own scalar derived from that o
 
 * exchanged records (``blind_message``, ``reblind``): X25519, the x-only Montgomery ladder
   (OpenSSL's, through ``cryptography``: 32 us here against 36 us for libsodium's, with the
-  same results; ``tests/unit/test_exchange_pseudonyms.py`` checks RFC 7748's vector). An
+  same results; ``tests/exchange/test_exchange_pseudonyms.py`` checks RFC 7748's vector). An
   identity element is hashed straight to a u-coordinate (``element_u``: SHA-512 of a domain-
   separated message, reduced mod 2^255-19). About half such u lie on the curve's twist;
   X25519 is defined and safe on both (the twist has a 2^253 prime-order subgroup, and the

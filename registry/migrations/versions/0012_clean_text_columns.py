@@ -22,8 +22,8 @@ lengths of the forms derived from it, against the very columns they are stored i
   ASCII (request pattern), and the watchlist CSV's number is refused when its normalised form
   (``ß`` -> ``SS``) would not fit.
 
-The property tests (``tests/unit/test_text.py``) show that any accepted input fits every
-column it reaches, and ``tests/integration/test_clean_text.py`` stores generated accepted
+The property tests (``tests/domain/test_text.py``) show that any accepted input fits every
+column it reaches, and ``tests/hostile_input/test_clean_text.py`` stores generated accepted
 names and remarks on SQLite and PostgreSQL. The revision stays in the chain, empty, so that
 0009-0012 keep their fixed ids; nothing touches national's partitioned ``crossing`` table.
 """

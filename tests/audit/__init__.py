@@ -1,0 +1,1 @@
+"""The audit log that cannot be cut short: checkpoints at a post and at national."""

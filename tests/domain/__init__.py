@@ -1,0 +1,3 @@
+"""The pure domain helpers below every slice: MRZ parse and build, names, stays, clean text,
+vocabularies.
+"""

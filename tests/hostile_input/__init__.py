@@ -1,0 +1,1 @@
+"""Hostile input at every entry point: bad and adversarial requests, clean text."""

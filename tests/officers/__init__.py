@@ -1,0 +1,1 @@
+"""Officers (registry/officers/): login throttling and the role matrix of every endpoint."""

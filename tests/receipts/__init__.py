@@ -1,0 +1,1 @@
+"""Signed QR crossing receipts (registry/receipts/)."""

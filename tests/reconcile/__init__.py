@@ -1,0 +1,1 @@
+"""Reconciliation of one country's exits with the partner's entries (sync/reconcile/)."""

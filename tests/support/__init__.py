@@ -1,0 +1,1 @@
+"""What the tests share: factories, seeded and served nodes, page helpers and fixtures; no tests."""

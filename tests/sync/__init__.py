@@ -1,0 +1,3 @@
+"""Post-to-national sync (sync/): batches, ingest, quarantine, enrolment and links, reference
+data, runners.
+"""

@@ -1,1 +1,0 @@
-"""Borderpost tests."""

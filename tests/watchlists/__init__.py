@@ -1,0 +1,1 @@
+"""Watchlists (registry/watchlists/): entries, CSV, the matcher, alerts at registration."""

@@ -1,0 +1,1 @@
+"""The web pages (registry/web/): desk, language, roles, security over HTTP, and in Chromium."""
