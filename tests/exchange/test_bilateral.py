@@ -12,10 +12,7 @@ from datetime import date, timedelta
 import httpx
 
 from registry.receipts import load_or_create_node_key
-from sync.exchange.pseudonyms import (
-    document_message,
-    read_blinding_key,
-)
+from sync.exchange.pseudonyms import document_message, read_blinding_key
 from tests.support.cluster import Post
 from tests.support.countries import BASE, Country, cross, key_file, liaison_headers
 from tests.support.servers import cli

@@ -15,9 +15,7 @@ import httpx
 import pytest
 
 from registry.receipts import load_or_create_node_key
-from sync.exchange.pseudonyms import (
-    write_blinding_key,
-)
+from sync.exchange.pseudonyms import write_blinding_key
 from sync.exchange.signing import sign_agreement
 from tests.support.cluster import PASSWORD, Cluster, Post, enrol
 from tests.support.factories import passport_lines

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sync.reconcile.model import (
-    CrossingFact,
-    ReconcileConfig,
-)
+from sync.reconcile.model import CrossingFact, ReconcileConfig
 
 GOGUI = ("MR-GOGUI", "ML-GOGUI")
 

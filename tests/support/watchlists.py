@@ -15,24 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import func, select
 
 from biometrics.engine import encode_template
 from registry.cli.watchlist import watchlist
 from registry.models import WatchlistEntry
 from registry.node import Node
-from registry.watchlists.content import (
-    EntryContent,
-    build_version,
-    watchlist_entry_id,
-)
+from registry.watchlists.content import EntryContent, build_version, watchlist_entry_id
 from registry.watchlists.controller import register_watchlist_routes
-from registry.watchlists.csv_files import (
-    CSV_COLUMNS,
-)
-from registry.watchlists.matcher import (
-    WatchlistMatcher,
-    matcher_of,
-)
+from registry.watchlists.csv_files import CSV_COLUMNS
+from registry.watchlists.matcher import WatchlistMatcher, matcher_of
 from tests.support.nodes import NodeUnderTest
 
 HEADER = ",".join(CSV_COLUMNS)
@@ -179,3 +171,8 @@ def entry(
         officer=None,
         change_reason="test",
     )
+
+
+async def count(node: NodeUnderTest, model: type) -> int:
+    async with node.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)

@@ -10,12 +10,9 @@ from sqlalchemy import select
 
 from registry.models import Alert, AlertAdjudication, AuditEvent
 from registry.watchlists.alerts import alerts_for_crossing, store_alerts
-from registry.watchlists.matcher import (
-    WatchlistHit,
-)
+from registry.watchlists.matcher import WatchlistHit
 from tests.support.nodes import NodeUnderTest, unique_number
-from tests.support.watchlists import PERSON_BODY, create_entry
-from tests.watchlists.test_watchlists import count
+from tests.support.watchlists import PERSON_BODY, count, create_entry
 
 
 # ---------------------------------------------------------------- alerts

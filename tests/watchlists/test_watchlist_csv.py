@@ -21,13 +21,12 @@ from registry.watchlists.csv_files import (
     export_watchlist_csv,
     import_watchlist_csv,
 )
-from registry.watchlists.matcher import (
-    WatchlistMatcher,
-)
+from registry.watchlists.matcher import WatchlistMatcher
 from tests.support.nodes import NodeUnderTest
 from tests.support.watchlists import (
     HEADER,
     PERSON_BODY,
+    count,
     create_entry,
     local_node,
     person,
@@ -35,7 +34,6 @@ from tests.support.watchlists import (
     stolen,
     write_csv,
 )
-from tests.watchlists.test_watchlists import count
 
 
 # ---------------------------------------------------------------- CSV import and export

@@ -17,11 +17,7 @@ from registry.mrz import MrzResult, parse_mrz
 from registry.names import name_key, normalise_document_number
 from registry.schemas import DocumentInput, TravellerInput
 from registry.watchlists.alerts import alert_view
-from registry.watchlists.content import (
-    EntryContent,
-    build_version,
-    content_problems,
-)
+from registry.watchlists.content import EntryContent, build_version, content_problems
 from registry.watchlists.matcher import WatchlistMatcher, face_score, traveller_probe
 from tests.support.factories import passport_lines
 from tests.support.watchlists import DAY, entry

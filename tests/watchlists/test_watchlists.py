@@ -9,29 +9,19 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from registry.models import WatchlistEntry
 from registry.watchlists.content import watchlist_entry_id
-from registry.watchlists.matcher import (
-    WatchlistMatcher,
-    matcher_of,
-    refresh_periodically,
-)
+from registry.watchlists.matcher import WatchlistMatcher, matcher_of, refresh_periodically
 from tests.support.nodes import NodeUnderTest
 from tests.support.watchlists import (
     PERSON_BODY,
+    count,
     create_entry,
     local_node,
     run_cli,
     stolen,
     write_csv,
 )
-
-
-async def count(node: NodeUnderTest, model: type) -> int:
-    async with node.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 # ---------------------------------------------------------------- entries over HTTP
