@@ -43,20 +43,13 @@ from tests.support.audit_tamper import (
 from tests.support.cluster import mrz
 from tests.support.nodes import PASSWORD as CONFTEST_PASSWORD
 from tests.support.nodes import NodeUnderTest
-from tests.support.servers import ServerProcess, cli, node_env
+from tests.support.servers import ServerProcess, add_account, cli, node_env
 from tests.support.web_client import Web
 
 POST = "MR-GOGUI"
 PASSWORD = "a-strong-password-1"
 REFERRAL_READS = 40
 SEARCHES = 120
-
-
-def _add_officer(env: dict[str, str], username: str, role: str) -> None:
-    cli(
-        {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
-        *("officer", "add", "--username", username, "--full-name", username, "--role", role),
-    )
 
 
 def verify(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
@@ -83,8 +76,8 @@ def checkpointed_post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chec
     root = tmp_path_factory.mktemp("audit-post")
     env = node_env(root / "post", node_code=POST, sync_interval_seconds="3600")
     cli(env, "db", "upgrade")
-    _add_officer(env, "desk", "officer")
-    _add_officer(env, "guard", "protection")
+    add_account(env, "desk", "officer")
+    add_account(env, "guard", "protection")
     server = ServerProcess(env).start()
     try:
         make_events(server.url, PASSWORD, referral_reads=REFERRAL_READS, searches=SEARCHES)

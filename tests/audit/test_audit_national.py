@@ -30,7 +30,7 @@ from tests.support.audit_tamper import (
     make_events,
     wipe,
 )
-from tests.support.cluster import PASSWORD, Cluster, _add_officer, drop_cluster, start_cluster
+from tests.support.cluster import PASSWORD, Cluster, add_account, drop_cluster, start_cluster
 from tests.support.nodes import missing, pg_reachable, pg_url
 from tests.support.servers import cli
 
@@ -56,7 +56,7 @@ def received(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Received]:
     cluster = start_cluster(tmp_path_factory.mktemp("audit-national"), (GOGUI,))
     try:
         post = cluster.posts[GOGUI]
-        _add_officer(post.env, "guard", "protection")
+        add_account(post.env, "guard", "protection")
         make_events(post.server.url, PASSWORD, referral_reads=REFERRAL_READS, searches=SEARCHES)
         assert _sync_now(post.env)["audit_checkpoints"] >= 1
         events = post.rows(f"SELECT count(*) FROM audit_event WHERE origin = '{GOGUI}'")[0][0]

@@ -15,8 +15,8 @@ from tests.support.factories import passport_mrz
 from tests.support.servers import (
     PASSWORD,
     ServerProcess,
+    bearer,
     cli,
-    login_headers,
     node_env,
 )
 
@@ -34,7 +34,7 @@ def _mrz(number: str) -> str:
 def test_acknowledged_registration_survives_kill_9(migrated_env: dict[str, str]) -> None:
     server = ServerProcess(migrated_env).start()
     try:
-        headers = login_headers(server.url)
+        headers = bearer(server.url, "awa")
         ids = []
         for n in range(5):
             response = httpx.post(
@@ -52,7 +52,7 @@ def test_acknowledged_registration_survives_kill_9(migrated_env: dict[str, str])
     assert {i.replace("-", "") for i in ids} <= {s.replace("-", "") for s in stored}
     restarted = ServerProcess(migrated_env).start()
     try:
-        headers = login_headers(restarted.url)
+        headers = bearer(restarted.url, "awa")
         for crossing_id in ids:
             again = httpx.get(f"{restarted.url}/api/crossings/{crossing_id}", headers=headers)
             assert again.status_code == 200
@@ -108,7 +108,7 @@ def test_mrz_check_cli_exit_codes(tmp_path: Path) -> None:
 def test_receipt_verify_and_audit_verify_cli(migrated_env: dict[str, str]) -> None:
     server = ServerProcess(migrated_env).start()
     try:
-        headers = login_headers(server.url)
+        headers = bearer(server.url, "awa")
         created = httpx.post(
             f"{server.url}/api/crossings",
             headers=headers,

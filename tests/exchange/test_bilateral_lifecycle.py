@@ -24,11 +24,11 @@ from registry.receipts import load_or_create_node_key
 from sync.batches import OutboxRecord, sign_batch
 from sync.exchange.pseudonyms import pseudonymous_id, read_blinding_key
 from sync.exchange.signing import sign_agreement
+from tests.support.cluster import add_account
 from tests.support.countries import (
     AGREEMENT,
     BASE,
     Country,
-    add_country_officer,
     cross,
     key_file,
     liaison_headers,
@@ -202,7 +202,7 @@ def test_revocation_reaches_the_partner_erases_there_and_drops_the_gap(
     assert hit.status_code == 403 and "revoked" in hit.text  # not a 502
     refused = cli(ml.cluster.national_env, "exchange", "now", check=False)
     assert refused.returncode != 0 and "revoked" in refused.stderr
-    add_country_officer(ml.cluster.national_env, "ml.admin", "admin")
+    add_account(ml.cluster.national_env, "ml.admin", "admin")
     with httpx.Client(base_url=ml.cluster.national.url) as admin:
         login = admin.post(
             "/api/auth/login", json={"username": "ml.admin", "password": "desk-password-123"}
@@ -421,7 +421,7 @@ def test_the_liaison_sees_the_crossing_behind_a_case_for_a_purpose(
         params={"issuing_state": "MLI", "number": "V0000001"},
     )
     assert hq.status_code == 403  # still no HQ role
-    add_country_officer(mr.cluster.national_env, "hq.analyst", "hq_analyst")
+    add_account(mr.cluster.national_env, "hq.analyst", "hq_analyst")
     for path in ("/api/hq/stats/flows.csv", "/api/liaison/report"):
         token = mr.cluster.national_token("hq.analyst" if "hq" in path else "liaison")
         csv = httpx.get(

@@ -36,7 +36,7 @@ from registry.web.security import CONTENT_SECURITY_POLICY
 from tests.support.factories import td3
 from tests.support.hostile import huge_png, snapshot
 from tests.support.nodes import NodeUnderTest, base_settings, national_settings, unique_number
-from tests.support.servers import ServerProcess, cli, login_headers
+from tests.support.servers import ServerProcess, bearer, cli
 from tests.support.web_client import Web
 
 OVERRIDE = "test portrait without a face"
@@ -405,7 +405,7 @@ def test_receipt_binding_is_keyed_and_checked_offline_by_the_key_holder(
     try:
         created = httpx.post(
             f"{server.url}/api/crossings",
-            headers=login_headers(server.url),
+            headers=bearer(server.url, "awa"),
             json={"direction": "entry", "mrz": td3(number)},
         ).json()
     finally:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from registry.audit import GENESIS_HASH, event_hash
 from registry.models import AuditEvent
 from tests.support.cluster import mrz
+from tests.support.servers import bearer
 
 REFERRAL_READ = (AuditEvent.record_type == "protection_referral", AuditEvent.action == "read")
 
@@ -85,20 +86,12 @@ def delete_referral_reads_and_rechain(url: str, origin: str) -> int:
     return _run(url, work)
 
 
-def _token(url: str, username: str, password: str) -> dict[str, str]:
-    response = httpx.post(
-        f"{url}/api/auth/login", json={"username": username, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
 def make_events(url: str, password: str, *, referral_reads: int, searches: int) -> None:
     """A working day in small, over HTTP: ``desk`` (an officer) registers a crossing and
     refers it to protection, ``guard`` (a protection officer) reads the referrals again
     and again, then ``desk`` searches (so the chain does not end with a referral read)."""
-    desk = _token(url, "desk", password)
-    guard = _token(url, "guard", password) if referral_reads else {}
+    desk = bearer(url, "desk", password)
+    guard = bearer(url, "guard", password) if referral_reads else {}
     with httpx.Client(base_url=url, timeout=30) as http:
         crossing = http.post(
             "/api/crossings",

@@ -18,9 +18,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.support import servers
 from tests.support.factories import passport_mrz
 from tests.support.nodes import create_pg_database, drop_pg_database, pg_url
-from tests.support.servers import ServerProcess, cli, node_env
+from tests.support.servers import ServerProcess, bearer, cli, login_token, node_env
 
 NATIONAL = "MR-NATIONAL"
 SECRET = "e2e-secret-" + "x" * 40
@@ -46,10 +47,7 @@ class Post:
 
     def headers(self) -> dict[str, str]:
         if not self.token:
-            response = httpx.post(
-                f"{self.server.url}/api/auth/login", json={"username": "desk", "password": PASSWORD}
-            )
-            self.token = response.json()["token"]
+            self.token = login_token(self.server.url, "desk", PASSWORD)
         return {"Authorization": f"Bearer {self.token}"}
 
     def register(self, count: int, prefix: str) -> list[str]:
@@ -103,11 +101,7 @@ class Cluster:
         asyncio.run(run())
 
     def national_token(self, username: str) -> dict[str, str]:
-        response = httpx.post(
-            f"{self.national.url}/api/auth/login", json={"username": username, "password": PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['token']}"}
+        return bearer(self.national.url, username, PASSWORD)
 
     def stop(self) -> None:
         for post in self.posts.values():
@@ -115,18 +109,10 @@ class Cluster:
         self.national.stop()
 
 
-def _add_officer(env: dict[str, str], username: str, role: str) -> None:
-    cli(
-        {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
-        "officer",
-        "add",
-        "--username",
-        username,
-        "--full-name",
-        username,
-        "--role",
-        role,
-    )
+def add_account(env: dict[str, str], username: str, role: str, *options: str) -> str:
+    """An account on one of the cluster's nodes, password ``PASSWORD``; its id."""
+    created = servers.add_account(env, username, role, *options, password=PASSWORD)
+    return str(json.loads(created.stdout)["id"])
 
 
 def invite(national_env: dict[str, str], post_code: str, *options: str) -> str:
@@ -159,8 +145,8 @@ def start_cluster(
         secret_key=SECRET,
     )
     cli(national_env, "db", "upgrade")
-    _add_officer(national_env, "hq.admin", "admin")
-    _add_officer(national_env, "hq.supervisor", "supervisor")
+    add_account(national_env, "hq.admin", "admin")
+    add_account(national_env, "hq.supervisor", "supervisor")
     national = ServerProcess(national_env, tls=tls).start()
     cluster = Cluster(root, database, national_env, national)
     for code in post_codes:
@@ -180,7 +166,7 @@ def post_env(root: Path, code: str, **settings: str) -> dict[str, str]:
         **settings,
     )
     cli(env, "db", "upgrade")
-    _add_officer(env, "desk", "officer")
+    add_account(env, "desk", "officer")
     return env
 
 

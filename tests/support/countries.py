@@ -17,7 +17,7 @@ import pytest
 from registry.receipts import load_or_create_node_key
 from sync.exchange.pseudonyms import write_blinding_key
 from sync.exchange.signing import sign_agreement
-from tests.support.cluster import PASSWORD, Cluster, Post, enrol
+from tests.support.cluster import Cluster, Post, add_account, enrol
 from tests.support.factories import passport_lines
 from tests.support.nodes import create_pg_database, drop_pg_database, missing, pg_reachable, pg_url
 from tests.support.servers import ServerProcess, cli, node_env
@@ -33,20 +33,6 @@ class Country:
     code: str  # MRT | MLI
     cluster: Cluster
     post: Post
-
-
-def add_country_officer(env: dict[str, str], username: str, role: str) -> None:
-    cli(
-        {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
-        "officer",
-        "add",
-        "--username",
-        username,
-        "--full-name",
-        username,
-        "--role",
-        role,
-    )
 
 
 def agreement_text(root: Path, nationals: dict[str, ServerProcess]) -> str:
@@ -93,7 +79,7 @@ def start_countries(root: Path, edit: Callable[[str], str] | None = None) -> dic
         envs[node]["BORDERPOST_COUNTRY"] = "MRT" if node.startswith("MR") else "MLI"
         cli(envs[node], "db", "upgrade")
         cli(envs[node], "keys", "show")
-        add_country_officer(envs[node], "liaison", "liaison")
+        add_account(envs[node], "liaison", "liaison")
         servers[node] = ServerProcess(envs[node])
     text = agreement_text(root, servers)
     if edit is not None:
@@ -114,7 +100,7 @@ def start_countries(root: Path, edit: Callable[[str], str] | None = None) -> dic
             country=envs[node]["BORDERPOST_COUNTRY"],
         )
         cli(post_env, "db", "upgrade")
-        add_country_officer(post_env, "desk", "officer")
+        add_account(post_env, "desk", "officer")
         enrol(post_env, envs[node], national.url)
         post = Post(post_code, post_env, ServerProcess(post_env).start())
         cluster.posts[post_code] = post

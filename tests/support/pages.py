@@ -23,15 +23,14 @@ import httpx
 import pytest
 
 from registry.receipts import load_or_create_node_key, verify_receipt
-from tests.support.cluster import mrz
+from tests.support.cluster import PASSWORD, mrz
 from tests.support.factories import document_number, passport_lines
 from tests.support.nodes import ROOT
-from tests.support.servers import ServerProcess, cli, node_env
+from tests.support.servers import ServerProcess, add_account, cli, login_token, node_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
-PASSWORD = "desk-password-123"
 POST = "MR-GOGUI"
 NATIONAL = "MR-NATIONAL"
 SECRET = "pages-e2e-secret-" + "s" * 32
@@ -82,11 +81,7 @@ class Node:
         return Path(self.env["BORDERPOST_DATA_DIR"])
 
     def token(self, username: str) -> str:
-        response = httpx.post(
-            f"{self.url}/api/auth/login", json={"username": username, "password": PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        return str(response.json()["token"])
+        return login_token(self.url, username, PASSWORD)
 
     def api(self, username: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token(username)}"}
@@ -96,17 +91,8 @@ class Node:
 def add_accounts(env: dict[str, str], accounts: Sequence[tuple[str, ...]]) -> None:
     """Accounts as (username, role) or (username, role, full name), password ``PASSWORD``."""
     for username, role, *full_name in accounts:
-        cli(
-            {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
-            "officer",
-            "add",
-            "--username",
-            username,
-            "--full-name",
-            full_name[0] if full_name else f"{username.title()} ({role})",
-            "--role",
-            role,
-        )
+        name = full_name[0] if full_name else f"{username.title()} ({role})"
+        add_account(env, username, role, password=PASSWORD, full_name=name)
 
 
 @contextmanager

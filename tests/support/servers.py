@@ -100,26 +100,40 @@ class ServerProcess:
 PASSWORD = "a-strong-password-1"
 
 
+def add_account(
+    env: dict[str, str],
+    username: str,
+    role: str,
+    *options: str,
+    password: str = PASSWORD,
+    full_name: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """An officer account added with ``borderpost officer add``, as a node's admin does
+    (``options`` such as ``--post``); the command's output is the account as JSON."""
+    return cli(
+        {**env, "BORDERPOST_NEW_PASSWORD": password},
+        *("officer", "add", "--username", username, "--full-name", full_name or username),
+        *("--role", role, *options),
+    )
+
+
 @pytest.fixture
 def migrated_env(tmp_path: Path) -> dict[str, str]:
     env = node_env(tmp_path / "var", node_code="MR-GOGUI")
     assert "revision" in cli(env, "db", "upgrade").stdout
-    env_with_password = {**env, "BORDERPOST_NEW_PASSWORD": PASSWORD}
-    cli(
-        env_with_password,
-        "officer",
-        "add",
-        "--username",
-        "awa",
-        "--full-name",
-        "Awa Diop",
-        "--role",
-        "officer",
-    )
+    add_account(env, "awa", "officer", full_name="Awa Diop")
     return env
 
 
-def login_headers(url: str) -> dict[str, str]:
-    response = httpx.post(f"{url}/api/auth/login", json={"username": "awa", "password": PASSWORD})
+def login_token(url: str, username: str, password: str) -> str:
+    """Log in over HTTP as a client of the API does; the bearer token."""
+    response = httpx.post(
+        f"{url}/api/auth/login", json={"username": username, "password": password}
+    )
     assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    return str(response.json()["token"])
+
+
+def bearer(url: str, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """The Authorization header of a fresh login (``migrated_env``'s officer by default)."""
+    return {"Authorization": f"Bearer {login_token(url, username, password)}"}

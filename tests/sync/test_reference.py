@@ -23,7 +23,15 @@ from sync.exchange.client import ExchangeRunner
 from sync.exchange.service import load_exchange
 from sync.peers import sign_request
 from sync.runner import SyncRunner
-from tests.support.cluster import PASSWORD, Cluster, Post, canonical, drop_cluster, start_cluster
+from tests.support.cluster import (
+    PASSWORD,
+    Cluster,
+    Post,
+    add_account,
+    canonical,
+    drop_cluster,
+    start_cluster,
+)
 from tests.support.countries import BASE as BILATERAL_BASE
 from tests.support.countries import Country, cross, start_countries
 from tests.support.factories import passport_mrz
@@ -132,20 +140,7 @@ def officer_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_officer(cluster: Cluster, username: str, post: str) -> str:
-    created = cli(
-        {**cluster.national_env, "BORDERPOST_NEW_PASSWORD": PASSWORD},
-        "officer",
-        "add",
-        "--username",
-        username,
-        "--full-name",
-        username,
-        "--role",
-        "officer",
-        "--post",
-        post,
-    )
-    return str(json.loads(created.stdout)["id"])
+    return add_account(cluster.national_env, username, "officer", "--post", post)
 
 
 def login_status(post: Post, username: str) -> int:

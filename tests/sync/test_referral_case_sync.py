@@ -15,14 +15,14 @@ import pytest
 from tests.support.cluster import (
     PASSWORD,
     Cluster,
-    _add_officer,
+    add_account,
     canonical,
     drop_cluster,
     mrz,
     start_cluster,
 )
 from tests.support.nodes import missing, pg_reachable
-from tests.support.servers import cli
+from tests.support.servers import bearer, cli
 
 GOGUI = "MR-GOGUI"
 
@@ -38,18 +38,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         drop_cluster(started)
 
 
-def bearer(url: str, username: str) -> dict[str, str]:
-    response = httpx.post(
-        f"{url}/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
 def test_a_closed_case_reaches_national_once(cluster: Cluster) -> None:
     post = cluster.posts[GOGUI]
     for username, role in (("care", "protection"), ("chief", "admin")):
-        _add_officer(post.env, username, role)
+        add_account(post.env, username, role)
     url = post.server.url
     crossing = httpx.post(
         f"{url}/api/crossings",
@@ -61,7 +53,7 @@ def test_a_closed_case_reaches_national_once(cluster: Cluster) -> None:
         headers=post.headers(),
         json={"category": "separated_minor", "note": "separated from her mother at the bus"},
     ).json()["referral_id"]
-    care = bearer(url, "care")
+    care = bearer(url, "care", PASSWORD)
     for step in (
         {"status": "in_follow_up", "note": "mother traced in Nioro"},
         {"status": "closed", "note": "handed over", "outcome": "reunited_with_family"},
@@ -70,7 +62,7 @@ def test_a_closed_case_reaches_national_once(cluster: Cluster) -> None:
         assert response.status_code == 201, response.text
     reset = httpx.post(
         f"{url}/api/officers/desk/password",
-        headers=bearer(url, "chief"),
+        headers=bearer(url, "chief", PASSWORD),
         json={"password": "temporary-pass-1"},
     )
     assert reset.status_code == 200, reset.text
