@@ -11,7 +11,6 @@ element (issue 14), end to end: two national nodes (PostgreSQL), one post each, 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -32,9 +31,8 @@ from sync.exchange.pseudonyms import (
     read_blinding_key,
 )
 from tests.support.cluster import Post
-from tests.support.countries import BASE, Country, key_file, liaison_headers, start_countries
+from tests.support.countries import BASE, Country, key_file, liaison_headers, running_countries
 from tests.support.factories import passport_lines
-from tests.support.nodes import drop_pg_database, missing, pg_reachable
 from tests.support.servers import cli
 
 HIT_BUDGET = 6
@@ -50,15 +48,8 @@ def _budget(text: str) -> str:
 
 @pytest.fixture
 def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
-    if not pg_reachable():
-        missing("PostgreSQL is not reachable at 127.0.0.1:5432")
-    started = start_countries(tmp_path, _budget)
-    try:
+    with running_countries(tmp_path, _budget) as started:
         yield started
-    finally:
-        for country in started.values():
-            country.cluster.stop()
-            asyncio.run(drop_pg_database(country.cluster.database))
 
 
 def cross(

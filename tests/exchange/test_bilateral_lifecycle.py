@@ -8,17 +8,15 @@ free-text notes crossing word for word and kept for ever, plain http accepted.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from registry.receipts import load_or_create_node_key
 from sync.batches import OutboxRecord, sign_batch
@@ -32,26 +30,11 @@ from tests.support.countries import (
     cross,
     key_file,
     liaison_headers,
-    start_countries,
 )
-from tests.support.nodes import drop_pg_database, missing, pg_reachable
+from tests.support.nodes import missing
 from tests.support.servers import cli
 
 H = timedelta(hours=1)
-
-
-@pytest.fixture
-def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
-    """Two national nodes under one signed agreement, a post each (``test_bilateral``)."""
-    if not pg_reachable():
-        missing("PostgreSQL is not reachable at 127.0.0.1:5432")
-    started = start_countries(tmp_path)
-    try:
-        yield started
-    finally:
-        for country in started.values():
-            country.cluster.stop()
-            asyncio.run(drop_pg_database(country.cluster.database))
 
 
 CHROMIUM = Path("/usr/bin/chromium")

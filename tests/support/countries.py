@@ -7,6 +7,7 @@ import asyncio
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -110,17 +111,28 @@ def start_countries(root: Path, edit: Callable[[str], str] | None = None) -> dic
     return countries
 
 
-@pytest.fixture
-def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
+@contextmanager
+def running_countries(
+    root: Path, edit: Callable[[str], str] | None = None
+) -> Iterator[dict[str, Country]]:
+    """``start_countries`` (``edit`` changes the agreement's text before it is signed),
+    stopped and their databases dropped afterwards."""
     if not pg_reachable():
         missing("PostgreSQL is not reachable at 127.0.0.1:5432")
-    started = start_countries(tmp_path)
+    started = start_countries(root, edit)
     try:
         yield started
     finally:
         for country in started.values():
             country.cluster.stop()
             asyncio.run(drop_pg_database(country.cluster.database))
+
+
+@pytest.fixture
+def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
+    """Two national nodes under one signed agreement, a post each."""
+    with running_countries(tmp_path) as started:
+        yield started
 
 
 def cross(

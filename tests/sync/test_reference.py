@@ -33,9 +33,9 @@ from tests.support.cluster import (
     start_cluster,
 )
 from tests.support.countries import BASE as BILATERAL_BASE
-from tests.support.countries import Country, cross, start_countries
+from tests.support.countries import Country, cross
 from tests.support.factories import passport_mrz
-from tests.support.nodes import drop_pg_database, missing, pg_reachable
+from tests.support.nodes import missing, pg_reachable
 from tests.support.servers import cli
 
 GOGUI, KOBENI = "MR-GOGUI", "MR-KOBENI"
@@ -247,20 +247,6 @@ def test_the_sync_runner_outlives_a_database_error(cluster: Cluster) -> None:
     runner = asyncio.run(scenario())
     assert runner.failures >= 3 and runner.consecutive_failures == 0
     assert set(crossings) <= at_national()
-
-
-@pytest.fixture
-def countries(tmp_path: Path) -> Iterator[dict[str, Country]]:
-    """Two national nodes under the agreement, each with one post (``test_bilateral``)."""
-    if not pg_reachable():
-        missing("PostgreSQL is not reachable at 127.0.0.1:5432")
-    started = start_countries(tmp_path)
-    try:
-        yield started
-    finally:
-        for country in started.values():
-            country.cluster.stop()
-            asyncio.run(drop_pg_database(country.cluster.database))
 
 
 def test_the_exchange_runner_outlives_a_database_error(countries: dict[str, Country]) -> None:
